@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine with python3 and make:
+#   make demo   - built-in end-to-end run on CPU, prints where the report is
+#   make test   - the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/demo
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test venv clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-core: $(PY) setup.py
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(PY) setup.py
+	$(PY) -m pip install --quiet -e ".[test,tf]"
+	touch $@ $(VENV)/.installed-core
+
+venv: $(VENV)/.installed-core
+
+demo: $(VENV)/.installed-core
+	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,148 @@
+"""Every hyperparameter of the method (REFERENCE.md), with the paper's values.
+
+Other configs import this one and override a few fields. Not meant to be run
+alone: it has no dataset. Command line of a derived config, e.g.:
+
+  python -m gansseg_jax.main --config=configs/cub.py --workdir=runs/cub
+"""
+import ml_collections
+
+# The pipeline in its canonical order; `config.stages` selects a subset.
+ALL_STAGES = "convert,embed,discover,score,train,eval,segment,report"
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Root PRNG seed; every stage folds in its own name.
+  c.stages = "convert,discover,score,train,eval,report"  # Comma-separated, run in canonical order.
+  c.force = False  # Re-run selected stages even if their outputs exist; accept a changed config.
+
+  # Multi-host start (jax.distributed.initialize).
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.initialize = "auto"  # 'auto' (from the environment), 'yes' or 'no'.
+  c.distributed.coordinator_address = ""  # host:port; empty lets JAX detect it (TPU, SLURM, MPI).
+  c.distributed.num_processes = 0  # 0 lets JAX detect it.
+  c.distributed.process_id = -1  # -1 lets JAX detect it.
+
+  # Logging.
+  c.log = ml_collections.ConfigDict()
+  c.log.progress_every_s = 10.0  # Seconds between progress lines (rate, ETA) of long loops.
+
+  # Section 1: the generator.
+  c.generator = ml_collections.ConfigDict()
+  c.generator.source = "tfhub"  # 'tfhub', 'torch' (authors' BigBiGAN_x1.pth), 'builtin' (demo), 'random' (tests).
+  c.generator.handle = "https://tfhub.dev/deepmind/bigbigan-resnet50/1"  # TF-Hub URL, local dir or .tar.gz.
+  c.generator.torch_checkpoint = ""  # Path of BigBiGAN_x1.pth when source='torch'.
+  c.generator.arch = "biggan"  # Module in gansseg_jax.models.
+  c.generator.resolution = 128  # Output side in pixels.
+  c.generator.z_dim = 120  # Latent size; 6 chunks of 20 for BigGAN-128.
+  c.generator.ch = 96  # Base channel width (BigGAN G_ch).
+  c.generator.shared_dim = 128  # Class-embedding width of the conditional BN.
+  c.generator.attention_resolution = 64  # Self-attention after the block at this size; 0 = none.
+  c.generator.bn_eps = 1e-4  # Batch-norm epsilon.
+  c.generator.sn_eps = 1e-4  # Spectral-norm epsilon.
+  c.generator.dtype = "float32"  # 'float32' or 'bfloat16' activations (params stay fp32).
+
+  # Conversion of the TF-Hub / PyTorch checkpoint.
+  c.convert = ml_collections.ConfigDict()
+  c.convert.verify = True  # Compare with the module's own signatures before writing.
+  c.convert.tolerance = 1e-4  # Max |flax - tf| in fp32.
+  c.convert.encoder = True  # Also convert the encoder (needed by `embed`).
+
+  # Section 5: encoder embeddings for E-BigBiGAN sampling.
+  c.embed = ml_collections.ConfigDict()
+  c.embed.dataset = ""  # TFDS name or folder of images to encode.
+  c.embed.split = "train"  # Split of the TFDS dataset.
+  c.embed.output = "z_sample"  # 'z_sample' (paper) or 'z_mean'.
+  c.embed.batch_size = 64  # Images per encoder call.
+  c.embed.image_size = 256  # Encoder input: shorter side to 256, centre crop.
+
+  # Section 2: direction discovery (Voynov & Babenko 2020) or SeFa.
+  c.directions = ml_collections.ConfigDict()
+  c.directions.source = "discover"  # 'discover', 'sefa', or 'file' (authors' bg_direction.pth / .npy).
+  c.directions.file = ""  # Path of a direction file when source='file'.
+  c.directions.num_directions = 120  # K.
+  c.directions.deformator = "ortho"  # 'ortho', 'linear', 'projective', 'random', 'id'.
+  c.directions.deformator_init_std = 0.001  # S ~ 0.001 * N(0, 1) for 'ortho'.
+  c.directions.reconstructor = "resnet18"  # 'lenet' (small images) or 'resnet18' (128 px).
+  c.directions.steps = 100_000  # Training steps.
+  c.directions.batch_size = 32  # Latents per step.
+  c.directions.learning_rate = 1e-4  # Adam, deformator and reconstructor.
+  c.directions.max_shift = 6.0  # eps ~ U[-6, 6].
+  c.directions.min_shift = 0.5  # |eps| < 0.5 pushed to +-0.5.
+  c.directions.label_weight = 1.0  # Cross-entropy weight on k.
+  c.directions.shift_weight = 0.25  # L1 weight on eps.
+  c.directions.checkpoint_every = 1000  # Steps between checkpoints.
+  c.directions.strip_every = 10_000  # Steps between image strips.
+  c.directions.log_every = 100  # Steps between metric lines.
+  c.directions.index = -1  # Pick a candidate by hand; -1 = the top-ranked one.
+
+  # Section 3: scoring candidates as segmenting (paper appendix B).
+  c.score = ml_collections.ConfigDict()
+  c.score.shift_scale = 5.0  # Candidates are scaled x5.
+  c.score.learning_rate = 0.005  # Adam on the two affine maps.
+  c.score.batch_size = 4  # Latents per fitting step.
+  c.score.steps = 200  # Fitting steps.
+  c.score.init_noise = 0.01  # W = I + 0.01 * default init.
+  c.score.heldout_batches = 4  # Batches for L_h, D_h and the class areas.
+  c.score.max_one_class = 0.99  # Drop h if >= 99% of pixels fall in one class.
+  c.score.top_fraction = 0.2  # Keep the top 20% by D_h ...
+  c.score.top_k = 10  # ... then the 10 with the lowest L_h.
+
+  # Sections 4-6: latent sampling, mask rule, filters.
+  c.synth = ml_collections.ConfigDict()
+  c.synth.latents = "prior"  # 'prior' or 'embeddings'.
+  c.synth.truncation = 0.0  # Resample |z_i| above this for 'prior'; 0 = none.
+  c.synth.embedding_noise = 0.2  # alpha: 0.2 for dataset embeddings, 0 for ImageNet.
+  c.synth.mask_rule = "lighting"  # 'lighting', 'mean_thr' (Flowers) or 'affine'.
+  c.synth.shift_radius = 5.0  # r in h = r * h_bg / ||h_bg||.
+  c.synth.oversample = 1.5  # Generate this many times the batch, keep the filtered.
+  c.synth.max_starved_batches = 20  # Stop when this many batches in a row are nearly empty.
+  c.synth.starved_fraction = 0.05  # "Nearly empty": fewer kept than this fraction of slots.
+  c.synth.size_filter = True  # Drop samples with foreground fraction > max_foreground.
+  c.synth.max_foreground = 0.5  # Size-filter threshold.
+  c.synth.histogram_filter = True  # Section 6 histogram filter.
+  c.synth.histogram_rule = "paper"  # 'paper' (gray, no interior maximum) or 'authors' (>= 2 maxima).
+  c.synth.histogram_bins = 12  # Bins over [-1, 1].
+  c.synth.histogram_window = 3  # Moving-average window.
+  c.synth.components_filter = True  # Remove small connected components.
+  c.synth.connectivity = 4  # 4 (paper) or 8 (authors' code, skimage default).
+  c.synth.min_component_ratio = 0.2  # Drop components with |M_i| < 0.2 |M_1|.
+  c.synth.strict_ratio = False  # True: also drop |M_i| == 0.2 |M_1| (authors' code).
+
+  # Section 7: the U-Net.
+  c.unet = ml_collections.ConfigDict()
+  c.unet.width = 64  # Channels of the first DoubleConv (64 in the paper).
+  c.unet.dtype = "float32"  # Activation dtype; params stay fp32.
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 12_000  # Total steps.
+  c.train.batch_size = 95  # Global batch, split over all devices.
+  c.train.learning_rate = 1e-3  # Adam.
+  c.train.decay_steps = (8000,)  # Steps at which lr is multiplied by decay_factor.
+  c.train.decay_factor = 0.2  # x0.2 at step 8000.
+  c.train.log_every = 100  # Steps between metric fetches.
+  c.train.eval_every = 1000  # Steps between hold-out evaluations.
+  c.train.checkpoint_every = 1000  # Steps between (async) checkpoints.
+  c.train.keep_checkpoints = 3  # Checkpoints kept.
+  c.train.holdout_size = 1000  # Synthetic hold-out samples.
+  c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
+
+  # Sections 8-9: evaluation on real images.
+  c.eval = ml_collections.ConfigDict()
+  c.eval.datasets = ""  # Comma-separated: 'ecssd', 'duts_te', 'dut_omron', 'cub', 'flowers', or folder:<images>:<masks>.
+  c.eval.data_dir = ""  # TFDS data dir / manual download dir.
+  c.eval.image_size = 128  # Shorter side given to the model.
+  c.eval.batch_size = 32  # Images per model call.
+  c.eval.beta2 = 0.3  # beta^2 of F-beta.
+  c.eval.thresholds = 255  # Thresholds for maxF.
+  c.eval.max_images = 0  # Evaluate at most this many per dataset; 0 = all.
+
+  c.segment = ml_collections.ConfigDict()
+  c.segment.input_dir = ""  # Folder of the user's images.
+  c.segment.output_dir = "segment"  # Relative to the workdir.
+
+  c.report = ml_collections.ConfigDict()
+  c.report.num_samples = 16  # Synthetic samples shown.
+  c.report.num_predictions = 16  # Predictions shown per dataset.
+  return c

@@ -1,0 +1,18 @@
+r"""Oxford 102 Flowers (paper table 1): own embeddings, `mean_thr` masks, no size filter.
+
+  python -m gansseg_jax.main --config=configs/flowers.py --workdir=runs/flowers \
+    --config.eval.data_dir=$HOME/tensorflow_datasets
+"""
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.stages = "convert,embed,discover,score,train,eval,report"
+  c.embed.dataset = "flowers"
+  c.synth.latents = "embeddings"
+  c.synth.embedding_noise = 0.2
+  c.synth.mask_rule = "mean_thr"  # REFERENCE.md section 4: used for Flowers.
+  c.synth.size_filter = False  # REFERENCE.md section 6: not for Flowers.
+  c.eval.datasets = "flowers"
+  return c

@@ -1,0 +1,56 @@
+"""Atomic writes: a file or a folder appears complete, or not at all.
+
+Everything is written under a temporary name next to its destination and then
+renamed (`os.replace`), which is atomic on POSIX filesystems. A crash leaves at
+most a `*.tmp-*` entry behind, never a half-written output.
+"""
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+  """Yields a temporary path; on success it is renamed to `path`.
+
+  Works for files and for folders (create the folder at the yielded path).
+  On failure the temporary entry is removed and `path` is left untouched.
+  """
+  parent = os.path.dirname(os.path.abspath(path)) or "."
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=os.path.basename(path) + ".tmp-", dir=parent)
+  tmp_path = os.path.join(tmp, os.path.basename(path))
+  try:
+    yield tmp_path
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path)
+    os.replace(tmp_path, path)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: str, text: str) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      f.write(text)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      f.write(data)
+
+
+def write_json(path: str, obj: Any) -> None:
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_npy(path: str, array: np.ndarray) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      np.save(f, np.asarray(array))

@@ -1,0 +1,59 @@
+"""gansseg_jax: unsupervised object segmentation with off-the-shelf GANs, in JAX.
+
+Pins are a set that installs and works together on Python 3.11 (checked on
+2026-11-22). CPU is the default install; `cuda` / `tpu` pull jax's own extras.
+"""
+import setuptools
+
+JAX_VERSION = "0.10.2"
+
+CORE = [
+    f"jax=={JAX_VERSION}",
+    f"jaxlib=={JAX_VERSION}",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "chex==0.1.92",
+    "numpy==2.3.4",
+    "absl-py==2.5.1",
+    "ml-collections==1.1.0",
+    # clu's metric writers import tensorflow + tensorboard lazily; without the
+    # `tf` extra gansseg_jax writes metrics.jsonl only (see monitoring.py).
+    "clu==0.0.12",
+    "pillow==13.0.0",
+    "scipy==1.17.1",
+]
+
+EXTRAS = {
+    "tf": [
+        "tensorflow-cpu==2.21.0",
+        "tensorflow-hub==0.16.1",
+        "tensorflow-datasets==4.9.10",
+        "tensorboard==2.21.0",
+    ],
+    "test": [
+        "pytest==9.2.0",
+        "pytest-xdist==3.8.0",
+        "hypothesis==6.170.15",
+        "pysodmetrics==1.6.2",
+        "scikit-image==0.25.2",
+    ],
+    # The authors' PyTorch checkpoint (BigBiGAN_x1.pth, bg_direction.pth).
+    "torch": ["torch==2.13.0"],
+    "cuda": [f"jax[cuda12]=={JAX_VERSION}"],
+    "tpu": [f"jax[tpu]=={JAX_VERSION}"],
+}
+
+setuptools.setup(
+    name="gansseg_jax",
+    version="0.1.0",
+    description=(
+        "Big GANs Are Watching You (Voynov, Morozov, Babenko) in JAX/Flax: "
+        "segmentation masks from a GAN latent direction, a U-Net trained on them."
+    ),
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["gansseg_jax", "gansseg_jax.*"]),
+    package_data={"gansseg_jax": ["assets/**/*"]},
+    install_requires=CORE,
+    extras_require=EXTRAS,
+)

@@ -1,0 +1,44 @@
+"""The command line: bad input gives one error line, exit code 2, no writes."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(tmp_path, *args):
+  workdir = tmp_path / "w"
+  proc = subprocess.run(
+      [sys.executable, "-m", "gansseg_jax.main",
+       f"--config={ROOT}/configs/test.py", f"--workdir={workdir}", *args],
+      capture_output=True, text=True, cwd=tmp_path, timeout=120)
+  return proc, workdir
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.no_such_key=1", "error: config.no_such_key: no such config field"),
+    ("--config.train.nosuch=1", "error: config.train.nosuch: no such config field"),
+    ("--config.train.steps=abc", "error: flag --config.train.steps=abc:"),
+    ("--config.stages=bogus", "error: config.stages: unknown stage 'bogus'"),
+    ("--config.distributed.initialize=maybe",
+     "error: config.distributed.initialize: 'maybe' is not one of"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, override,
+                                                         message):
+  proc, workdir = run_main(tmp_path, override)
+  assert proc.returncode == 2, proc.stderr
+  error_lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(error_lines) == 1 and error_lines[0].startswith(message), proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert not workdir.exists()
+
+
+def test_missing_config_file(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "gansseg_jax.main", "--config=nope/none.py",
+       f"--workdir={tmp_path / 'w'}"],
+      capture_output=True, text=True, cwd=tmp_path, timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip() == "error: --config: no such file: nope/none.py"

@@ -1,0 +1,50 @@
+"""Every config loads, overrides only known fields, and documents its command."""
+import importlib
+import os
+import re
+
+import pytest
+
+from configs import default
+from gansseg_jax import stages
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "configs")
+NAMES = sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
+               if f.endswith(".py") and not f.startswith("_"))
+
+
+def leaves(tree, prefix=""):
+  for key, value in tree.items():
+    path = f"{prefix}{key}"
+    if isinstance(value, dict):
+      yield from leaves(value, path + ".")
+    else:
+      yield path
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_has_exactly_the_default_fields(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  assert set(leaves(config.to_dict())) == set(
+      leaves(default.get_config().to_dict()))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "default"])
+def test_config_docstring_gives_its_command(name):
+  doc = importlib.import_module(f"configs.{name}").__doc__
+  assert re.search(rf"--config=configs/{name}\.py", doc) or (
+      name == "demo" and "make demo" in doc), doc
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_stages_are_known(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  assert [s.name for s in stages.selected(config)]
+
+
+def test_every_default_field_has_a_comment():
+  source = open(os.path.join(CONFIG_DIR, "default.py")).read()
+  for line in source.splitlines():
+    if re.match(r"\s+c\.\w+(\.\w+)* = (?!ml_collections)", line):
+      assert "#" in line, f"uncommented field: {line.strip()}"
