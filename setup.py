@@ -30,6 +30,8 @@ EXTRAS = {
         "tensorflow-hub==0.16.1",
         "tensorflow-datasets==4.9.10",
         "tensorboard==2.21.0",
+        # TFDS 4.9.10 imports it when it prepares a dataset, on every Python.
+        "importlib_resources==7.1.0",
     ],
     "test": [
         "pytest==9.2.0",

@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.generator.source = "tfhub"  # 'tfhub', 'torch' (authors' BigBiGAN_x1.pth), 'builtin' (demo), 'random' (tests).
   c.generator.handle = "https://tfhub.dev/deepmind/bigbigan-resnet50/1"  # TF-Hub URL, local dir or .tar.gz.
   c.generator.torch_checkpoint = ""  # Path of BigBiGAN_x1.pth when source='torch'.
-  c.generator.arch = "biggan"  # Module in gansseg_jax.models.
+  c.generator.arch = "biggan"  # Module in gansseg_jax.models that defines latent_projection (SeFa); 'biggan' for tfhub/torch/random.
   c.generator.resolution = 128  # Output side in pixels.
   c.generator.z_dim = 120  # Latent size; 6 chunks of 20 for BigGAN-128.
   c.generator.ch = 96  # Base channel width (BigGAN G_ch).
@@ -47,15 +47,24 @@ def get_config() -> ml_collections.ConfigDict:
   c.convert = ml_collections.ConfigDict()
   c.convert.verify = True  # Compare with the module's own signatures before writing.
   c.convert.tolerance = 1e-4  # Max |flax - tf| in fp32.
-  c.convert.encoder = True  # Also convert the encoder (needed by `embed`).
+  c.convert.encoder = True  # Also convert the encoder (written only if it verifies against `encode`).
+  c.convert.use_ema = True  # Use the weights' `/ema_0.9999` copies (the module's own choice for sampling).
+  c.convert.bn_stats = "auto"  # 'raw' accumulated_mean/var, 'divide' by accumulation_counter, or 'auto' (the one matching `generate`).
+  c.convert.sn_normalize = "auto"  # SN's normalize: 'max' x/max(|x|,eps), 'add' x/(|x|+eps), or 'auto' (the one matching).
+  c.convert.verify_batch = 4  # Latents (and encoder images) compared with the module's signatures.
+  c.convert.encoder_bn_eps = 1e-4  # BatchNorm epsilon assumed for the encoder (checked by the verification).
 
   # Section 5: encoder embeddings for E-BigBiGAN sampling.
   c.embed = ml_collections.ConfigDict()
+  c.embed.source = "auto"  # 'flax' (W/encoder), 'tfhub' (the module's `encode`), 'auto' (flax if W/encoder exists), 'file'.
+  c.embed.file = ""  # Precomputed latents (.npy, e.g. the authors' BigBiGAN_CUB_train_z.npy) for source='file'.
   c.embed.dataset = ""  # TFDS name or folder of images to encode.
+  c.embed.data_dir = ""  # TFDS data dir; empty = TFDS default.
   c.embed.split = "train"  # Split of the TFDS dataset.
   c.embed.output = "z_sample"  # 'z_sample' (paper) or 'z_mean'.
   c.embed.batch_size = 64  # Images per encoder call.
   c.embed.image_size = 256  # Encoder input: shorter side to 256, centre crop.
+  c.embed.parts_every = 100  # Batches per saved part (resume granularity).
 
   # Section 2: direction discovery (Voynov & Babenko 2020) or SeFa.
   c.directions = ml_collections.ConfigDict()
@@ -65,6 +74,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.directions.deformator = "ortho"  # 'ortho', 'linear', 'projective', 'random', 'id'.
   c.directions.deformator_init_std = 0.001  # S ~ 0.001 * N(0, 1) for 'ortho'.
   c.directions.reconstructor = "resnet18"  # 'lenet' (small images) or 'resnet18' (128 px).
+  c.directions.lenet_width = 2  # LeNet widths 3w, 8w, 60w (authors' w = 2).
+  c.directions.resnet_width = 64  # ResNet-18 stage widths w, 2w, 4w, 8w (torchvision w = 64).
+  c.directions.bn_momentum = 0.9  # Reconstructor BatchNorm running-average decay (PyTorch's momentum 0.1).
+  c.directions.bn_eps = 1e-5  # Reconstructor BatchNorm epsilon (PyTorch default).
   c.directions.steps = 100_000  # Training steps.
   c.directions.batch_size = 32  # Latents per step.
   c.directions.learning_rate = 1e-4  # Adam, deformator and reconstructor.
@@ -73,7 +86,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.directions.label_weight = 1.0  # Cross-entropy weight on k.
   c.directions.shift_weight = 0.25  # L1 weight on eps.
   c.directions.checkpoint_every = 1000  # Steps between checkpoints.
-  c.directions.strip_every = 10_000  # Steps between image strips.
+  c.directions.keep_checkpoints = 2  # Checkpoints kept in W/checkpoints/discover.
+  c.directions.strip_every = 10_000  # Steps between image strips (W/discover_strips); 0 = only at the end.
+  c.directions.strip_shifts = 9  # Strip columns: t evenly spaced in [-max_shift, max_shift].
+  c.directions.strip_rows = 20  # Directions per strip PNG page.
+  c.directions.sefa_normalize = True  # SeFa: unit-normalise each output row of W before W^T W (SeFa's code).
   c.directions.log_every = 100  # Steps between metric lines.
   c.directions.index = -1  # Pick a candidate by hand; -1 = the top-ranked one.
 
@@ -88,6 +105,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.score.max_one_class = 0.99  # Drop h if >= 99% of pixels fall in one class.
   c.score.top_fraction = 0.2  # Keep the top 20% by D_h ...
   c.score.top_k = 10  # ... then the 10 with the lowest L_h.
+  c.score.orient = True  # Flip h if > half the pixels get visibly brighter (foreground = what brightens).
+  c.score.orient_tolerance = 2.0 / 255  # Gray rise that counts as "visibly brighter": one 8-bit level.
+  c.score.candidate_batch = 0  # Candidates fitted at once (vmap); 0 = all, else lax.map over chunks (memory).
+  c.score.strip_samples = 3  # Latents (rows) per top-k strip in W/strips.
+  c.score.strip_steps = 2  # Strip columns G(z + t h), t = -strip_steps..strip_steps (h = scaled shift).
 
   # Sections 4-6: latent sampling, mask rule, filters.
   c.synth = ml_collections.ConfigDict()
@@ -110,10 +132,20 @@ def get_config() -> ml_collections.ConfigDict:
   c.synth.min_component_ratio = 0.2  # Drop components with |M_i| < 0.2 |M_1|.
   c.synth.strict_ratio = False  # True: also drop |M_i| == 0.2 |M_1| (authors' code).
 
+  # Stage `synth`: synthetic (image, mask) pairs written to disk.
+  c.export = ml_collections.ConfigDict()
+  c.export.num_pairs = 1000  # Pairs written.
+  c.export.output_dir = "synthetic"  # Folder under the workdir: images/, masks/, index.csv, summary.json.
+  c.export.batch_size = 64  # Candidates generated per device call.
+  c.export.include_rejected = False  # Also write filter-rejected candidates (index.csv says why).
+  c.export.max_candidates_factor = 20.0  # Give up after num_pairs x this candidates.
+
   # Section 7: the U-Net.
   c.unet = ml_collections.ConfigDict()
   c.unet.width = 64  # Channels of the first DoubleConv (64 in the paper).
-  c.unet.dtype = "float32"  # Activation dtype; params stay fp32.
+  c.unet.dtype = "float32"  # Activation dtype, 'float32' or 'bfloat16'; params, BN statistics and loss stay fp32.
+  c.unet.bn_momentum = 0.9  # Running-average decay of BatchNorm (PyTorch's momentum 0.1).
+  c.unet.bn_eps = 1e-5  # BatchNorm epsilon (PyTorch default, authors' code).
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 12_000  # Total steps.
@@ -127,20 +159,35 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3  # Checkpoints kept.
   c.train.holdout_size = 1000  # Synthetic hold-out samples.
   c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
+  c.train.synth_chunks = 0  # Each step's batch = this many synthesize() calls on folded keys; 0 = one per device (a fixed value > 0 makes the data stream independent of the device count).
 
   # Sections 8-9: evaluation on real images.
   c.eval = ml_collections.ConfigDict()
-  c.eval.datasets = ""  # Comma-separated: 'ecssd', 'duts_te', 'dut_omron', 'cub', 'flowers', or folder:<images>:<masks>.
-  c.eval.data_dir = ""  # TFDS data dir / manual download dir.
-  c.eval.image_size = 128  # Shorter side given to the model.
-  c.eval.batch_size = 32  # Images per model call.
+  c.eval.datasets = ""  # Comma-separated: ecssd, duts_te, duts_tr, dut_omron, cub, flowers, folder:<images>:<masks>, folder:<root>.
+  c.eval.data_dir = ""  # TFDS data dir (prepared datasets); empty = TFDS's default (~/tensorflow_datasets).
+  c.eval.manual_dir = ""  # Raw downloads: ecssd/, duts/, dut_omron/, flowers/, cub/ (ReDO split files); empty = <data_dir>/downloads/manual.
+  c.eval.allow_download = False  # Let TFDS download caltech_birds2011 (1.2 GB) for 'cub' when not prepared.
+  c.eval.min_side = 8  # Skip dataset images smaller than this on a side (counted).
+  c.eval.image_size = 128  # Shorter side given to the model (also the crop size of cub/flowers); used by segment too.
+  c.eval.max_long_side = 1024  # Cap on the model input's longer side (extreme aspect ratios); used by segment too.
+  c.eval.pad_multiple = 32  # Model inputs reflect-padded to multiples of this (>= 16 for the U-Net; bigger = fewer shapes to compile).
+  c.eval.batch_size = 32  # Images per model call (per padded shape); used by segment too.
   c.eval.beta2 = 0.3  # beta^2 of F-beta.
-  c.eval.thresholds = 255  # Thresholds for maxF.
+  c.eval.thresholds = 255  # Thresholds k/255, k = 0..254, for maxF and PxAP.
+  c.eval.mask_threshold = 0.5  # Prediction binarised at p > this for IoU, acc and F-beta at a fixed threshold.
+  c.eval.box_thresholds = 100  # Thresholds k/100 for MaxBoxAcc (Choe et al.'s interval 0.01).
+  c.eval.box_iou = 0.5  # A box is correct at IoU >= this with the best ground-truth box.
+  c.eval.box_connectivity = 8  # Connectivity of MaxBoxAcc's largest component (8 like Choe et al.'s contours; or 4).
+  c.eval.pxap_average = "images"  # PxAP's precision/recall: 'images' (mean per image, REFERENCE.md) or 'pixels' (pooled, Choe et al.'s code).
+  c.eval.metrics_pixel_budget = 4_194_304  # Pixels per jitted metrics call (images batched by padded length).
   c.eval.max_images = 0  # Evaluate at most this many per dataset; 0 = all.
 
   c.segment = ml_collections.ConfigDict()
-  c.segment.input_dir = ""  # Folder of the user's images.
+  c.segment.input_dir = ""  # Folder of the user's images (any format Pillow reads; not recursive).
   c.segment.output_dir = "segment"  # Relative to the workdir.
+  c.segment.threshold = 0.5  # Binary mask = probability > this.
+  c.segment.connectivity = 8  # Connectivity of the largest component whose box is reported (4 or 8).
+  c.segment.min_side = 8  # Reject images smaller than this on a side (with a message).
 
   c.report = ml_collections.ConfigDict()
   c.report.num_samples = 16  # Synthetic samples shown.

@@ -59,9 +59,9 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("convert", None, 4, ("generator", "convert"), (),
+    Stage("convert", "gansseg_jax.convert.stage:run", 4, ("generator", "convert"), (),
           _fixed(), _fixed("generator")),
-    Stage("embed", None, 4, ("embed",), ("convert",),
+    Stage("embed", "gansseg_jax.convert.embed:run", 4, ("embed",), ("convert",),
           _fixed(), _fixed("embeddings.npy")),
     Stage("discover", None, 5, ("directions",), ("convert",),
           _fixed("generator"), _fixed("directions.npy")),
@@ -73,9 +73,9 @@ STAGES: tuple[Stage, ...] = (
           _fixed("synthetic")),
     Stage("train", None, 6, ("synth", "unet", "train"), ("score", "embed"),
           _with_embeddings("generator", "bg_direction.npy"), _fixed("unet")),
-    Stage("eval", None, 7, ("eval",), ("train",),
+    Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _fixed("unet"), _fixed("eval.json", "eval.md")),
-    Stage("segment", None, 7, ("segment",), ("train",),
+    Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
           _fixed("unet"), lambda config: (config.segment.output_dir,)),
     Stage("report", None, 8, ("report",), ("score", "train", "eval"),
           _fixed(), _fixed("report.html", "report.md")),

@@ -10,8 +10,17 @@ from gansseg_jax import stages
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "configs")
+
+
+def _is_pipeline_config(file_name):
+  """configs/*.py run by gansseg_jax.main: default.py and those importing it."""
+  with open(os.path.join(CONFIG_DIR, file_name)) as f:
+    return file_name == "default.py" or "from configs import default" in f.read()
+
+
 NAMES = sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
-               if f.endswith(".py") and not f.startswith("_"))
+               if f.endswith(".py") and not f.startswith("_")
+               and _is_pipeline_config(f))
 
 
 def leaves(tree, prefix=""):

@@ -1,0 +1,11 @@
+"""Checkpoints -> Flax params in the workdir, verified; the `embed` stage.
+
+stage.py             stage `convert` (sources 'tfhub', 'torch', 'random', 'builtin')
+load.py              W/generator and W/encoder: save, load_generator, load_encoder
+bigbigan_names.py    the BigBiGAN TF-Hub generator's variables -> params
+encoder_map.py       the encoder's variables -> params, by structure
+spectral_norm.py     W / sigma from u0 (one power iteration), baked in once
+tfhub.py             hub.load, variables, scopes, signatures
+torch_checkpoint.py  the authors' BigBiGAN_x1.pth (BigGAN-PyTorch keys)
+embed.py             stage `embed`: W/embeddings.npy
+"""

@@ -1,0 +1,197 @@
+"""Evaluation datasets by name: what `config.eval.datasets` may list.
+
+Names (REFERENCE.md section 9) and how each meets the model
+(gansseg_jax.data.preprocess):
+  ecssd      ECSSD, all 1000 images                       full image
+  duts_te    DUTS-TE, 5019 images (duts_tr: DUTS-TR)      full image
+  dut_omron  DUT-OMRON, all 5168 images                   full image
+  flowers    Oxford 102 Flowers, ReDO's test split        centre crop + resize
+  cub        CUB-200-2011, ReDO's test split, with boxes  centre crop + resize
+  folder:<images_dir>:<masks_dir>  (or folder:<root> with root/images and
+             root/masks): any images + masks matched by stem, full image.
+
+TFDS datasets are prepared on first use from the raw downloads in
+`<config.eval.manual_dir>/<subdir>/` (ecssd/, duts/, dut_omron/, flowers/;
+cub/ holds ReDO's split files, see gansseg_jax.data.cub) into
+`config.eval.data_dir`; nothing is downloaded except caltech_birds2011 when
+`config.eval.allow_download`. TensorFlow is imported only for them.
+"""
+import dataclasses
+import os
+from typing import Callable, Iterator
+
+import ml_collections
+
+from gansseg_jax import errors
+from gansseg_jax.data import checks
+from gansseg_jax.data import example as example_lib
+from gansseg_jax.data import folder
+
+FOLDER_PREFIX = "folder:"
+
+
+@dataclasses.dataclass(frozen=True)
+class Known:
+  title: str  # Name in tables.
+  mode: str  # 'full' or 'crop' (gansseg_jax.data.preprocess).
+  has_boxes: bool  # Ground-truth boxes for MaxBoxAcc.
+  manual_subdir: str  # Folder of the raw downloads in config.eval.manual_dir.
+
+
+KNOWN = {
+    "ecssd": Known("ECSSD", "full", False, "ecssd"),
+    "duts_te": Known("DUTS-TE", "full", False, "duts"),
+    "duts_tr": Known("DUTS-TR", "full", False, "duts"),
+    "dut_omron": Known("DUT-OMRON", "full", False, "dut_omron"),
+    "flowers": Known("Flowers", "crop", False, "flowers"),
+    "cub": Known("CUB-200-2011", "crop", True, "cub"),
+}
+
+
+@dataclasses.dataclass
+class Source:
+  """An opened dataset: its examples stream once, in a fixed order."""
+  key: str  # The entry of config.eval.datasets.
+  title: str
+  mode: str
+  has_boxes: bool
+  size: int  # Examples it will yield at most (skipped ones are fewer).
+  examples: Iterator[example_lib.Example]
+  log: example_lib.ReadLog
+
+
+def parse_dataset_list(text: str, field: str) -> list[str]:
+  """The comma-separated entries of `text`, validated (not yet opened)."""
+  entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+  if not entries:
+    raise errors.UserError(
+        f"{field}: empty; list one or more of {', '.join(KNOWN)} or "
+        f"{FOLDER_PREFIX}<images_dir>:<masks_dir>")
+  for entry in entries:
+    if entry.startswith(FOLDER_PREFIX):
+      folder_dirs(entry, field)
+    elif entry not in KNOWN:
+      raise errors.UserError(
+          f"{field}: unknown dataset {entry!r}; known: {', '.join(KNOWN)}, "
+          f"or {FOLDER_PREFIX}<images_dir>:<masks_dir>")
+  if len(set(entries)) != len(entries):
+    raise errors.UserError(f"{field}: a dataset is listed twice in {text!r}")
+  return entries
+
+
+def folder_dirs(entry: str, field: str) -> tuple[str, str]:
+  """(images_dir, masks_dir) of a 'folder:...' entry."""
+  parts = entry[len(FOLDER_PREFIX):].split(":")
+  if len(parts) == 1 and parts[0]:
+    return os.path.join(parts[0], "images"), os.path.join(parts[0], "masks")
+  if len(parts) == 2 and all(parts):
+    return parts[0], parts[1]
+  raise errors.UserError(
+      f"{field}: {entry!r} is not {FOLDER_PREFIX}<images_dir>:<masks_dir> "
+      f"or {FOLDER_PREFIX}<root>")
+
+
+def folder_title(images_dir: str, masks_dir: str) -> str:
+  """'pascal-s' for pascal-s/images + pascal-s/masks, else the images folder."""
+  images_dir, masks_dir = (os.path.abspath(d) for d in (images_dir, masks_dir))
+  parent = os.path.dirname(images_dir)
+  if parent == os.path.dirname(masks_dir) and os.path.basename(parent):
+    return os.path.basename(parent)
+  return os.path.basename(images_dir)
+
+
+def _open_folder(entry: str, eval_config: ml_collections.ConfigDict,
+                 field: str) -> Source:
+  images_dir, masks_dir = folder_dirs(entry, field)
+  pairs = folder.match_folders(images_dir, masks_dir, field)
+  log = example_lib.ReadLog()
+  return Source(key=entry, title=folder_title(images_dir, masks_dir),
+                mode="full", has_boxes=False, size=len(pairs.pairs),
+                examples=folder.iterate_examples(pairs, eval_config.min_side,
+                                                 log),
+                log=log)
+
+
+def _manual_dir(eval_config: ml_collections.ConfigDict, data_dir_root: str,
+                subdir: str) -> str:
+  root = eval_config.manual_dir or os.path.join(data_dir_root, "downloads",
+                                                "manual")
+  return os.path.join(root, subdir)
+
+
+def _builder_class(name: str) -> Callable:
+  """The TFDS builder class of a name (imports TensorFlow)."""
+  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.data.tfds_builders import dut_omron
+  from gansseg_jax.data.tfds_builders import duts
+  from gansseg_jax.data.tfds_builders import ecssd
+  from gansseg_jax.data.tfds_builders import flowers
+  # pylint: enable=g-import-not-at-top
+  return {"ecssd": ecssd.Ecssd, "duts_te": duts.DutsTe, "duts_tr": duts.DutsTr,
+          "dut_omron": dut_omron.DutOmron,
+          "flowers": flowers.Flowers102Segmentation}[name]
+
+
+def _single_line(text: str) -> str:
+  return " ".join(str(text).split())
+
+
+def _open_manual_tfds(name: str, split: str,
+                      eval_config: ml_collections.ConfigDict) -> Source:
+  """A manual-download TFDS dataset, prepared on first use."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  known = KNOWN[name]
+  builder = _builder_class(name)(data_dir=eval_config.data_dir or None)
+  manual_dir = _manual_dir(eval_config, os.fspath(builder.data_dir_root),
+                           known.manual_subdir)
+  try:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=manual_dir, try_download_gcs=False))
+  except AssertionError as e:  # TFDS's "manual dir missing or empty".
+    raise errors.UserError(
+        f"config.eval.manual_dir: {name} needs its raw files in {manual_dir}: "
+        f"{_single_line(builder.MANUAL_DOWNLOAD_INSTRUCTIONS)}") from e
+  dataset = builder.as_dataset(split=split, shuffle_files=False)
+  log = example_lib.ReadLog()
+  min_side = eval_config.min_side
+
+  def generate():
+    for record in tfds.as_numpy(dataset):
+      example = checks.checked_example(
+          record["name"].decode(), record["image"],
+          record["mask"][:, :, 0] > 127, None, min_side, log)
+      if example is not None:
+        yield example
+
+  return Source(key=name, title=known.title, mode=known.mode,
+                has_boxes=known.has_boxes,
+                size=builder.info.splits[split].num_examples,
+                examples=generate(), log=log)
+
+
+def _open_cub(eval_config: ml_collections.ConfigDict) -> Source:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.data import cub  # pylint: disable=g-import-not-at-top
+
+  known = KNOWN["cub"]
+  data_dir_root = eval_config.data_dir or tfds.core.constants.DATA_DIR
+  log = example_lib.ReadLog()
+  examples, size = cub.examples(
+      eval_config.data_dir, _manual_dir(eval_config, data_dir_root,
+                                        known.manual_subdir),
+      "test", eval_config.allow_download, eval_config.min_side, log)
+  return Source(key="cub", title=known.title, mode=known.mode,
+                has_boxes=True, size=size, examples=examples, log=log)
+
+
+def open_source(entry: str, eval_config: ml_collections.ConfigDict,
+                field: str = "config.eval.datasets") -> Source:
+  """Opens one validated entry of config.eval.datasets."""
+  if entry.startswith(FOLDER_PREFIX):
+    return _open_folder(entry, eval_config, field)
+  if entry == "cub":
+    return _open_cub(eval_config)
+  split = "train" if entry == "duts_tr" else "test"
+  return _open_manual_tfds(entry, split, eval_config)
+

@@ -1,0 +1,113 @@
+"""The folder source: matching by stem, mismatch reports, soft masks, specs."""
+import os
+
+import ml_collections
+import numpy as np
+from PIL import Image
+import pytest
+
+from gansseg_jax import errors
+from gansseg_jax.data import example as example_lib
+from gansseg_jax.data import folder
+from gansseg_jax.data import sources
+
+
+def _write(path, array):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(array).save(path)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+  """root/images + root/masks with every kind of mismatch."""
+  root = str(tmp_path / "pascal-like")
+  rng = np.random.default_rng(0)
+  for stem in ("1", "2", "10"):
+    _write(f"{root}/images/{stem}.jpg",
+           rng.integers(0, 256, (20, 30, 3)).astype(np.uint8))
+  soft = np.zeros((20, 30), np.uint8)
+  soft[:, :10], soft[:, 10:20] = 200, 128  # >= 128 is foreground.
+  soft[:, 20:] = 127
+  for stem in ("1", "2", "10"):
+    _write(f"{root}/masks/{stem}.png", soft)
+  _write(f"{root}/images/only_image.png", np.zeros((9, 9, 3), np.uint8))
+  _write(f"{root}/masks/only_mask.png", np.zeros((9, 9), np.uint8))
+  _write(f"{root}/images/dup.png", np.zeros((9, 9, 3), np.uint8))
+  _write(f"{root}/images/dup.jpg", np.zeros((9, 9, 3), np.uint8))
+  _write(f"{root}/masks/dup.png", np.zeros((9, 9), np.uint8))
+  with open(f"{root}/images/notes.txt", "w") as f:
+    f.write("not an image")
+  with open(f"{root}/images/.hidden.png", "w") as f:
+    f.write("ignored")
+  return root
+
+
+def test_match_folders_reports_mismatches(dataset):
+  pairs = folder.match_folders(f"{dataset}/images", f"{dataset}/masks", "f")
+  assert [p[0] for p in pairs.pairs] == ["1", "2", "10"]  # Natural order.
+  assert pairs.images_without_mask == ("only_image.png",)
+  assert pairs.masks_without_image == ("only_mask.png",)
+  assert pairs.ambiguous == ("dup",)
+  assert pairs.mismatch_counts() == {"images_without_mask": 1,
+                                     "masks_without_image": 1,
+                                     "ambiguous_stems": 1}
+
+
+def test_soft_masks_binarised_at_half_range(dataset):
+  pairs = folder.match_folders(f"{dataset}/images", f"{dataset}/masks", "f")
+  log = example_lib.ReadLog()
+  examples = list(folder.iterate_examples(pairs, 8, log))
+  assert len(examples) == 3
+  expected = np.zeros((20, 30), bool)
+  expected[:, :20] = True
+  for example in examples:
+    np.testing.assert_array_equal(example.mask, expected)
+    assert example.image.shape == (20, 30, 3) and example.boxes is None
+
+
+def test_unreadable_small_and_resized_are_logged(tmp_path):
+  images_dir, masks_dir = str(tmp_path / "im"), str(tmp_path / "ma")
+  _write(f"{images_dir}/ok.png", np.zeros((12, 12, 3), np.uint8))
+  _write(f"{masks_dir}/ok.png", np.full((6, 6), 255, np.uint8))  # Half size.
+  _write(f"{images_dir}/tiny.png", np.zeros((5, 40, 3), np.uint8))
+  _write(f"{masks_dir}/tiny.png", np.zeros((5, 40), np.uint8))
+  with open(f"{images_dir}/bad.jpg", "wb") as f:
+    f.write(b"\xff\xd8 truncated")
+  _write(f"{masks_dir}/bad.png", np.zeros((5, 5), np.uint8))
+  log = example_lib.ReadLog()
+  pairs = folder.match_folders(images_dir, masks_dir, "f")
+  examples = list(folder.iterate_examples(pairs, 8, log))
+  assert [e.name for e in examples] == ["ok"]
+  assert examples[0].mask.shape == (12, 12) and examples[0].mask.all()
+  assert log.counts() == {"unreadable": 1, "too_small": 1, "masks_resized": 1}
+
+
+def test_no_pairs_or_missing_folder_is_a_user_error(tmp_path):
+  (tmp_path / "a").mkdir()
+  (tmp_path / "b").mkdir()
+  with pytest.raises(errors.UserError, match="config.eval.datasets"):
+    folder.match_folders(str(tmp_path / "a"), str(tmp_path / "b"),
+                         "config.eval.datasets")
+  with pytest.raises(errors.UserError, match="does not exist"):
+    folder.match_folders(str(tmp_path / "nope"), str(tmp_path / "b"), "f")
+
+
+def test_parse_dataset_list():
+  field = "config.eval.datasets"
+  assert sources.parse_dataset_list(" ecssd, cub ,folder:a:b", field) == [
+      "ecssd", "cub", "folder:a:b"]
+  for bad in ("", " , ", "imagenet", "ecssd,ecssd", "folder:", "folder:a:b:c"):
+    with pytest.raises(errors.UserError, match=field):
+      sources.parse_dataset_list(bad, field)
+  assert sources.folder_dirs("folder:/x/pascal-s", field) == (
+      "/x/pascal-s/images", "/x/pascal-s/masks")
+  assert sources.folder_title("/x/pascal-s/images", "/x/pascal-s/masks") == (
+      "pascal-s")
+  assert sources.folder_title("/x/imgs", "/y/gts") == "imgs"
+
+
+def test_open_folder_source(dataset):
+  eval_config = ml_collections.ConfigDict({"min_side": 8})
+  source = sources.open_source(f"folder:{dataset}", eval_config)
+  assert (source.title, source.mode, source.size) == ("pascal-like", "full", 3)
+  assert len(list(source.examples)) == 3

@@ -1,0 +1,231 @@
+"""The `eval` and `segment` stages with a stand-in predictor (brightness)."""
+import json
+import os
+
+import numpy as np
+from PIL import Image
+import pytest
+from scipy import ndimage
+
+from configs import default
+from gansseg_jax import errors
+from gansseg_jax.data import preprocess
+from gansseg_jax.eval import metrics
+from gansseg_jax.eval import stage
+from gansseg_jax.eval import tables
+
+
+def brightness(images):
+  """P(foreground) = mean channel value mapped from [-1, 1] to [0, 1]."""
+  return (np.asarray(images).mean(axis=-1) + 1.0) / 2.0
+
+
+@pytest.fixture
+def predictor(monkeypatch):
+  calls = []
+
+  def load(config, workdir):
+    calls.append(workdir)
+    return brightness
+
+  monkeypatch.setattr(stage, "_load_predictor", load)
+  return calls
+
+
+def _config(**sections):
+  config = default.get_config()
+  config.eval.batch_size = 4
+  for dotted, value in sections.items():
+    section, field = dotted.split("__")
+    config[section][field] = value
+  return config
+
+
+def _planted(height, width, rect):
+  image = np.zeros((height, width, 3), np.uint8)
+  mask = np.zeros((height, width), bool)
+  mask[rect[0]:rect[2], rect[1]:rect[3]] = True
+  image[mask] = 255
+  return image, mask
+
+
+def _write(path, array, **kwargs):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(array).save(path, **kwargs)
+
+
+@pytest.fixture
+def saliency_folder(tmp_path):
+  """White objects on black (plus noise) at odd sizes, with exact masks."""
+  root = str(tmp_path / "data")
+  rng = np.random.default_rng(0)
+  for i, (h, w) in enumerate([(45, 67), (130, 97), (64, 64), (201, 150),
+                              (45, 67)]):
+    rect = (h // 4, w // 5, h // 4 + h // 2, w // 5 + w // 2)
+    image, mask = _planted(h, w, rect)
+    noise = rng.integers(0, 40, image.shape)
+    image = np.where(mask[..., None], image - noise, image + noise)
+    _write(f"{root}/images/{i}.png", image.astype(np.uint8))
+    _write(f"{root}/masks/{i}.png", mask.astype(np.uint8) * 255)
+  return root
+
+
+def _reference_metrics(root):
+  """The same metrics through a plain per-image path: no batching, padding
+  or bucketing (brightness is pixel-wise, so padding cannot matter)."""
+  m = metrics.SaliencyMetrics(255, 0.3, 0.5, 2**22)
+  for i in range(5):
+    image = np.asarray(Image.open(f"{root}/images/{i}.png"))
+    mask = np.asarray(Image.open(f"{root}/masks/{i}.png")) > 127
+    x = preprocess.model_input(image, 128, 1024)
+    probs = brightness(x[None])[0]
+    m.add(preprocess.resize_map(probs, mask.shape), mask)
+  return m.result()
+
+
+def test_eval_writes_json_and_tables(tmp_path, saliency_folder, predictor):
+  workdir = str(tmp_path / "w")
+  os.makedirs(workdir)
+  config = _config(eval__datasets=f"folder:{saliency_folder}")
+  stage.evaluate(config, workdir)
+  assert predictor == [workdir]
+  with open(os.path.join(workdir, "eval.json")) as f:
+    result = json.load(f)
+  ours = result["datasets"][f"folder:{saliency_folder}"]
+  reference = _reference_metrics(saliency_folder)
+  for name in ("images", "maxF", "IoU", "acc", "MAE", "F_cut"):
+    assert ours[name] == pytest.approx(reference[name], abs=1e-9), name
+  assert ours["images"] == 5 and ours["IoU"] > 0.9 and ours["maxF"] > 0.95
+  assert ours["paper"] is None and "MaxBoxAcc" not in ours
+  assert 0.9 < ours["PxAP"] <= 1.0
+  with open(os.path.join(workdir, "eval.md")) as f:
+    markdown = f.read()
+  assert "| data | 5 | " in markdown and "maxFβ" in markdown
+  assert f"{ours['maxF']:.3f} / —" in markdown
+  assert sorted(os.listdir(workdir)) == ["eval.json", "eval.md"]
+
+
+def test_eval_max_images_and_errors(tmp_path, saliency_folder, predictor):
+  workdir = str(tmp_path)
+  config = _config(eval__datasets=f"folder:{saliency_folder}",
+                   eval__max_images=2)
+  stage.evaluate(config, workdir)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    assert json.load(f)["datasets"][f"folder:{saliency_folder}"]["images"] == 2
+  for field, value, message in (
+      ("eval__datasets", "", "config.eval.datasets"),
+      ("eval__datasets", "folder:/no/such/dir", "config.eval.datasets"),
+      ("eval__pxap_average", "boxes", "config.eval.pxap_average"),
+      ("eval__max_long_side", 64, "config.eval.max_long_side")):
+    sections = {"eval__datasets": f"folder:{saliency_folder}", field: value}
+    config = _config(**sections)
+    with pytest.raises(errors.UserError, match=message):
+      stage.evaluate(config, workdir)
+
+
+def test_tables_put_the_papers_numbers_beside_ours():
+  result = {"title": "ECSSD", "images": 1000, "maxF": 0.8, "IoU": 0.7,
+            "acc": 0.9, "MAE": 0.1, "F_cut": 0.75, "PxAP": 0.6,
+            "skipped": {"unreadable": 0, "too_small": 0, "masks_resized": 0}}
+  cub = dict(result, title="CUB-200-2011", MaxBoxAcc=0.5)
+  settings = {"mask_threshold": 0.5, "pxap_average": "images"}
+  document, markdown = tables.build({"ecssd": result, "cub": cub}, "prior",
+                                    settings)
+  assert document["datasets"]["ecssd"]["paper"] == {
+      "row": "BigBiGAN", "maxF": 0.782, "IoU": 0.672, "acc": 0.899}
+  assert document["datasets"]["cub"]["paper"]["row"] == "E-BigBiGAN"
+  assert "| ECSSD | 1000 | 0.800 / 0.782 | 0.700 / 0.672 | 0.900 / 0.899 |" in (
+      markdown)
+  assert "| CUB-200-2011 | 0.500 / 0.742 | 0.600 / — |" in markdown
+  document, _ = tables.build({"ecssd": result}, "embeddings", settings)
+  assert document["datasets"]["ecssd"]["paper"]["maxF"] == 0.797
+
+
+@pytest.fixture
+def photos(tmp_path):
+  """A folder of the user's images, good and bad."""
+  folder = str(tmp_path / "photos")
+  planted, _ = _planted(45, 67, (10, 20, 30, 50))
+  _write(f"{folder}/planted.png", planted)
+  rgba = np.zeros((40, 50, 4), np.uint8)
+  rgba[..., 3] = 255
+  rgba[:, :25, 3] = 0  # Transparent left half: white after compositing.
+  _write(f"{folder}/alpha.png", rgba)
+  gray = np.full((60, 30), 30, np.uint8)
+  gray[10:50, 5:25] = 230
+  _write(f"{folder}/gray.jpg", gray, quality=95)
+  _write(f"{folder}/dup.png", planted)
+  _write(f"{folder}/dup.jpg", planted, quality=95)
+  _write(f"{folder}/tiny.png", np.zeros((5, 5, 3), np.uint8))
+  with open(f"{folder}/broken.jpg", "wb") as f:
+    f.write(b"\xff\xd8\xff\xe0 this is not a JPEG")
+  with open(f"{folder}/notes.txt", "w") as f:
+    f.write("not an image")
+  return folder
+
+
+def _read(path):
+  return np.asarray(Image.open(path))
+
+
+def test_segment_outputs(tmp_path, photos, predictor):
+  workdir = str(tmp_path / "w")
+  os.makedirs(workdir)
+  config = _config(segment__input_dir=photos)
+  stage.segment(config, workdir)
+  assert os.listdir(workdir) == ["segment"]
+  out = os.path.join(workdir, "segment")
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  assert summary["counts"] == {"segmented": 5, "unreadable": 1,
+                               "too_small": 1, "ignored_files": 1}
+  assert [r["image"] for r in summary["images"]] == [
+      "alpha.png", "dup.jpg", "dup.png", "gray.jpg", "planted.png"]
+  for base in ("planted", "alpha", "gray", "dup_png", "dup_jpg"):
+    for suffix in ("_prob.png", "_mask.png", "_cutout.png", ".json"):
+      assert os.path.isfile(os.path.join(out, base + suffix)), base + suffix
+  # Probability map = brightness resized back; mask and cut-out follow it.
+  prob = _read(os.path.join(out, "planted_prob.png"))
+  image = _read(os.path.join(photos, "planted.png"))
+  x = preprocess.model_input(image, 128, 1024)
+  expected = preprocess.resize_map(brightness(x[None])[0], (45, 67))
+  np.testing.assert_array_equal(prob, np.round(expected * 255))
+  mask = _read(os.path.join(out, "planted_mask.png"))
+  np.testing.assert_array_equal(mask, (expected > 0.5) * 255)
+  cutout = _read(os.path.join(out, "planted_cutout.png"))
+  assert cutout.shape == (45, 67, 4)
+  np.testing.assert_array_equal(cutout[..., :3], image)
+  np.testing.assert_array_equal(cutout[..., 3], mask)
+  with open(os.path.join(out, "planted.json")) as f:
+    record = json.load(f)
+  # The planted object is rows 10..29, columns 20..49: box [20, 10, 50, 30].
+  assert np.abs(np.array(record["box_xyxy"]) - [20, 10, 50, 30]).max() <= 1
+  assert (record["width"], record["height"]) == (67, 45)
+  # Transparent pixels were composited over white: bright, so foreground.
+  alpha_mask = _read(os.path.join(out, "alpha_mask.png"))
+  assert alpha_mask[:, :20].all() and not alpha_mask[:, 30:].any()
+  gray_mask = _read(os.path.join(out, "gray_mask.png")) > 0
+  labels, count = ndimage.label(gray_mask)
+  assert count == 1 and gray_mask[12:48, 7:23].all()
+
+
+def test_segment_bad_input(tmp_path, photos, predictor):
+  workdir = str(tmp_path / "w")
+  os.makedirs(workdir)
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  (empty / "readme.txt").write_text("no images")
+  broken = tmp_path / "broken"
+  broken.mkdir()
+  (broken / "a.png").write_bytes(b"garbage")
+  for sections, message in (
+      ({"segment__input_dir": ""}, "config.segment.input_dir"),
+      ({"segment__input_dir": str(empty)}, "no image files"),
+      ({"segment__input_dir": str(broken)}, "none of the 1 image files"),
+      ({"segment__input_dir": photos, "segment__output_dir": "../out"},
+       "config.segment.output_dir"),
+      ({"segment__input_dir": photos, "segment__connectivity": 6},
+       "config.segment.connectivity")):
+    with pytest.raises(errors.UserError, match=message):
+      stage.segment(_config(**sections), workdir)
+  assert os.listdir(workdir) == []  # Nothing half-written, nothing outside.
