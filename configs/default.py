@@ -92,7 +92,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.directions.strip_rows = 20  # Directions per strip PNG page.
   c.directions.sefa_normalize = True  # SeFa: unit-normalise each output row of W before W^T W (SeFa's code).
   c.directions.log_every = 100  # Steps between metric lines.
-  c.directions.index = -1  # Pick a candidate by hand; -1 = the top-ranked one.
 
   # Section 3: scoring candidates as segmenting (paper appendix B).
   c.score = ml_collections.ConfigDict()
@@ -105,6 +104,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.score.max_one_class = 0.99  # Drop h if >= 99% of pixels fall in one class.
   c.score.top_fraction = 0.2  # Keep the top 20% by D_h ...
   c.score.top_k = 10  # ... then the 10 with the lowest L_h.
+  c.score.index = -1  # Pick a candidate by hand (row of directions.npy); -1 = the top-ranked one.
   c.score.orient = True  # Flip h if > half the pixels get visibly brighter (foreground = what brightens).
   c.score.orient_tolerance = 2.0 / 255  # Gray rise that counts as "visibly brighter": one 8-bit level.
   c.score.candidate_batch = 0  # Candidates fitted at once (vmap); 0 = all, else lax.map over chunks (memory).

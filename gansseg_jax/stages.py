@@ -26,6 +26,7 @@ import ml_collections
 from gansseg_jax import errors
 from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
+from gansseg_jax.synth import inputs as synth_inputs
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
 
@@ -34,13 +35,14 @@ def _fixed(*paths: str) -> Paths:
   return lambda config: paths
 
 
-def _with_embeddings(*paths: str) -> Paths:
-  """`paths`, plus the embedding table when latents come from embeddings."""
-  def paths_for(config):
-    if config.synth.latents == "embeddings":
-      return paths + ("embeddings.npy",)
-    return paths
-  return paths_for
+def _synth_inputs(config):
+  """The generator and what mask synthesis reads (direction, embeddings, maps)."""
+  return ("generator",) + synth_inputs.input_paths(config)
+
+
+def _discover_inputs(config):
+  """The generator, unless the candidates come from a file."""
+  return () if config.directions.source == "file" else ("generator",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,16 +65,17 @@ STAGES: tuple[Stage, ...] = (
           _fixed(), _fixed("generator")),
     Stage("embed", "gansseg_jax.convert.embed:run", 4, ("embed",), ("convert",),
           _fixed(), _fixed("embeddings.npy")),
-    Stage("discover", None, 5, ("directions",), ("convert",),
-          _fixed("generator"), _fixed("directions.npy")),
-    Stage("score", None, 5, ("score",), ("discover",),
-          _fixed("generator", "directions.npy"),
-          _fixed("ranking.csv", "ranking.md", "bg_direction.npy")),
-    Stage("synth", None, 3, ("synth", "export"), ("score", "embed"),
-          _with_embeddings("generator", "bg_direction.npy"),
-          _fixed("synthetic")),
+    Stage("discover", "gansseg_jax.directions.stage:discover", 5,
+          ("directions",), ("convert",), _discover_inputs,
+          _fixed("directions.npy")),
+    Stage("score", "gansseg_jax.directions.stage:score", 5, ("score",),
+          ("discover",), _fixed("generator", "directions.npy"),
+          _fixed("ranking.csv", "ranking.md", "strips", "bg_direction.npy",
+                 "bg_affine.npy")),
+    Stage("synth", "gansseg_jax.synth.export:run", 3, ("synth", "export"), ("score", "embed"),
+          _synth_inputs, lambda config: (config.export.output_dir,)),
     Stage("train", None, 6, ("synth", "unet", "train"), ("score", "embed"),
-          _with_embeddings("generator", "bg_direction.npy"), _fixed("unet")),
+          _synth_inputs, _fixed("unet")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _fixed("unet"), _fixed("eval.json", "eval.md")),
     Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),

@@ -111,3 +111,25 @@ def test_open_folder_source(dataset):
   source = sources.open_source(f"folder:{dataset}", eval_config)
   assert (source.title, source.mode, source.size) == ("pascal-like", "full", 3)
   assert len(list(source.examples)) == 3
+
+
+def test_scenes_source_yields_the_rendered_scenes():
+  from gansseg_jax.data import scenes
+
+  entry = "scenes:3:5:16"
+  assert sources.parse_dataset_list(entry, "f") == [entry]
+  source = sources.open_source(entry, None)
+  got = list(source.examples)
+  reference = scenes.render_scenes(3, 5, 16)
+  assert source.size == 5 and len(got) == 5
+  for i, example in enumerate(got):
+    np.testing.assert_array_equal(example.mask, reference.masks[i] > 0.5)
+    np.testing.assert_allclose(example.image / 127.5 - 1.0, reference.images[i],
+                               atol=1 / 127.5)
+
+
+@pytest.mark.parametrize("entry", ["scenes:1:0:16", "scenes:x:2:16", "scenes:1:2"])
+def test_scenes_source_rejects_bad_specs(entry):
+
+  with pytest.raises(errors.UserError, match="scenes:<seed>:<count>:<resolution>"):
+    sources.parse_dataset_list(entry, "config.eval.datasets")

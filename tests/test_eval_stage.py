@@ -102,7 +102,19 @@ def test_eval_writes_json_and_tables(tmp_path, saliency_folder, predictor):
     markdown = f.read()
   assert "| data | 5 | " in markdown and "maxFβ" in markdown
   assert f"{ours['maxF']:.3f} / —" in markdown
-  assert sorted(os.listdir(workdir)) == ["eval.json", "eval.md"]
+  assert sorted(os.listdir(workdir)) == ["eval.json", "eval.md",
+                                         "eval_samples"]
+  samples = np.load(os.path.join(workdir, "eval_samples", "00.npz"))
+  kept = min(5, config.report.num_predictions)
+  assert sorted(samples.files) == sorted(
+      ["title"] + [f"{k}_{j}" for k in ("image", "mask", "prob")
+                   for j in range(kept)])
+  for j in range(kept):
+    image, mask = samples[f"image_{j}"], samples[f"mask_{j}"]
+    probs = brightness(preprocess.model_input(image, 128, 1024)[None])[0]
+    np.testing.assert_array_equal(
+        samples[f"prob_{j}"],
+        np.round(255 * preprocess.resize_map(probs, mask.shape)).astype(np.uint8))
 
 
 def test_eval_max_images_and_errors(tmp_path, saliency_folder, predictor):

@@ -9,6 +9,8 @@ Names (REFERENCE.md section 9) and how each meets the model
   cub        CUB-200-2011, ReDO's test split, with boxes  centre crop + resize
   folder:<images_dir>:<masks_dir>  (or folder:<root> with root/images and
              root/masks): any images + masks matched by stem, full image.
+  scenes:<seed>:<count>:<resolution>  procedural scenes with exact masks
+             (gansseg_jax.data.scenes; the demo's held-out set), full image.
 
 TFDS datasets are prepared on first use from the raw downloads in
 `<config.eval.manual_dir>/<subdir>/` (ecssd/, duts/, dut_omron/, flowers/;
@@ -21,6 +23,7 @@ import os
 from typing import Callable, Iterator
 
 import ml_collections
+import numpy as np
 
 from gansseg_jax import errors
 from gansseg_jax.data import checks
@@ -28,6 +31,8 @@ from gansseg_jax.data import example as example_lib
 from gansseg_jax.data import folder
 
 FOLDER_PREFIX = "folder:"
+SCENES_PREFIX = "scenes:"
+SCENES_FORM = f"{SCENES_PREFIX}<seed>:<count>:<resolution>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +75,12 @@ def parse_dataset_list(text: str, field: str) -> list[str]:
   for entry in entries:
     if entry.startswith(FOLDER_PREFIX):
       folder_dirs(entry, field)
+    elif entry.startswith(SCENES_PREFIX):
+      scenes_spec(entry, field)
     elif entry not in KNOWN:
       raise errors.UserError(
           f"{field}: unknown dataset {entry!r}; known: {', '.join(KNOWN)}, "
-          f"or {FOLDER_PREFIX}<images_dir>:<masks_dir>")
+          f"{FOLDER_PREFIX}<images_dir>:<masks_dir> or {SCENES_FORM}")
   if len(set(entries)) != len(entries):
     raise errors.UserError(f"{field}: a dataset is listed twice in {text!r}")
   return entries
@@ -89,6 +96,35 @@ def folder_dirs(entry: str, field: str) -> tuple[str, str]:
   raise errors.UserError(
       f"{field}: {entry!r} is not {FOLDER_PREFIX}<images_dir>:<masks_dir> "
       f"or {FOLDER_PREFIX}<root>")
+
+
+def scenes_spec(entry: str, field: str) -> tuple[int, int, int]:
+  """(seed, count, resolution) of a 'scenes:...' entry (procedural scenes)."""
+  parts = entry[len(SCENES_PREFIX):].split(":")
+  try:
+    seed, count, resolution = (int(p) for p in parts)
+  except ValueError:
+    seed = count = resolution = -1
+  if seed < 0 or count < 1 or resolution < 8:
+    raise errors.UserError(
+        f"{field}: {entry!r} is not {SCENES_FORM} (seed >= 0, count >= 1, "
+        "resolution >= 8)")
+  return seed, count, resolution
+
+
+def _open_scenes(entry: str, field: str) -> Source:
+  """Procedural scenes with exact masks (gansseg_jax.data.scenes)."""
+  from gansseg_jax.data import scenes  # pylint: disable=g-import-not-at-top
+  seed, count, resolution = scenes_spec(entry, field)
+  rendered = scenes.render_scenes(seed, count, resolution)
+  images = np.round((rendered.images + 1.0) * 127.5).astype(np.uint8)
+  examples = (example_lib.Example(name=f"scene_{seed}_{i:06d}",
+                                  image=images[i],
+                                  mask=rendered.masks[i] > 0.5)
+              for i in range(count))
+  return Source(key=entry, title=f"scenes (seed {seed})", mode="full",
+                has_boxes=False, size=count, examples=examples,
+                log=example_lib.ReadLog())
 
 
 def folder_title(images_dir: str, masks_dir: str) -> str:
@@ -190,6 +226,8 @@ def open_source(entry: str, eval_config: ml_collections.ConfigDict,
   """Opens one validated entry of config.eval.datasets."""
   if entry.startswith(FOLDER_PREFIX):
     return _open_folder(entry, eval_config, field)
+  if entry.startswith(SCENES_PREFIX):
+    return _open_scenes(entry, field)
   if entry == "cub":
     return _open_cub(eval_config)
   split = "train" if entry == "duts_tr" else "test"

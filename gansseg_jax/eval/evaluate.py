@@ -13,6 +13,7 @@ import time
 from typing import Any, Optional
 
 import ml_collections
+import numpy as np
 
 from gansseg_jax import errors
 from gansseg_jax import monitoring
@@ -53,11 +54,24 @@ def check_config(eval_config: ml_collections.ConfigDict) -> None:
     raise errors.UserError(f"config.eval.beta2: must be > 0, not {c.beta2}")
 
 
+class Samples:
+  """The first `limit` (image, mask, probabilities) triples, for the report."""
+
+  def __init__(self, limit: int):
+    self.limit = limit
+    self.items: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+  def offer(self, example, probs: np.ndarray) -> None:
+    if len(self.items) < self.limit:
+      self.items.append((example.image, example.mask, np.asarray(probs)))
+
+
 def _score(results, saliency: metrics_lib.SaliencyMetrics,
-           boxes: Optional[wsol.BoxAccuracy]) -> int:
+           boxes: Optional[wsol.BoxAccuracy], samples: Samples) -> int:
   """Scores (example, probabilities at model size) pairs; returns how many."""
   for example, probs in results:
     probs = preprocess.resize_map(probs, example.mask.shape)
+    samples.offer(example, probs)
     saliency.add(probs, example.mask)
     if boxes is not None and example.boxes is not None:
       boxes.add(probs, example.boxes)
@@ -66,8 +80,13 @@ def _score(results, saliency: metrics_lib.SaliencyMetrics,
 
 def evaluate_source(predict: inference.Predict, source: sources.Source,
                     eval_config: ml_collections.ConfigDict,
-                    progress_every_s: float) -> dict[str, Any]:
-  """All metrics of `predict` on `source`; raises UserError if it is empty."""
+                    progress_every_s: float,
+                    samples: Optional[Samples] = None) -> dict[str, Any]:
+  """All metrics of `predict` on `source`; raises UserError if it is empty.
+
+  `samples`, when given, collects the first predictions at image size.
+  """
+  samples = samples or Samples(0)
   c = eval_config
   saliency = metrics_lib.SaliencyMetrics(c.thresholds, c.beta2,
                                          c.mask_threshold,
@@ -88,9 +107,10 @@ def evaluate_source(predict: inference.Predict, source: sources.Source,
     else:
       image = preprocess.model_input(example.image, c.image_size,
                                      c.max_long_side)
-    scored += _score(engine.submit(example, image), saliency, boxes)
+    scored += _score(engine.submit(example, image), saliency, boxes,
+                     samples)
     progress.update(scored)
-  scored += _score(engine.flush(), saliency, boxes)
+  scored += _score(engine.flush(), saliency, boxes, samples)
   progress.update(scored)
   progress.close()
   result = saliency.result()

@@ -3,7 +3,9 @@
 eval (`evaluate`):
   inputs:  W/unet/ (read by gansseg_jax.train.load.load_predictor), and the
            datasets of config.eval.datasets (outside W, read only)
-  outputs: W/eval.json  per dataset: images, maxF (+ threshold), IoU, acc,
+  outputs: W/eval_samples/<i>.npz  the first config.report.num_predictions
+                        images, masks and probability maps of dataset i
+           W/eval.json  per dataset: images, maxF (+ threshold), IoU, acc,
                         MAE, F_cut, PxAP, MaxBoxAcc (+ threshold) where boxes
                         exist, skipped-file counts, timing, the paper's numbers
            W/eval.md    the same as tables in the paper's layout
@@ -20,6 +22,7 @@ import os
 from absl import logging
 import jax
 import ml_collections
+import numpy as np
 
 from gansseg_jax import errors
 from gansseg_jax import fileio
@@ -27,6 +30,9 @@ from gansseg_jax.data import sources
 from gansseg_jax.eval import evaluate as evaluate_lib
 from gansseg_jax.eval import segment as segment_lib
 from gansseg_jax.eval import tables
+
+# First config.report.num_predictions predictions per dataset, for the report.
+SAMPLES_DIR = "eval_samples"
 
 
 def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
@@ -44,9 +50,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   opened = [sources.open_source(entry, config.eval) for entry in entries]
   predict = _load_predictor(config, workdir)
   results = {}
+  samples = {}
   for source in opened:
+    samples[source.key] = evaluate_lib.Samples(config.report.num_predictions)
     results[source.key] = evaluate_lib.evaluate_source(
-        predict, source, config.eval, config.log.progress_every_s)
+        predict, source, config.eval, config.log.progress_every_s,
+        samples[source.key])
     r = results[source.key]
     logging.info("eval %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
                  "%.1f images/s", source.title, r["images"], r["maxF"],
@@ -54,8 +63,23 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   document, markdown = tables.build(results, config.synth.latents,
                                     config.eval.to_dict())
   if jax.process_index() == 0:
+    _write_samples(os.path.join(workdir, SAMPLES_DIR), opened, samples)
     fileio.write_json(os.path.join(workdir, "eval.json"), document)
     fileio.write_text(os.path.join(workdir, "eval.md"), markdown)
+
+
+def _write_samples(path: str, opened, samples) -> None:
+  """W/eval_samples/<i>.npz per dataset: `title`, and `image_<j>` (uint8 RGB),
+  `mask_<j>` (bool) and `prob_<j>` (uint8, 255 = 1) of its first predictions."""
+  with fileio.atomic_path(path) as tmp:
+    os.makedirs(tmp)
+    for i, source in enumerate(opened):
+      arrays = {"title": np.array(source.title)}
+      for j, (image, mask, probs) in enumerate(samples[source.key].items):
+        arrays[f"image_{j}"] = image
+        arrays[f"mask_{j}"] = mask
+        arrays[f"prob_{j}"] = np.round(255 * probs).astype(np.uint8)
+      np.savez_compressed(os.path.join(tmp, f"{i:02d}.npz"), **arrays)
 
 
 def _check_segment_config(config: ml_collections.ConfigDict) -> str:

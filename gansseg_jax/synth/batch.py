@@ -1,0 +1,239 @@
+"""A fixed-size batch of filtered (image, mask) pairs, built on device.
+
+`synthesize` (REFERENCE.md §4-6, ARCHITECTURE.md "fused training step"):
+
+  1. n = ceil(batch_size * oversample) latents z from `sample_latents`;
+  2. G(z) and G(z + h), h = shift_radius * direction / ||direction||, in one
+     generator call on the 2n stacked latents;
+  3. masks by `spec.mask_rule`;
+  4. filters in the authors' order: connected components (edits the mask),
+     then the size and histogram filters (reject samples); an empty mask
+     passes, as in the authors' code;
+  5. a stable argsort on "rejected" moves the kept samples to the front in
+     their original order; the first `batch_size` are returned. Slots left
+     without a kept sample carry a rejected sample with weight 0.
+
+Everything has fixed shapes and stays on device; there is no retry loop.
+When nearly every slot goes unfilled for many batches in a row, the host's
+`StarvationGuard` stops the run with an error naming the filter to blame.
+"""
+import dataclasses
+import functools
+import math
+from typing import Callable, Dict, Mapping, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gansseg_jax.errors import UserError
+from gansseg_jax.synth import filters
+from gansseg_jax.synth import latents as latents_lib
+from gansseg_jax.synth import masks as masks_lib
+
+# Filters that reject samples: stats key -> (switch, knob) config fields.
+REJECTING_FILTERS = {
+    "rejected_size": ("config.synth.size_filter",
+                      "config.synth.max_foreground"),
+    "rejected_histogram": ("config.synth.histogram_filter",
+                           "config.synth.histogram_rule"),
+}
+
+Generate = Callable[..., jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthSpec:
+  """The static settings of mask synthesis, from `config.synth` (hashable)."""
+  mask_rule: str
+  shift_radius: float
+  oversample: float
+  size_filter: bool
+  max_foreground: float
+  histogram_filter: bool
+  histogram_rule: str
+  histogram_bins: int
+  histogram_window: int
+  components_filter: bool
+  connectivity: int
+  min_component_ratio: float
+  strict_ratio: bool
+  starved_fraction: float
+  max_starved_batches: int
+
+  @classmethod
+  def from_config(cls, synth_config: ml_collections.ConfigDict) -> "SynthSpec":
+    """Reads and checks `config.synth`; a bad field raises UserError."""
+    names = [field.name for field in dataclasses.fields(cls)]
+    spec = cls(**{name: synth_config[name] for name in names})
+    spec.check()
+    return spec
+
+  def check(self) -> None:
+    masks_lib.check_mask_rule(self.mask_rule)
+    filters.check_histogram(self.histogram_rule, self.histogram_bins,
+                            self.histogram_window)
+    filters.check_connectivity(self.connectivity)
+    filters.as_fraction(self.max_foreground, "config.synth.max_foreground")
+    filters.as_fraction(self.min_component_ratio,
+                        "config.synth.min_component_ratio")
+    filters.as_fraction(self.starved_fraction, "config.synth.starved_fraction")
+    if not self.shift_radius > 0:
+      raise UserError(f"config.synth.shift_radius: must be > 0, got "
+                      f"{self.shift_radius!r}")
+    if not self.oversample >= 1:
+      raise UserError(f"config.synth.oversample: must be >= 1, got "
+                      f"{self.oversample!r}")
+    if not (isinstance(self.max_starved_batches, int)
+            and self.max_starved_batches >= 1):
+      raise UserError(f"config.synth.max_starved_batches: must be an integer "
+                      f">= 1, got {self.max_starved_batches!r}")
+
+  def num_candidates(self, batch_size: int) -> int:
+    """ceil(batch_size * oversample) samples generated per batch."""
+    return int(math.ceil(batch_size * self.oversample - 1e-9))
+
+
+class Candidates(NamedTuple):
+  """Every generated sample with its filter outcomes (before compaction)."""
+  images: jax.Array  # [n, H, W, 3] G(z) in [-1, 1].
+  masks: jax.Array  # [n, H, W] bool, after the components filter.
+  size_ok: jax.Array  # [n] bool; True when the size filter is off.
+  histogram_ok: jax.Array  # [n] bool; True when the histogram filter is off.
+  pruned_pixels: jax.Array  # [n] int32 removed by the components filter.
+  keep: jax.Array  # [n] bool = size_ok & histogram_ok.
+
+
+class SynthBatch(NamedTuple):
+  images: jax.Array  # [B, H, W, 3] float32 in [-1, 1].
+  masks: jax.Array  # [B, H, W] float32 in {0, 1}.
+  weights: jax.Array  # [B] float32: 1 = kept sample, 0 = unfilled slot.
+  stats: Dict[str, jax.Array]  # int32 scalars, see `synthesize`.
+
+
+def shift_vector(direction: jax.Array, radius: float) -> jax.Array:
+  """h = r * direction / ||direction||_2 (REFERENCE.md §4)."""
+  direction = direction.astype(jnp.float32)
+  return radius * direction / jnp.linalg.norm(direction)
+
+
+def make_candidates(z: jax.Array, generate: Generate, gen_params,
+                    direction: jax.Array, spec: SynthSpec,
+                    affine_maps: Optional[jax.Array] = None) -> Candidates:
+  """G(z), G(z + h), masks and filter outcomes for latents z [n, z_dim]."""
+  n = z.shape[0]
+  h = shift_vector(direction, spec.shift_radius)
+  both = generate(gen_params, jnp.concatenate([z, z + h[None]], axis=0))
+  images, shifted = both[:n], both[n:]
+  masks = masks_lib.make_mask(spec.mask_rule, images, shifted, affine_maps)
+  pruned_pixels = jnp.zeros((n,), jnp.int32)
+  if spec.components_filter:
+    filtered = filters.connected_components_filter(
+        masks, connectivity=spec.connectivity,
+        min_ratio=spec.min_component_ratio, strict=spec.strict_ratio)
+    pruned_pixels = jnp.sum(masks & ~filtered, axis=(1, 2), dtype=jnp.int32)
+    masks = filtered
+  size_ok = jnp.ones((n,), bool)
+  if spec.size_filter:
+    size_ok = filters.size_filter(masks, max_foreground=spec.max_foreground)
+  histogram_ok = jnp.ones((n,), bool)
+  if spec.histogram_filter:
+    histogram_ok = filters.histogram_filter(
+        shifted, rule=spec.histogram_rule, bins=spec.histogram_bins,
+        window=spec.histogram_window)
+  return Candidates(images, masks, size_ok, histogram_ok, pruned_pixels,
+                    size_ok & histogram_ok)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("generate", "sample_latents", "spec", "batch_size"))
+def synthesize(key: jax.Array, generate: Generate, gen_params,
+               direction: jax.Array, sample_latents: latents_lib.Sampler,
+               spec: SynthSpec, batch_size: int,
+               affine_maps: Optional[jax.Array] = None) -> SynthBatch:
+  """One fixed-size batch of filtered synthetic pairs (module docstring).
+
+  Args:
+    key: PRNG key; the batch is a pure function of it.
+    generate: `generate(params, z [m, z_dim]) -> images [m, H, W, 3]`.
+    gen_params: the generator's parameters (a pytree).
+    direction: [z_dim] the raw background direction h_bg.
+    sample_latents: `sample(key, n) -> z [n, z_dim]` (latents.make_sampler).
+    spec: SynthSpec.from_config(config.synth).
+    batch_size: B, the slots returned.
+    affine_maps: [2, 3, 4] the two affine maps, for mask_rule='affine' only.
+
+  Returns:
+    SynthBatch; stats (int32 scalars): generated (n), kept (samples passing
+    every filter, may exceed B), filled (min(kept, B)), unfilled (B - filled),
+    rejected_size / rejected_histogram (samples each filter rejects, counted
+    independently, 0 when off), pruned_samples (samples whose mask the
+    components filter changed).
+  """
+  n = spec.num_candidates(batch_size)
+  z = sample_latents(key, n)
+  cand = make_candidates(z, generate, gen_params, direction, spec, affine_maps)
+  order = jnp.argsort(~cand.keep, stable=True)[:batch_size]
+  kept = jnp.sum(cand.keep, dtype=jnp.int32)
+  filled = jnp.minimum(kept, batch_size)
+  stats = {
+      "generated": jnp.array(n, jnp.int32),
+      "kept": kept,
+      "filled": filled,
+      "unfilled": batch_size - filled,
+      "rejected_size": jnp.sum(~cand.size_ok, dtype=jnp.int32),
+      "rejected_histogram": jnp.sum(~cand.histogram_ok, dtype=jnp.int32),
+      "pruned_samples": jnp.sum(cand.pruned_pixels > 0, dtype=jnp.int32),
+  }
+  return SynthBatch(images=cand.images[order],
+                    masks=cand.masks[order].astype(jnp.float32),
+                    weights=cand.keep[order].astype(jnp.float32),
+                    stats=stats)
+
+
+class StarvationGuard:
+  """Stops a run whose filters leave nearly every slot empty, batch after batch.
+
+  Call `check(stats)` with the `stats` of `synthesize` (device or host
+  values; one batch, or the sums over several) at every log step. When fewer
+  than `spec.starved_fraction` of the slots were filled at
+  `spec.max_starved_batches` consecutive checks, it raises UserError naming
+  the filter that rejected the most samples over those checks.
+  """
+
+  def __init__(self, spec: SynthSpec):
+    self._fraction = spec.starved_fraction
+    self._limit = spec.max_starved_batches
+    self._streak = 0
+    self._generated = 0
+    self._rejected = dict.fromkeys(REJECTING_FILTERS, 0)
+
+  @property
+  def streak(self) -> int:
+    """Consecutive starved checks so far."""
+    return self._streak
+
+  def check(self, stats: Mapping[str, jax.Array]) -> None:
+    filled = int(np.asarray(stats["filled"]))
+    slots = filled + int(np.asarray(stats["unfilled"]))
+    if filled >= self._fraction * slots:
+      self._streak, self._generated = 0, 0
+      self._rejected = dict.fromkeys(REJECTING_FILTERS, 0)
+      return
+    self._streak += 1
+    self._generated += int(np.asarray(stats["generated"]))
+    for name in REJECTING_FILTERS:
+      self._rejected[name] += int(np.asarray(stats[name]))
+    if self._streak >= self._limit:
+      raise UserError(self._message())
+
+  def _message(self) -> str:
+    worst = max(REJECTING_FILTERS, key=lambda name: self._rejected[name])
+    switch, knob = REJECTING_FILTERS[worst]
+    return (f"{switch}: rejected {self._rejected[worst]} of {self._generated} "
+            f"samples over {self._streak} checks in a row with fewer than "
+            f"{self._fraction:.0%} of batch slots filled (config.synth."
+            f"max_starved_batches); relax {knob}, turn the filter off, or "
+            f"check the background direction and config.synth.mask_rule")
