@@ -80,7 +80,7 @@ STAGES: tuple[Stage, ...] = (
           _fixed("unet"), _fixed("eval.json", "eval.md")),
     Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
           _fixed("unet"), lambda config: (config.segment.output_dir,)),
-    Stage("report", None, 8, ("report",), ("score", "train", "eval"),
+    Stage("report", "gansseg_jax.report.stage:run", 8, ("report",), ("score", "train", "eval"),
           _fixed(), _fixed("report.html", "report.md")),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}

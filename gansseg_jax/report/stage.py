@@ -1,0 +1,195 @@
+"""Stage `report`: what a run did, on one page (REFERENCE.md end to end).
+
+Inputs (all optional; a section is left out, with a note, when its files are
+absent — W = workdir):
+  W/stages/*.json               wall time of each finished stage
+  W/ranking.csv, W/strips/      the direction ranking and the top strips (score)
+  W/<export.output_dir>/        synthetic pairs with filter outcomes (synth)
+  W/metrics.jsonl               the last hold-out metrics of training (train)
+  W/eval_samples/*.npz, W/eval.json   predictions and metrics (eval)
+Outputs:
+  W/report.html                 self-contained (images inlined)
+  W/report.md + W/report_files/ the same in markdown, PNGs beside it
+"""
+import csv
+import glob
+import json
+import os
+
+import ml_collections
+import numpy as np
+
+from gansseg_jax import fileio
+from gansseg_jax import monitoring
+from gansseg_jax import stages
+from gansseg_jax import workdir as wd
+from gansseg_jax.report import document as doc
+from gansseg_jax.report import images as pics
+
+FILES_DIR = "report_files"
+THUMB = 96  # Pixel height of one picture in a grid row.
+STRIPS_SHOWN = 3  # Top-ranked strips shown.
+RANKING_ROWS = 10  # Rows of the ranking table.
+
+
+def _read_csv(path: str) -> list[dict[str, str]]:
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def _summary(config: ml_collections.ConfigDict, workdir: str) -> list:
+  s = config.synth
+  filters = [name for name, on in (("size", s.size_filter),
+                                   ("histogram", s.histogram_filter),
+                                   ("components", s.components_filter)) if on]
+  rows = [("generator", f"{config.generator.source} "
+                        f"({config.generator.resolution} px, "
+                        f"z_dim {config.generator.z_dim})"),
+          ("direction candidates", config.directions.source),
+          ("latents", s.latents),
+          ("mask rule", f"{s.mask_rule}, r = {s.shift_radius}"),
+          ("filters", ", ".join(filters) or "none"),
+          ("U-Net", f"width {config.unet.width}, {config.train.steps} steps, "
+                    f"batch {config.train.batch_size}")]
+  seconds = wd.stage_seconds(workdir, [st.name for st in stages.STAGES])
+  blocks = [doc.Heading("Run"), doc.Table(("setting", "value"), rows)]
+  if seconds:
+    blocks += [doc.Heading("Time per stage", 3),
+               doc.Table(("stage", "wall time"),
+                         [(name, monitoring.format_seconds(t))
+                          for name, t in seconds.items()]
+                         + [("total", monitoring.format_seconds(
+                             sum(seconds.values())))])]
+  return blocks
+
+
+def _ranking(workdir: str) -> list:
+  path = os.path.join(workdir, "ranking.csv")
+  if not os.path.exists(path):
+    return [doc.Heading("Direction ranking"),
+            doc.Paragraph("No ranking.csv: the score stage has not run.")]
+  rows = _read_csv(path)
+  ranked = sorted((r for r in rows if r["rank"] not in ("", "-1")),
+                  key=lambda r: int(r["rank"]))
+  columns = ("rank", "index", "L_h", "D_h", "area", "status")
+  blocks = [doc.Heading("Direction ranking"),
+            doc.Paragraph(
+                "Candidates scored by the two-affine-map fit of the paper's "
+                "appendix B: keep the top fraction by D_h, then order by the "
+                "restoration loss L_h. Rank 1 is the chosen direction unless "
+                "config.score.index picks another."),
+            doc.Table(columns, [[r.get(c, "") for c in columns]
+                                for r in ranked[:RANKING_ROWS]])]
+  strips = sorted(glob.glob(os.path.join(workdir, "strips", "*.png")))
+  for strip in strips[:STRIPS_SHOWN]:
+    name = os.path.basename(strip)
+    blocks.append(doc.Figure(
+        f"strip_{name}", pics.png_bytes(pics.read_png(strip)),
+        f"{name}: G(z + t h) for t from -2h to 2h, then the lighting mask "
+        "and the affine mask."))
+  return blocks
+
+
+def _synthetic(config: ml_collections.ConfigDict, workdir: str) -> list:
+  folder = os.path.join(workdir, config.export.output_dir)
+  index = os.path.join(folder, "index.csv")
+  heading = doc.Heading("Synthetic training pairs")
+  if not os.path.exists(index):
+    return [heading, doc.Paragraph(
+        "No synthetic pairs exported (add the synth stage to see them).")]
+  rows = _read_csv(index)
+  blocks = [heading]
+  for kept, title in (("1", "kept"), ("0", "rejected")):
+    chosen = [r for r in rows if r["kept"] == kept][:config.report.num_samples]
+    if not chosen:
+      continue
+    cells = []
+    for r in chosen:
+      image = pics.read_png(os.path.join(folder, "images", r["file"]))
+      mask = pics.read_png(os.path.join(folder, "masks", r["file"]))[..., 0]
+      cells.append(pics.overlay(image, mask / 255.0))
+    reasons = ", ".join(
+        f"{r['file']}: size {r['size_filter']}, histogram "
+        f"{r['histogram_filter']}" for r in chosen) if kept == "0" else ""
+    caption = (f"{len(chosen)} {title} samples, mask in green."
+               + (f" Filter outcomes: {reasons}." if reasons else ""))
+    blocks.append(doc.Figure(f"synthetic_{title}.png",
+                             pics.png_bytes(pics.row(cells, THUMB)), caption))
+  return blocks
+
+
+def _training(workdir: str) -> list:
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  last = {}
+  with open(path) as f:
+    for line in f:
+      record = json.loads(line)
+      if record.get("stage") == "train":
+        last.update({k: (record["step"], v) for k, v in record.items()
+                     if k not in ("stage", "step", "time")})
+  if not last:
+    return []
+  return [doc.Heading("Training"),
+          doc.Table(("metric", "step", "value"),
+                    [(k, step, f"{v:.4g}") for k, (step, v) in sorted(last.items())])]
+
+
+def _predictions(workdir: str) -> list:
+  files = sorted(glob.glob(os.path.join(workdir, "eval_samples", "*.npz")))
+  blocks = [doc.Heading("Predictions")] if files else []
+  for i, path in enumerate(files):
+    with np.load(path) as data:
+      title = str(data["title"])
+      count = sum(1 for k in data.files if k.startswith("image_"))
+      rows = [pics.row([data[f"image_{j}"],
+                        pics.overlay(data[f"image_{j}"], data[f"mask_{j}"]),
+                        pics.gray_to_rgb(data[f"prob_{j}"]),
+                        pics.overlay(data[f"image_{j}"],
+                                     data[f"prob_{j}"] / 255.0)], THUMB)
+              for j in range(count)]
+    if rows:
+      blocks.append(doc.Figure(
+          f"predictions_{i:02d}.png", pics.png_bytes(pics.column(rows)),
+          f"{title}: image, ground truth, predicted probability, "
+          "prediction > 0.5."))
+  return blocks
+
+
+def _metrics(workdir: str) -> list:
+  path = os.path.join(workdir, "eval.json")
+  if not os.path.exists(path):
+    return [doc.Heading("Metrics"),
+            doc.Paragraph("No eval.json: the eval stage has not run.")]
+  with open(path) as f:
+    datasets = json.load(f)["datasets"]
+  names = ("maxF", "IoU", "acc", "MAE")
+  rows = []
+  for key, result in datasets.items():
+    paper = result.get("paper") or {}
+    rows.append([result.get("title", key), result["images"]]
+                + [f"{result[n]:.3f}" for n in names]
+                + [" / ".join(f"{paper[n]:.3f}" for n in ("maxF", "IoU", "acc")
+                              if n in paper) or "—"])
+  return [doc.Heading("Metrics"),
+          doc.Table(("dataset", "images") + names
+                    + ("paper maxF / IoU / acc",), rows)]
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes W/report.html, W/report.md and W/report_files/."""
+  blocks = (_summary(config, workdir) + _ranking(workdir)
+            + _synthetic(config, workdir) + _training(workdir)
+            + _predictions(workdir) + _metrics(workdir))
+  title = "gansseg_jax report: " + os.path.basename(os.path.abspath(workdir))
+  with fileio.atomic_path(os.path.join(workdir, FILES_DIR)) as tmp:
+    os.makedirs(tmp)
+    for block in blocks:
+      if isinstance(block, doc.Figure):
+        with open(os.path.join(tmp, block.name), "wb") as f:
+          f.write(block.png)
+  fileio.write_text(os.path.join(workdir, "report.md"),
+                    doc.to_markdown(title, blocks, FILES_DIR))
+  fileio.write_text(os.path.join(workdir, "report.html"),
+                    doc.to_html(title, blocks))

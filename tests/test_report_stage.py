@@ -1,0 +1,101 @@
+"""The report: every section from a hand-made workdir, HTML self-contained."""
+import base64
+import csv
+import io
+import json
+import os
+import re
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from configs import default
+from gansseg_jax import fileio
+from gansseg_jax import workdir as wd
+from gansseg_jax.report import images as pics
+from gansseg_jax.report import stage
+
+
+def save_png(path, array):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(array).save(path)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+  w = str(tmp_path)
+  rng = np.random.default_rng(0)
+  wd.write_marker(w, "score", "h", 12.0)
+  wd.write_marker(w, "train", "h", 3600.0)
+  with open(os.path.join(w, "ranking.csv"), "w") as f:
+    f.write("rank,index,L_h,D_h,area,brightening_area,lighting_area,sign,status\n"
+            "2,7,0.2,0.5,0.6,0.3,0.3,1,kept\n1,3,0.1,0.9,0.7,0.3,0.3,1,kept\n"
+            "-1,0,0.05,0.01,1.0,0.0,0.0,1,dropped: one class\n")
+  save_png(os.path.join(w, "strips", "rank_01_index_003.png"),
+           rng.integers(0, 255, (16, 40, 3), dtype=np.uint8))
+  synth = os.path.join(w, "synthetic")
+  rows = [("000000.png", 0, 1, "pass", "pass"), ("000001.png", 1, 0, "fail", "pass")]
+  for name, *_ in rows:
+    save_png(os.path.join(synth, "images", name),
+             rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    save_png(os.path.join(synth, "masks", name),
+             (rng.random((8, 8)) > 0.5).astype(np.uint8) * 255)
+  with open(os.path.join(synth, "index.csv"), "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["file", "key_index", "kept", "size_filter",
+                     "histogram_filter", "pruned_pixels", "foreground_fraction"])
+    writer.writerows([r + (0, 0.5) for r in rows])
+  with open(os.path.join(w, "metrics.jsonl"), "w") as f:
+    f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5}) + "\n")
+    f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75}) + "\n")
+  os.makedirs(os.path.join(w, "eval_samples"))
+  np.savez(os.path.join(w, "eval_samples", "00.npz"), title=np.array("scenes"),
+           image_0=np.zeros((10, 12, 3), np.uint8),
+           mask_0=np.ones((10, 12), bool), prob_0=np.full((10, 12), 200, np.uint8))
+  fileio.write_json(os.path.join(w, "eval.json"), {"datasets": {"scenes:1:5:16": {
+      "title": "scenes", "images": 5, "maxF": 0.9, "IoU": 0.8125, "acc": 0.95,
+      "MAE": 0.05, "paper": None}}})
+  return w
+
+
+def test_report_has_every_section(workdir):
+  stage.run(default.get_config(), workdir)
+  page = open(os.path.join(workdir, "report.html")).read()
+  for text in ("Time per stage", "1:00:00", "Direction ranking",
+               "rank_01_index_003.png", "Synthetic training pairs",
+               "1 kept samples", "1 rejected samples",
+               "000001.png: size fail", "holdout_iou", "0.75", "Predictions",
+               "scenes: image, ground truth", "Metrics", "0.812"):
+    assert text in page, text
+  # Ranking table: rank 1 (index 3) before rank 2 (index 7); dropped ones out.
+  ranking = page[page.index("Direction ranking"):page.index("Synthetic")]
+  assert ranking.index("<td>3</td>") < ranking.index("<td>7</td>")
+  assert "dropped: one class" not in ranking
+  # Self-contained: no link to a file, every figure inlined and decodable.
+  assert "src='report_files" not in page
+  uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+  assert len(uris) == 4  # strip, kept, rejected, predictions
+  for uri in uris:
+    Image.open(io.BytesIO(base64.b64decode(uri))).verify()
+  markdown = open(os.path.join(workdir, "report.md")).read()
+  for link in re.findall(r"\]\((report_files/[^)]+)\)", markdown):
+    assert os.path.exists(os.path.join(workdir, link)), link
+
+
+def test_report_without_upstream_outputs_says_what_is_missing(tmp_path):
+  stage.run(default.get_config(), str(tmp_path))
+  page = open(os.path.join(tmp_path, "report.html")).read()
+  assert "the score stage has not run" in page
+  assert "the eval stage has not run" in page
+
+
+def test_overlay_tints_exactly_the_foreground():
+  image = np.full((2, 2, 3), 100, np.uint8)
+  mask = np.array([[0.9, 0.1], [0.5, 0.51]])
+  out = pics.overlay(image, mask)
+  tinted = np.round(0.55 * 100 + 0.45 * np.array([40, 220, 90]))
+  np.testing.assert_array_equal(out[0, 0], tinted)
+  np.testing.assert_array_equal(out[1, 1], tinted)
+  np.testing.assert_array_equal(out[0, 1], image[0, 1])
+  np.testing.assert_array_equal(out[1, 0], image[1, 0])
