@@ -74,7 +74,7 @@ STAGES: tuple[Stage, ...] = (
                  "bg_affine.npy")),
     Stage("synth", "gansseg_jax.synth.export:run", 3, ("synth", "export"), ("score", "embed"),
           _synth_inputs, lambda config: (config.export.output_dir,)),
-    Stage("train", None, 6, ("synth", "unet", "train"), ("score", "embed"),
+    Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
           _synth_inputs, _fixed("unet")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _fixed("unet"), _fixed("eval.json", "eval.md")),

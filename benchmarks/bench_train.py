@@ -1,0 +1,207 @@
+r"""Samples/s of the fused training step, a breakdown, and the 12k-step time.
+
+  # CPU, small: BigGAN-architecture generator 32 px ch 4 (random weights),
+  # U-Net width 8, batch 16:
+  python benchmarks/bench_train.py
+  # The paper's setting on an accelerator: the full BigBiGAN architecture
+  # (128 px, ch 96, attention at 64; random weights, timing does not depend
+  # on them), U-Net width 64, batch 95, fp32 then bf16:
+  python benchmarks/bench_train.py --preset=paper --dtype=float32
+  python benchmarks/bench_train.py --preset=paper --dtype=bfloat16
+
+Every piece runs jitted on all devices (batch sharded on 'data') as in the
+`train` stage (gansseg_jax.train.segmentation.build):
+  generator      G on the 2 n stacked latents of one step (z and z + h),
+                 n = ceil(batch * config.synth.oversample)
+  synthesis      latents + generator + mask rule + filters + compaction
+  masks+filters  synthesis - generator
+  unet           U-Net forward/backward + Adam on a given batch
+  fused step     everything in one program (what training runs)
+Each is timed over --steps calls after one compiling call. The 12k-step
+projection is 12000 x fused step at this batch; the paper reports about 7 h
+for 12k steps of batch 95 on two GTX 1080 Ti with online generation
+(REFERENCE.md section 7), i.e. 45.2 samples/s, which the last column
+compares with (paper preset only).
+
+Writes benchmarks/results/bench_train.json (one entry per device, preset,
+dtype and batch, replaced on re-run) and prints the markdown table.
+"""
+import importlib.util
+import json
+import os
+import platform
+import time
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from gansseg_jax import fileio
+from gansseg_jax.convert import load as convert_load
+from gansseg_jax.models import biggan
+from gansseg_jax.synth import batch as synth_batch
+from gansseg_jax.train import segmentation
+from gansseg_jax.train import sharding
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "bench_train.json")
+PAPER_HOURS = 7.0  # Two GTX 1080 Ti, 12k steps of batch 95 (the paper).
+PAPER_STEPS = 12_000
+PAPER_BATCH = 95
+PAPER_SAMPLES_PER_S = PAPER_STEPS * PAPER_BATCH / (PAPER_HOURS * 3600)
+
+# Generator (BigGAN spec fields), U-Net width and global batch per preset.
+PRESETS = {
+    "small": dict(resolution=32, ch=4, shared_dim=8, attention_resolution=0,
+                  unet_width=8, batch_size=16),
+    "paper": dict(resolution=128, ch=96, shared_dim=128,
+                  attention_resolution=64, unet_width=64, batch_size=95),
+}
+
+flags.DEFINE_enum("preset", "small", sorted(PRESETS), "Sizes to time.")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
+                  "Activation dtype of the generator and the U-Net.")
+flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the preset's.")
+flags.DEFINE_integer("steps", 20, "Timed calls of each piece.")
+flags.DEFINE_string("out", RESULTS, "JSON results file.")
+FLAGS = flags.FLAGS
+
+
+def load_config():
+  """configs/default.py with the preset's sizes and the chosen dtype."""
+  path = os.path.join(ROOT, "configs", "default.py")
+  spec = importlib.util.spec_from_file_location("bench_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  preset = PRESETS[FLAGS.preset]
+  for field in ("resolution", "ch", "shared_dim", "attention_resolution"):
+    config.generator[field] = preset[field]
+  config.generator.dtype = config.unet.dtype = FLAGS.dtype
+  config.unet.width = preset["unet_width"]
+  config.train.batch_size = FLAGS.batch_size or preset["batch_size"]
+  return config
+
+
+def timed(fn, args_fn, steps):
+  """(first call s, mean s per call over `steps` pipelined calls).
+
+  `args_fn(previous_result)` gives the next call's arguments (threads a
+  donated state through).
+  """
+  start = time.perf_counter()
+  result = fn(*args_fn(None))
+  jax.block_until_ready(result)
+  first = time.perf_counter() - start
+  start = time.perf_counter()
+  for _ in range(steps):
+    result = fn(*args_fn(result))
+  jax.block_until_ready(result)
+  return first, (time.perf_counter() - start) / steps
+
+
+def device_name() -> str:
+  device = jax.devices()[0]
+  if device.platform == "cpu":
+    return (f"CPU {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, {jax.device_count()} device(s)")
+  return f"{jax.device_count()} x {device.device_kind}"
+
+
+def measure(config):
+  """Seconds per call of each piece (module docstring)."""
+  spec = convert_load.generator_spec(config)
+  generate = biggan.make_generate(spec, config.generator.dtype)
+  gen_params = biggan.init_params(spec, seed=0)
+  direction = np.random.default_rng(0).normal(
+      size=config.generator.z_dim).astype(np.float32)
+  mesh = sharding.data_mesh()
+  fused = segmentation.build(config, mesh, generate)
+  frozen = sharding.replicate(
+      segmentation.Frozen(gen_params, direction, None, None), mesh)
+  batch = config.train.batch_size
+  chunks = sharding.synth_chunks(config.train, mesh.size)
+  candidates = chunks * synth_batch.SynthSpec.from_config(
+      config.synth).num_candidates(batch // chunks)
+  z = jax.device_put(
+      np.random.default_rng(1).normal(
+          size=(2 * candidates, config.generator.z_dim)).astype(np.float32),
+      sharding.batch_sharded(mesh))
+  generator = jax.jit(generate, out_shardings=sharding.batch_sharded(mesh))
+  index = sharding.replicate(np.int32(0), mesh)
+  out = {}
+  out["generator_first_s"], out["generator_s"] = timed(
+      generator, lambda _: (frozen.gen_params, z), FLAGS.steps)
+  out["synthesis_first_s"], out["synthesis_s"] = timed(
+      lambda i: fused.synthesize("train", i, frozen), lambda _: (index,),
+      FLAGS.steps)
+  made = fused.synthesize("train", index, frozen)
+  out["unet_first_s"], out["unet_s"] = timed(
+      fused.update,
+      lambda r: (fused.init_state() if r is None else r[0], *made[:3]),
+      FLAGS.steps)
+  out["step_first_s"], out["step_s"] = timed(
+      fused.step,
+      lambda r: ((fused.init_state(), fused.zero_sums(frozen)) if r is None
+                 else r) + (frozen,),
+      FLAGS.steps)
+  out["masks_filters_s"] = out["synthesis_s"] - out["generator_s"]
+  out["generated_per_step"] = candidates
+  return out
+
+
+def vs_paper(entry) -> str:
+  """Our samples/s over the paper's (paper preset only: same sizes)."""
+  if entry["preset"] != "paper":
+    return "n/a (not the paper's sizes)"
+  return f"{entry['throughput_vs_paper']:.2f}x"
+
+
+def markdown(entries) -> str:
+  lines = [
+      "| device | preset | dtype | batch | generator ms | masks+filters ms "
+      "| U-Net fwd/bwd ms | fused step ms | samples/s | 12k steps | "
+      "samples/s vs paper (45.2/s: 12k x 95 in 7 h) |",
+      "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for e in entries:
+    t = e["times"]
+    lines.append(
+        f"| {e['device']} | {e['preset']} | {e['dtype']} | {e['batch_size']} "
+        f"| {1e3 * t['generator_s']:.1f} | {1e3 * t['masks_filters_s']:.1f} "
+        f"| {1e3 * t['unet_s']:.1f} | {1e3 * t['step_s']:.1f} "
+        f"| {e['samples_per_s']:.1f} | {e['hours_12k_steps']:.2f} h "
+        f"| {vs_paper(e)} |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  config = load_config()
+  times = measure(config)
+  step_s = times["step_s"]
+  entry = {
+      "device": device_name(), "preset": FLAGS.preset, "dtype": FLAGS.dtype,
+      "batch_size": config.train.batch_size, "jax": jax.__version__,
+      "generator": f"BigGAN-arch {config.generator.resolution}px "
+                   f"ch{config.generator.ch} attn"
+                   f"{config.generator.attention_resolution}, random weights",
+      "unet_width": config.unet.width, "timed_steps": FLAGS.steps,
+      "times": {k: round(v, 5) for k, v in times.items()},
+      "samples_per_s": config.train.batch_size / step_s,
+      "hours_12k_steps": PAPER_STEPS * step_s / 3600,
+  }
+  if FLAGS.preset == "paper":
+    entry["throughput_vs_paper"] = entry["samples_per_s"] / PAPER_SAMPLES_PER_S
+  entries = []
+  if os.path.exists(FLAGS.out):
+    with open(FLAGS.out) as f:
+      entries = json.load(f)
+  key = lambda e: (e["device"], e["preset"], e["dtype"], e["batch_size"])
+  entries = [e for e in entries if key(e) != key(entry)] + [entry]
+  fileio.write_json(FLAGS.out, entries)
+  print(markdown(entries))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,124 @@
+"""The paper's ranking rule over scored candidates, and the ranking tables.
+
+REFERENCE.md section 3: drop every candidate whose class map puts
+>= max_one_class of the pixels in one class (and any with non-finite
+scores); of the rest keep the top `top_fraction` by D_h (at least one), and
+order those by L_h, lowest first — the first `top_k` are the paper's
+shortlist. The remaining kept candidates follow, by D_h descending.
+"""
+import csv
+import io
+import math
+
+import ml_collections
+import numpy as np
+
+from gansseg_jax import errors
+from gansseg_jax.directions import score as score_lib
+
+COLUMNS = ("rank", "index", "L_h", "D_h", "area", "brightening_area",
+           "lighting_area", "sign", "status")
+
+
+def check_config(score: ml_collections.ConfigDict) -> None:
+  """UserError for ranking fields out of range."""
+  if not 0.0 < score.top_fraction <= 1.0:
+    raise errors.UserError(
+        f"config.score.top_fraction: must be in (0, 1], got "
+        f"{score.top_fraction}")
+  if not 0.5 < score.max_one_class <= 1.0:
+    raise errors.UserError(
+        f"config.score.max_one_class: must be in (0.5, 1], got "
+        f"{score.max_one_class}")
+  if score.top_k <= 0:
+    raise errors.UserError(
+        f"config.score.top_k: must be positive, got {score.top_k}")
+
+
+def statuses(scores: score_lib.CandidateScores,
+             max_one_class: float) -> np.ndarray:
+  """'kept', 'dropped: one class' or 'dropped: not finite' per candidate."""
+  finite = (np.isfinite(scores.restoration_loss)
+            & np.isfinite(scores.separation)
+            & np.isfinite(scores.dominant_area))
+  return np.where(~finite, "dropped: not finite",
+                  np.where(scores.dominant_area >= max_one_class,
+                           "dropped: one class", "kept"))
+
+
+def rank_candidates(scores: score_lib.CandidateScores, max_one_class: float,
+                    top_fraction: float) -> np.ndarray:
+  """Ranks int [N]: 1 = best, 0 = dropped (see the module docstring)."""
+  kept = np.flatnonzero(statuses(scores, max_one_class) == "kept")
+  by_separation = kept[np.argsort(-scores.separation[kept], kind="stable")]
+  # round() keeps e.g. 0.2 * 15 = 3.0000000000000004 from becoming 4.
+  num_top = min(len(kept), max(1, math.ceil(round(top_fraction * len(kept),
+                                                   9))))
+  top = by_separation[:num_top]
+  top = top[np.argsort(scores.restoration_loss[top], kind="stable")]
+  order = np.concatenate([top, by_separation[num_top:]]).astype(int)
+  ranks = np.zeros(len(scores.separation), dtype=int)
+  ranks[order] = np.arange(1, len(order) + 1)
+  return ranks
+
+
+def _rows(scores: score_lib.CandidateScores, ranks: np.ndarray,
+          max_one_class: float, top_fraction: float) -> list[dict]:
+  """Table rows: ranked candidates by rank, then dropped ones by index."""
+  status = statuses(scores, max_one_class)
+  num_top = max(1, math.ceil(round(top_fraction * int((ranks > 0).sum()), 9)))
+  order = sorted(range(len(ranks)),
+                 key=lambda i: (ranks[i] == 0, ranks[i], i))
+  rows = []
+  for i in order:
+    label = status[i]
+    if ranks[i] and ranks[i] <= num_top:
+      label = f"top {top_fraction:.0%} by D_h"
+    rows.append({
+        "rank": int(ranks[i]) if ranks[i] else "",
+        "index": i,
+        "L_h": f"{scores.restoration_loss[i]:.6f}",
+        "D_h": f"{scores.separation[i]:.6f}",
+        "area": f"{scores.dominant_area[i]:.4f}",
+        "brightening_area": f"{scores.brightening_area[i]:.4f}",
+        "lighting_area": f"{scores.lighting_area[i]:.4f}",
+        "sign": f"{int(scores.sign[i]):+d}",
+        "status": label,
+    })
+  return rows
+
+
+def ranking_csv(scores: score_lib.CandidateScores, ranks: np.ndarray,
+                max_one_class: float, top_fraction: float) -> str:
+  """ranking.csv: one row per candidate, columns `COLUMNS`."""
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(_rows(scores, ranks, max_one_class, top_fraction))
+  return buffer.getvalue()
+
+
+def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
+                     max_one_class: float, top_fraction: float,
+                     chosen: int) -> str:
+  """ranking.md: the rule, the chosen candidate, and the table."""
+  lines = [
+      "# Segmenting-direction ranking (paper appendix B)",
+      "",
+      f"Dropped: >= {max_one_class:.0%} of pixels in one class. Of the rest, "
+      f"the top {top_fraction:.0%} by D_h (separation of the two affine maps), "
+      "ordered by L_h (restoration loss, lower is better); then the other "
+      "kept candidates by D_h. `index` is the row of directions.npy; `sign` "
+      "the orientation applied (foreground = what brightens); `area` the "
+      "share of pixels in the larger class.",
+      "",
+      (f"Chosen: index {chosen} (written to bg_direction.npy)." if chosen >= 0
+       else "Chosen: none — every candidate was dropped; set "
+       "config.score.index."),
+      "",
+      "| " + " | ".join(COLUMNS) + " |",
+      "|" + "---|" * len(COLUMNS),
+  ]
+  for row in _rows(scores, ranks, max_one_class, top_fraction):
+    lines.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
+  return "\n".join(lines) + "\n"

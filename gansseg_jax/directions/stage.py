@@ -1,0 +1,204 @@
+"""Stages `discover` and `score`: candidate directions, then the segmenting one.
+
+discover(config, workdir) — REFERENCE.md section 2.
+  Inputs:  W/generator/ for config.directions.source 'discover' and 'sefa';
+           the file config.directions.file (outside W) for source 'file'.
+  OUTPUTS: W/directions.npy, float32 [K, z_dim], one candidate per row
+           (K = config.directions.num_directions; for 'file', the rows of the
+           file). Source 'discover' also writes W/checkpoints/discover/
+           (orbax, resumed on the next run), W/discover_strips/step_NNNNNNN/
+           (PNG strips) and 'discover' scalars to W/metrics.jsonl and
+           W/tensorboard/discover/.
+
+score(config, workdir) — REFERENCE.md section 3 (paper appendix B).
+  Inputs:  W/generator/, W/directions.npy; reads config.score and
+           config.score.index.
+  OUTPUTS: W/ranking.csv and W/ranking.md (rank, index, L_h, D_h, area, ...),
+           W/strips/ (one PNG per shortlisted candidate, top config.score.top_k
+           plus a hand-picked index: rows = latents, columns = G(z + t h) for
+           t = -strip_steps..strip_steps, then the lighting mask and the
+           affine mask of (G(z), G(z + h))),
+           W/bg_direction.npy, float32 [z_dim]: the chosen candidate, unit
+           norm, oriented so that the foreground brightens,
+           W/bg_affine.npy, float32 [2, 3, 4]: its two fitted affine maps
+           (synth.affine layout; A_1 = index 0 brightens more).
+"""
+import os
+import zlib
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gansseg_jax import errors
+from gansseg_jax import fileio
+from gansseg_jax.directions import direction_file
+from gansseg_jax.directions import discover as discover_lib
+from gansseg_jax.directions import ranking
+from gansseg_jax.directions import score as score_lib
+from gansseg_jax.directions import sefa
+from gansseg_jax.directions import strips
+from gansseg_jax.synth import masks
+from gansseg_jax.train import sharding
+
+SOURCES = ("discover", "sefa", "file")
+
+
+def load_generator(config: ml_collections.ConfigDict, workdir: str):
+  """(generate, params) written by stage `convert`.
+
+  Imported on use, so that source 'file' never loads the convert package;
+  tests replace this function with an analytic generator.
+  """
+  from gansseg_jax.convert import load  # pylint: disable=g-import-not-at-top
+  return load.load_generator(config, workdir)
+
+
+def _stage_key(seed: int, name: str) -> jax.Array:
+  """key(seed) with the stage's name folded in (CRC-32 of the name)."""
+  return jax.random.fold_in(jax.random.key(seed),
+                            zlib.crc32(name.encode()) & 0x7FFFFFFF)
+
+
+def discover(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes W/directions.npy from config.directions.source (see module doc)."""
+  cfg = config.directions
+  z_dim = config.generator.z_dim
+  if cfg.source not in SOURCES:
+    raise errors.UserError(
+        f"config.directions.source: {cfg.source!r} is not one of {SOURCES}")
+  if cfg.source == "file":
+    directions = direction_file.load_directions(cfg.file, z_dim)
+  else:
+    generate, gen_params = load_generator(config, workdir)
+    if cfg.source == "sefa":
+      if not 1 <= cfg.num_directions <= z_dim:
+        raise errors.UserError(
+            f"config.directions.num_directions: SeFa gives at most z_dim = "
+            f"{z_dim} directions, got {cfg.num_directions}")
+      directions, eigenvalues = sefa.sefa_directions(
+          sefa.latent_projection(config.generator, gen_params),
+          cfg.num_directions, cfg.sefa_normalize)
+      logging.info("SeFa eigenvalues (top %d): %s", len(eigenvalues),
+                   np.array2string(eigenvalues, precision=4))
+    else:
+      directions = discover_lib.train(config, workdir, generate, gen_params,
+                                      z_dim, _stage_key(config.seed,
+                                                        "discover"))
+  if sharding.is_primary():
+    fileio.write_npy(os.path.join(workdir, "directions.npy"), directions)
+
+
+def _load_candidates(workdir: str, z_dim: int) -> np.ndarray:
+  path = os.path.join(workdir, "directions.npy")
+  try:
+    directions = np.load(path, allow_pickle=False)
+  except (ValueError, OSError) as e:
+    raise errors.UserError(f"{path}: not a readable .npy array ({e})") from e
+  if directions.ndim != 2 or directions.shape[1] != z_dim or not len(
+      directions):
+    raise errors.UserError(
+        f"{path}: shape {list(directions.shape)}, expected [K >= 1, {z_dim}] "
+        "(config.generator.z_dim); run stage 'discover' again")
+  return directions.astype(np.float32)
+
+
+def _check_index(config: ml_collections.ConfigDict,
+                 num_candidates: int) -> None:
+  index = config.score.index
+  if index < -1 or index >= num_candidates:
+    raise errors.UserError(
+        f"config.score.index: {index} is not -1 (the top-ranked) or a row "
+        f"of directions.npy (0..{num_candidates - 1})")
+
+
+def _choose(config: ml_collections.ConfigDict, ranks: np.ndarray) -> int:
+  """config.score.index if >= 0, else the rank-1 candidate (-1 if none)."""
+  if config.score.index >= 0:
+    return config.score.index
+  return int(np.flatnonzero(ranks == 1)[0]) if ranks.any() else -1
+
+
+def _write_strips(folder: str, config: ml_collections.ConfigDict, generate,
+                  gen_params, units: np.ndarray, scores, ranks: np.ndarray,
+                  shortlist: list[int], key: jax.Array) -> None:
+  """One PNG per shortlisted candidate into `folder` (see module doc)."""
+  cfg = config.score
+  steps = np.arange(-cfg.strip_steps, cfg.strip_steps + 1, dtype=np.float32)
+  shifts = jnp.asarray(steps * cfg.shift_scale)
+  z = jax.random.normal(key, (cfg.strip_samples, units.shape[1]))
+  center = cfg.strip_steps
+
+  @jax.jit
+  def tiles(gen_params, unit, maps):
+    images = strips.shift_images(generate, gen_params, z, unit, shifts)
+    image, shifted = images[:, center], images[:, center + 1]
+    return (images, masks.lighting_mask(image, shifted),
+            masks.affine_mask(maps, image, shifted))
+
+  os.makedirs(folder)
+  for index in shortlist:
+    images, lighting, affine_fg = jax.device_get(
+        tiles(gen_params, jnp.asarray(units[index]),
+              jnp.asarray(scores.maps[index])))
+    grid = np.concatenate([np.asarray(images),
+                           strips.mask_tiles(lighting)[:, None],
+                           strips.mask_tiles(affine_fg)[:, None]], axis=1)
+    name = (f"rank_{ranks[index]:02d}_index_{index:03d}.png" if ranks[index]
+            else f"dropped_index_{index:03d}.png")
+    strips.write_png(os.path.join(folder, name), strips.grid(grid))
+
+
+def score(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Ranks W/directions.npy, writes the ranking, strips and the choice."""
+  cfg = config.score
+  ranking.check_config(cfg)
+  spec = score_lib.ScoreSpec.from_config(cfg)
+  for field in ("strip_samples", "strip_steps"):
+    if cfg[field] <= 0:
+      raise errors.UserError(
+          f"config.score.{field}: must be positive, got {cfg[field]}")
+  directions = _load_candidates(workdir, config.generator.z_dim)
+  _check_index(config, len(directions))
+  generate, gen_params = load_generator(config, workdir)
+  score_key, strip_key = jax.random.split(_stage_key(config.seed, "score"))
+
+  logging.info("score: fitting affine maps for %d candidates (%d steps).",
+               len(directions), spec.steps)
+  scores = score_lib.score_candidates(generate, gen_params, directions,
+                                      score_key, spec)
+  ranks = ranking.rank_candidates(scores, cfg.max_one_class, cfg.top_fraction)
+  if not sharding.is_primary():
+    return
+  chosen = _choose(config, ranks)
+  fileio.write_text(os.path.join(workdir, "ranking.csv"), ranking.ranking_csv(
+      scores, ranks, cfg.max_one_class, cfg.top_fraction))
+  fileio.write_text(os.path.join(workdir, "ranking.md"),
+                    ranking.ranking_markdown(scores, ranks, cfg.max_one_class,
+                                             cfg.top_fraction, chosen))
+  if chosen < 0:
+    raise errors.UserError(
+        "config.score.index: every candidate was dropped (one class "
+        f">= {cfg.max_one_class:.0%} of pixels, see ranking.md); pick one by "
+        "hand")
+
+  norms = np.linalg.norm(directions, axis=1, keepdims=True)
+  units = directions / np.where(norms > 0, norms, 1.0) * scores.sign[:, None]
+  shortlist = [int(i) for i in np.argsort(np.where(ranks > 0, ranks,
+                                                   len(ranks) + 1))
+               if 0 < ranks[i] <= cfg.top_k]
+  if chosen not in shortlist:
+    shortlist.append(chosen)
+  with fileio.atomic_path(os.path.join(workdir, "strips")) as folder:
+    _write_strips(folder, config, generate, gen_params, units, scores, ranks,
+                  shortlist, strip_key)
+
+  fileio.write_npy(os.path.join(workdir, "bg_affine.npy"),
+                   scores.maps[chosen].astype(np.float32))
+  fileio.write_npy(os.path.join(workdir, "bg_direction.npy"),
+                   units[chosen].astype(np.float32))
+  logging.info("score: chose candidate %d (rank %s, L_h %.4f, D_h %.4f).",
+               chosen, ranks[chosen] or "dropped",
+               scores.restoration_loss[chosen], scores.separation[chosen])

@@ -1,0 +1,11 @@
+"""Training the segmentation U-Net on synthetic pairs (REFERENCE.md section 7).
+
+Modules:
+  sharding       the 'data' device mesh, global-batch checks, multi-host help.
+  checkpointing  orbax CheckpointManager wrapper: async, keep N, SIGTERM.
+  holdout        the fixed synthetic hold-out set and its loss / IoU / accuracy.
+  segmentation   the fused jitted step (synthesis + U-Net + Adam) and the loop.
+  stage          the `train` stage: W/ inputs -> W/unet/.
+  load           `load_predictor(config, workdir)`: the trained U-Net, jitted.
+  gan            training the demo's small GAN (a separate tool, not a stage).
+"""
