@@ -7,7 +7,7 @@ from configs import default
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,discover,score,train"
+  c.stages = "convert,discover,score,synth,train,eval,report"
   c.generator.source = "random"
   c.generator.resolution = 32
   c.generator.ch = 4
@@ -22,6 +22,8 @@ def get_config():
   c.directions.log_every = 10
   c.score.steps = 20
   c.score.heldout_batches = 1
+  c.export.num_pairs = 8
+  c.export.include_rejected = True  # A random generator fails the filters.
   c.unet.width = 4
   c.train.steps = 6
   c.train.batch_size = 8
@@ -30,5 +32,8 @@ def get_config():
   c.train.eval_every = 3
   c.train.checkpoint_every = 3
   c.train.holdout_size = 16
+  c.eval.datasets = "scenes:5:8:32"  # Procedural scenes with exact masks.
+  c.report.num_samples = 4
+  c.report.num_predictions = 4
   c.log.progress_every_s = 1.0
   return c

@@ -71,7 +71,9 @@ def read_config(workdir: str) -> Optional[dict[str, Any]]:
 
 
 def write_config(workdir: str, config_dict: dict[str, Any]) -> None:
-  fileio.write_json(os.path.join(workdir, CONFIG_FILE), config_dict)
+  """Records the resolved config (left untouched when it is the same)."""
+  if read_config(workdir) != config_dict:
+    fileio.write_json(os.path.join(workdir, CONFIG_FILE), config_dict)
 
 
 def marker_path(workdir: str, stage: str) -> str:
