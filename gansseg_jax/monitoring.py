@@ -36,6 +36,8 @@ class MetricsWriter:
     self._is_writer = jax.process_index() == 0
     self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
+    if self._is_writer:
+      os.makedirs(workdir, exist_ok=True)
     if self._is_writer and tensorboard:
       self._tb = _clu_writer(os.path.join(workdir, "tensorboard", stage))
 

@@ -40,7 +40,7 @@ def test_any_resolution_renders_the_same_scene():
   same = high.masks[:, 1::3, 1::3] == low.masks
   assert np.sum(~same) <= 3
   np.testing.assert_allclose(high.images[:, 1::3, 1::3][same], low.images[same],
-                             atol=1e-4)
+                             atol=5e-4)
 
 
 def test_every_outline_kind_and_pattern_occurs(many):
@@ -74,8 +74,15 @@ def test_object_and_background_appearance_are_independent(many):
   m = many.masks[..., None]
   obj = (many.images * m).sum((1, 2)) / m.sum((1, 2))
   bg = (many.images * (1 - m)).sum((1, 2)) / (1 - m).sum((1, 2))
+  # Colours (chromaticity: illumination is a grey gain, so it cancels) are
+  # drawn independently; brightness is not: the contrast factor c lights the
+  # object and darkens the background together (see the module docstring).
+  unit_obj, unit_bg = (obj + 1) / 2, (bg + 1) / 2
+  chroma_obj = unit_obj / unit_obj.sum(axis=1, keepdims=True)
+  chroma_bg = unit_bg / unit_bg.sum(axis=1, keepdims=True)
   for channel in range(3):
-    assert abs(np.corrcoef(obj[:, channel], bg[:, channel])[0, 1]) < 0.2
+    assert abs(np.corrcoef(chroma_obj[:, channel],
+                           chroma_bg[:, channel])[0, 1]) < 0.2
   # ... and both vary a lot from scene to scene.
   assert np.all(obj.std(axis=0) > 0.25) and np.all(bg.std(axis=0) > 0.25)
   # Textured: colour varies within the background of most scenes.
