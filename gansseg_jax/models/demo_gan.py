@@ -1,0 +1,238 @@
+"""The demo's compact DCGAN (Radford et al. 2016) and its shipped generator.
+
+Generator: z [B, z_dim] -> linear -> 4x4 x (ch * 2^(n-1)) -> n x2 upsamplings
+halving the width each time, the last one to RGB -> tanh, n = log2(resolution
+/ 4). Each upsampling is a sub-pixel convolution (Shi et al. 2016: a 3x3
+convolution to 4 c_out channels, then depth-to-space), which computes what a
+stride-2 transposed convolution does but is several times faster to
+differentiate on CPU. Pixel norm
+(Karras et al. 2018, x / sqrt(mean_c x^2 + 1e-8)) replaces batch norm so that
+an image depends on its own z only: `generate(params, z)` is a pure function,
+the same in training and inference, and an EMA of the weights needs no
+re-estimated statistics.
+
+Discriminator: n strided convolutions (kernel 4, stride 2, padding 1; width
+ch, 2ch, ...; LeakyReLU 0.2) down to 4x4, then a 4x4 valid convolution to one
+logit. Every kernel is spectrally normalised (Miyato et al. 2018): W / sigma(W),
+sigma from one power iteration per training call on W reshaped to
+[fan_in, out], its vector kept in a `PowerIterate` variable (not trained).
+
+The shipped generator lives in `gansseg_jax/assets/demo_generator/`:
+`params.npz` (the EMA generator's parameters, flattened with '/'-joined paths)
+and `info.json` (model config, training config, seed, steps, wall time and the
+command that reproduces it). `load_builtin()` loads it.
+"""
+import functools
+import json
+import math
+import os
+from typing import Any, Callable, Mapping
+
+import flax.nnx as nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gansseg_jax import errors
+
+ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets",
+                         "demo_generator")
+PARAMS_FILE = "params.npz"
+INFO_FILE = "info.json"
+# Path of the generator's first latent projection (SeFa's W, REFERENCE.md s2).
+LATENT_PROJECTION = ("project", "kernel")
+
+Params = Mapping[str, Any]
+Generate = Callable[[Params, jax.Array], jax.Array]
+
+
+def _num_upsamplings(resolution: int, field: str) -> int:
+  n = round(math.log2(resolution / 4)) if resolution >= 8 else 0
+  if n < 1 or 4 * 2**n != resolution:
+    raise errors.UserError(
+        f"{field}: {resolution} is not a power of two >= 8")
+  return n
+
+
+def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+  """x / sqrt(mean over channels of x^2 + eps) (ProGAN's pixelwise norm)."""
+  return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+
+
+def depth_to_space(x: jax.Array) -> jax.Array:
+  """[B, H, W, 4C] -> [B, 2H, 2W, C]; channel (2 dy + dx) C + c goes to (2h + dy, 2w + dx)."""
+  b, h, w, c4 = x.shape
+  x = x.reshape(b, h, w, 2, 2, c4 // 4).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, 2 * h, 2 * w, c4 // 4)
+
+
+class Generator(nnx.Module):
+  """DCGAN generator with pixel norm: z [B, z_dim] -> images [B, R, R, 3] in [-1, 1]."""
+
+  def __init__(self, z_dim: int, channels: int, resolution: int, *,
+               rngs: nnx.Rngs):
+    n = _num_upsamplings(resolution, "config.model.resolution")
+    self.widths = tuple(channels * 2**(n - 1 - i) for i in range(n))
+    self.project = nnx.Linear(z_dim, 16 * self.widths[0], rngs=rngs)
+    self.ups = nnx.List([
+        nnx.Conv(c_in, 4 * c_out, (3, 3), padding="SAME", rngs=rngs)
+        for c_in, c_out in zip(self.widths, self.widths[1:] + (3,))])
+
+  def __call__(self, z: jax.Array) -> jax.Array:
+    x = self.project(z).reshape(z.shape[0], 4, 4, self.widths[0])
+    x = nnx.relu(pixel_norm(x))
+    for up in self.ups[:-1]:
+      x = nnx.relu(pixel_norm(depth_to_space(up(x))))
+    return jnp.tanh(depth_to_space(self.ups[-1](x)))
+
+
+class PowerIterate(nnx.Variable):
+  """Power-iteration vector of a spectrally normalised kernel (not trained)."""
+
+
+class SNConv(nnx.Module):
+  """Convolution with a spectrally normalised kernel: conv(x, W / sigma(W)) + b.
+
+  sigma(W) ~= v^T W u after one power iteration on W viewed as [fan_in, out]:
+  v = normalise(W u), u' = normalise(W^T v) (Miyato et al. 2018, algorithm 1).
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int,
+               stride: int, padding: int, *, rngs: nnx.Rngs):
+    shape = (kernel_size, kernel_size, in_features, out_features)
+    self.kernel = nnx.Param(
+        nnx.initializers.lecun_normal()(rngs.params(), shape))
+    self.bias = nnx.Param(jnp.zeros((out_features,)))
+    self.u = PowerIterate(jax.random.normal(rngs.params(), (out_features,)))
+    self.stride = stride
+    self.padding = padding
+
+  def normalized_kernel(self, update_stats: bool) -> jax.Array:
+    kernel = self.kernel[...]
+    w = kernel.reshape(-1, kernel.shape[-1])
+    u = self.u[...]
+    v = _l2_normalize(w @ u)
+    u_new = jax.lax.stop_gradient(_l2_normalize(w.T @ v))
+    v = jax.lax.stop_gradient(v)
+    sigma = v @ w @ u_new
+    if update_stats:
+      self.u[...] = u_new
+    return kernel / sigma
+
+  def __call__(self, x: jax.Array, update_stats: bool) -> jax.Array:
+    y = jax.lax.conv_general_dilated(
+        x, self.normalized_kernel(update_stats), (self.stride, self.stride),
+        [(self.padding, self.padding)] * 2,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + self.bias[...]
+
+
+def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  return x * jax.lax.rsqrt(jnp.sum(x * x) + eps)
+
+
+def minibatch_stddev(x: jax.Array) -> jax.Array:
+  """x [B, H, W, C] + one channel holding the batch's mean feature std.
+
+  Karras et al. 2018 (ProGAN), section 3: lets D see the variety of a batch,
+  so a generator that collapses to one output is easy to tell apart. D must
+  therefore see real and fake images in separate calls.
+  """
+  spread = jnp.mean(jnp.sqrt(jnp.var(x, axis=0) + 1e-8))
+  return jnp.concatenate([x, jnp.full(x.shape[:-1] + (1,), spread, x.dtype)],
+                         axis=-1)
+
+
+class Discriminator(nnx.Module):
+  """DCGAN discriminator with spectral norm and a minibatch-stddev channel
+  before its head: images [B, R, R, 3] -> logits [B]."""
+
+  def __init__(self, channels: int, resolution: int, *, rngs: nnx.Rngs):
+    n = _num_upsamplings(resolution, "config.model.resolution")
+    widths = (3,) + tuple(channels * 2**i for i in range(n))
+    self.downs = nnx.List([
+        SNConv(c_in, c_out, 4, 2, 1, rngs=rngs)
+        for c_in, c_out in zip(widths[:-1], widths[1:])])
+    self.head = SNConv(widths[-1] + 1, 1, 4, 1, 0, rngs=rngs)
+
+  def __call__(self, x: jax.Array, update_stats: bool) -> jax.Array:
+    for down in self.downs:
+      x = nnx.leaky_relu(down(x, update_stats), 0.2)
+    return self.head(minibatch_stddev(x), update_stats).reshape(x.shape[0])
+
+
+def apply_generator(graphdef: nnx.GraphDef, params: Params,
+                    z: jax.Array) -> jax.Array:
+  """G(z) for params given as a pure nested dict (pure, jit-able)."""
+  return nnx.merge(graphdef, params)(z)
+
+
+def make_generate(graphdef: nnx.GraphDef) -> Generate:
+  """`generate(params, z) -> images` of the contract, for one architecture."""
+  return functools.partial(apply_generator, graphdef)
+
+
+def abstract_generator(model_config: Mapping[str, Any]):
+  """(graphdef, abstract params) of a Generator, without allocating weights."""
+  model = nnx.eval_shape(lambda: Generator(
+      model_config["z_dim"], model_config["g_channels"],
+      model_config["resolution"], rngs=nnx.Rngs(0)))
+  graphdef, state = nnx.split(model)
+  return graphdef, nnx.to_pure_dict(state)
+
+
+def flatten_params(params: Params) -> dict[str, np.ndarray]:
+  """Nested dict -> {'a/b/c': array}, for .npz files."""
+  flat = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+    flat["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)] = (
+        np.asarray(leaf))
+  return flat
+
+
+def unflatten_params(flat: Mapping[str, np.ndarray], template: Params,
+                     source: str) -> Params:
+  """{'a/b/c': array} -> the nested structure of `template`, shapes checked."""
+  leaves = []
+  paths = jax.tree_util.tree_flatten_with_path(template)[0]
+  for path, leaf in paths:
+    name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+    if name not in flat:
+      raise errors.UserError(f"{source}: missing parameter {name}")
+    value = np.asarray(flat[name], dtype=np.float32)
+    if value.shape != tuple(leaf.shape):
+      raise errors.UserError(
+          f"{source}: {name} has shape {value.shape}, expected {leaf.shape}")
+    leaves.append(jnp.asarray(value))
+  extra = set(flat) - {"/".join(str(getattr(k, "key", getattr(k, "idx", k)))
+                                for k in p) for p, _ in paths}
+  if extra:
+    raise errors.UserError(f"{source}: unexpected parameters {sorted(extra)}")
+  return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
+def latent_projection(params: Params) -> jax.Array:
+  """SeFa's W [out_features, z_dim]: the generator's first latent projection."""
+  kernel = params
+  for key in LATENT_PROJECTION:
+    kernel = kernel[key]
+  return jnp.asarray(kernel).T
+
+
+def load_builtin(asset_dir: str = ASSET_DIR) -> tuple[Generate, Params, dict]:
+  """The shipped demo generator: (generate, params, info).
+
+  generate(params, z [B, z_dim]) -> images [B, R, R, 3] in [-1, 1], pure and
+  jit-able; info is `info.json` (info['model'] has z_dim and resolution).
+  """
+  info_path = os.path.join(asset_dir, INFO_FILE)
+  params_path = os.path.join(asset_dir, PARAMS_FILE)
+  for path in (info_path, params_path):
+    if not os.path.isfile(path):
+      raise errors.UserError(f"{path}: the built-in demo generator is missing")
+  with open(info_path) as f:
+    info = json.load(f)
+  graphdef, template = abstract_generator(info["model"])
+  with np.load(params_path) as flat:
+    params = unflatten_params(dict(flat), template, params_path)
+  return make_generate(graphdef), params, info

@@ -1,0 +1,344 @@
+r"""Training the demo's DCGAN on procedural scenes, and shipping its generator.
+
+  python -m gansseg_jax.train.gan --config=configs/demo_gan.py \
+      --workdir=runs/demo_gan --export_dir=gansseg_jax/assets/demo_generator
+
+Recipe (SNGAN, Miyato et al. 2018, with the hinge loss of Lim & Ye 2017):
+- L_D = mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), D spectrally normalised;
+- L_G = -mean(D(G(z))); one D and one G Adam update per step;
+- EMA of G's weights, decay min(ema_decay, (1 + s) / (10 + s)); the EMA
+  generator is the one shipped.
+Real images are an endless stream: step s renders scenes [s B, (s + 1) B) of
+`config.data_seed` (data/scenes.py) inside the jitted step; z ~ N(0, I) from
+fold_in(key(config.seed), s). Everything is a function of the step number,
+so a resumed run repeats exactly what an uninterrupted one would do.
+
+Outputs in the workdir: checkpoints/ (orbax, the last `keep_checkpoints`,
+resumed from automatically; also written on SIGTERM), samples/step_*.png
+(EMA generator on fixed latents), metrics.jsonl (+ TensorBoard events).
+`--export_dir` writes params.npz, info.json, samples.png and README.md of the
+latest checkpoint there (models/demo_gan.py `load_builtin` reads them);
+`--export_only` exports without training further.
+"""
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+from absl import logging
+import flax.nnx as nnx
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from PIL import Image
+
+from gansseg_jax import fileio
+from gansseg_jax import monitoring
+from gansseg_jax.data import scenes
+from gansseg_jax.models import demo_gan
+
+STAGE = "demo_gan"
+State = dict[str, Any]
+
+
+def model_config(config: ml_collections.ConfigDict) -> dict[str, int]:
+  """The fields `demo_gan.abstract_generator` needs, as a plain dict."""
+  return {k: int(config.model[k])
+          for k in ("z_dim", "resolution", "g_channels", "d_channels")}
+
+
+def _optimizers(config: ml_collections.ConfigDict):
+  t = config.train
+  return (optax.adam(t.g_learning_rate, t.adam_b1, t.adam_b2),
+          optax.adam(t.d_learning_rate, t.adam_b1, t.adam_b2))
+
+
+class Networks:
+  """Graph definitions and optimisers of G and D for one config."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    m = config.model
+    rngs = nnx.Rngs(config.seed)
+    generator = demo_gan.Generator(m.z_dim, m.g_channels, m.resolution,
+                                   rngs=rngs)
+    discriminator = demo_gan.Discriminator(m.d_channels, m.resolution,
+                                           rngs=rngs)
+    self.g_graph, g_params = nnx.split(generator)
+    self.d_graph, d_params, d_stats = nnx.split(
+        discriminator, nnx.Param, demo_gan.PowerIterate)
+    self.g_tx, self.d_tx = _optimizers(config)
+    g_params = nnx.to_pure_dict(g_params)
+    d_params = nnx.to_pure_dict(d_params)
+    self.initial_state: State = {
+        "step": jnp.zeros((), jnp.int32),
+        "g": g_params,
+        "g_ema": g_params,
+        "d": d_params,
+        "d_stats": nnx.to_pure_dict(d_stats),
+        "g_opt": self.g_tx.init(g_params),
+        "d_opt": self.d_tx.init(d_params),
+        "train_seconds": jnp.zeros((), jnp.float32),
+    }
+
+  def generate(self, params, z: jax.Array) -> jax.Array:
+    return demo_gan.apply_generator(self.g_graph, params, z)
+
+  def discriminate(self, params, stats, images: jax.Array, update_stats: bool):
+    """D's logits [B] and its power-iteration vectors after the call."""
+    d = nnx.merge(self.d_graph, params, stats)
+    logits = d(images, update_stats)
+    return logits, nnx.to_pure_dict(nnx.state(d, demo_gan.PowerIterate))
+
+
+def real_images(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+  """Scenes [s B, (s + 1) B) of config.data_seed, [B, R, R, 3] in [-1, 1]."""
+  b = config.train.batch_size
+  indices = step.astype(jnp.uint32) * b + jnp.arange(b, dtype=jnp.uint32)
+  images, _, _ = scenes.render_keys(
+      scenes.scene_keys(config.data_seed, indices), config.model.resolution)
+  return images
+
+
+def hinge_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))."""
+  return (jnp.mean(jax.nn.relu(1.0 - real_logits))
+          + jnp.mean(jax.nn.relu(1.0 + fake_logits)))
+
+
+def make_train_step(config: ml_collections.ConfigDict,
+                    nets: Networks) -> Callable[[State], tuple[State, dict]]:
+  """The jitted step: state -> (state, metrics). One D then one G update."""
+  b, z_dim = config.train.batch_size, config.model.z_dim
+
+  def train_step(state: State):
+    step = state["step"]
+    key_d, key_g = jax.random.split(
+        jax.random.fold_in(jax.random.key(config.seed), step))
+    real = real_images(config, step)
+    fake = nets.generate(state["g"], jax.random.normal(key_d, (b, z_dim)))
+
+    def d_loss_fn(d_params):
+      # Separate calls: D's minibatch-stddev channel must not mix the two.
+      real_logits, stats = nets.discriminate(
+          d_params, state["d_stats"], real, True)
+      fake_logits, _ = nets.discriminate(d_params, stats, fake, False)
+      return (hinge_d_loss(real_logits, fake_logits),
+              (jnp.concatenate([real_logits, fake_logits]), stats))
+
+    (d_loss, (logits, d_stats)), d_grads = jax.value_and_grad(
+        d_loss_fn, has_aux=True)(state["d"])
+    updates, d_opt = nets.d_tx.update(d_grads, state["d_opt"], state["d"])
+    d_params = optax.apply_updates(state["d"], updates)
+
+    def g_loss_fn(g_params):
+      images = nets.generate(g_params, jax.random.normal(key_g, (b, z_dim)))
+      fake_logits, _ = nets.discriminate(d_params, d_stats, images, False)
+      return -jnp.mean(fake_logits)
+
+    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state["g"])
+    updates, g_opt = nets.g_tx.update(g_grads, state["g_opt"], state["g"])
+    g_params = optax.apply_updates(state["g"], updates)
+    s = step.astype(jnp.float32)
+    decay = jnp.minimum(config.train.ema_decay, (1.0 + s) / (10.0 + s))
+    g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                         state["g_ema"], g_params)
+    new_state = {**state, "step": step + 1, "g": g_params, "g_ema": g_ema,
+                 "d": d_params, "d_stats": d_stats, "g_opt": g_opt,
+                 "d_opt": d_opt}
+    metrics = {"d_loss": d_loss, "g_loss": g_loss,
+               "d_real": jnp.mean(logits[:b]), "d_fake": jnp.mean(logits[b:])}
+    return new_state, metrics
+
+  return jax.jit(train_step)
+
+
+def sample_grid(nets: Networks, params, config: ml_collections.ConfigDict) -> bytes:
+  """PNG of the generator on `num_samples` fixed latents, in a square grid."""
+  n = config.train.num_samples
+  side = int(round(n**0.5))
+  z = jax.random.normal(jax.random.key(config.seed + 1), (n, config.model.z_dim))
+  images = np.asarray(jax.jit(nets.generate)(params, z))
+  return png_grid(images, side)
+
+
+def png_grid(images: np.ndarray, columns: int) -> bytes:
+  """[N, H, W, 3] in [-1, 1] -> PNG bytes of a grid with `columns` columns."""
+  n, h, w, _ = images.shape
+  rows = -(-n // columns)
+  grid = np.zeros((rows * h, columns * w, 3), np.uint8)
+  pixels = np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  for i in range(n):
+    r, c = divmod(i, columns)
+    grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = pixels[i]
+  buffer = io.BytesIO()
+  Image.fromarray(grid).save(buffer, format="PNG")
+  return buffer.getvalue()
+
+
+def checkpoint_manager(config: ml_collections.ConfigDict,
+                       workdir: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, "checkpoints")),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=config.train.keep_checkpoints, create=True))
+
+
+def restore_latest(manager: ocp.CheckpointManager, target: State) -> State:
+  """The latest checkpoint in the shape of `target`, or `target` if none."""
+  step = manager.latest_step()
+  if step is None:
+    return target
+  logging.info("%s: resuming from step %d", STAGE, step)
+  return manager.restore(step, args=ocp.args.StandardRestore(target))
+
+
+_STOP = threading.Event()  # Set by SIGTERM: save a checkpoint and return.
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> State:
+  """Trains (or resumes) up to config.train.steps; returns the final state."""
+  nets = Networks(config)
+  manager = checkpoint_manager(config, workdir)
+  state = restore_latest(manager, nets.initial_state)
+  start = int(state["step"])
+  total = config.train.steps
+  train_step = make_train_step(config, nets)
+  writer = monitoring.MetricsWriter(workdir, STAGE)
+  progress = monitoring.Progress(total, STAGE, config.log.progress_every_s,
+                                 start=start)
+  seconds_before = float(state["train_seconds"])
+  t0 = time.monotonic()
+
+  def save(state: State) -> State:
+    state = {**state, "train_seconds": jnp.asarray(
+        seconds_before + time.monotonic() - t0, jnp.float32)}
+    manager.save(int(state["step"]), args=ocp.args.StandardSave(state))
+    return state
+
+  step = start
+  while step < total and not _STOP.is_set():
+    state, metrics = train_step(state)
+    step += 1
+    # Wait for the step, so that progress, ETA and SIGTERM see finished work.
+    jax.block_until_ready(metrics)
+    progress.update(step)
+    if step % config.train.log_every == 0 or step == total:
+      values = jax.device_get(metrics)
+      if not all(np.isfinite(v) for v in values.values()):
+        raise FloatingPointError(f"{STAGE} step {step}: non-finite {values}")
+      elapsed = seconds_before + time.monotonic() - t0
+      writer.write_scalars(step, {**values, "train_seconds": elapsed})
+    if step % config.train.sample_every == 0 or step == total:
+      fileio.write_bytes(
+          os.path.join(workdir, "samples", f"step_{step:06d}.png"),
+          sample_grid(nets, state["g_ema"], config))
+    if step % config.train.checkpoint_every == 0 or step == total:
+      state = save(state)
+  if step > start and step % config.train.checkpoint_every and step < total:
+    state = save(state)  # Stopped early (SIGTERM): keep what was done.
+  manager.wait_until_finished()
+  manager.close()
+  progress.close()
+  writer.close()
+  return state
+
+
+def export_generator(config: ml_collections.ConfigDict, workdir: str,
+                     export_dir: str, command: str) -> dict:
+  """Writes the latest checkpoint's EMA generator to `export_dir`; returns info.
+
+  Files: params.npz (flattened EMA params), info.json (model and training
+  config, seeds, steps, wall time, command), samples.png, README.md.
+  """
+  nets = Networks(config)
+  manager = checkpoint_manager(config, workdir)
+  if manager.latest_step() is None:
+    raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint to export")
+  state = restore_latest(manager, nets.initial_state)
+  manager.close()
+  flat = demo_gan.flatten_params(state["g_ema"])
+  info = {
+      "model": model_config(config),
+      "config": config.to_dict(),
+      "seed": int(config.seed),
+      "data_seed": int(config.data_seed),
+      "steps": int(state["step"]),
+      "train_seconds": round(float(state["train_seconds"]), 1),
+      "command": command,
+      "jax_version": jax.__version__,
+      "num_parameters": int(sum(v.size for v in flat.values())),
+      "machine": f"{os.cpu_count()} CPU cores ({jax.devices()[0].platform})",
+  }
+  with fileio.atomic_path(export_dir) as tmp:
+    os.makedirs(tmp)
+    np.savez(os.path.join(tmp, demo_gan.PARAMS_FILE), **flat)
+    with open(os.path.join(tmp, demo_gan.INFO_FILE), "w") as f:
+      f.write(_json(info))
+    with open(os.path.join(tmp, "samples.png"), "wb") as f:
+      f.write(sample_grid(nets, state["g_ema"], config))
+    with open(os.path.join(tmp, "README.md"), "w") as f:
+      f.write(_readme(info))
+  return info
+
+
+def _json(obj) -> str:
+  return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+def _readme(info: dict) -> str:
+  m = info["model"]
+  return (
+      "# The built-in demo generator\n\n"
+      f"A DCGAN (`gansseg_jax/models/demo_gan.py`), {m['resolution']}x"
+      f"{m['resolution']} RGB, z_dim {m['z_dim']}, trained on the procedural "
+      "scenes of `gansseg_jax/data/scenes.py` by `gansseg_jax/train/gan.py`: "
+      f"{info['steps']} steps, {info['train_seconds'] / 60:.1f} minutes of "
+      f"wall time on {info['machine']}, seed {info['seed']}, data seed "
+      f"{info['data_seed']}.\n\n"
+      "- `params.npz`: the EMA generator's parameters, keys are '/'-joined "
+      "paths of the Flax NNX state.\n"
+      "- `info.json`: model config, full training config, steps, wall time.\n"
+      "- `samples.png`: the generator on fixed latents.\n\n"
+      "Load it with `gansseg_jax.models.demo_gan.load_builtin()`. "
+      "Reproduce it with:\n\n"
+      f"    {info['command']}\n")
+
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path of configs/demo_gan.py.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                               "Checkpoints, samples and metrics go here.")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "Write the trained EMA generator here when done.")
+_EXPORT_ONLY = flags.DEFINE_bool(
+    "export_only", False, "Export the latest checkpoint without training.")
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  signal.signal(signal.SIGTERM, lambda *_: _STOP.set())
+  if not _EXPORT_ONLY.value:
+    train(config, workdir)
+  if _EXPORT_DIR.value and not _STOP.is_set():
+    command = " ".join(["python -m gansseg_jax.train.gan"] + [
+        a for a in sys.argv[1:] if not a.startswith("--export_only")])
+    info = export_generator(config, workdir, _EXPORT_DIR.value, command)
+    logging.info("%s: exported step %d to %s", STAGE, info["steps"],
+                 _EXPORT_DIR.value)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

@@ -1,0 +1,115 @@
+"""models/demo_gan.py: layers against numpy references, generator contract."""
+import flax.nnx as nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gansseg_jax import errors
+from gansseg_jax.models import demo_gan
+
+MODEL = {"z_dim": 8, "resolution": 16, "g_channels": 4, "d_channels": 4}
+
+
+@pytest.fixture(scope="module")
+def generator():
+  g = demo_gan.Generator(MODEL["z_dim"], MODEL["g_channels"],
+                         MODEL["resolution"], rngs=nnx.Rngs(0))
+  graphdef, state = nnx.split(g)
+  return demo_gan.make_generate(graphdef), nnx.to_pure_dict(state)
+
+
+def test_depth_to_space_matches_a_loop():
+  x = np.random.default_rng(0).normal(size=(2, 3, 5, 4 * 6)).astype(np.float32)
+  expected = np.zeros((2, 6, 10, 6), np.float32)
+  for h in range(3):
+    for w in range(5):
+      for dy in range(2):
+        for dx in range(2):
+          expected[:, 2 * h + dy, 2 * w + dx] = x[:, h, w,
+                                                   (2 * dy + dx) * 6:(2 * dy + dx + 1) * 6]
+  np.testing.assert_array_equal(np.asarray(demo_gan.depth_to_space(x)), expected)
+
+
+def test_pixel_norm_gives_unit_mean_square_per_pixel():
+  x = np.random.default_rng(1).normal(size=(2, 4, 4, 7)).astype(np.float32) * 3
+  y = np.asarray(demo_gan.pixel_norm(jnp.asarray(x)))
+  np.testing.assert_allclose(
+      y, x / np.sqrt(np.mean(x**2, axis=-1, keepdims=True) + 1e-8), rtol=1e-5)
+
+
+def test_spectral_norm_converges_to_the_largest_singular_value():
+  conv = demo_gan.SNConv(5, 6, 3, 1, 1, rngs=nnx.Rngs(2))
+  for _ in range(60):
+    normalized = conv.normalized_kernel(update_stats=True)
+  matrix = np.asarray(conv.kernel[...]).reshape(-1, 6)
+  sigma = np.linalg.svd(matrix, compute_uv=False)[0]
+  np.testing.assert_allclose(np.asarray(normalized).reshape(-1, 6),
+                             matrix / sigma, rtol=1e-4, atol=1e-6)
+  # Without update_stats the vector stays where it is.
+  u = np.asarray(conv.u[...])
+  conv.normalized_kernel(update_stats=False)
+  np.testing.assert_array_equal(np.asarray(conv.u[...]), u)
+
+
+def test_sn_conv_is_a_convolution_with_the_normalized_kernel():
+  conv = demo_gan.SNConv(3, 4, 4, 2, 1, rngs=nnx.Rngs(3))
+  x = np.random.default_rng(3).normal(size=(1, 6, 6, 3)).astype(np.float32)
+  w = np.asarray(conv.normalized_kernel(update_stats=False))
+  b = np.asarray(conv.bias[...])
+  y = np.asarray(conv(jnp.asarray(x), update_stats=False))
+  padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  expected = np.zeros((1, 3, 3, 4), np.float32)
+  for i in range(3):
+    for j in range(3):
+      patch = padded[0, 2 * i:2 * i + 4, 2 * j:2 * j + 4]
+      expected[0, i, j] = np.einsum("hwc,hwco->o", patch, w) + b
+  np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_generator_contract(generator):
+  generate, params = generator
+  z = jax.random.normal(jax.random.key(0), (3, MODEL["z_dim"]))
+  images = np.asarray(generate(params, z))
+  assert images.shape == (3, 16, 16, 3) and images.dtype == np.float32
+  assert np.all(np.abs(images) <= 1.0)
+  jitted = np.asarray(jax.jit(generate)(params, z))
+  np.testing.assert_allclose(jitted, images, atol=1e-5)
+  # An image depends on its own z only (no batch statistics).
+  np.testing.assert_allclose(np.asarray(generate(params, z[1:2]))[0], images[1],
+                             atol=1e-5)
+
+
+def test_discriminator_maps_images_to_one_logit_each():
+  d = demo_gan.Discriminator(4, 16, rngs=nnx.Rngs(4))
+  logits = d(jnp.zeros((5, 16, 16, 3)), update_stats=False)
+  assert logits.shape == (5,)
+
+
+def test_params_flatten_round_trip_and_errors(generator):
+  _, params = generator
+  flat = demo_gan.flatten_params(params)
+  assert "project/kernel" in flat
+  _, template = demo_gan.abstract_generator(MODEL)
+  back = demo_gan.unflatten_params(flat, template, "x.npz")
+  for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # 4x4 pixels x (2 g_channels) features at 16x16 (two upsamplings).
+  assert demo_gan.latent_projection(back).shape == (
+      16 * 2 * MODEL["g_channels"], MODEL["z_dim"])
+  with pytest.raises(errors.UserError, match="x.npz: missing parameter"):
+    demo_gan.unflatten_params({k: v for k, v in flat.items()
+                               if k != "project/bias"}, template, "x.npz")
+  bad = dict(flat, **{"project/bias": np.zeros(3)})
+  with pytest.raises(errors.UserError, match="x.npz: project/bias has shape"):
+    demo_gan.unflatten_params(bad, template, "x.npz")
+
+
+def test_resolution_must_be_a_power_of_two():
+  with pytest.raises(errors.UserError, match="config.model.resolution"):
+    demo_gan.Generator(8, 4, 48, rngs=nnx.Rngs(0))
+
+
+def test_load_builtin_reports_a_missing_asset(tmp_path):
+  with pytest.raises(errors.UserError, match="demo generator is missing"):
+    demo_gan.load_builtin(str(tmp_path))
