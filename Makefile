@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with python3 and make:
 #   make demo   - built-in end-to-end run on CPU, prints where the report is
 #   make test   - the whole test suite
+# make demo WORKDIR=dir DEMO_ARGS='--config.train.steps=500' changes the run.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -24,7 +25,8 @@ $(VENV)/.installed-test: $(PY) setup.py
 venv: $(VENV)/.installed-core
 
 demo: $(VENV)/.installed-core
-	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR)
+	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
+	@echo "Results: $(WORKDIR)/report.html (and report.md, eval.md, ranking.md) in $(WORKDIR)/"
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS) tests
