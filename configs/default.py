@@ -159,6 +159,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3  # Checkpoints kept.
   c.train.holdout_size = 1000  # Synthetic hold-out samples.
   c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
+  c.train.shift_augment = 0.0  # Random shift of each pair by up to this fraction of the side (not in the paper); 0 = off.
   c.train.synth_chunks = 0  # Each step's batch = this many synthesize() calls on folded keys; 0 = one per device (a fixed value > 0 makes the data stream independent of the device count).
 
   # Sections 8-9: evaluation on real images.

@@ -47,6 +47,7 @@ from gansseg_jax import monitoring
 from gansseg_jax.models import unet as unet_lib
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
+from gansseg_jax.train import augment
 from gansseg_jax.train import checkpointing
 from gansseg_jax.train import holdout
 from gansseg_jax.train import sharding
@@ -58,6 +59,7 @@ HOLDOUT = "train/holdout"
 # threefry for this many initializers.
 INIT = "train/init"
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+AUGMENT_SALT = zlib.crc32(b"train/augment")  # Folded into the batch key.
 
 TrainState = dict[str, Any]  # params, batch_stats, opt_state (pytrees), step.
 
@@ -202,7 +204,12 @@ def build(config: ml_collections.ConfigDict, mesh,
     flat = lambda x: x.reshape((local_chunks * chunk_size,) + x.shape[2:])
     stats = {k: jax.lax.psum(jnp.sum(v, axis=0), sharding.DATA_AXIS)
              for k, v in made.stats.items()}
-    return (flat(made.images), flat(made.masks), flat(made.weights), stats)
+    images, masks = flat(made.images), flat(made.masks)
+    if stream == "train" and config.train.shift_augment > 0:
+      images, masks = augment.random_translate(
+          jax.random.fold_in(keys[0], AUGMENT_SALT), images, masks,
+          config.train.shift_augment)
+    return (images, masks, flat(made.weights), stats)
 
   def synthesize(stream, index, frozen: Frozen):
     data = PartitionSpec(sharding.DATA_AXIS)
