@@ -86,7 +86,8 @@ def main(argv: list[str]) -> None:
   config = _CONFIG.value
   try:
     runtime.distributed_wanted(config)  # Validates the switch early.
-    plan = stages.plan(config, _WORKDIR.value)
+    # Absolute: orbax and multi-host runs need it, and logs name real paths.
+    plan = stages.plan(config, os.path.abspath(_WORKDIR.value))
     runtime.initialize(config)
     stages.execute(plan)
   except errors.UserError as e:

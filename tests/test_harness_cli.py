@@ -42,3 +42,13 @@ def test_missing_config_file(tmp_path):
       capture_output=True, text=True, cwd=tmp_path, timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.strip() == "error: --config: no such file: nope/none.py"
+
+
+def test_relative_workdir_runs_and_resolves_against_the_cwd(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "gansseg_jax.main",
+       f"--config={ROOT}/configs/test.py", "--workdir=rel/w",
+       "--config.stages=convert"],
+      capture_output=True, text=True, cwd=tmp_path, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert (tmp_path / "rel" / "w" / "generator" / "spec.json").exists()
