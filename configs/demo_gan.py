@@ -22,6 +22,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.model.resolution = 32  # Image side; a power of two >= 8.
   c.model.g_channels = 32  # Generator width at the last upsampling (x2 per level below).
   c.model.d_channels = 32  # Discriminator width at its first convolution (x2 per level).
+  c.model.g_norm = "pixel"  # Generator hidden-layer norm: 'batch' (DCGAN) or 'pixel'.
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 10000  # One discriminator and one generator update per step.
@@ -31,6 +32,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.train.adam_b1 = 0.0  # Adam beta1 (both networks).
   c.train.adam_b2 = 0.9  # Adam beta2 (both networks).
   c.train.ema_decay = 0.999  # EMA of generator weights: decay min(this, (1 + s) / (10 + s)).
+  c.train.standing_batches = 64  # Batches of the exported batch-norm statistics.
   c.train.log_every = 50  # Steps between metric lines.
   c.train.sample_every = 500  # Steps between sample grids (EMA generator) in workdir/samples/.
   c.train.checkpoint_every = 250  # Steps between checkpoints.
@@ -45,12 +47,14 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.model.g_channels = 4
     c.model.d_channels = 4
     c.model.z_dim = 8
+    c.model.g_norm = "batch"  # Exercises the standing statistics of the export.
     c.train.steps = 6
     c.train.batch_size = 4
     c.train.log_every = 2
     c.train.sample_every = 3
     c.train.checkpoint_every = 3
     c.train.num_samples = 4
+    c.train.standing_batches = 2
     c.log.progress_every_s = 1.0
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")

@@ -8,15 +8,20 @@ import pytest
 from gansseg_jax import errors
 from gansseg_jax.models import demo_gan
 
-MODEL = {"z_dim": 8, "resolution": 16, "g_channels": 4, "d_channels": 4}
+MODEL = {"z_dim": 8, "resolution": 16, "g_channels": 4, "d_channels": 4,
+         "g_norm": "batch"}
 
 
-@pytest.fixture(scope="module")
-def generator():
+def _generator(norm):
   g = demo_gan.Generator(MODEL["z_dim"], MODEL["g_channels"],
-                         MODEL["resolution"], rngs=nnx.Rngs(0))
+                         MODEL["resolution"], norm, rngs=nnx.Rngs(0))
   graphdef, state = nnx.split(g)
-  return demo_gan.make_generate(graphdef), nnx.to_pure_dict(state)
+  return demo_gan.make_generate(graphdef), nnx.to_pure_dict(state), norm
+
+
+@pytest.fixture(scope="module", params=demo_gan.NORMS)
+def generator(request):
+  return _generator(request.param)
 
 
 def test_depth_to_space_matches_a_loop():
@@ -36,6 +41,57 @@ def test_pixel_norm_gives_unit_mean_square_per_pixel():
   y = np.asarray(demo_gan.pixel_norm(jnp.asarray(x)))
   np.testing.assert_allclose(
       y, x / np.sqrt(np.mean(x**2, axis=-1, keepdims=True) + 1e-8), rtol=1e-5)
+
+
+def test_batch_norm_with_batch_statistics_matches_numpy_and_records_them():
+  x = np.random.default_rng(5).normal(size=(3, 4, 5, 6)).astype(np.float32) * 2 + 1
+  layer = demo_gan.BatchNorm(6)
+  layer.scale[...] = jnp.arange(1.0, 7.0)
+  layer.offset[...] = jnp.full((6,), 0.5)
+  y = np.asarray(layer(jnp.asarray(x), batch_stats=True))
+  mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+  np.testing.assert_allclose(
+      y, (x - mean) / np.sqrt(var + 1e-5) * np.arange(1, 7) + 0.5,
+      rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(layer.mean[...]), mean, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(layer.var[...]), var, rtol=1e-5)
+  # Without batch statistics, the stored ones: one image alone, same result.
+  np.testing.assert_allclose(
+      np.asarray(layer(jnp.asarray(x[:1]), batch_stats=False)), y[:1],
+      rtol=1e-4, atol=1e-4)
+
+
+def _split_for_training(norm="batch"):
+  g = demo_gan.Generator(MODEL["z_dim"], MODEL["g_channels"],
+                         MODEL["resolution"], norm, rngs=nnx.Rngs(6))
+  graphdef, params, stats = nnx.split(g, nnx.Param, demo_gan.StandingStat)
+  return graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(stats)
+
+
+def test_standing_statistics_are_the_population_moments():
+  graphdef, params, stats = _split_for_training()
+  z = jax.random.normal(jax.random.key(7), (4, 5, MODEL["z_dim"]))
+  standing = demo_gan.standing_statistics(graphdef, params, stats, z)
+  # The first layer normalises the latent projection, which no statistic
+  # changes: its population moments over all 4 x 5 latents and 4x4 pixels.
+  kernel = np.asarray(params["project"]["kernel"])
+  bias = np.asarray(params["project"]["bias"])
+  features = (np.asarray(z).reshape(20, -1) @ kernel + bias).reshape(
+      -1, kernel.shape[1] // 16)
+  np.testing.assert_allclose(np.asarray(standing["norms"][0]["mean"]),
+                             features.mean(axis=0), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(standing["norms"][0]["var"]),
+                             features.var(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_standing_statistics_of_one_batch_reproduce_training_mode():
+  graphdef, params, stats = _split_for_training()
+  z = jax.random.normal(jax.random.key(8), (6, MODEL["z_dim"]))
+  standing = demo_gan.standing_statistics(graphdef, params, stats, z[None])
+  trained = nnx.merge(graphdef, params, stats)(z, batch_stats=True)
+  inference = nnx.merge(graphdef, params, standing)(z)
+  np.testing.assert_allclose(np.asarray(inference), np.asarray(trained),
+                             atol=1e-4)
 
 
 def test_spectral_norm_converges_to_the_largest_singular_value():
@@ -68,7 +124,7 @@ def test_sn_conv_is_a_convolution_with_the_normalized_kernel():
 
 
 def test_generator_contract(generator):
-  generate, params = generator
+  generate, params, _ = generator
   z = jax.random.normal(jax.random.key(0), (3, MODEL["z_dim"]))
   images = np.asarray(generate(params, z))
   assert images.shape == (3, 16, 16, 3) and images.dtype == np.float32
@@ -87,10 +143,10 @@ def test_discriminator_maps_images_to_one_logit_each():
 
 
 def test_params_flatten_round_trip_and_errors(generator):
-  _, params = generator
+  _, params, norm = generator
   flat = demo_gan.flatten_params(params)
   assert "project/kernel" in flat
-  _, template = demo_gan.abstract_generator(MODEL)
+  _, template = demo_gan.abstract_generator({**MODEL, "g_norm": norm})
   back = demo_gan.unflatten_params(flat, template, "x.npz")
   for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -107,7 +163,12 @@ def test_params_flatten_round_trip_and_errors(generator):
 
 def test_resolution_must_be_a_power_of_two():
   with pytest.raises(errors.UserError, match="config.model.resolution"):
-    demo_gan.Generator(8, 4, 48, rngs=nnx.Rngs(0))
+    demo_gan.Generator(8, 4, 48, "batch", rngs=nnx.Rngs(0))
+
+
+def test_unknown_norm_is_named():
+  with pytest.raises(errors.UserError, match="config.model.g_norm: 'group'"):
+    demo_gan.Generator(8, 4, 16, "group", rngs=nnx.Rngs(0))
 
 
 def test_load_builtin_reports_a_missing_asset(tmp_path):

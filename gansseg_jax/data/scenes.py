@@ -42,6 +42,12 @@ OBJECT_PATTERNS = ("plain", "stripes", "spots", "marble")
 BACKGROUND_PATTERNS = ("gradient", "stripes", "checker", "clouds")
 GLOBAL_LOG_GAIN = 0.25  # g ~ U[-0.25, 0.25]: light on the whole scene.
 CONTRAST_LOG_GAIN = 0.7  # c ~ U[-0.7, 0.7]: object gain / background gain = exp(2c).
+# Pattern frequencies: radians per unit of the object's frame (one semi-axis)
+# or of the image (half its side).
+OBJECT_WAVE_FREQUENCY = (6.0, 14.0)
+BACKGROUND_WAVE_FREQUENCY = (2.0, 9.0)
+GRAIN_FREQUENCY_SCALE = 4.0  # The grain's waves: the background's, this much finer.
+MAX_GRAIN = 0.08  # Grain amplitude ~ U[0, MAX_GRAIN].
 
 
 class SceneLayout(NamedTuple):
@@ -142,7 +148,7 @@ def sample_layout(key: jax.Array) -> SceneLayout:
                                          maxval=2 * jnp.pi),
       object_colours=_hsv_to_rgb(object_hsv),
       object_pattern=jax.random.randint(ko[1], (), 0, len(OBJECT_PATTERNS)),
-      object_waves=_waves(ko[2], 6.0, 14.0),
+      object_waves=_waves(ko[2], *OBJECT_WAVE_FREQUENCY),
       light=jnp.stack([light_tilt * jnp.cos(light_angle),
                        light_tilt * jnp.sin(light_angle),
                        jnp.sqrt(1.0 - light_tilt**2)]),
@@ -150,8 +156,8 @@ def sample_layout(key: jax.Array) -> SceneLayout:
       background_colours=_hsv_to_rgb(background_hsv),
       background_pattern=jax.random.randint(kb[1], (), 0,
                                             len(BACKGROUND_PATTERNS)),
-      background_waves=_waves(kb[2], 2.0, 9.0),
-      grain=jax.random.uniform(kb[3], (), maxval=0.08),
+      background_waves=_waves(kb[2], *BACKGROUND_WAVE_FREQUENCY),
+      grain=jax.random.uniform(kb[3], (), maxval=MAX_GRAIN),
       falloff=jax.random.uniform(kb[4], (2,), minval=-0.3, maxval=0.3),
       object_gain=jnp.exp(log_global + log_contrast),
       background_gain=jnp.exp(log_global - log_contrast),
@@ -257,7 +263,8 @@ def _background_albedo(layout: SceneLayout, x: jax.Array,
        layout.background_pattern == 2], [gradient, stripes, checker], clouds)
   c0, c1 = layout.background_colours[0], layout.background_colours[1]
   albedo = c0 + mix[..., None] * (c1 - c0)
-  grain = layout.grain * _wave_sum(w * jnp.array([4.0, 4.0, 1.0]), x, y)
+  grain = layout.grain * _wave_sum(
+      w * jnp.array([GRAIN_FREQUENCY_SCALE, GRAIN_FREQUENCY_SCALE, 1.0]), x, y)
   falloff = 1.0 + layout.falloff[0] * x + layout.falloff[1] * y
   return (albedo + grain[..., None]) * falloff[..., None]
 

@@ -5,11 +5,15 @@ halving the width each time, the last one to RGB -> tanh, n = log2(resolution
 / 4). Each upsampling is a sub-pixel convolution (Shi et al. 2016: a 3x3
 convolution to 4 c_out channels, then depth-to-space), which computes what a
 stride-2 transposed convolution does but is several times faster to
-differentiate on CPU. Pixel norm
-(Karras et al. 2018, x / sqrt(mean_c x^2 + 1e-8)) replaces batch norm so that
-an image depends on its own z only: `generate(params, z)` is a pure function,
-the same in training and inference, and an EMA of the weights needs no
-re-estimated statistics.
+differentiate on CPU. Each hidden layer is normalised, by `norm`:
+- "batch": batch norm (Ioffe & Szegedy 2015) with batch statistics in
+  training, as DCGAN has it. For inference its statistics are "standing"
+  ones (Brock et al. 2019, appendix C.1): the population mean and variance of
+  each feature under the trained (EMA) weights, estimated over many batches
+  by `standing_statistics` and stored with the weights, so that an image
+  depends on its own z only and `generate(params, z)` is a pure function;
+- "pixel": pixel norm (Karras et al. 2018, x / sqrt(mean_c x^2 + 1e-8)),
+  which needs no statistics at all.
 
 Discriminator: n strided convolutions (kernel 4, stride 2, padding 1; width
 ch, 2ch, ...; LeakyReLU 0.2) down to 4x4, then a 4x4 valid convolution to one
@@ -66,23 +70,73 @@ def depth_to_space(x: jax.Array) -> jax.Array:
   return x.reshape(b, 2 * h, 2 * w, c4 // 4)
 
 
-class Generator(nnx.Module):
-  """DCGAN generator with pixel norm: z [B, z_dim] -> images [B, R, R, 3] in [-1, 1]."""
+NORMS = ("batch", "pixel")
 
-  def __init__(self, z_dim: int, channels: int, resolution: int, *,
+
+class StandingStat(nnx.Variable):
+  """A batch-norm layer's inference mean or variance (not trained)."""
+
+
+class BatchNorm(nnx.Module):
+  """y = (x - mean) / sqrt(var + eps) * scale + offset, per channel.
+
+  With `batch_stats=True` mean and var are the moments of x over its batch
+  and spatial axes, and they are written to `self.mean` / `self.var`, where
+  `standing_statistics` collects them; otherwise the stored ones are used.
+  """
+
+  def __init__(self, features: int, eps: float = 1e-5):
+    self.scale = nnx.Param(jnp.ones((features,)))
+    self.offset = nnx.Param(jnp.zeros((features,)))
+    self.mean = StandingStat(jnp.zeros((features,)))
+    self.var = StandingStat(jnp.ones((features,)))
+    self.eps = eps
+
+  def __call__(self, x: jax.Array, batch_stats: bool) -> jax.Array:
+    if batch_stats:
+      axes = tuple(range(x.ndim - 1))
+      mean, var = jnp.mean(x, axis=axes), jnp.var(x, axis=axes)
+      self.mean[...], self.var[...] = mean, var
+    else:
+      mean, var = self.mean[...], self.var[...]
+    return ((x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...]
+            + self.offset[...])
+
+
+class PixelNorm(nnx.Module):
+  """`pixel_norm` as a layer with the batch-norm call signature."""
+
+  def __call__(self, x: jax.Array, batch_stats: bool) -> jax.Array:
+    del batch_stats  # Pixel norm has no statistics.
+    return pixel_norm(x)
+
+
+class Generator(nnx.Module):
+  """DCGAN generator: z [B, z_dim] -> images [B, R, R, 3] in [-1, 1].
+
+  `batch_stats=True` (GAN training) normalises with the batch's statistics
+  when `norm` is "batch"; the default uses the stored standing ones.
+  """
+
+  def __init__(self, z_dim: int, channels: int, resolution: int, norm: str, *,
                rngs: nnx.Rngs):
     n = _num_upsamplings(resolution, "config.model.resolution")
+    if norm not in NORMS:
+      raise errors.UserError(
+          f"config.model.g_norm: {norm!r} is not one of {NORMS}")
     self.widths = tuple(channels * 2**(n - 1 - i) for i in range(n))
     self.project = nnx.Linear(z_dim, 16 * self.widths[0], rngs=rngs)
     self.ups = nnx.List([
         nnx.Conv(c_in, 4 * c_out, (3, 3), padding="SAME", rngs=rngs)
         for c_in, c_out in zip(self.widths, self.widths[1:] + (3,))])
+    layer = BatchNorm if norm == "batch" else lambda _: PixelNorm()
+    self.norms = nnx.List([layer(c) for c in self.widths])
 
-  def __call__(self, z: jax.Array) -> jax.Array:
+  def __call__(self, z: jax.Array, batch_stats: bool = False) -> jax.Array:
     x = self.project(z).reshape(z.shape[0], 4, 4, self.widths[0])
-    x = nnx.relu(pixel_norm(x))
-    for up in self.ups[:-1]:
-      x = nnx.relu(pixel_norm(depth_to_space(up(x))))
+    x = nnx.relu(self.norms[0](x, batch_stats))
+    for up, norm in zip(self.ups[:-1], self.norms[1:]):
+      x = nnx.relu(norm(depth_to_space(up(x)), batch_stats))
     return jnp.tanh(depth_to_space(self.ups[-1](x)))
 
 
@@ -167,6 +221,29 @@ def apply_generator(graphdef: nnx.GraphDef, params: Params,
   return nnx.merge(graphdef, params)(z)
 
 
+def standing_statistics(graphdef: nnx.GraphDef, params: Params, stats: Params,
+                        z_batches: jax.Array) -> Params:
+  """Population mean and variance of every batch-norm feature under `params`.
+
+  graphdef/params/stats: a Generator split into (nnx.Param, StandingStat);
+  z_batches [K, B, z_dim]. Each batch gives per-layer moments (m_k, v_k) with
+  batch statistics; with equal batch sizes the law of total variance gives
+  mean = E_k[m_k], var = E_k[v_k] + Var_k[m_k]. Returns `stats`' structure.
+  """
+  def moments(z):
+    model = nnx.merge(graphdef, params, stats)
+    model(z, batch_stats=True)
+    return nnx.to_pure_dict(nnx.state(model, StandingStat))
+
+  per_batch = jax.lax.map(moments, z_batches)
+  is_layer = lambda node: isinstance(node, dict) and set(node) == {"mean", "var"}
+  return jax.tree.map(
+      lambda layer: {"mean": jnp.mean(layer["mean"], axis=0),
+                     "var": (jnp.mean(layer["var"], axis=0)
+                             + jnp.var(layer["mean"], axis=0))},
+      per_batch, is_leaf=is_layer)
+
+
 def make_generate(graphdef: nnx.GraphDef) -> Generate:
   """`generate(params, z) -> images` of the contract, for one architecture."""
   return functools.partial(apply_generator, graphdef)
@@ -176,7 +253,7 @@ def abstract_generator(model_config: Mapping[str, Any]):
   """(graphdef, abstract params) of a Generator, without allocating weights."""
   model = nnx.eval_shape(lambda: Generator(
       model_config["z_dim"], model_config["g_channels"],
-      model_config["resolution"], rngs=nnx.Rngs(0)))
+      model_config["resolution"], model_config["g_norm"], rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(model)
   return graphdef, nnx.to_pure_dict(state)
 

@@ -51,10 +51,11 @@ STAGE = "demo_gan"
 State = dict[str, Any]
 
 
-def model_config(config: ml_collections.ConfigDict) -> dict[str, int]:
+def model_config(config: ml_collections.ConfigDict) -> dict[str, int | str]:
   """The fields `demo_gan.abstract_generator` needs, as a plain dict."""
-  return {k: int(config.model[k])
-          for k in ("z_dim", "resolution", "g_channels", "d_channels")}
+  return {**{k: int(config.model[k])
+             for k in ("z_dim", "resolution", "g_channels", "d_channels")},
+          "g_norm": str(config.model.g_norm)}
 
 
 def _optimizers(config: ml_collections.ConfigDict):
@@ -70,10 +71,12 @@ class Networks:
     m = config.model
     rngs = nnx.Rngs(config.seed)
     generator = demo_gan.Generator(m.z_dim, m.g_channels, m.resolution,
-                                   rngs=rngs)
+                                   m.g_norm, rngs=rngs)
     discriminator = demo_gan.Discriminator(m.d_channels, m.resolution,
                                            rngs=rngs)
-    self.g_graph, g_params = nnx.split(generator)
+    self.g_graph, g_params, g_stats = nnx.split(
+        generator, nnx.Param, demo_gan.StandingStat)
+    self.g_stats = nnx.to_pure_dict(g_stats)  # Unused in training (batch stats).
     self.d_graph, d_params, d_stats = nnx.split(
         discriminator, nnx.Param, demo_gan.PowerIterate)
     self.g_tx, self.d_tx = _optimizers(config)
@@ -91,7 +94,16 @@ class Networks:
     }
 
   def generate(self, params, z: jax.Array) -> jax.Array:
-    return demo_gan.apply_generator(self.g_graph, params, z)
+    """G(z) as trained: batch norm (if any) uses the batch's statistics."""
+    return nnx.merge(self.g_graph, params, self.g_stats)(z, batch_stats=True)
+
+  def standing_statistics(self, params, config: ml_collections.ConfigDict):
+    """Batch-norm statistics of `params` over `standing_batches` batches."""
+    t = config.train
+    z = jax.random.normal(jax.random.key(config.seed + 2),
+                          (t.standing_batches, t.batch_size, config.model.z_dim))
+    return jax.jit(demo_gan.standing_statistics, static_argnums=0)(
+        self.g_graph, params, self.g_stats, z)
 
   def discriminate(self, params, stats, images: jax.Array, update_stats: bool):
     """D's logits [B] and its power-iteration vectors after the call."""
@@ -162,12 +174,13 @@ def make_train_step(config: ml_collections.ConfigDict,
   return jax.jit(train_step)
 
 
-def sample_grid(nets: Networks, params, config: ml_collections.ConfigDict) -> bytes:
-  """PNG of the generator on `num_samples` fixed latents, in a square grid."""
+def sample_grid(generate: demo_gan.Generate, params,
+                config: ml_collections.ConfigDict) -> bytes:
+  """PNG of `generate(params, z)` on `num_samples` fixed latents, in a square grid."""
   n = config.train.num_samples
   side = int(round(n**0.5))
   z = jax.random.normal(jax.random.key(config.seed + 1), (n, config.model.z_dim))
-  images = np.asarray(jax.jit(nets.generate)(params, z))
+  images = np.asarray(jax.jit(generate)(params, z))
   return png_grid(images, side)
 
 
@@ -241,7 +254,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> State:
     if step % config.train.sample_every == 0 or step == total:
       fileio.write_bytes(
           os.path.join(workdir, "samples", f"step_{step:06d}.png"),
-          sample_grid(nets, state["g_ema"], config))
+          sample_grid(nets.generate, state["g_ema"], config))
     if step % config.train.checkpoint_every == 0 or step == total:
       state = save(state)
   if step > start and step % config.train.checkpoint_every and step < total:
@@ -266,7 +279,12 @@ def export_generator(config: ml_collections.ConfigDict, workdir: str,
     raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint to export")
   state = restore_latest(manager, nets.initial_state)
   manager.close()
-  flat = demo_gan.flatten_params(state["g_ema"])
+  # The shipped parameters: EMA weights and their standing statistics.
+  flat = {**demo_gan.flatten_params(state["g_ema"]),
+          **demo_gan.flatten_params(
+              nets.standing_statistics(state["g_ema"], config))}
+  graphdef, template = demo_gan.abstract_generator(model_config(config))
+  params = demo_gan.unflatten_params(flat, template, export_dir)
   info = {
       "model": model_config(config),
       "config": config.to_dict(),
@@ -285,7 +303,7 @@ def export_generator(config: ml_collections.ConfigDict, workdir: str,
     with open(os.path.join(tmp, demo_gan.INFO_FILE), "w") as f:
       f.write(_json(info))
     with open(os.path.join(tmp, "samples.png"), "wb") as f:
-      f.write(sample_grid(nets, state["g_ema"], config))
+      f.write(sample_grid(demo_gan.make_generate(graphdef), params, config))
     with open(os.path.join(tmp, "README.md"), "w") as f:
       f.write(_readme(info))
   return info
