@@ -17,7 +17,9 @@ Outputs in the workdir: checkpoints/ (orbax, the last `keep_checkpoints`,
 resumed from automatically; also written on SIGTERM), samples/step_*.png
 (EMA generator on fixed latents), metrics.jsonl (+ TensorBoard events).
 `--export_dir` writes params.npz, info.json, samples.png and README.md of the
-latest checkpoint there (models/demo_gan.py `load_builtin` reads them);
+latest checkpoint there (models/demo_gan.py `load_builtin` reads them); with
+`config.model.g_norm='batch'` params.npz also holds the standing statistics of
+the EMA weights over `config.train.standing_batches` batches.
 `--export_only` exports without training further.
 """
 import io
