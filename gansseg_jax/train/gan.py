@@ -78,7 +78,9 @@ class Networks:
                                            rngs=rngs)
     self.g_graph, g_params, g_stats = nnx.split(
         generator, nnx.Param, demo_gan.StandingStat)
-    self.g_stats = nnx.to_pure_dict(g_stats)  # Unused in training (batch stats).
+    # Placeholders for merging: training normalises with batch statistics,
+    # and the export computes standing ones (`standing_statistics`).
+    self.g_stats = nnx.to_pure_dict(g_stats)
     self.d_graph, d_params, d_stats = nnx.split(
         discriminator, nnx.Param, demo_gan.PowerIterate)
     self.g_tx, self.d_tx = _optimizers(config)
