@@ -15,7 +15,7 @@ import ml_collections
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # Initialisation and latents; folded with the step number.
-  c.data_seed = 1  # Scene stream: step s trains on scenes [s B, (s + 1) B) of this seed.
+  c.data_seed = 1  # Scene stream: real batch n is scenes [n B, (n + 1) B) of this seed.
 
   c.model = ml_collections.ConfigDict()
   c.model.z_dim = 32  # Latent size (small, so direction discovery is easy).
@@ -25,7 +25,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.model.g_norm = "pixel"  # Generator hidden-layer norm: 'batch' (DCGAN) or 'pixel'.
 
   c.train = ml_collections.ConfigDict()
-  c.train.steps = 10000  # One discriminator and one generator update per step.
+  c.train.steps = 10000  # Steps of `d_steps` discriminator updates and one generator update.
+  c.train.d_steps = 1  # Discriminator updates per step, each on its own real batch.
   c.train.batch_size = 64  # Real and fake images per step.
   c.train.g_learning_rate = 2e-4  # Adam, generator.
   c.train.d_learning_rate = 2e-4  # Adam, discriminator.

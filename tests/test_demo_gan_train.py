@@ -1,13 +1,17 @@
-"""train/gan.py on a tiny config: finite losses, exact resume, export + load."""
+"""train/gan.py on a tiny config: the update schedule, finite losses, exact resume, export + load."""
 import importlib.util
 import json
 import os
 
 import flax.nnx as nnx
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from gansseg_jax import errors
+from gansseg_jax.data import scenes
 from gansseg_jax.models import demo_gan
 from gansseg_jax.train import gan
 
@@ -82,3 +86,53 @@ def test_export_then_load_builtin_gives_the_ema_generator(runs, tmp_path):
   expected = np.asarray(
       nnx.merge(nets.g_graph, ema, standing)(z, batch_stats=False))
   np.testing.assert_allclose(images, expected, atol=1e-5)
+
+
+def test_real_batches_are_consecutive_slices_of_the_scene_stream():
+  config = _tiny_config(1)
+  b, r = config.train.batch_size, config.model.resolution
+  expected = scenes.render_scenes(config.data_seed, b, r, start=3 * b).images
+  np.testing.assert_allclose(np.asarray(gan.real_images(config, jnp.int32(3))),
+                             expected, atol=1e-5)
+
+
+def test_a_step_makes_d_steps_discriminator_updates_then_one_of_g():
+  config = _tiny_config(1)
+  config.train.d_steps = 2
+  nets = gan.Networks(config)
+  state = nets.initial_state
+  b, z_dim = config.train.batch_size, config.model.z_dim
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0), 3)
+  d, d_stats, d_opt = state["d"], state["d_stats"], state["d_opt"]
+  for k in range(2):  # The documented schedule, one update at a time.
+    real = gan.real_images(config, jnp.int32(k))
+    fake = nets.generate(state["g"], jax.random.normal(keys[k], (b, z_dim)))
+
+    def d_loss(params, d_stats=d_stats, real=real, fake=fake):
+      real_logits, stats = nets.discriminate(params, d_stats, real, True)
+      fake_logits, _ = nets.discriminate(params, stats, fake, False)
+      return gan.hinge_d_loss(real_logits, fake_logits), stats
+
+    grads, d_stats = jax.grad(d_loss, has_aux=True)(d)
+    updates, d_opt = nets.d_tx.update(grads, d_opt, d)
+    d = optax.apply_updates(d, updates)
+
+  def g_loss(params):
+    images = nets.generate(params, jax.random.normal(keys[2], (b, z_dim)))
+    return -jnp.mean(nets.discriminate(d, d_stats, images, False)[0])
+
+  updates, _ = nets.g_tx.update(jax.grad(g_loss)(state["g"]), state["g_opt"],
+                                state["g"])
+  g = optax.apply_updates(state["g"], updates)
+  stepped, _ = gan.make_train_step(config, nets)(state)
+  for name, expected in (("d", d), ("d_stats", d_stats), ("g", g)):
+    for x, y in zip(jax.tree.leaves(stepped[name]), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4,
+                                 atol=1e-6, err_msg=name)
+
+
+def test_d_steps_below_one_is_refused():
+  config = _tiny_config(1)
+  config.train.d_steps = 0
+  with pytest.raises(errors.UserError, match="config.train.d_steps"):
+    gan.make_train_step(config, gan.Networks(config))

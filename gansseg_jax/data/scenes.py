@@ -48,6 +48,9 @@ OBJECT_WAVE_FREQUENCY = (6.0, 14.0)
 BACKGROUND_WAVE_FREQUENCY = (2.0, 9.0)
 GRAIN_FREQUENCY_SCALE = 4.0  # The grain's waves: the background's, this much finer.
 MAX_GRAIN = 0.08  # Grain amplitude ~ U[0, MAX_GRAIN].
+OBJECT_SIZE = (0.35, 0.75)  # Major semi-axis ~ U[OBJECT_SIZE], in half image sides.
+OBJECT_ASPECT = (0.55, 1.0)  # Minor / major semi-axis ~ U[OBJECT_ASPECT].
+CENTRE_RANGE = 0.35  # Object centre ~ U[-CENTRE_RANGE, CENTRE_RANGE]^2.
 
 
 class SceneLayout(NamedTuple):
@@ -113,8 +116,10 @@ def sample_layout(key: jax.Array) -> SceneLayout:
   """Draws one scene's layout; outline, object, background and light keys differ."""
   k_shape, k_object, k_background, k_light = jax.random.split(key, 4)
   ks = jax.random.split(k_shape, 8)
-  size = jax.random.uniform(ks[2], (), minval=0.35, maxval=0.75)
-  aspect = jax.random.uniform(ks[3], (), minval=0.55, maxval=1.0)
+  size = jax.random.uniform(ks[2], (), minval=OBJECT_SIZE[0],
+                            maxval=OBJECT_SIZE[1])
+  aspect = jax.random.uniform(ks[3], (), minval=OBJECT_ASPECT[0],
+                              maxval=OBJECT_ASPECT[1])
   ko = jax.random.split(k_object, 6)
   kb = jax.random.split(k_background, 7)
   kl = jax.random.split(k_light, 2)
@@ -138,7 +143,8 @@ def sample_layout(key: jax.Array) -> SceneLayout:
       background_hsv[1, 1], background_hsv[1, 2]]))
   return SceneLayout(
       kind=jax.random.randint(ks[0], (), 0, len(SHAPE_KINDS)),
-      centre=jax.random.uniform(ks[1], (2,), minval=-0.35, maxval=0.35),
+      centre=jax.random.uniform(ks[1], (2,), minval=-CENTRE_RANGE,
+                                maxval=CENTRE_RANGE),
       angle=jax.random.uniform(ks[4], (), maxval=2 * jnp.pi),
       axes=jnp.stack([size, size * aspect]),
       vertices=_polygon(ks[5]),
