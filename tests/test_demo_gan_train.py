@@ -2,6 +2,8 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import flax.nnx as nnx
 import jax
@@ -136,3 +138,18 @@ def test_d_steps_below_one_is_refused():
   config.train.d_steps = 0
   with pytest.raises(errors.UserError, match="config.train.d_steps"):
     gan.make_train_step(config, gan.Networks(config))
+
+
+def test_command_line_reports_a_bad_field_in_one_line_and_writes_nothing(
+    tmp_path):
+  workdir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "gansseg_jax.train.gan",
+       f"--config={_CONFIG_PATH}:tiny", "--config.train.d_steps=0",
+       f"--workdir={workdir}"],
+      capture_output=True, text=True, check=False,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: config.train.d_steps: 0 is not >= 1")
+  assert not workdir.exists()

@@ -245,11 +245,11 @@ _STOP = threading.Event()  # Set by SIGTERM: save a checkpoint and return.
 def train(config: ml_collections.ConfigDict, workdir: str) -> State:
   """Trains (or resumes) up to config.train.steps; returns the final state."""
   nets = Networks(config)
+  train_step = make_train_step(config, nets)  # Checks the config first.
   manager = checkpoint_manager(config, workdir)
   state = restore_latest(manager, nets.initial_state)
   start = int(state["step"])
   total = config.train.steps
-  train_step = make_train_step(config, nets)
   writer = monitoring.MetricsWriter(workdir, STAGE)
   progress = monitoring.Progress(total, STAGE, config.log.progress_every_s,
                                  start=start)
@@ -371,14 +371,19 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   config, workdir = _CONFIG.value, _WORKDIR.value
   signal.signal(signal.SIGTERM, lambda *_: _STOP.set())
-  if not _EXPORT_ONLY.value:
-    train(config, workdir)
-  if _EXPORT_DIR.value and not _STOP.is_set():
-    command = " ".join(["python -m gansseg_jax.train.gan"] + [
-        a for a in sys.argv[1:] if not a.startswith("--export_only")])
-    info = export_generator(config, workdir, _EXPORT_DIR.value, command)
-    logging.info("%s: exported step %d to %s", STAGE, info["steps"],
-                 _EXPORT_DIR.value)
+  try:
+    if not _EXPORT_ONLY.value:
+      train(config, workdir)
+    if _EXPORT_DIR.value and not _STOP.is_set():
+      command = " ".join(["python -m gansseg_jax.train.gan"] + [
+          a for a in sys.argv[1:] if not a.startswith("--export_only")])
+      info = export_generator(config, workdir, _EXPORT_DIR.value, command)
+      logging.info("%s: exported step %d to %s", STAGE, info["steps"],
+                   _EXPORT_DIR.value)
+  except errors.UserError as e:  # One line and exit 2, as gansseg_jax.main.
+    logging.flush()
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
