@@ -22,14 +22,6 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Folder for every output of the run (created if missing).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-USAGE_ERROR = 2
-
-
-def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(USAGE_ERROR)
-
-
 def _config_path(argv: list[str]) -> str | None:
   for i, arg in enumerate(argv):
     if arg.startswith("--config="):
@@ -59,7 +51,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   if path is not None:
     config_file = path.split(":", 1)[0]
     if not os.path.isfile(config_file):
-      _fail(f"--config: no such file: {config_file}")
+      errors.exit_with_error(f"--config: no such file: {config_file}")
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(config_file))))
   try:
@@ -70,19 +62,19 @@ def parse_flags(argv: list[str]) -> list[str]:
     missing = e if isinstance(e, KeyError) else (e.args[0] if e.args else e)
     if isinstance(missing, KeyError) and missing.args:
       key = str(missing.args[0]).strip("'")
-      _fail(f"{_override_named(argv, key)}: no such config field")
-    _fail(f"--config: {e}")
+      errors.exit_with_error(f"{_override_named(argv, key)}: no such config field")
+    errors.exit_with_error(f"--config: {e}")
   except flags.Error as e:
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    _fail(lines[-1] if lines and lines[0].startswith("Traceback")
+    errors.exit_with_error(lines[-1] if lines and lines[0].startswith("Traceback")
           else (lines[0] if lines else type(e).__name__))
   except (TypeError, ValueError, OSError) as e:
-    _fail(f"--config: {e}")
+    errors.exit_with_error(f"--config: {e}")
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
-    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value
   try:
     runtime.distributed_wanted(config)  # Validates the switch early.
@@ -92,7 +84,7 @@ def main(argv: list[str]) -> None:
     stages.execute(plan)
   except errors.UserError as e:
     logging.flush()
-    _fail(str(e))
+    errors.exit_with_error(str(e))
 
 
 if __name__ == "__main__":

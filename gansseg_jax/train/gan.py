@@ -380,10 +380,9 @@ def main(argv: list[str]) -> None:
       info = export_generator(config, workdir, _EXPORT_DIR.value, command)
       logging.info("%s: exported step %d to %s", STAGE, info["steps"],
                    _EXPORT_DIR.value)
-  except errors.UserError as e:  # One line and exit 2, as gansseg_jax.main.
+  except errors.UserError as e:
     logging.flush()
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    errors.exit_with_error(str(e))
 
 
 if __name__ == "__main__":
