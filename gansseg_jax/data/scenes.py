@@ -51,6 +51,9 @@ MAX_GRAIN = 0.08  # Grain amplitude ~ U[0, MAX_GRAIN].
 OBJECT_SIZE = (0.35, 0.75)  # Major semi-axis ~ U[OBJECT_SIZE], in half image sides.
 OBJECT_ASPECT = (0.55, 1.0)  # Minor / major semi-axis ~ U[OBJECT_ASPECT].
 CENTRE_RANGE = 0.35  # Object centre ~ U[-CENTRE_RANGE, CENTRE_RANGE]^2.
+OBJECT_VALUE = (0.45, 1.0)  # HSV value (brightness) range of the object's colours.
+BACKGROUND_VALUE = (0.25, 0.85)  # HSV value range of the background's colours.
+MAX_FALLOFF = 0.3  # Background light falloff gradient ~ U[-MAX_FALLOFF, +]^2.
 
 
 class SceneLayout(NamedTuple):
@@ -129,15 +132,15 @@ def sample_layout(key: jax.Array) -> SceneLayout:
                                   maxval=GLOBAL_LOG_GAIN)
   log_contrast = jax.random.uniform(kl[1], (), minval=-CONTRAST_LOG_GAIN,
                                     maxval=CONTRAST_LOG_GAIN)
-  object_hsv = jax.random.uniform(ko[0], (2, 3), minval=jnp.array([0.0, 0.1, 0.45]),
-                                  maxval=jnp.array([1.0, 0.95, 1.0]))
+  object_hsv = jax.random.uniform(ko[0], (2, 3), minval=jnp.array([0.0, 0.1, OBJECT_VALUE[0]]),
+                                  maxval=jnp.array([1.0, 0.95, OBJECT_VALUE[1]]))
   # The second colour is a shifted version of the first: related but distinct.
   object_hsv = object_hsv.at[1].set(jnp.stack([
       jnp.mod(object_hsv[0, 0] + 0.5 * (object_hsv[1, 0] - 0.5), 1.0),
       object_hsv[1, 1], object_hsv[1, 2]]))
   background_hsv = jax.random.uniform(
-      kb[0], (2, 3), minval=jnp.array([0.0, 0.0, 0.25]),
-      maxval=jnp.array([1.0, 0.8, 0.85]))
+      kb[0], (2, 3), minval=jnp.array([0.0, 0.0, BACKGROUND_VALUE[0]]),
+      maxval=jnp.array([1.0, 0.8, BACKGROUND_VALUE[1]]))
   background_hsv = background_hsv.at[1].set(jnp.stack([
       jnp.mod(background_hsv[0, 0] + 0.3 * (background_hsv[1, 0] - 0.5), 1.0),
       background_hsv[1, 1], background_hsv[1, 2]]))
@@ -164,7 +167,8 @@ def sample_layout(key: jax.Array) -> SceneLayout:
                                             len(BACKGROUND_PATTERNS)),
       background_waves=_waves(kb[2], *BACKGROUND_WAVE_FREQUENCY),
       grain=jax.random.uniform(kb[3], (), maxval=MAX_GRAIN),
-      falloff=jax.random.uniform(kb[4], (2,), minval=-0.3, maxval=0.3),
+      falloff=jax.random.uniform(kb[4], (2,), minval=-MAX_FALLOFF,
+                                 maxval=MAX_FALLOFF),
       object_gain=jnp.exp(log_global + log_contrast),
       background_gain=jnp.exp(log_global - log_contrast),
   )

@@ -319,7 +319,9 @@ def export_generator(config: ml_collections.ConfigDict, workdir: str,
       "command": command,
       "jax_version": jax.__version__,
       "num_parameters": int(sum(v.size for v in flat.values())),
-      "machine": f"{os.cpu_count()} CPU cores ({jax.devices()[0].platform})",
+      # Cores this process may run on (a taskset pin counts), not the host's.
+      "machine": (f"{len(os.sched_getaffinity(0))} CPU cores "
+                  f"({jax.devices()[0].platform})"),
   }
   with fileio.atomic_path(export_dir) as tmp:
     os.makedirs(tmp)
