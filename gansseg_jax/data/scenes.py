@@ -132,8 +132,9 @@ def sample_layout(key: jax.Array) -> SceneLayout:
                                   maxval=GLOBAL_LOG_GAIN)
   log_contrast = jax.random.uniform(kl[1], (), minval=-CONTRAST_LOG_GAIN,
                                     maxval=CONTRAST_LOG_GAIN)
-  object_hsv = jax.random.uniform(ko[0], (2, 3), minval=jnp.array([0.0, 0.1, OBJECT_VALUE[0]]),
-                                  maxval=jnp.array([1.0, 0.95, OBJECT_VALUE[1]]))
+  object_hsv = jax.random.uniform(
+      ko[0], (2, 3), minval=jnp.array([0.0, 0.1, OBJECT_VALUE[0]]),
+      maxval=jnp.array([1.0, 0.95, OBJECT_VALUE[1]]))
   # The second colour is a shifted version of the first: related but distinct.
   object_hsv = object_hsv.at[1].set(jnp.stack([
       jnp.mod(object_hsv[0, 0] + 0.5 * (object_hsv[1, 0] - 0.5), 1.0),
