@@ -90,6 +90,21 @@ def test_export_then_load_builtin_gives_the_ema_generator(runs, tmp_path):
   np.testing.assert_allclose(images, expected, atol=1e-5)
 
 
+def test_export_reports_the_machine_that_trained_not_the_exporting_one(
+    runs, tmp_path, monkeypatch):
+  with open(os.path.join(runs["a"], gan.MACHINE_FILE)) as f:
+    recorded = f.read().strip()
+  assert recorded == (f"{len(os.sched_getaffinity(0))} CPU cores "
+                      f"({jax.devices()[0].platform})")
+  # An --export_only run on another machine still reports the training one.
+  monkeypatch.setattr(gan, "machine", lambda: "1 CPU cores (elsewhere)")
+  info = gan.export_generator(_tiny_config(6), runs["a"],
+                              str(tmp_path / "export"), "python -m x")
+  assert info["machine"] == recorded
+  with open(os.path.join(tmp_path, "export", "README.md")) as f:
+    assert f"wall time on {recorded}," in f.read()
+
+
 def test_real_batches_are_consecutive_slices_of_the_scene_stream():
   config = _tiny_config(1)
   b, r = config.train.batch_size, config.model.resolution

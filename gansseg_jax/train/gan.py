@@ -18,7 +18,9 @@ so a resumed run repeats exactly what an uninterrupted one would do.
 
 Outputs in the workdir: checkpoints/ (orbax, the last `keep_checkpoints`,
 resumed from automatically; also written on SIGTERM), samples/step_*.png
-(EMA generator on fixed latents), metrics.jsonl (+ TensorBoard events).
+(EMA generator on fixed latents), metrics.jsonl (+ TensorBoard events),
+machine.txt (the cores and platform of the latest training run, which the
+export reports even when `--export_only` runs elsewhere).
 `--export_dir` writes params.npz, info.json, samples.png and README.md of the
 latest checkpoint there (models/demo_gan.py `load_builtin` reads them); with
 `config.model.g_norm='batch'` params.npz also holds the standing statistics of
@@ -239,6 +241,27 @@ def restore_latest(manager: ocp.CheckpointManager, target: State) -> State:
   return manager.restore(step, args=ocp.args.StandardRestore(target))
 
 
+MACHINE_FILE = "machine.txt"  # In the workdir: what the last training run ran on.
+
+
+def machine() -> str:
+  """This process's cores (a taskset pin counts, not the host's) and platform."""
+  return (f"{len(os.sched_getaffinity(0))} CPU cores "
+          f"({jax.devices()[0].platform})")
+
+
+def trained_on(workdir: str) -> str:
+  """The machine the workdir's latest training run recorded.
+
+  Workdirs from before the record existed fall back to this process's.
+  """
+  path = os.path.join(workdir, MACHINE_FILE)
+  if not os.path.isfile(path):
+    return machine()
+  with open(path) as f:
+    return f.read().strip()
+
+
 _STOP = threading.Event()  # Set by SIGTERM: save a checkpoint and return.
 
 
@@ -250,6 +273,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> State:
   state = restore_latest(manager, nets.initial_state)
   start = int(state["step"])
   total = config.train.steps
+  fileio.write_text(os.path.join(workdir, MACHINE_FILE), machine() + "\n")
   writer = monitoring.MetricsWriter(workdir, STAGE)
   progress = monitoring.Progress(total, STAGE, config.log.progress_every_s,
                                  start=start)
@@ -319,9 +343,7 @@ def export_generator(config: ml_collections.ConfigDict, workdir: str,
       "command": command,
       "jax_version": jax.__version__,
       "num_parameters": int(sum(v.size for v in flat.values())),
-      # Cores this process may run on (a taskset pin counts), not the host's.
-      "machine": (f"{len(os.sched_getaffinity(0))} CPU cores "
-                  f"({jax.devices()[0].platform})"),
+      "machine": trained_on(workdir),
   }
   with fileio.atomic_path(export_dir) as tmp:
     os.makedirs(tmp)
