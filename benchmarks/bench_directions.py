@@ -18,7 +18,6 @@ device and generator, replaced on re-run) and prints the markdown table.
 import importlib.util
 import json
 import os
-import platform
 import time
 
 from absl import app
@@ -26,6 +25,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from gansseg_jax import machine
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
 from gansseg_jax.models import biggan
@@ -129,14 +129,6 @@ def time_scoring(config, generate, gen_params):
           "second_call_s": round(seconds[1], 3)}
 
 
-def device_name() -> str:
-  device = jax.devices()[0]
-  if device.platform == "cpu":
-    return (f"CPU {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, {jax.device_count()} device(s)")
-  return f"{jax.device_count()} x {device.device_kind}"
-
-
 def markdown(entries) -> str:
   lines = [
       "| device | generator | reconstructor | discovery steps/s (batch 32) "
@@ -155,7 +147,7 @@ def main(argv):
   del argv
   config = load_config()
   generate, gen_params, description = make_generator(config)
-  entry = {"device": device_name(), "generator": description,
+  entry = {"device": machine.describe(), "generator": description,
            "reconstructor": FLAGS.reconstructor, "jax": jax.__version__,
            "discover": time_discovery(config, generate, gen_params),
            "score": time_scoring(config, generate, gen_params)}

@@ -28,6 +28,7 @@ from flax import nnx
 import jax
 import numpy as np
 
+from gansseg_jax import machine
 from gansseg_jax.data import sources
 from gansseg_jax.eval import evaluate
 from gansseg_jax.models import unet as unet_lib
@@ -115,7 +116,7 @@ def main():
   }
   document = {
       "machine": {"platform": platform.platform(),
-                  "processor": _cpu_name(), "cpus": os.cpu_count(),
+                  "processor": machine.cpu_model(), "cpus": machine.usable_cores(),
                   "jax_backend": jax.default_backend(),
                   "devices": [str(d) for d in jax.devices()]},
       "data": os.path.abspath(args.data),
@@ -125,7 +126,7 @@ def main():
   os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
   with open(RESULTS, "w") as f:
     json.dump(document, f, indent=2, sort_keys=True)
-  print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs, "
+  print(f"machine: {machine.describe()}, "
         f"backend {jax.default_backend()}")
   print("| predictor | images | cold img/s | warm img/s | warm predict share |"
         " model calls |")
@@ -136,17 +137,6 @@ def main():
           f"| {warm['images_per_s']:.1f} "
           f"| {warm['predict_s'] / warm['seconds']:.0%} "
           f"| {warm['model_calls']} |")
-
-
-def _cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor()
 
 
 if __name__ == "__main__":

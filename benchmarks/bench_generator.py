@@ -23,6 +23,7 @@ import time
 import jax
 import numpy as np
 
+from gansseg_jax import machine
 from gansseg_jax.models import biggan
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results",
@@ -63,7 +64,7 @@ def measure(batch: int, dtype: str, iters: int) -> dict:
   return {
       "device": f"{device.platform}:{device.device_kind}",
       "host": platform.node(),
-      "cpu_count": os.cpu_count(),
+      "cpu_count": machine.usable_cores(),
       "batch": batch,
       "dtype": dtype,
       "resolution": spec.resolution,

@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 from scipy import ndimage
 
+from gansseg_jax import machine
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import filters
 from gansseg_jax.synth import latents
@@ -191,7 +192,7 @@ def main():
       "machine": {
           "backend": jax.default_backend(),
           "device": str(jax.devices()[0].device_kind),
-          "cpu_count": os.cpu_count(), "processor": platform.processor(),
+          "cpu_count": machine.usable_cores(), "processor": machine.cpu_model(),
           "platform": platform.platform(), "jax": jax.__version__,
           "load_average_1min_after": os.getloadavg()[0]},
       "setup": {"batch_size": args.batch, "candidates": n,
@@ -211,7 +212,7 @@ def main():
     json.dump(result, f, indent=2, sort_keys=True)
     f.write("\n")
 
-  device = (f"{result['machine']['backend']} ({os.cpu_count()} cores, "
+  device = (f"{machine.describe()} ("
             f"load average {os.getloadavg()[0]:.1f})")
   print(f"\nbench_synth on {device}, batch {args.batch} ({n} candidates), "
         f"{args.size}x{args.size}\n")

@@ -29,7 +29,6 @@ dtype and batch, replaced on re-run) and prints the markdown table.
 import importlib.util
 import json
 import os
-import platform
 import time
 
 from absl import app
@@ -38,6 +37,7 @@ import jax
 import numpy as np
 
 from gansseg_jax import fileio
+from gansseg_jax import machine
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.models import biggan
 from gansseg_jax.synth import batch as synth_batch
@@ -99,14 +99,6 @@ def timed(fn, args_fn, steps):
     result = fn(*args_fn(result))
   jax.block_until_ready(result)
   return first, (time.perf_counter() - start) / steps
-
-
-def device_name() -> str:
-  device = jax.devices()[0]
-  if device.platform == "cpu":
-    return (f"CPU {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, {jax.device_count()} device(s)")
-  return f"{jax.device_count()} x {device.device_kind}"
 
 
 def measure(config):
@@ -181,7 +173,7 @@ def main(argv):
   times = measure(config)
   step_s = times["step_s"]
   entry = {
-      "device": device_name(), "preset": FLAGS.preset, "dtype": FLAGS.dtype,
+      "device": machine.describe(), "preset": FLAGS.preset, "dtype": FLAGS.dtype,
       "batch_size": config.train.batch_size, "jax": jax.__version__,
       "generator": f"BigGAN-arch {config.generator.resolution}px "
                    f"ch{config.generator.ch} attn"

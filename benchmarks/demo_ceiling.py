@@ -15,7 +15,6 @@ U-Net and the scene source are not the limit when this is close to 1.
 Writes benchmarks/results/demo_ceiling.json and prints a markdown row.
 """
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from configs import demo  # pylint: disable=g-import-not-at-top
 from gansseg_jax import fileio
+from gansseg_jax import machine
 from gansseg_jax import monitoring
 from gansseg_jax.data import scenes
 from gansseg_jax.data import sources
@@ -75,8 +75,7 @@ def main(argv):
         predict, sources.open_source(demo.HELDOUT_SCENES, config.eval),
         config.eval, config.log.progress_every_s)
   out = {
-      "machine": f"{platform.processor() or platform.machine()}, "
-                 f"{os.cpu_count()} cores, {jax.devices()[0].platform}",
+      "machine": machine.describe(),
       "steps": steps, "batch_size": batch, "unet_width": config.unet.width,
       "train_seed": TRAIN_SEED, "heldout": demo.HELDOUT_SCENES,
       "final_loss": float(metrics["loss"]),

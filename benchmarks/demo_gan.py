@@ -9,7 +9,6 @@ second call of `render_scenes` (compiled by the first).
 """
 import json
 import os
-import platform
 import time
 
 from absl import app
@@ -17,6 +16,7 @@ from absl import flags
 import jax
 
 from gansseg_jax import fileio
+from gansseg_jax import machine
 from gansseg_jax.data import scenes
 from gansseg_jax.train import gan
 
@@ -49,8 +49,7 @@ def main(argv):
   step_rate = _STEPS.value / (time.perf_counter() - t0)
 
   result = {
-      "machine": f"{platform.processor() or platform.machine()}, "
-                 f"{os.cpu_count()} cores, {jax.devices()[0].platform}",
+      "machine": machine.describe(),
       "load_average_1min": os.getloadavg()[0],
       "resolution": resolution,
       "batch_size": config.train.batch_size,

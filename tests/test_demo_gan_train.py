@@ -13,6 +13,7 @@ import optax
 import pytest
 
 from gansseg_jax import errors
+from gansseg_jax import machine
 from gansseg_jax.data import scenes
 from gansseg_jax.models import demo_gan
 from gansseg_jax.train import gan
@@ -94,8 +95,7 @@ def test_export_reports_the_machine_that_trained_not_the_exporting_one(
     runs, tmp_path, monkeypatch):
   with open(os.path.join(runs["a"], gan.MACHINE_FILE)) as f:
     recorded = f.read().strip()
-  assert recorded == (f"{len(os.sched_getaffinity(0))} CPU cores "
-                      f"({jax.devices()[0].platform})")
+  assert recorded == machine.describe()
   # An --export_only run on another machine still reports the training one.
   monkeypatch.setattr(gan, "machine", lambda: "1 CPU cores (elsewhere)")
   info = gan.export_generator(_tiny_config(6), runs["a"],

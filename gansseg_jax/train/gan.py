@@ -51,6 +51,7 @@ from PIL import Image
 
 from gansseg_jax import errors
 from gansseg_jax import fileio
+from gansseg_jax import machine as machine_lib
 from gansseg_jax import monitoring
 from gansseg_jax.data import scenes
 from gansseg_jax.models import demo_gan
@@ -245,9 +246,8 @@ MACHINE_FILE = "machine.txt"  # In the workdir: what the last training run ran o
 
 
 def machine() -> str:
-  """This process's cores (a taskset pin counts, not the host's) and platform."""
-  return (f"{len(os.sched_getaffinity(0))} CPU cores "
-          f"({jax.devices()[0].platform})")
+  """What this process trains on (machine.describe: a taskset pin counts)."""
+  return machine_lib.describe()
 
 
 def trained_on(workdir: str) -> str:
