@@ -104,6 +104,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.score.max_one_class = 0.99  # Drop h if >= 99% of pixels fall in one class.
   c.score.top_fraction = 0.2  # Keep the top 20% by D_h ...
   c.score.top_k = 10  # ... then the 10 with the lowest L_h.
+  c.score.order_by = "loss"  # Rank 1 of those 10: 'loss' (lowest L_h) or 'separation' (highest D_h).
   c.score.index = -1  # Pick a candidate by hand (row of directions.npy); -1 = the top-ranked one.
   c.score.orient = True  # Flip h if > half the pixels get visibly brighter (foreground = what brightens).
   c.score.orient_tolerance = 2.0 / 255  # Gray rise that counts as "visibly brighter": one 8-bit level.

@@ -286,6 +286,32 @@ def test_ranking_rule_by_hand():
   assert (ranking.rank_candidates(fifteen, 0.99, 0.2)[:3] == [3, 2, 1]).all()
 
 
+def test_shortlist_ordered_by_separation_by_hand():
+  d = [0.9, 0.8, 0.7, 0.95, 0.2, 0.85, 0.1, 0.99]
+  l = [0.3, 0.1, 0.2, 0.5, 0.05, 0.2, 0.0, float("nan")]
+  a = [0.6, 0.7, 0.8, 0.995, 0.6, 0.7, 0.9, 0.6]
+  scores = scores_of(d, l, a)
+  # As above, the top 40% by D is {0, 5, 1}, by L: 1, 5, 0. A shortlist of 2
+  # is {1, 5}; by D: 5 (.85), 1 (.8). Then 0 (the rest of the top), 2, 4, 6.
+  ranks = ranking.rank_candidates(scores, 0.99, 0.4, top_k=2,
+                                  order_by="separation")
+  np.testing.assert_array_equal(ranks, [3, 2, 4, 0, 5, 1, 6, 0])
+  # A shortlist of the whole top: 0 (.9), 5 (.85), 1 (.8).
+  ranks = ranking.rank_candidates(scores, 0.99, 0.4, top_k=10,
+                                  order_by="separation")
+  np.testing.assert_array_equal(ranks, [1, 3, 4, 0, 5, 2, 6, 0])
+  text = ranking.ranking_markdown(scores, ranks, 0.99, 0.4, 0, top_k=10,
+                                  order_by="separation")
+  assert "the first 10 of them then by D_h (highest first)" in text
+
+
+def test_unknown_shortlist_order_names_the_field():
+  config = default.get_config()
+  config.score.order_by = "area"
+  with pytest.raises(errors.UserError, match="config.score.order_by"):
+    ranking.check_config(config.score)
+
+
 # ---- direction files ----
 
 def test_direction_file_npy_and_errors(tmp_path):

@@ -5,6 +5,11 @@ REFERENCE.md section 3: drop every candidate whose class map puts
 scores); of the rest keep the top `top_fraction` by D_h (at least one), and
 order those by L_h, lowest first — the first `top_k` are the paper's
 shortlist. The remaining kept candidates follow, by D_h descending.
+
+The paper lists its shortlist by L_h but chose, for BigBiGAN, "the highest D
+with a small L" (REFERENCE.md section 3). `order_by='loss'` (the default) puts
+the lowest L_h first; `order_by='separation'` orders the same shortlist by
+D_h, highest first, so rank 1 is that choice.
 """
 import csv
 import io
@@ -16,6 +21,7 @@ import numpy as np
 from gansseg_jax import errors
 from gansseg_jax.directions import score as score_lib
 
+SHORTLIST_ORDERS = ("loss", "separation")
 COLUMNS = ("rank", "index", "L_h", "D_h", "area", "brightening_area",
            "lighting_area", "sign", "status")
 
@@ -33,6 +39,10 @@ def check_config(score: ml_collections.ConfigDict) -> None:
   if score.top_k <= 0:
     raise errors.UserError(
         f"config.score.top_k: must be positive, got {score.top_k}")
+  if score.order_by not in SHORTLIST_ORDERS:
+    raise errors.UserError(
+        f"config.score.order_by: {score.order_by!r} is not one of "
+        f"{', '.join(SHORTLIST_ORDERS)}")
 
 
 def statuses(scores: score_lib.CandidateScores,
@@ -47,7 +57,8 @@ def statuses(scores: score_lib.CandidateScores,
 
 
 def rank_candidates(scores: score_lib.CandidateScores, max_one_class: float,
-                    top_fraction: float) -> np.ndarray:
+                    top_fraction: float, top_k: int = 10,
+                    order_by: str = "loss") -> np.ndarray:
   """Ranks int [N]: 1 = best, 0 = dropped (see the module docstring)."""
   kept = np.flatnonzero(statuses(scores, max_one_class) == "kept")
   by_separation = kept[np.argsort(-scores.separation[kept], kind="stable")]
@@ -56,6 +67,11 @@ def rank_candidates(scores: score_lib.CandidateScores, max_one_class: float,
                                                    9))))
   top = by_separation[:num_top]
   top = top[np.argsort(scores.restoration_loss[top], kind="stable")]
+  if order_by == "separation":
+    shortlist = top[:top_k]
+    shortlist = shortlist[np.argsort(-scores.separation[shortlist],
+                                     kind="stable")]
+    top = np.concatenate([shortlist, top[top_k:]])
   order = np.concatenate([top, by_separation[num_top:]]).astype(int)
   ranks = np.zeros(len(scores.separation), dtype=int)
   ranks[order] = np.arange(1, len(order) + 1)
@@ -100,15 +116,18 @@ def ranking_csv(scores: score_lib.CandidateScores, ranks: np.ndarray,
 
 def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
                      max_one_class: float, top_fraction: float,
-                     chosen: int) -> str:
+                     chosen: int, top_k: int = 10,
+                     order_by: str = "loss") -> str:
   """ranking.md: the rule, the chosen candidate, and the table."""
   lines = [
       "# Segmenting-direction ranking (paper appendix B)",
       "",
       f"Dropped: >= {max_one_class:.0%} of pixels in one class. Of the rest, "
       f"the top {top_fraction:.0%} by D_h (separation of the two affine maps), "
-      "ordered by L_h (restoration loss, lower is better); then the other "
-      "kept candidates by D_h. `index` is the row of directions.npy; `sign` "
+      "ordered by L_h (restoration loss, lower is better)"
+      + (f", the first {top_k} of them then by D_h (highest first)"
+         if order_by == "separation" else "")
+      + "; then the other kept candidates by D_h. `index` is the row of directions.npy; `sign` "
       "the orientation applied (foreground = what brightens); `area` the "
       "share of pixels in the larger class.",
       "",

@@ -169,7 +169,8 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
                len(directions), spec.steps)
   scores = score_lib.score_candidates(generate, gen_params, directions,
                                       score_key, spec)
-  ranks = ranking.rank_candidates(scores, cfg.max_one_class, cfg.top_fraction)
+  ranks = ranking.rank_candidates(scores, cfg.max_one_class, cfg.top_fraction,
+                                  cfg.top_k, cfg.order_by)
   if not sharding.is_primary():
     return
   chosen = _choose(config, ranks)
@@ -177,7 +178,8 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
       scores, ranks, cfg.max_one_class, cfg.top_fraction))
   fileio.write_text(os.path.join(workdir, "ranking.md"),
                     ranking.ranking_markdown(scores, ranks, cfg.max_one_class,
-                                             cfg.top_fraction, chosen))
+                                             cfg.top_fraction, chosen,
+                                             cfg.top_k, cfg.order_by))
   if chosen < 0:
     raise errors.UserError(
         "config.score.index: every candidate was dropped (one class "
