@@ -20,16 +20,16 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.z_dim = 32  # Latent size (small, so direction discovery is easy).
   c.model.resolution = 32  # Image side; a power of two >= 8.
-  c.model.g_channels = 32  # Generator width at the last upsampling (x2 per level below).
-  c.model.d_channels = 32  # Discriminator width at its first convolution (x2 per level).
+  c.model.g_channels = 64  # Generator width at the last upsampling (x2 per level below).
+  c.model.d_channels = 64  # Discriminator width at its first convolution (x2 per level).
   c.model.g_norm = "pixel"  # Generator hidden-layer norm: 'batch' (DCGAN) or 'pixel'.
 
   c.train = ml_collections.ConfigDict()
-  c.train.steps = 10000  # Steps of `d_steps` discriminator updates and one generator update.
+  c.train.steps = 16000  # Steps of `d_steps` discriminator updates and one generator update.
   c.train.d_steps = 1  # Discriminator updates per step, each on its own real batch.
-  c.train.batch_size = 64  # Real and fake images per step.
+  c.train.batch_size = 32  # Real and fake images per step.
   c.train.g_learning_rate = 2e-4  # Adam, generator.
-  c.train.d_learning_rate = 2e-4  # Adam, discriminator.
+  c.train.d_learning_rate = 4e-4  # Adam, discriminator.
   c.train.adam_b1 = 0.0  # Adam beta1 (both networks).
   c.train.adam_b2 = 0.9  # Adam beta2 (both networks).
   c.train.ema_decay = 0.999  # EMA of generator weights: decay min(this, (1 + s) / (10 + s)).

@@ -26,6 +26,10 @@ Factors, each drawn from its own key so they vary independently:
   the "segmenting" direction of REFERENCE.md sections 3-4.
 
 Radiance is clipped to [0, 1] and mapped to [-1, 1] (images NHWC float32).
+The colour values are low enough that under 1% of pixels clip: an object or
+background lit to flat white no longer changes with the contrast, and a GAN
+trained on scenes with many of those learns the white ones as a mode of
+their own instead of along the contrast direction.
 """
 import functools
 from typing import NamedTuple
@@ -40,20 +44,20 @@ BLOB_HARMONICS = 4  # Blob radius harmonics k = 2 .. 1 + BLOB_HARMONICS.
 NUM_WAVES = 6  # Sinusoids summed by the noise patterns.
 OBJECT_PATTERNS = ("plain", "stripes", "spots", "marble")
 BACKGROUND_PATTERNS = ("gradient", "stripes", "checker", "clouds")
-GLOBAL_LOG_GAIN = 0.25  # g ~ U[-0.25, 0.25]: light on the whole scene.
-CONTRAST_LOG_GAIN = 0.7  # c ~ U[-0.7, 0.7]: object gain / background gain = exp(2c).
+GLOBAL_LOG_GAIN = 0.1  # g ~ U[-0.1, 0.1]: light on the whole scene.
+CONTRAST_LOG_GAIN = 0.75  # c ~ U[-0.75, 0.75]: object gain / background gain = exp(2c).
 # Pattern frequencies: radians per unit of the object's frame (one semi-axis)
 # or of the image (half its side).
-OBJECT_WAVE_FREQUENCY = (6.0, 14.0)
-BACKGROUND_WAVE_FREQUENCY = (2.0, 9.0)
-GRAIN_FREQUENCY_SCALE = 4.0  # The grain's waves: the background's, this much finer.
-MAX_GRAIN = 0.08  # Grain amplitude ~ U[0, MAX_GRAIN].
-OBJECT_SIZE = (0.35, 0.75)  # Major semi-axis ~ U[OBJECT_SIZE], in half image sides.
+OBJECT_WAVE_FREQUENCY = (2.0, 5.0)
+BACKGROUND_WAVE_FREQUENCY = (1.0, 3.5)
+GRAIN_FREQUENCY_SCALE = 2.0  # The grain's waves: the background's, this much finer.
+MAX_GRAIN = 0.02  # Grain amplitude ~ U[0, MAX_GRAIN].
+OBJECT_SIZE = (0.45, 0.85)  # Major semi-axis ~ U[OBJECT_SIZE], in half image sides.
 OBJECT_ASPECT = (0.55, 1.0)  # Minor / major semi-axis ~ U[OBJECT_ASPECT].
 CENTRE_RANGE = 0.35  # Object centre ~ U[-CENTRE_RANGE, CENTRE_RANGE]^2.
-OBJECT_VALUE = (0.45, 1.0)  # HSV value (brightness) range of the object's colours.
-BACKGROUND_VALUE = (0.25, 0.85)  # HSV value range of the background's colours.
-MAX_FALLOFF = 0.3  # Background light falloff gradient ~ U[-MAX_FALLOFF, +]^2.
+OBJECT_VALUE = (0.35, 0.65)  # HSV value (brightness) range of the object's colours.
+BACKGROUND_VALUE = (0.25, 0.55)  # HSV value range of the background's colours.
+MAX_FALLOFF = 0.15  # Background light falloff gradient ~ U[-MAX_FALLOFF, +]^2.
 
 
 class SceneLayout(NamedTuple):
