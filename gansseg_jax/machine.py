@@ -11,7 +11,7 @@ import jax
 
 
 def cpu_model() -> str:
-  """The processor's model name from /proc/cpuinfo, else what `platform` knows."""
+  """The processor model from /proc/cpuinfo, else what `platform` knows."""
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:

@@ -127,9 +127,9 @@ def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
       "ordered by L_h (restoration loss, lower is better)"
       + (f", the first {top_k} of them then by D_h (highest first)"
          if order_by == "separation" else "")
-      + "; then the other kept candidates by D_h. `index` is the row of directions.npy; `sign` "
-      "the orientation applied (foreground = what brightens); `area` the "
-      "share of pixels in the larger class.",
+      + "; then the other kept candidates by D_h. `index` is the row of "
+      "directions.npy; `sign` the orientation applied (foreground = what "
+      "brightens); `area` the share of pixels in the larger class.",
       "",
       (f"Chosen: index {chosen} (written to bg_direction.npy)." if chosen >= 0
        else "Chosen: none — every candidate was dropped; set "
