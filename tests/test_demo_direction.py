@@ -3,7 +3,7 @@
 No direction is planted in the generator; this checks that the project's own
 candidates and ranking, run on the shipped weights, choose one whose lighting
 masks look like objects: a compact foreground that is a minority of the image,
-away from the border, in almost every sample, and never the background.
+away from the border, in almost every sample, and seldom the background.
 """
 import os
 
