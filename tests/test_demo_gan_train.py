@@ -97,7 +97,7 @@ def test_export_reports_the_machine_that_trained_not_the_exporting_one(
     recorded = f.read().strip()
   assert recorded == machine.describe()
   # An --export_only run on another machine still reports the training one.
-  monkeypatch.setattr(gan, "machine", lambda: "1 CPU cores (elsewhere)")
+  monkeypatch.setattr(machine, "describe", lambda: "1 CPU cores (elsewhere)")
   info = gan.export_generator(_tiny_config(6), runs["a"],
                               str(tmp_path / "export"), "python -m x")
   assert info["machine"] == recorded

@@ -19,7 +19,7 @@ so a resumed run repeats exactly what an uninterrupted one would do.
 Outputs in the workdir: checkpoints/ (orbax, the last `keep_checkpoints`,
 resumed from automatically; also written on SIGTERM), samples/step_*.png
 (EMA generator on fixed latents), metrics.jsonl (+ TensorBoard events),
-machine.txt (the cores and platform of the latest training run, which the
+machine.txt (machine.describe() of the latest training run, which the
 export reports even when `--export_only` runs elsewhere).
 `--export_dir` writes params.npz, info.json, samples.png and README.md of the
 latest checkpoint there (models/demo_gan.py `load_builtin` reads them); with
@@ -245,11 +245,6 @@ def restore_latest(manager: ocp.CheckpointManager, target: State) -> State:
 MACHINE_FILE = "machine.txt"  # In the workdir: what the last training run ran on.
 
 
-def machine() -> str:
-  """What this process trains on (machine.describe: a taskset pin counts)."""
-  return machine_lib.describe()
-
-
 def trained_on(workdir: str) -> str:
   """The machine the workdir's latest training run recorded.
 
@@ -257,7 +252,7 @@ def trained_on(workdir: str) -> str:
   """
   path = os.path.join(workdir, MACHINE_FILE)
   if not os.path.isfile(path):
-    return machine()
+    return machine_lib.describe()
   with open(path) as f:
     return f.read().strip()
 
@@ -273,7 +268,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> State:
   state = restore_latest(manager, nets.initial_state)
   start = int(state["step"])
   total = config.train.steps
-  fileio.write_text(os.path.join(workdir, MACHINE_FILE), machine() + "\n")
+  fileio.write_text(os.path.join(workdir, MACHINE_FILE),
+                    machine_lib.describe() + "\n")
   writer = monitoring.MetricsWriter(workdir, STAGE)
   progress = monitoring.Progress(total, STAGE, config.log.progress_every_s,
                                  start=start)
