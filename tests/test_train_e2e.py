@@ -92,6 +92,16 @@ def test_predictor_finds_the_discs(trained):
                              atol=1e-6)
 
 
+def test_predictor_loads_from_a_relative_workdir(trained, monkeypatch):
+  # orbax takes only absolute paths; a library caller may pass a relative one.
+  z = jax.random.normal(jax.random.key(8), (2, f.Z_DIM))
+  images = np.asarray(f.disc_generate(f.DISC_PARAMS, z))
+  absolute = np.asarray(load.load_predictor(f.tiny_config(), trained)(images))
+  monkeypatch.chdir(os.path.dirname(trained))
+  relative = load.load_predictor(f.tiny_config(), os.path.basename(trained))
+  np.testing.assert_array_equal(np.asarray(relative(images)), absolute)
+
+
 def test_sigterm_then_sigkill_resume_gives_the_uninterrupted_params(
     trained, tmp_path, xla_cache_dir):
   workdir = str(tmp_path)

@@ -15,6 +15,7 @@ and raises `Preempted`.
 
 `save_tree` / `restore_tree`: one pytree in one folder (final params).
 """
+import os
 import signal
 import threading
 from typing import Any, Optional
@@ -99,13 +100,17 @@ class StepCheckpoints:
 
 
 def save_tree(path: str, tree: Any) -> None:
-  """Writes `tree` to the folder `path` (atomic: orbax renames when done)."""
+  """Writes `tree` to the folder `path` (atomic: orbax renames when done).
+
+  A relative `path` is taken from the current directory (orbax itself
+  accepts only absolute ones).
+  """
   with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(path, tree, force=True)
+    checkpointer.save(os.path.abspath(path), tree, force=True)
     checkpointer.wait_until_finished()
 
 
 def restore_tree(path: str, abstract_tree: Any) -> Any:
   """The tree `save_tree` wrote, shaped and placed as `abstract_tree`."""
   with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(path, abstract_tree)
+    return checkpointer.restore(os.path.abspath(path), abstract_tree)
