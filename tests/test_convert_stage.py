@@ -50,6 +50,16 @@ def test_random_source_round_trips_through_orbax(random_workdir):
       atol=1e-5)
 
 
+def test_relative_workdir_converts_and_reloads(tmp_path, monkeypatch):
+  # orbax takes only absolute paths; a relative --workdir must still work.
+  monkeypatch.chdir(tmp_path)
+  stage.run(tiny_config(), "relative")
+  _, params = load.load_generator(tiny_config(), "relative")
+  expected = biggan.init_params(load.generator_spec(tiny_config()), 3)
+  for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(expected)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 def test_generator_must_match_the_config(random_workdir):
   config = tiny_config()
   config.generator.z_dim = 30

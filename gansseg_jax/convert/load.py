@@ -76,7 +76,7 @@ def save(path: str, description: dict[str, Any], params: Any) -> None:
     os.makedirs(tmp)
     fileio.write_json(os.path.join(tmp, SPEC_FILE), description)
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.join(tmp, PARAMS_DIR), params)
+    checkpointer.save(os.path.abspath(os.path.join(tmp, PARAMS_DIR)), params)
     checkpointer.wait_until_finished()
     checkpointer.close()
 
@@ -98,7 +98,8 @@ def restore(path: str, like: Any) -> Any:
   target = jax.eval_shape(lambda tree: tree, like)
   checkpointer = ocp.StandardCheckpointer()
   try:
-    params = checkpointer.restore(os.path.join(path, PARAMS_DIR), target)
+    params = checkpointer.restore(
+        os.path.abspath(os.path.join(path, PARAMS_DIR)), target)
   except (ValueError, KeyError, FileNotFoundError) as e:
     raise errors.UserError(
         f"{os.path.join(path, PARAMS_DIR)}: does not hold the params its "
