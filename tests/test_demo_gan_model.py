@@ -94,6 +94,48 @@ def test_standing_statistics_of_one_batch_reproduce_training_mode():
                              atol=1e-4)
 
 
+def test_modulated_generator_matches_a_numpy_forward_pass():
+  generate, params, _ = _generator("modulated")
+  z = np.random.default_rng(9).normal(size=(2, MODEL["z_dim"])).astype(np.float32)
+  p = jax.tree.map(np.asarray, params)
+  c = MODEL["g_channels"]
+
+  def modulate(x, layer):
+    """relu(pixel_norm(x) (1 + z W_gain) + z W_bias), written out."""
+    m = z @ p["modulations"][layer]["kernel"] + p["modulations"][layer]["bias"]
+    gain, bias = m[:, :m.shape[1] // 2], m[:, m.shape[1] // 2:]
+    x = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + 1e-8)
+    return np.maximum(0.0, x * (1.0 + gain[:, None, None]) + bias[:, None, None])
+
+  def up(x, conv):
+    """3x3 SAME convolution, then depth-to-space."""
+    k, b = conv["kernel"], conv["bias"]
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = x.shape[1:3]
+    y = np.zeros(x.shape[:3] + (k.shape[-1],), np.float32)
+    for i in range(h):
+      for j in range(w):
+        y[:, i, j] = np.einsum("bhwc,hwco->bo", padded[:, i:i + 3, j:j + 3], k) + b
+    return np.asarray(demo_gan.depth_to_space(y))
+
+  x = (z @ p["project"]["kernel"] + p["project"]["bias"]).reshape(2, 4, 4, 2 * c)
+  x = modulate(x, 0)
+  x = modulate(up(x, p["ups"][0]), 1)
+  expected = np.tanh(up(x, p["ups"][1]))
+  np.testing.assert_allclose(np.asarray(generate(params, jnp.asarray(z))),
+                             expected, rtol=1e-4, atol=1e-5)
+
+
+def test_latent_projection_of_a_modulated_generator_reads_every_map_of_z():
+  """SeFa's W^T W = the sum of W_l^T W_l over every linear map that reads z."""
+  _, params, _ = _generator("modulated")
+  w = np.asarray(demo_gan.latent_projection(params))
+  maps = [params["project"]["kernel"]] + [
+      params["modulations"][layer]["kernel"] for layer in (0, 1)]
+  expected = sum(np.asarray(k) @ np.asarray(k).T for k in maps)
+  np.testing.assert_allclose(w.T @ w, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_spectral_norm_converges_to_the_largest_singular_value():
   conv = demo_gan.SNConv(5, 6, 3, 1, 1, rngs=nnx.Rngs(2))
   for _ in range(60):
@@ -150,9 +192,11 @@ def test_params_flatten_round_trip_and_errors(generator):
   back = demo_gan.unflatten_params(flat, template, "x.npz")
   for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  # 4x4 pixels x (2 g_channels) features at 16x16 (two upsamplings).
+  # 4x4 pixels x (2 g_channels) features at 16x16 (two upsamplings), plus
+  # the gain and bias maps of both hidden layers when they are modulated.
+  modulation_rows = 2 * 3 * MODEL["g_channels"] if norm == "modulated" else 0
   assert demo_gan.latent_projection(back).shape == (
-      16 * 2 * MODEL["g_channels"], MODEL["z_dim"])
+      16 * 2 * MODEL["g_channels"] + modulation_rows, MODEL["z_dim"])
   with pytest.raises(errors.UserError, match="x.npz: missing parameter"):
     demo_gan.unflatten_params({k: v for k, v in flat.items()
                                if k != "project/bias"}, template, "x.npz")

@@ -13,7 +13,15 @@ differentiate on CPU. Each hidden layer is normalised, by `norm`:
   by `standing_statistics` and stored with the weights, so that an image
   depends on its own z only and `generate(params, z)` is a pure function;
 - "pixel": pixel norm (Karras et al. 2018, x / sqrt(mean_c x^2 + 1e-8)),
-  which needs no statistics at all.
+  which needs no statistics at all;
+- "modulated": pixel norm, then a per-channel gain and bias that are linear
+  in z: y = pixel_norm(x) (1 + z W_gain) + z W_bias. This is BigGAN's
+  hierarchical-z conditional batch norm (Brock et al. 2019, section 3 and
+  appendix B: every block's BN gain and bias are linear in z) with pixel
+  norm in place of batch norm, so it needs no statistics either. A global
+  change of a feature's strength, such as the light on an object, is then
+  one linear direction of z, as in BigGAN; SeFa reads all these maps
+  (`latent_projection`).
 
 Discriminator: n strided convolutions (kernel 4, stride 2, padding 1; width
 ch, 2ch, ...; LeakyReLU 0.2) down to 4x4, then a 4x4 valid convolution to one
@@ -70,7 +78,7 @@ def depth_to_space(x: jax.Array) -> jax.Array:
   return x.reshape(b, 2 * h, 2 * w, c4 // 4)
 
 
-NORMS = ("batch", "pixel")
+NORMS = ("batch", "pixel", "modulated")
 
 
 class StandingStat(nnx.Variable):
@@ -131,12 +139,25 @@ class Generator(nnx.Module):
         for c_in, c_out in zip(self.widths, self.widths[1:] + (3,))])
     layer = BatchNorm if norm == "batch" else lambda _: PixelNorm()
     self.norms = nnx.List([layer(c) for c in self.widths])
+    # Gain and bias maps of the "modulated" norm: z -> [gain | bias].
+    self.modulations = nnx.List([
+        nnx.Linear(z_dim, 2 * c, rngs=rngs) for c in self.widths
+    ] if norm == "modulated" else [])
+
+  def _hidden(self, layer: int, x: jax.Array, z: jax.Array,
+              batch_stats: bool) -> jax.Array:
+    """relu(norm(x)), the norm's output modulated by z when it is "modulated"."""
+    x = self.norms[layer](x, batch_stats)
+    if self.modulations:
+      gain, bias = jnp.split(self.modulations[layer](z), 2, axis=-1)
+      x = x * (1.0 + gain[:, None, None, :]) + bias[:, None, None, :]
+    return nnx.relu(x)
 
   def __call__(self, z: jax.Array, batch_stats: bool = False) -> jax.Array:
     x = self.project(z).reshape(z.shape[0], 4, 4, self.widths[0])
-    x = nnx.relu(self.norms[0](x, batch_stats))
-    for up, norm in zip(self.ups[:-1], self.norms[1:]):
-      x = nnx.relu(norm(depth_to_space(up(x)), batch_stats))
+    x = self._hidden(0, x, z, batch_stats)
+    for layer, up in enumerate(self.ups[:-1], start=1):
+      x = self._hidden(layer, depth_to_space(up(x)), z, batch_stats)
     return jnp.tanh(depth_to_space(self.ups[-1](x)))
 
 
@@ -289,11 +310,18 @@ def unflatten_params(flat: Mapping[str, np.ndarray], template: Params,
 
 
 def latent_projection(params: Params) -> jax.Array:
-  """SeFa's W [out_features, z_dim]: the generator's first latent projection."""
+  """SeFa's W [out_features, z_dim]: every linear map that reads z, stacked.
+
+  The first latent projection, then (for the "modulated" norm) each layer's
+  gain and bias maps: W^T W = sum_l W_l^T W_l, the total first-order change
+  of every layer that reads z (directions/sefa.py).
+  """
   kernel = params
   for key in LATENT_PROJECTION:
     kernel = kernel[key]
-  return jnp.asarray(kernel).T
+  kernels = [kernel] + [params["modulations"][layer]["kernel"]
+                        for layer in sorted(params.get("modulations", {}))]
+  return jnp.concatenate([jnp.asarray(k) for k in kernels], axis=1).T
 
 
 def load_builtin(asset_dir: str = ASSET_DIR) -> tuple[Generate, Params, dict]:
