@@ -22,7 +22,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.model.resolution = 32  # Image side; a power of two >= 8.
   c.model.g_channels = 64  # Generator width at the last upsampling (x2 per level below).
   c.model.d_channels = 64  # Discriminator width at its first convolution (x2 per level).
-  c.model.g_norm = "pixel"  # Generator hidden-layer norm: 'batch' (DCGAN), 'pixel' or 'modulated' (pixel norm, gain and bias linear in z).
+  c.model.g_norm = "modulated"  # Generator hidden-layer norm: 'batch' (DCGAN), 'pixel' or 'modulated' (pixel norm, gain and bias linear in z).
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 16000  # Steps of `d_steps` discriminator updates and one generator update.

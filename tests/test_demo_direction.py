@@ -44,6 +44,6 @@ def test_ranking_chooses_an_object_direction(scored):
   assert np.median(fraction) < 0.5  # A minority of the image ...
   assert np.mean(fraction > 0.005) > 0.9  # ... present in almost every sample ...
   assert np.median(border) < np.median(fraction) / 2  # ... and inside it.
-  # Rarely inverted (a lit background marked as the object): 1 in 8 on the
-  # shipped generator, which the size filter then drops.
-  assert np.mean(border > 0.5) < 0.2
+  # Rarely inverted (a lit background marked as the object): none of these
+  # 64 on the shipped generator (1 in 8 on the plain pixel-norm one before it).
+  assert np.mean(border > 0.5) < 0.05

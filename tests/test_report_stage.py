@@ -72,6 +72,18 @@ def test_report_has_every_section(workdir):
   ranking = page[page.index("Direction ranking"):page.index("Synthetic")]
   assert ranking.index("<td>3</td>") < ranking.index("<td>7</td>")
   assert "dropped: one class" not in ranking
+  # The rule in words is the config's: by L_h by default ...
+  assert "ordered by L_h" in ranking and "then by D_h (highest" not in ranking
+
+
+def test_report_states_a_shortlist_ordered_by_separation(workdir):
+  config = default.get_config()
+  config.score.order_by = "separation"
+  stage.run(config, workdir)
+  page = open(os.path.join(workdir, "report.html")).read()
+  ranking = page[page.index("Direction ranking"):page.index("Synthetic")]
+  assert (f"the first {config.score.top_k} of them then by D_h (highest first)"
+          in ranking)
   # Self-contained: no link to a file, every figure inlined and decodable.
   assert "src='report_files" not in page
   uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)

@@ -114,6 +114,18 @@ def ranking_csv(scores: score_lib.CandidateScores, ranks: np.ndarray,
   return buffer.getvalue()
 
 
+def rule_description(max_one_class: float, top_fraction: float, top_k: int,
+                     order_by: str) -> str:
+  """The ranking rule of `rank_candidates`, in words (ranking.md, the report)."""
+  return (
+      f"Dropped: >= {max_one_class:.0%} of pixels in one class. Of the rest, "
+      f"the top {top_fraction:.0%} by D_h (separation of the two affine maps), "
+      "ordered by L_h (restoration loss, lower is better)"
+      + (f", the first {top_k} of them then by D_h (highest first)"
+         if order_by == "separation" else "")
+      + "; then the other kept candidates by D_h.")
+
+
 def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
                      max_one_class: float, top_fraction: float,
                      chosen: int, top_k: int = 10,
@@ -122,14 +134,10 @@ def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
   lines = [
       "# Segmenting-direction ranking (paper appendix B)",
       "",
-      f"Dropped: >= {max_one_class:.0%} of pixels in one class. Of the rest, "
-      f"the top {top_fraction:.0%} by D_h (separation of the two affine maps), "
-      "ordered by L_h (restoration loss, lower is better)"
-      + (f", the first {top_k} of them then by D_h (highest first)"
-         if order_by == "separation" else "")
-      + "; then the other kept candidates by D_h. `index` is the row of "
-      "directions.npy; `sign` the orientation applied (foreground = what "
-      "brightens); `area` the share of pixels in the larger class.",
+      rule_description(max_one_class, top_fraction, top_k, order_by)
+      + " `index` is the row of directions.npy; `sign` the orientation "
+      "applied (foreground = what brightens); `area` the share of pixels in "
+      "the larger class.",
       "",
       (f"Chosen: index {chosen} (written to bg_direction.npy)." if chosen >= 0
        else "Chosen: none — every candidate was dropped; set "

@@ -23,6 +23,7 @@ from gansseg_jax import fileio
 from gansseg_jax import monitoring
 from gansseg_jax import stages
 from gansseg_jax import workdir as wd
+from gansseg_jax.directions import ranking
 from gansseg_jax.report import document as doc
 from gansseg_jax.report import images as pics
 
@@ -63,7 +64,7 @@ def _summary(config: ml_collections.ConfigDict, workdir: str) -> list:
   return blocks
 
 
-def _ranking(workdir: str) -> list:
+def _ranking(config: ml_collections.ConfigDict, workdir: str) -> list:
   path = os.path.join(workdir, "ranking.csv")
   if not os.path.exists(path):
     return [doc.Heading("Direction ranking"),
@@ -72,12 +73,15 @@ def _ranking(workdir: str) -> list:
   ranked = sorted((r for r in rows if r["rank"] not in ("", "-1")),
                   key=lambda r: int(r["rank"]))
   columns = ("rank", "index", "L_h", "D_h", "area", "status")
+  score = config.score
   blocks = [doc.Heading("Direction ranking"),
             doc.Paragraph(
                 "Candidates scored by the two-affine-map fit of the paper's "
-                "appendix B: keep the top fraction by D_h, then order by the "
-                "restoration loss L_h. Rank 1 is the chosen direction unless "
-                "config.score.index picks another."),
+                "appendix B. " + ranking.rule_description(
+                    score.max_one_class, score.top_fraction, score.top_k,
+                    score.order_by)
+                + " Rank 1 is the chosen direction unless config.score.index "
+                "picks another."),
             doc.Table(columns, [[r.get(c, "") for c in columns]
                                 for r in ranked[:RANKING_ROWS]])]
   strips = sorted(glob.glob(os.path.join(workdir, "strips", "*.png")))
@@ -179,7 +183,7 @@ def _metrics(workdir: str) -> list:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes W/report.html, W/report.md and W/report_files/."""
-  blocks = (_summary(config, workdir) + _ranking(workdir)
+  blocks = (_summary(config, workdir) + _ranking(config, workdir)
             + _synthetic(config, workdir) + _training(workdir)
             + _predictions(workdir) + _metrics(workdir))
   title = "gansseg_jax report: " + os.path.basename(os.path.abspath(workdir))
