@@ -194,6 +194,18 @@ def test_starvation_guard_names_the_worst_filter():
     guard.check(_stats(1, 99, size=150, histogram=149))
 
 
+def test_starvation_guard_counts_batches_not_checks():
+  """One log interval of 100 starved batches is past a limit of 20 batches."""
+  guard = batch_lib.StarvationGuard(make_spec(max_starved_batches=20,
+                                              starved_fraction=0.05))
+  guard.check(_stats(0, 19, histogram=150), batches=19)
+  assert guard.streak == 19
+  guard.check(_stats(10, 90), batches=10)  # 10% filled: resets.
+  assert guard.streak == 0
+  with pytest.raises(UserError, match=r"over 100 batches in a row"):
+    guard.check(_stats(0, 3200, histogram=4800), batches=100)
+
+
 def test_starvation_guard_on_a_real_starved_run(sampler):
   spec = make_spec(max_foreground=0.0, max_starved_batches=2)
   guard = batch_lib.StarvationGuard(spec)

@@ -196,11 +196,13 @@ def synthesize(key: jax.Array, generate: Generate, gen_params,
 class StarvationGuard:
   """Stops a run whose filters leave nearly every slot empty, batch after batch.
 
-  Call `check(stats)` with the `stats` of `synthesize` (device or host
-  values; one batch, or the sums over several) at every log step. When fewer
-  than `spec.starved_fraction` of the slots were filled at
-  `spec.max_starved_batches` consecutive checks, it raises UserError naming
-  the filter that rejected the most samples over those checks.
+  Call `check(stats, batches)` with the `stats` of `synthesize` (device or
+  host values) summed over the last `batches` batches, at every log step.
+  When fewer than `spec.starved_fraction` of the slots were filled over
+  checks that together cover `spec.max_starved_batches` consecutive batches
+  or more, it raises UserError naming the filter that rejected the most
+  samples over those checks. Counting batches, not checks, makes the limit
+  independent of how often the loop logs.
   """
 
   def __init__(self, spec: SynthSpec):
@@ -212,17 +214,17 @@ class StarvationGuard:
 
   @property
   def streak(self) -> int:
-    """Consecutive starved checks so far."""
+    """Consecutive starved batches so far."""
     return self._streak
 
-  def check(self, stats: Mapping[str, jax.Array]) -> None:
+  def check(self, stats: Mapping[str, jax.Array], batches: int = 1) -> None:
     filled = int(np.asarray(stats["filled"]))
     slots = filled + int(np.asarray(stats["unfilled"]))
     if filled >= self._fraction * slots:
       self._streak, self._generated = 0, 0
       self._rejected = dict.fromkeys(REJECTING_FILTERS, 0)
       return
-    self._streak += 1
+    self._streak += batches
     self._generated += int(np.asarray(stats["generated"]))
     for name in REJECTING_FILTERS:
       self._rejected[name] += int(np.asarray(stats[name]))
@@ -233,7 +235,7 @@ class StarvationGuard:
     worst = max(REJECTING_FILTERS, key=lambda name: self._rejected[name])
     switch, knob = REJECTING_FILTERS[worst]
     return (f"{switch}: rejected {self._rejected[worst]} of {self._generated} "
-            f"samples over {self._streak} checks in a row with fewer than "
+            f"samples over {self._streak} batches in a row with fewer than "
             f"{self._fraction:.0%} of batch slots filled (config.synth."
             f"max_starved_batches); relax {knob}, turn the filter off, or "
             f"check the background direction and config.synth.mask_rule")

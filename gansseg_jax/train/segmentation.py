@@ -444,11 +444,11 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
     if step % cfg.log_every == 0 or last:
       _check_finite(state, step, checkpoints)
       now = time.monotonic()
-      scalars, stats = _interval_scalars(sharding.fetch(sums), step,
-                                         now - log_time, cfg)
+      interval = sharding.fetch(sums)
+      scalars, stats = _interval_scalars(interval, step, now - log_time, cfg)
       sums, log_time = fused.zeros_like(sums), now
       writer.write_scalars(step, scalars)
-      guard.check(stats)
+      guard.check(stats, batches=int(interval["steps"]))
     if step % cfg.eval_every == 0 or last:
       _check_finite(state, step, checkpoints)
       evaluate()
