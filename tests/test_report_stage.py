@@ -74,6 +74,15 @@ def test_report_has_every_section(workdir):
   assert "dropped: one class" not in ranking
   # The rule in words is the config's: by L_h by default ...
   assert "ordered by L_h" in ranking and "then by D_h (highest" not in ranking
+  # Self-contained: no link to a file, every figure inlined and decodable.
+  assert "src='report_files" not in page
+  uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+  assert len(uris) == 4  # strip, kept, rejected, predictions
+  for uri in uris:
+    Image.open(io.BytesIO(base64.b64decode(uri))).verify()
+  markdown = open(os.path.join(workdir, "report.md")).read()
+  for link in re.findall(r"\]\((report_files/[^)]+)\)", markdown):
+    assert os.path.exists(os.path.join(workdir, link)), link
 
 
 def test_report_states_a_shortlist_ordered_by_separation(workdir):
@@ -84,15 +93,6 @@ def test_report_states_a_shortlist_ordered_by_separation(workdir):
   ranking = page[page.index("Direction ranking"):page.index("Synthetic")]
   assert (f"the first {config.score.top_k} of them then by D_h (highest first)"
           in ranking)
-  # Self-contained: no link to a file, every figure inlined and decodable.
-  assert "src='report_files" not in page
-  uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-  assert len(uris) == 4  # strip, kept, rejected, predictions
-  for uri in uris:
-    Image.open(io.BytesIO(base64.b64decode(uri))).verify()
-  markdown = open(os.path.join(workdir, "report.md")).read()
-  for link in re.findall(r"\]\((report_files/[^)]+)\)", markdown):
-    assert os.path.exists(os.path.join(workdir, link)), link
 
 
 def test_report_without_upstream_outputs_says_what_is_missing(tmp_path):
