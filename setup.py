@@ -22,6 +22,8 @@ CORE = [
     "clu==0.0.12",
     "pillow==13.0.0",
     "scipy==1.17.1",
+    # SLIC superpixels and Lab colour of the wCtr baseline (eval/baselines).
+    "scikit-image==0.25.2",
 ]
 
 EXTRAS = {
@@ -38,7 +40,6 @@ EXTRAS = {
         "pytest-xdist==3.8.0",
         "hypothesis==6.170.15",
         "pysodmetrics==1.6.2",
-        "scikit-image==0.25.2",
     ],
     # The authors' PyTorch checkpoint (BigBiGAN_x1.pth, bg_direction.pth).
     "torch": ["torch==2.13.0"],

@@ -183,9 +183,29 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.pxap_average = "images"  # PxAP's precision/recall: 'images' (mean per image, REFERENCE.md) or 'pixels' (pooled, Choe et al.'s code).
   c.eval.metrics_pixel_budget = 4_194_304  # Pixels per jitted metrics call (images batched by padded length).
   c.eval.max_images = 0  # Evaluate at most this many per dataset; 0 = all.
+  # Baselines (docs/baselines.md): no training, same images, same metrics.
+  c.eval.predictor = "unet"  # What eval and segment run: 'unet' (W/unet), 'centre_prior' or 'wctr'.
+  c.eval.baselines = "centre_prior"  # Comma-separated baselines evaluated beside the predictor ('' = none).
+  c.eval.baseline_workers = 0  # Processes running a baseline over images; 0 = all CPU cores, 1 = in-process.
+  c.eval.centre_prior_sigma = 0.25  # Centre prior: Gaussian sigma as a fraction of each side.
+  c.eval.wctr = ml_collections.ConfigDict()  # Zhu et al. CVPR 2014 (wCtr*, a.k.a. RBD).
+  c.eval.wctr.variant = "paper"  # 'paper' (the paper's formulas) or 'authors' (their MATLAB code's extra steps).
+  c.eval.wctr.pixels_per_superpixel = 600.0  # SLIC segments = H*W / this (authors' demo: 600).
+  c.eval.wctr.compactness = 20.0  # SLIC compactness (authors' SLIC_Split: 20).
+  c.eval.wctr.boundary_width = 8  # Boundary superpixels touch this band of pixels (authors' GetBndPatchIds: 8).
+  c.eval.wctr.max_long_side = 640  # Larger images are downscaled to this for wCtr (0 = never).
+  c.eval.wctr.sigma_clr = 10.0  # Paper: sigma of geodesic weights and of the smoothness term.
+  c.eval.wctr.sigma_bndcon = 1.0  # Paper (and code): BndCon -> background probability.
+  c.eval.wctr.sigma_spa = 0.25  # Paper: spatial weight of the contrast (code: authors_sigma_spa).
+  c.eval.wctr.mu = 0.1  # Paper (and code): constant added to smoothness weights.
+  c.eval.wctr.authors_sigma_spa = 0.4  # 'authors': CalWeightedContrast's spaSigma.
+  c.eval.wctr.authors_bg_lambda = 5.0  # 'authors': SaliencyOptimization's bgLambda.
+  c.eval.wctr.authors_high_bndcon = 3.0  # 'authors': BndCon above this gets authors_high_weight.
+  c.eval.wctr.authors_high_weight = 1000.0  # 'authors': EstimateBgProb's weight of sure background.
 
   c.segment = ml_collections.ConfigDict()
-  c.segment.input_dir = ""  # Folder of the user's images (any format Pillow reads; not recursive).
+  c.segment.input_dir = ""  # Comma-separated image files and/or folders (any format Pillow reads).
+  c.segment.recursive = False  # Also segment the images in sub-folders of listed folders (outputs mirror the tree).
   c.segment.output_dir = "segment"  # Relative to the workdir.
   c.segment.threshold = 0.5  # Binary mask = probability > this.
   c.segment.connectivity = 8  # Connectivity of the largest component whose box is reported (4 or 8).

@@ -1,0 +1,85 @@
+"""Baseline predictors that need no training, beside the U-Net everywhere.
+
+A baseline maps one uint8 RGB image [H, W, 3] at its own size to a saliency
+map float32 [H, W] in [0, 1] (`saliency`), and is a picklable value so that
+gansseg_jax.eval.inference can spread images over worker processes.
+  centre_prior  a Gaussian at the image centre (centre_prior.py)
+  wctr          Zhu et al., CVPR 2014, optimised weighted contrast (wctr.py)
+docs/baselines.md says where every constant comes from.
+"""
+from typing import Protocol
+
+import ml_collections
+import numpy as np
+
+from gansseg_jax import errors
+from gansseg_jax.eval.baselines import centre_prior
+from gansseg_jax.eval.baselines import wctr
+
+# The model trained by this project: read from W/unet, not a baseline.
+UNET = "unet"
+NAMES = ("centre_prior", "wctr")
+PREDICTORS = (UNET,) + NAMES
+
+
+class Baseline(Protocol):
+  name: str
+
+  def saliency(self, image: np.ndarray) -> np.ndarray:
+    ...
+
+
+def make(name: str, eval_config: ml_collections.ConfigDict) -> Baseline:
+  """The baseline `name` with its settings from config.eval."""
+  if name == "centre_prior":
+    return centre_prior.CentrePrior(float(eval_config.centre_prior_sigma))
+  if name == "wctr":
+    return wctr.WCtr(wctr.Params.from_config(eval_config.wctr))
+  raise errors.UserError(f"config.eval.predictor: unknown baseline {name!r}; "
+                         f"choose from {', '.join(NAMES)}")
+
+
+def parse_list(text: str) -> list[str]:
+  """config.eval.baselines: comma-separated names, validated ('' = none)."""
+  names = [n.strip() for n in str(text).split(",") if n.strip()]
+  for name in names:
+    if name not in NAMES:
+      raise errors.UserError(
+          f"config.eval.baselines: unknown baseline {name!r}; choose from "
+          f"{', '.join(NAMES)} (or leave it empty)")
+  if len(set(names)) != len(names):
+    raise errors.UserError(f"config.eval.baselines: {text!r} names one "
+                           "twice")
+  return names
+
+
+def check_config(eval_config: ml_collections.ConfigDict) -> None:
+  """Raises UserError for a baseline setting out of its range."""
+  if eval_config.predictor not in PREDICTORS:
+    raise errors.UserError(
+        f"config.eval.predictor: {eval_config.predictor!r} is not one of "
+        f"{', '.join(PREDICTORS)}")
+  parse_list(eval_config.baselines)
+  if int(eval_config.baseline_workers) < 0:
+    raise errors.UserError("config.eval.baseline_workers: must be >= 0 "
+                           f"(0 = all cores), not {eval_config.baseline_workers}")
+  if not float(eval_config.centre_prior_sigma) > 0:
+    raise errors.UserError("config.eval.centre_prior_sigma: must be > 0, not "
+                           f"{eval_config.centre_prior_sigma}")
+  w = eval_config.wctr
+  if w.variant not in wctr.VARIANTS:
+    raise errors.UserError(f"config.eval.wctr.variant: {w.variant!r} is not "
+                           f"one of {', '.join(wctr.VARIANTS)}")
+  for name in ("pixels_per_superpixel", "compactness", "sigma_clr",
+               "sigma_bndcon", "sigma_spa", "authors_sigma_spa"):
+    if not float(w[name]) > 0:
+      raise errors.UserError(f"config.eval.wctr.{name}: must be > 0, "
+                             f"not {w[name]}")
+  for name in ("mu", "authors_bg_lambda", "authors_high_weight",
+               "max_long_side"):
+    if float(w[name]) < 0:
+      raise errors.UserError(f"config.eval.wctr.{name}: must be >= 0, "
+                             f"not {w[name]}")
+  if int(w.boundary_width) < 1:
+    raise errors.UserError("config.eval.wctr.boundary_width: must be >= 1, "
+                           f"not {w.boundary_width}")

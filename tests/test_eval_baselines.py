@@ -1,0 +1,205 @@
+"""Baselines: the centre prior against its formula, wCtr against a slow,
+obvious reimplementation (pixel loops, heapq Dijkstra per node, a dense
+least-squares solve of eq. 9 written as residuals) on the same superpixels."""
+import heapq
+import os
+
+import numpy as np
+from PIL import Image
+import pytest
+from skimage import color
+from skimage import filters
+
+from configs import default
+from gansseg_jax import errors
+from gansseg_jax.eval import baselines
+from gansseg_jax.eval.baselines import wctr
+
+PASCAL_S = os.environ.get("GANSSEG_PASCAL_S", "")
+
+
+def test_centre_prior_is_the_gaussian_formula():
+  prior = baselines.make("centre_prior", default.get_config().eval)
+  for h, w in ((7, 12), (40, 31)):
+    got = prior.saliency(np.zeros((h, w, 3), np.uint8))
+    want = np.empty((h, w))
+    for y in range(h):
+      for x in range(w):
+        dy, dx = y + 0.5 - h / 2, x + 0.5 - w / 2
+        want[y, x] = np.exp(-dy**2 / (2 * (h / 4)**2) - dx**2 / (2 * (w / 4)**2))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+  assert got.dtype == np.float32
+
+
+def _scene(seed, h=72, w=96):
+  """A textured background with two coloured blobs (one touching the border)."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:h, 0:w]
+  image = np.stack([60 + 30 * np.sin(xx / 7.0 + seed), 90 + 20 * np.cos(yy / 5.0),
+                    70 + 0 * xx], -1) + rng.normal(0, 6, (h, w, 3))
+  blob = (yy - h * 0.5) ** 2 / (h * 0.2) ** 2 + (xx - w * 0.45) ** 2 / (w * 0.18) ** 2 < 1
+  image[blob] = [220, 40, 50]
+  image[:10, -14:] = [30, 200, 60]
+  return np.clip(image, 0, 255).astype(np.uint8), blob
+
+
+def _reference(image, labels, p):
+  """wCtr* per superpixel, the slow way, for both variants."""
+  h, w = labels.shape
+  n = labels.max() + 1
+  sums, pos, count = np.zeros((n, 3)), np.zeros((n, 2)), np.zeros(n)
+  adjacency = np.zeros((n, n), bool)
+  boundary = set()
+  for y in range(h):
+    for x in range(w):
+      i = labels[y, x]
+      sums[i] += image[y, x]
+      pos[i] += ((y + 0.5) / h, (x + 0.5) / w)
+      count[i] += 1
+      for yy, xx in ((y + 1, x), (y, x + 1)):
+        if yy < h and xx < w and labels[yy, xx] != i:
+          adjacency[i, labels[yy, xx]] = adjacency[labels[yy, xx], i] = True
+      k = p.boundary_width
+      if y < k or x < k or y >= h - k or x >= w - k:
+        boundary.add(i)
+  boundary = sorted(boundary)
+  lab = np.array([color.rgb2lab((sums[i] / count[i] / 255.0)[None, None])[0, 0]
+                  for i in range(n)])
+  pos /= count[:, None]
+  d = np.array([[np.linalg.norm(lab[i] - lab[j]) for j in range(n)] for i in range(n)])
+  dpos = np.array([[np.linalg.norm(pos[i] - pos[j]) for j in range(n)] for i in range(n)])
+  authors = p.variant == "authors"
+
+  def weight(dist, sigma):
+    return 0.0 if authors and dist > 3 * sigma else np.exp(-dist**2 / (2 * sigma**2))
+
+  if authors:
+    def min_over(mask):
+      return np.mean([min(d[i, j] for j in range(n) if mask[i, j] and j != i)
+                      for i in range(n)])
+    ring2 = adjacency | ((adjacency.astype(int) @ adjacency.astype(int)) > 0)
+    top = sorted((d[i, j] for i in range(n) for j in range(i) if adjacency[i, j]),
+                 reverse=True)
+    mean_top = np.mean(top[:max(1, round(0.01 * len(top)))])
+    min1 = min_over(adjacency)
+    clip, geo_sigma = min_over(ring2), max(min(10, 3 * min1, mean_top / 10), 5)
+    smooth_sigma = min(3 * min1, 0.2 * mean_top, 20)
+  else:
+    clip, geo_sigma, smooth_sigma = 0.0, p.sigma_clr, p.sigma_clr
+  edges = {i: [] for i in range(n)}
+  for i in range(n):
+    for j in range(n):
+      linked = adjacency[i, j] or (authors and i in boundary and j in boundary)
+      if i != j and linked:
+        edges[i].append((j, max(0.0, d[i, j] - clip)))
+  geo = np.full((n, n), np.inf)
+  for source in range(n):
+    heap, done = [(0.0, source)], set()
+    while heap:
+      dist, i = heapq.heappop(heap)
+      if i in done:
+        continue
+      done.add(i)
+      geo[source, i] = dist
+      for j, wgt in edges[i]:
+        if j not in done:
+          heapq.heappush(heap, (dist + wgt, j))
+  span = np.array([[weight(geo[i, j], geo_sigma) for j in range(n)] for i in range(n)])
+  bndcon = span[:, boundary].sum(1) / np.sqrt(span.sum(1))
+  bg = 1 - np.exp(-bndcon**2 / (2 * p.sigma_bndcon**2))
+  spa = p.authors_sigma_spa if authors else p.sigma_spa
+  ctr = np.array([sum(d[i, j] * weight(dpos[i, j], spa) * bg[j] for j in range(n))
+                  for i in range(n)])
+  fg = (ctr - ctr.min()) / (ctr.max() - ctr.min() + np.finfo(float).eps)
+  bg_weight = bg
+  if authors:
+    fg = np.where(fg < filters.threshold_otsu(fg), 0.0, fg)
+    bg_weight = np.where(bndcon > p.authors_high_bndcon, p.authors_high_weight, bg)
+    bg_weight = bg_weight * p.authors_bg_lambda
+  rows, rhs = [], []
+  for i in range(n):  # sqrt(w_bg) s_i = 0 and sqrt(w_fg) (s_i - 1) = 0
+    for wgt, target in ((bg_weight[i], 0.0), (fg[i], 1.0)):
+      row = np.zeros(n)
+      row[i] = np.sqrt(wgt)
+      rows.append(row)
+      rhs.append(np.sqrt(wgt) * target)
+  for i in range(n):  # sqrt(w_ij) (s_i - s_j) = 0, each pair once
+    for j in range(i + 1, n):
+      if authors:
+        near = ring2[i, j] or (i in boundary and j in boundary)
+        wij = (weight(d[i, j], smooth_sigma) if near else 0.0) + p.mu * adjacency[i, j]
+      else:
+        wij = (np.exp(-d[i, j]**2 / (2 * smooth_sigma**2)) + p.mu) * adjacency[i, j]
+      if wij:
+        row = np.zeros(n)
+        row[i], row[j] = np.sqrt(wij), -np.sqrt(wij)
+        rows.append(row)
+        rhs.append(0.0)
+  s = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+  return (s - s.min()) / (s.max() - s.min() + np.finfo(float).eps)
+
+
+def _images():
+  images = [_scene(seed)[0] for seed in range(2)]
+  if PASCAL_S and os.path.isdir(PASCAL_S):  # Optional: a few real photos.
+    for name in sorted(os.listdir(os.path.join(PASCAL_S, "images")))[:2]:
+      photo = Image.open(os.path.join(PASCAL_S, "images", name)).convert("RGB")
+      photo.thumbnail((120, 120))
+      images.append(np.asarray(photo))
+  return images
+
+
+@pytest.mark.parametrize("variant", ["paper", "authors"])
+def test_wctr_matches_a_slow_reference_on_the_same_superpixels(variant):
+  config = default.get_config().eval
+  config.wctr.variant = variant
+  config.wctr.pixels_per_superpixel = 150.0
+  params = wctr.Params.from_config(config.wctr)
+  for image in _images():
+    labels = wctr.slic_labels(image, params)
+    assert 20 <= labels.max() + 1 <= 80
+    sp = wctr.describe(image, labels, params.boundary_width)
+    got = wctr.superpixel_saliency(sp, params)
+    np.testing.assert_allclose(got, _reference(image, labels, params), atol=1e-6)
+
+
+def test_wctr_is_deterministic_and_finds_the_planted_object():
+  config = default.get_config().eval
+  baseline = baselines.make("wctr", config)
+  image, blob = _scene(3, 120, 160)
+  first, second = baseline.saliency(image), baseline.saliency(image)
+  np.testing.assert_array_equal(first, second)
+  assert first.shape == blob.shape and first.dtype == np.float32
+  assert 0.0 <= first.min() and first.max() <= 1.0
+  predicted = first > 0.5
+  assert (predicted & blob).sum() / (predicted | blob).sum() > 0.8
+
+
+def test_wctr_downscales_large_images_and_returns_their_size():
+  config = default.get_config().eval
+  config.wctr.max_long_side = 80
+  image, _ = _scene(4, 120, 200)
+  out = baselines.make("wctr", config).saliency(image)
+  assert out.shape == (120, 200)
+  assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_uniform_image_gives_a_finite_map():
+  out = baselines.make("wctr", default.get_config().eval).saliency(
+      np.full((40, 50, 3), 128, np.uint8))
+  assert np.isfinite(out).all()
+
+
+def test_baseline_config_errors_name_the_field():
+  config = default.get_config().eval
+  config.predictor = "hs"
+  with pytest.raises(errors.UserError, match="config.eval.predictor"):
+    baselines.check_config(config)
+  config.predictor = "wctr"
+  config.baselines = "centre_prior,nope"
+  with pytest.raises(errors.UserError, match="config.eval.baselines"):
+    baselines.check_config(config)
+  config.baselines = ""
+  config.wctr.variant = "matlab"
+  with pytest.raises(errors.UserError, match="config.eval.wctr.variant"):
+    baselines.check_config(config)
