@@ -9,9 +9,9 @@ writes its `outputs` atomically. The runner:
   3. checks each stage's inputs exist or will be made by an earlier stage;
   4. only then writes `config.json`, runs the stages in canonical order, skips
      those whose outputs exist for the same config, and records wall times.
-A stage's hash covers the config sections it `reads`, the seed, and the hashes
-of the stages whose outputs it reads (`after`), so an upstream change
-invalidates everything downstream.
+A stage's hash covers the config sections it `reads` (less the fields it
+`ignores`), the seed, and the hashes of the stages whose outputs it reads
+(`after`), so an upstream change invalidates everything downstream.
 """
 import dataclasses
 import importlib
@@ -26,6 +26,7 @@ import ml_collections
 from gansseg_jax import errors
 from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
+from gansseg_jax.eval import layout as eval_layout
 from gansseg_jax.synth import inputs as synth_inputs
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
@@ -38,6 +39,19 @@ def _fixed(*paths: str) -> Paths:
 def _synth_inputs(config):
   """The generator and what mask synthesis reads (direction, embeddings, maps)."""
   return ("generator",) + synth_inputs.input_paths(config)
+
+
+def _unet_inputs(config):
+  """W/unet when eval/segment run the U-Net; nothing for a baseline."""
+  return ("unet",) if config.eval.predictor == "unet" else ()
+
+
+# Fields that choose what eval evaluates (each dataset and predictor has its
+# own output file, gansseg_jax.eval.layout) or where data lives: changing
+# them adds results instead of invalidating the stage.
+_EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
+                    "eval.data_dir", "eval.manual_dir", "eval.allow_download",
+                    "eval.baseline_workers")
 
 
 def _discover_inputs(config):
@@ -54,6 +68,7 @@ class Stage:
   after: tuple[str, ...]  # Stages whose outputs it reads.
   inputs: Paths  # Workdir-relative paths it reads.
   outputs: Paths  # Workdir-relative paths it writes.
+  ignores: tuple[str, ...] = ()  # Dotted fields inside `reads` left unhashed.
 
   def function(self) -> Callable[[ml_collections.ConfigDict, str], None]:
     module, name = self.target.split(":")
@@ -77,9 +92,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
           _synth_inputs, _fixed("unet")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
-          _fixed("unet"), _fixed("eval.json", "eval.md")),
+          _unet_inputs, lambda config: eval_layout.output_paths(config.eval),
+          _EVAL_SELECTIONS),
     Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
-          _fixed("unet"), lambda config: (config.segment.output_dir,)),
+          _unet_inputs, lambda config: (config.segment.output_dir,),
+          tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
     Stage("report", "gansseg_jax.report.stage:run", 8, ("report",), ("score", "train", "eval"),
           _fixed(), _fixed("report.html", "report.md")),
 )
@@ -100,16 +117,26 @@ def selected(config: ml_collections.ConfigDict) -> list[Stage]:
   return [stage for stage in STAGES if stage.name in names]
 
 
+def _own_values(stage: Stage, config_dict: dict) -> dict:
+  """The values of `reads` (and the seed), less the `ignores` fields."""
+  own = {key: wd.lookup(config_dict, key) for key in ("seed",) + stage.reads}
+  for dotted in stage.ignores:
+    section, _, field = dotted.rpartition(".")
+    if isinstance(own.get(section), dict):
+      own[section] = {k: v for k, v in own[section].items() if k != field}
+  return own
+
+
 def stage_hash(stage: Stage, config_dict: dict) -> str:
   """Hash of what shapes `stage`'s outputs (see module docstring)."""
   upstream = [stage_hash(BY_NAME[name], config_dict) for name in stage.after]
-  own = {key: wd.lookup(config_dict, key) for key in ("seed",) + stage.reads}
+  own = _own_values(stage, config_dict)
   return wd.fingerprint({"own": own, "upstream": upstream})
 
 
 def _relevant(stage: Stage, config_dict: dict) -> dict:
   """The config values a stage's hash covers, for naming a difference."""
-  out = {key: wd.lookup(config_dict, key) for key in ("seed",) + stage.reads}
+  out = _own_values(stage, config_dict)
   for name in stage.after:
     out.update(_relevant(BY_NAME[name], config_dict))
   return out
@@ -202,7 +229,10 @@ def execute(plan_: Plan) -> None:
       wd.remove_marker(workdir, stage.name)
     wd.write_config(workdir, plan_.config_dict)
 
+  ran = set()
   for stage, must_run in plan_.steps:
+    # A stage whose upstream ran in this run reads new outputs: run it too.
+    must_run = must_run or any(name in ran for name in stage.after)
     if not must_run:
       logging.info("stage %s: outputs exist for this config, skipped",
                    stage.name)
@@ -219,6 +249,7 @@ def execute(plan_: Plan) -> None:
     if is_writer:
       wd.write_marker(workdir, stage.name,
                       stage_hash(stage, plan_.config_dict), seconds)
+    ran.add(stage.name)
     logging.info("stage %s: done in %s", stage.name,
                  monitoring.format_seconds(seconds))
 

@@ -1,6 +1,7 @@
 """The `eval` and `segment` stages with a stand-in predictor (brightness)."""
 import json
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -10,6 +11,8 @@ from scipy import ndimage
 from configs import default
 from gansseg_jax import errors
 from gansseg_jax.data import preprocess
+from gansseg_jax import stages
+from gansseg_jax.eval import layout
 from gansseg_jax.eval import metrics
 from gansseg_jax.eval import stage
 from gansseg_jax.eval import tables
@@ -35,6 +38,7 @@ def predictor(monkeypatch):
 def _config(**sections):
   config = default.get_config()
   config.eval.batch_size = 4
+  config.eval.baseline_workers = 1
   for dotted, value in sections.items():
     section, field = dotted.split("__")
     config[section][field] = value
@@ -70,13 +74,25 @@ def saliency_folder(tmp_path):
   return root
 
 
-def _reference_metrics(root):
+def centre_prior(image):
+  """The centre prior at the image's own size, from its formula."""
+  h, w = image.shape[:2]
+  y, x = np.mgrid[0:h, 0:w] + 0.5
+  return np.exp(-(y - h / 2) ** 2 / (2 * (h / 4) ** 2)
+                - (x - w / 2) ** 2 / (2 * (w / 4) ** 2))
+
+
+def _reference_metrics(root, baseline=None):
   """The same metrics through a plain per-image path: no batching, padding
-  or bucketing (brightness is pixel-wise, so padding cannot matter)."""
+  or bucketing (brightness is pixel-wise, so padding cannot matter); a
+  `baseline` sees the image at its own size."""
   m = metrics.SaliencyMetrics(255, 0.3, 0.5, 2**22)
   for i in range(5):
     image = np.asarray(Image.open(f"{root}/images/{i}.png"))
     mask = np.asarray(Image.open(f"{root}/masks/{i}.png")) > 127
+    if baseline is not None:
+      m.add(baseline(image).astype(np.float32), mask)
+      continue
     x = preprocess.model_input(image, 128, 1024)
     probs = brightness(x[None])[0]
     m.add(preprocess.resize_map(probs, mask.shape), mask)
@@ -100,11 +116,21 @@ def test_eval_writes_json_and_tables(tmp_path, saliency_folder, predictor):
   assert 0.9 < ours["PxAP"] <= 1.0
   with open(os.path.join(workdir, "eval.md")) as f:
     markdown = f.read()
-  assert "| data | 5 | " in markdown and "maxFβ" in markdown
+  assert "| data | U-Net | 5 | " in markdown and "maxFβ" in markdown
   assert f"{ours['maxF']:.3f} / —" in markdown
-  assert sorted(os.listdir(workdir)) == ["eval.json", "eval.md",
-                                         "eval_samples"]
-  samples = np.load(os.path.join(workdir, "eval_samples", "00.npz"))
+  assert sorted(os.listdir(workdir)) == ["eval", "eval.json", "eval.md"]
+  key = f"folder:{saliency_folder}"
+  assert sorted(os.listdir(os.path.join(workdir, layout.dataset_dir(key)))) == [
+      "centre_prior.json", "centre_prior_samples.npz", "unet.json",
+      "unet_samples.npz"]
+  # The centre-prior row: the same images through the same metrics.
+  prior = result["datasets"][key]["rows"]["centre_prior"]
+  reference = _reference_metrics(saliency_folder, centre_prior)
+  for name in ("images", "maxF", "IoU", "acc", "MAE"):
+    assert prior[name] == pytest.approx(reference[name], abs=1e-9), name
+  assert "| data | centre prior | 5 | " in markdown
+  assert ours["samples"] == layout.samples_path(key, "unet")
+  samples = np.load(os.path.join(workdir, ours["samples"]))
   kept = min(5, config.report.num_predictions)
   assert sorted(samples.files) == sorted(
       ["title"] + [f"{k}_{j}" for k in ("image", "mask", "prob")
@@ -141,16 +167,92 @@ def test_tables_put_the_papers_numbers_beside_ours():
             "skipped": {"unreadable": 0, "too_small": 0, "masks_resized": 0}}
   cub = dict(result, title="CUB-200-2011", MaxBoxAcc=0.5)
   settings = {"mask_threshold": 0.5, "pxap_average": "images"}
-  document, markdown = tables.build({"ecssd": result, "cub": cub}, "prior",
-                                    settings)
+  prior = dict(result, maxF=0.85, IoU=0.72)
+  wctr = dict(result, maxF=0.7, IoU=0.5)
+  document, markdown = tables.build(
+      {"ecssd": {"wctr": wctr, "unet": result, "centre_prior": prior},
+       "cub": {"unet": cub}}, "unet", "prior", settings)
   assert document["datasets"]["ecssd"]["paper"] == {
       "row": "BigBiGAN", "maxF": 0.782, "IoU": 0.672, "acc": 0.899}
+  assert document["datasets"]["ecssd"]["predictor"] == "unet"
+  assert list(document["datasets"]["ecssd"]["rows"]) == [
+      "unet", "centre_prior", "wctr"]
   assert document["datasets"]["cub"]["paper"]["row"] == "E-BigBiGAN"
-  assert "| ECSSD | 1000 | 0.800 / 0.782 | 0.700 / 0.672 | 0.900 / 0.899 |" in (
-      markdown)
-  assert "| CUB-200-2011 | 0.500 / 0.742 | 0.600 / — |" in markdown
-  document, _ = tables.build({"ecssd": result}, "embeddings", settings)
+  assert ("| ECSSD | U-Net | 1000 | 0.800 / 0.782 | 0.700 / 0.672 "
+          "| 0.900 / 0.899 |") in markdown
+  assert "| ECSSD | centre prior | 1000 | 0.850 / — | 0.720 / — |" in markdown
+  # wCtr beside the GAN paper's published wCtr row on ECSSD.
+  assert "| ECSSD | wCtr* | 1000 | 0.700 / 0.684 | 0.500 / 0.517 " in markdown
+  assert ("On ECSSD the centre prior baseline scores maxFβ 0.850 / IoU 0.720, "
+          "above the U-Net's 0.800 / 0.700") in markdown
+  assert "wCtr* baseline scores" not in markdown
+  assert "| CUB-200-2011 | U-Net | 0.500 / 0.742 | 0.600 / — |" in markdown
+  document, _ = tables.build({"ecssd": {"unet": result}}, "unet",
+                             "embeddings", settings)
   assert document["datasets"]["ecssd"]["paper"]["maxF"] == 0.797
+
+
+def _run_eval(config, workdir):
+  """The eval stage through the runner (plan, skip, markers), as main does."""
+  config.stages = "eval"
+  stages.run(config, workdir)
+
+
+def test_evaluating_datasets_one_after_another_keeps_every_result(
+    tmp_path, saliency_folder, predictor):
+  workdir = str(tmp_path / "w")
+  os.makedirs(os.path.join(workdir, "unet"))  # Stands in for a trained U-Net.
+  second = str(tmp_path / "second")
+  shutil.copytree(saliency_folder, second)
+  os.remove(os.path.join(second, "images", "4.png"))
+  os.remove(os.path.join(second, "masks", "4.png"))
+  first_key, second_key = f"folder:{saliency_folder}", f"folder:{second}"
+  _run_eval(_config(eval__datasets=first_key), workdir)
+  first_file = os.path.join(workdir, layout.result_path(first_key, "unet"))
+  first_bytes = open(first_file, "rb").read()
+  _run_eval(_config(eval__datasets=second_key), workdir)  # No force.
+  assert open(first_file, "rb").read() == first_bytes  # Untouched.
+  with open(os.path.join(workdir, "eval.json")) as f:
+    datasets = json.load(f)["datasets"]
+  assert set(datasets) == {first_key, second_key}
+  assert datasets[second_key]["images"] == 4 and datasets[first_key]["images"] == 5
+  for key in (first_key, second_key):
+    assert set(datasets[key]["rows"]) == {"unet", "centre_prior"}
+  markdown = open(os.path.join(workdir, "eval.md")).read()
+  # The configured dataset first, then those evaluated earlier.
+  assert 0 < markdown.index("| second | U-Net | 4 |") < markdown.index(
+      "| data | U-Net | 5 |")
+  # The same selection again: outputs exist, nothing is recomputed.
+  calls = len(predictor)
+  _run_eval(_config(eval__datasets=f"{first_key},{second_key}"), workdir)
+  assert len(predictor) == calls
+  # A baseline on a workdir without any U-Net: no 'unet' input needed.
+  fresh = str(tmp_path / "fresh")
+  _run_eval(_config(eval__datasets=first_key, eval__predictor="centre_prior",
+                    eval__baselines=""), fresh)
+  with open(os.path.join(fresh, "eval.json")) as f:
+    only = json.load(f)["datasets"][first_key]
+  assert only["predictor"] == "centre_prior" and list(only["rows"]) == [
+      "centre_prior"]
+  reference = _reference_metrics(saliency_folder, centre_prior)
+  assert only["maxF"] == pytest.approx(reference["maxF"], abs=1e-9)
+
+
+def test_changed_eval_settings_hide_older_results(tmp_path, saliency_folder,
+                                                  predictor):
+  workdir = str(tmp_path / "w")
+  key = f"folder:{saliency_folder}"
+  stage.evaluate(_config(eval__datasets=key), workdir)
+  stage.evaluate(_config(eval__datasets=key, eval__max_images=2), workdir)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    document = json.load(f)
+  assert document["datasets"][key]["images"] == 2
+  assert document["hidden_results"] == 0  # Same files, recomputed.
+  config = _config(eval__datasets=key, eval__max_images=3)
+  stage.write_summary(config, workdir)  # Settings the files were not made with.
+  with open(os.path.join(workdir, "eval.json")) as f:
+    document = json.load(f)
+  assert document["datasets"] == {} and document["hidden_results"] == 2
 
 
 @pytest.fixture
@@ -192,7 +294,8 @@ def test_segment_outputs(tmp_path, photos, predictor):
   assert summary["counts"] == {"segmented": 5, "unreadable": 1,
                                "too_small": 1, "ignored_files": 1}
   assert [r["image"] for r in summary["images"]] == [
-      "alpha.png", "dup.jpg", "dup.png", "gray.jpg", "planted.png"]
+      os.path.join(photos, n) for n in ("alpha.png", "dup.jpg", "dup.png",
+                                        "gray.jpg", "planted.png")]
   for base in ("planted", "alpha", "gray", "dup_png", "dup_jpg"):
     for suffix in ("_prob.png", "_mask.png", "_cutout.png", ".json"):
       assert os.path.isfile(os.path.join(out, base + suffix)), base + suffix
@@ -232,6 +335,7 @@ def test_segment_bad_input(tmp_path, photos, predictor):
   (broken / "a.png").write_bytes(b"garbage")
   for sections, message in (
       ({"segment__input_dir": ""}, "config.segment.input_dir"),
+      ({"segment__input_dir": f"{photos},/no/such.png"}, "/no/such.png"),
       ({"segment__input_dir": str(empty)}, "no image files"),
       ({"segment__input_dir": str(broken)}, "none of the 1 image files"),
       ({"segment__input_dir": photos, "segment__output_dir": "../out"},
@@ -241,3 +345,44 @@ def test_segment_bad_input(tmp_path, photos, predictor):
     with pytest.raises(errors.UserError, match=message):
       stage.segment(_config(**sections), workdir)
   assert os.listdir(workdir) == []  # Nothing half-written, nothing outside.
+
+
+def test_segment_files_and_folders_recursively(tmp_path, photos, predictor,
+                                               caplog):
+  """Files and folders mixed; sub-folders mirrored; each output logged."""
+  planted, _ = _planted(45, 67, (10, 20, 30, 50))
+  _write(str(tmp_path / "tree" / "a.png"), planted)
+  _write(str(tmp_path / "tree" / "sub" / "a.png"), planted)
+  _write(str(tmp_path / "tree" / "sub" / "deeper" / "b.png"), planted)
+  _write(str(tmp_path / "loose" / "a.png"), planted)
+  tree, loose = str(tmp_path / "tree"), str(tmp_path / "loose" / "a.png")
+  workdir = str(tmp_path / "w")
+  caplog.set_level("INFO")
+  stage.segment(_config(segment__input_dir=f"{tree},{loose}"), workdir)
+  out = os.path.join(workdir, "segment")
+  with open(os.path.join(out, "summary.json")) as f:
+    flat = json.load(f)
+  assert flat["counts"]["segmented"] == 2  # Not recursive: tree/a, loose/a.
+  assert [r["outputs"]["mask"] for r in flat["images"]] == [
+      "a_mask.png", "a_2_mask.png"]
+  assert f"{loose} -> {os.path.join(out, 'a_2')}" in caplog.text
+  shutil.rmtree(workdir)
+  stage.segment(_config(segment__input_dir=f"{tree},{loose}",
+                        segment__recursive=True), workdir)
+  with open(os.path.join(out, "summary.json")) as f:
+    deep = json.load(f)
+  assert [r["outputs"]["mask"] for r in deep["images"]] == [
+      "a_mask.png", "sub/a_mask.png", "sub/deeper/b_mask.png", "a_2_mask.png"]
+  for record in deep["images"]:
+    mask = _read(os.path.join(out, record["outputs"]["mask"]))
+    assert mask.shape == (45, 67) and mask[15, 30] == 255
+  assert f"{os.path.join(tree, 'sub', 'deeper', 'b.png')} -> " in caplog.text
+
+
+def test_segment_with_a_baseline_needs_no_unet(tmp_path, photos):
+  workdir = str(tmp_path / "w")
+  stage.segment(_config(segment__input_dir=photos,
+                        eval__predictor="centre_prior"), workdir)
+  prob = _read(os.path.join(workdir, "segment", "planted_prob.png"))
+  image = _read(os.path.join(photos, "planted.png"))
+  np.testing.assert_array_equal(prob, np.round(centre_prior(image) * 255))

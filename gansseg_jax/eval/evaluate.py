@@ -6,7 +6,8 @@ resized so its shorter side is image_size. The model's probability map is
 resized back to the (possibly cropped) image's size, where the metrics are
 computed against the ground truth: SaliencyMetrics (maxF, IoU, acc, MAE,
 F_beta at the fixed threshold), PxAP, and MaxBoxAcc when the dataset has
-boxes. Model calls run in fixed-shape batches (gansseg_jax.eval.inference).
+boxes. Model calls run in fixed-shape batches (gansseg_jax.eval.inference);
+a baseline gets each (possibly cropped) image at its own size.
 """
 import itertools
 import time
@@ -78,11 +79,12 @@ def _score(results, saliency: metrics_lib.SaliencyMetrics,
   return len(results)
 
 
-def evaluate_source(predict: inference.Predict, source: sources.Source,
+def evaluate_source(predict: inference.Predictor, source: sources.Source,
                     eval_config: ml_collections.ConfigDict,
                     progress_every_s: float,
                     samples: Optional[Samples] = None) -> dict[str, Any]:
-  """All metrics of `predict` on `source`; raises UserError if it is empty.
+  """All metrics of `predict` (the U-Net's batch function or a baseline) on
+  `source`; raises UserError if it is empty.
 
   `samples`, when given, collects the first predictions at image size.
   """
@@ -93,7 +95,7 @@ def evaluate_source(predict: inference.Predict, source: sources.Source,
                                          c.metrics_pixel_budget)
   boxes = (wsol.BoxAccuracy(c.box_thresholds, c.box_iou, c.box_connectivity)
            if source.has_boxes else None)
-  engine = inference.BucketedPredictor(predict, c.batch_size, c.pad_multiple)
+  engine = inference.make_engine(predict, c)
   limit = c.max_images or source.size
   progress = monitoring.Progress(min(limit, source.size),
                                  f"eval {source.title}",
@@ -103,11 +105,7 @@ def evaluate_source(predict: inference.Predict, source: sources.Source,
   for example in itertools.islice(source.examples, limit):
     if source.mode == "crop":
       example = preprocess.center_crop_resize(example, c.image_size)
-      image = preprocess.to_model_range(example.image)
-    else:
-      image = preprocess.model_input(example.image, c.image_size,
-                                     c.max_long_side)
-    scored += _score(engine.submit(example, image), saliency, boxes,
+    scored += _score(engine.submit(example, example.image), saliency, boxes,
                      samples)
     progress.update(scored)
   scored += _score(engine.flush(), saliency, boxes, samples)

@@ -10,14 +10,25 @@ therefore has one of a few shapes [b, H', W', 3] (b a power of two or
 batch_size, (H', W') a bucket), which keeps jit compilations few without
 running a whole batch for a last few images. Predictions are cropped back to
 each image's size.
+
+A baseline (gansseg_jax.eval.baselines: one uint8 image at its own size ->
+saliency) runs instead in `BaselineEngine`, unpadded and unresized (padding
+would move the image border and centre that baselines look at), over
+`workers` processes. `make_engine` gives either engine the same interface:
+submit(tag, uint8 RGB image) and flush() return (tag, probabilities) pairs.
 """
-from typing import Any, Callable
+import multiprocessing
+import os
+from typing import Any, Callable, Union
 
 import numpy as np
 
 from gansseg_jax.data import preprocess
+from gansseg_jax.eval import baselines
 
 Predict = Callable[[np.ndarray], Any]
+# The U-Net's batch function, or a baseline.
+Predictor = Union[Predict, baselines.Baseline]
 
 
 class BucketedPredictor:
@@ -60,3 +71,72 @@ class BucketedPredictor:
                        f"{batch.shape}; expected {batch.shape[:3]}")
     return [(tag, probs[i, :size[0], :size[1]])
             for i, (tag, size, _) in enumerate(queue)]
+
+
+class ModelInputEngine:
+  """uint8 RGB images of any size -> model inputs -> BucketedPredictor."""
+
+  def __init__(self, predict: Predict, image_size: int, max_long_side: int,
+               batch_size: int, pad_multiple: int):
+    self._size = (int(image_size), int(max_long_side))
+    self._batches = BucketedPredictor(predict, batch_size, pad_multiple)
+
+  @property
+  def calls(self) -> int:
+    return self._batches.calls
+
+  def submit(self, tag: Any, image: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+    return self._batches.submit(tag, preprocess.model_input(image, *self._size))
+
+  def flush(self) -> list[tuple[Any, np.ndarray]]:
+    return self._batches.flush()
+
+
+class BaselineEngine:
+  """A baseline over images at their own size, `workers` processes at once.
+
+  Images wait until `chunk` are queued, then run as one Pool.map (spawned
+  processes: the parent may hold JAX's threads, which fork would copy). One
+  worker runs everything in this process.
+  """
+
+  def __init__(self, baseline: baselines.Baseline, workers: int, chunk: int):
+    self._baseline = baseline
+    self._workers = int(workers) or os.cpu_count() or 1
+    self._chunk = max(int(chunk), self._workers)
+    self._queue: list[tuple[Any, np.ndarray]] = []
+    self._pool = None
+    self.calls = 0
+
+  def submit(self, tag: Any, image: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+    self._queue.append((tag, np.asarray(image, np.uint8)))
+    return self._run() if len(self._queue) >= self._chunk else []
+
+  def flush(self) -> list[tuple[Any, np.ndarray]]:
+    results = self._run() if self._queue else []
+    if self._pool is not None:
+      self._pool.close()
+      self._pool.join()
+      self._pool = None
+    return results
+
+  def _run(self) -> list[tuple[Any, np.ndarray]]:
+    tags, images = zip(*self._queue)
+    self._queue = []
+    self.calls += 1
+    if self._workers == 1:
+      maps = [self._baseline.saliency(image) for image in images]
+    else:
+      if self._pool is None:
+        self._pool = multiprocessing.get_context("spawn").Pool(self._workers)
+      maps = self._pool.map(self._baseline.saliency, images, chunksize=1)
+    return list(zip(tags, maps))
+
+
+def make_engine(predictor: Predictor, eval_config):
+  """The engine for `predictor` with config.eval's batching settings."""
+  c = eval_config
+  if hasattr(predictor, "saliency"):
+    return BaselineEngine(predictor, c.baseline_workers, 4 * c.batch_size)
+  return ModelInputEngine(predictor, c.image_size, c.max_long_side,
+                          c.batch_size, c.pad_multiple)

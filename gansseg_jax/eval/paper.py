@@ -43,3 +43,19 @@ def segmentation(dataset: str, latents: str) -> Optional[dict]:
     return None
   max_f, iou, acc = SEGMENTATION[row][dataset]
   return {"row": row, "maxF": max_f, "IoU": iou, "acc": acc}
+
+# Published numbers of the baselines (maxF_beta, IoU, accuracy): the GAN
+# paper's table of "shallow" unsupervised methods on ECSSD (wCtr = Zhu et
+# al., CVPR 2014). Sources and PASCAL-S comparisons: docs/baselines.md.
+BASELINES = {
+    "wctr": {"ecssd": (0.684, 0.517, 0.862)},
+}
+
+
+def baseline(dataset: str, predictor: str) -> Optional[dict]:
+  """{'row', 'maxF', 'IoU', 'acc'} published for a baseline, or None."""
+  found = BASELINES.get(predictor, {}).get(dataset)
+  if found is None:
+    return None
+  max_f, iou, acc = found
+  return {"row": "GAN paper's table", "maxF": max_f, "IoU": iou, "acc": acc}

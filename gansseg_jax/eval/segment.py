@@ -1,20 +1,26 @@
-"""Segmenting a folder of the user's images with the trained model.
+"""Segmenting the user's images with the trained model or a baseline.
 
-Every file in the input folder with an extension Pillow reads is decoded
-(any size; EXIF orientation applied; grayscale, palette, 16-bit, CMYK and
-images with alpha converted to RGB, transparency over white), resized so its
-shorter side is config.eval.image_size, segmented, and the probability map
-resized back to the image's size. For an image `<base>` (its file stem, or
-`<stem>_<ext>` when two files share a stem) the output folder gets
+config.segment.input_dir lists image files and/or folders, comma-separated;
+a folder contributes every file in it with an extension Pillow reads (and,
+with config.segment.recursive, those of its sub-folders; outputs then mirror
+the tree). Each image is decoded (any size; EXIF orientation applied;
+grayscale, palette, 16-bit, CMYK and images with alpha converted to RGB,
+transparency over white), segmented by the predictor (the U-Net sees it
+resized so its shorter side is config.eval.image_size; a baseline sees it
+at its own size), and the probability map resized back to the image's size.
+For an image `<base>` (its path below the listed folder without extension,
+or `<stem>_<ext>` when two files share a stem, or with `_2`, `_3`... when two
+inputs give the same name) the output folder gets
   <base>_prob.png    probability map, 8-bit gray (0..255 = P(foreground))
   <base>_mask.png    binary mask, P > config.segment.threshold (0 or 255)
   <base>_cutout.png  RGBA: the image with the mask as alpha
   <base>.json        size, foreground fraction and the tight box of the
                      mask's largest connected component
-and summary.json lists every image, and every file skipped and why.
+and summary.json lists every image with its outputs, and every file
+skipped and why; one log line per image says where its outputs went.
 Undecodable files are skipped with one warning each, images below
 config.segment.min_side pixels on a side are rejected with a message; both
-are counted. A folder with no image that could be segmented is an error.
+are counted. Inputs with no image that could be segmented are an error.
 """
 import collections
 import os
@@ -36,13 +42,65 @@ from gansseg_jax.eval import wsol
 
 
 def output_bases(names: list[str]) -> dict[str, str]:
-  """File name -> output base: the stem, or stem_ext where stems collide."""
+  """Relative path -> output base: the path without extension, or
+  path_ext where two share a stem."""
   stems = collections.Counter(os.path.splitext(n)[0] for n in names)
   bases = {}
   for name in names:
     stem, ext = os.path.splitext(name)
     bases[name] = stem if stems[stem] == 1 else f"{stem}_{ext.lstrip('.')}"
   return bases
+
+
+def _folder_images(directory: str, recursive: bool) -> tuple[list[str], int]:
+  """(image paths relative to `directory`, count of other files)."""
+  names = [n for n in folder.list_image_files(directory)]
+  ignored = len([n for n in os.listdir(directory)
+                 if os.path.isfile(os.path.join(directory, n))]) - len(names)
+  if recursive:
+    subdirs = sorted((d for d in os.listdir(directory)
+                      if not d.startswith(".")
+                      and os.path.isdir(os.path.join(directory, d))),
+                     key=folder.natural_key)
+    for sub in subdirs:
+      inner, other = _folder_images(os.path.join(directory, sub), True)
+      names += [os.path.join(sub, n) for n in inner]
+      ignored += other
+  return names, ignored
+
+
+def collect_inputs(spec: str, recursive: bool) -> tuple[list[tuple[str, str]],
+                                                        int]:
+  """([(path, output base)], ignored non-image files) of config.segment.input_dir.
+
+  Raises UserError naming an entry that does not exist, or when no image
+  file is found at all.
+  """
+  entries = [e.strip() for e in str(spec).split(",") if e.strip()]
+  if not entries:
+    raise errors.UserError("config.segment.input_dir: empty; set it to image "
+                           "files and/or folders (comma-separated)")
+  found, ignored, taken = [], 0, collections.Counter()
+  for entry in entries:
+    if os.path.isdir(entry):
+      names, other = _folder_images(entry, recursive)
+      ignored += other
+      pairs = [(os.path.join(entry, n), base)
+               for n, base in output_bases(names).items()]
+    elif os.path.isfile(entry):
+      pairs = [(entry, os.path.splitext(os.path.basename(entry))[0])]
+    else:
+      raise errors.UserError(f"config.segment.input_dir: {entry!r} is neither "
+                             "a file nor a folder")
+    for path, base in pairs:
+      taken[base] += 1
+      found.append((path, base if taken[base] == 1
+                    else f"{base}_{taken[base]}"))
+  if not found:
+    raise errors.UserError(
+        f"config.segment.input_dir: no image files in {spec!r} "
+        f"({ignored} other files)")
+  return found, ignored
 
 
 def image_record(name: str, probs: np.ndarray, threshold: float,
@@ -101,67 +159,62 @@ def _readable_image(path: str, min_side: int,
   return image
 
 
-def segment_folder(predict: inference.Predict, input_dir: str,
-                   out_dir: Optional[str],
-                   config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """Segments every image of `input_dir` into `out_dir`; returns the summary.
+def segment_folder(predict: inference.Predictor, input_spec: str,
+                   out_dir: Optional[str], config: ml_collections.ConfigDict,
+                   shown_dir: Optional[str] = None) -> dict[str, Any]:
+  """Segments every image of `input_spec` into `out_dir`; returns the summary.
 
-  With `out_dir` None nothing is written (processes other than 0). Images
+  With `out_dir` None nothing is written (processes other than 0).
+  `shown_dir` is the folder named in the log (out_dir's final name). Images
   are decoded again when their batch returns, so that only the small model
   inputs wait in the batch queues, whatever the photos' sizes.
   """
-  seg, ev = config.segment, config.eval
-  names = folder.list_image_files(input_dir)
-  ignored = len([n for n in os.listdir(input_dir)
-                 if os.path.isfile(os.path.join(input_dir, n))]) - len(names)
-  if not names:
-    raise errors.UserError(
-        f"config.segment.input_dir: no image files in {input_dir!r} "
-        f"({ignored} other files)")
-  bases = output_bases(names)
+  seg = config.segment
+  inputs, ignored = collect_inputs(input_spec, bool(seg.recursive))
+  shown_dir = shown_dir or out_dir
   structure = wsol.connectivity_structure(seg.connectivity)
-  engine = inference.BucketedPredictor(predict, ev.batch_size, ev.pad_multiple)
-  summary = {"input_dir": input_dir, "images": [], "unreadable": [],
-             "too_small": []}
-  progress = monitoring.Progress(len(names), "segment",
+  engine = inference.make_engine(predict, config.eval)
+  summary = {"inputs": input_spec, "recursive": bool(seg.recursive),
+             "images": [], "unreadable": [], "too_small": []}
+  progress = monitoring.Progress(len(inputs), "segment",
                                  every_s=config.log.progress_every_s)
 
   def consume(results):
-    for name, probs in results:
-      path = os.path.join(input_dir, name)
+    for (path, base), probs in results:
       image = images_lib.read_rgb(path, exif_transpose=True)
       probs = preprocess.resize_map(probs, image.shape[:2])
-      record = image_record(name, probs, seg.threshold, structure)
-      record["outputs"] = {kind: bases[name] + suffix for kind, suffix in (
+      record = image_record(path, probs, seg.threshold, structure)
+      record["outputs"] = {kind: base + suffix for kind, suffix in (
           ("probability", "_prob.png"), ("mask", "_mask.png"),
           ("cutout", "_cutout.png"), ("record", ".json"))}
       if out_dir is not None:
-        write_outputs(out_dir, bases[name], image, probs, record,
-                      seg.threshold)
+        os.makedirs(os.path.dirname(os.path.join(out_dir, base)),
+                    exist_ok=True)
+        write_outputs(out_dir, base, image, probs, record, seg.threshold)
+        logging.info("segment: %s -> %s_{prob,mask,cutout}.png, %s.json",
+                     path, os.path.join(shown_dir, base),
+                     os.path.join(shown_dir, base))
       summary["images"].append(record)
     progress.update(sum(len(summary[k]) for k in ("images", "unreadable",
                                                   "too_small")))
 
-  for name in names:
-    image = _readable_image(os.path.join(input_dir, name), seg.min_side,
-                            summary)
-    if image is None:
-      consume([])
-    else:
-      consume(engine.submit(name, preprocess.model_input(
-          image, ev.image_size, ev.max_long_side)))
+  for path, base in inputs:
+    image = _readable_image(path, seg.min_side, summary)
+    consume([] if image is None else engine.submit((path, base), image))
   consume(engine.flush())
   progress.close()
-  summary["images"].sort(key=lambda r: folder.natural_key(r["image"]))
+  order = {path: i for i, (path, _) in enumerate(inputs)}
+  summary["images"].sort(key=lambda r: order[r["image"]])
   summary["counts"] = {"segmented": len(summary["images"]),
                        "unreadable": len(summary["unreadable"]),
                        "too_small": len(summary["too_small"]),
                        "ignored_files": ignored}
-  logging.info("segment: %s", summary["counts"])
+  logging.info("segment: %s%s", summary["counts"],
+               f", outputs in {shown_dir}" if shown_dir else "")
   if not summary["images"]:
     raise errors.UserError(
-        f"config.segment.input_dir: none of the {len(names)} image files in "
-        f"{input_dir!r} could be segmented ({summary['counts']})")
+        f"config.segment.input_dir: none of the {len(inputs)} image files in "
+        f"{input_spec!r} could be segmented ({summary['counts']})")
   if out_dir is not None:
     fileio.write_json(os.path.join(out_dir, "summary.json"), summary)
   return summary

@@ -1,22 +1,32 @@
 """The `eval` and `segment` stages (REFERENCE.md sections 7-9).
 
-eval (`evaluate`):
-  inputs:  W/unet/ (read by gansseg_jax.train.load.load_predictor), and the
-           datasets of config.eval.datasets (outside W, read only)
-  outputs: W/eval_samples/<i>.npz  the first config.report.num_predictions
-                        images, masks and probability maps of dataset i
-           W/eval.json  per dataset: images, maxF (+ threshold), IoU, acc,
-                        MAE, F_cut, PxAP, MaxBoxAcc (+ threshold) where boxes
-                        exist, skipped-file counts, timing, the paper's numbers
-           W/eval.md    the same as tables in the paper's layout
+eval (`evaluate`): every dataset of config.eval.datasets with the predictor
+config.eval.predictor ('unet' or a baseline) and each of config.eval.baselines
+on the same images (gansseg_jax.eval.layout names the files):
+  inputs:  W/unet/ when a U-Net is evaluated (read by
+           gansseg_jax.train.load.load_predictor), and the datasets (read only)
+  outputs: W/eval/<dataset>/<predictor>.json  images, maxF (+ threshold), IoU,
+                        acc, MAE, F_cut, PxAP, MaxBoxAcc (+ threshold) where
+                        boxes exist, skipped-file counts, timing, and the
+                        settings (and U-Net) that made them
+           W/eval/<dataset>/<predictor>_samples.npz  the first
+                        config.report.num_predictions images, masks and maps
+           W/eval.json, W/eval.md  every current result (all datasets
+                        evaluated so far in this workdir), tables with the
+                        paper's numbers beside ours
+  A result whose file exists for the same settings and U-Net is kept, not
+  recomputed (unless config.force); other results are never removed.
 segment (`segment`):
-  inputs:  W/unet/, and the images in config.segment.input_dir (read only)
+  inputs:  W/unet/ (for 'unet'), and the files and folders listed in
+           config.segment.input_dir (read only)
   outputs: W/<config.segment.output_dir>/ with <base>_prob.png,
            <base>_mask.png, <base>_cutout.png, <base>.json per image and
            summary.json (see gansseg_jax.eval.segment)
 Every output appears atomically; only process 0 writes, all processes
 compute (the predictor may be sharded over all of them).
 """
+import glob
+import json
 import os
 
 from absl import logging
@@ -26,13 +36,20 @@ import numpy as np
 
 from gansseg_jax import errors
 from gansseg_jax import fileio
+from gansseg_jax import workdir as wd
 from gansseg_jax.data import sources
+from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate as evaluate_lib
+from gansseg_jax.eval import layout
 from gansseg_jax.eval import segment as segment_lib
 from gansseg_jax.eval import tables
 
-# First config.report.num_predictions predictions per dataset, for the report.
-SAMPLES_DIR = "eval_samples"
+# config.eval fields that choose what is evaluated or where data lives, not
+# how: left out of a result's settings (and of the stage's config hash).
+SELECTIONS = ("datasets", "predictor", "baselines", "data_dir", "manual_dir",
+              "allow_download", "baseline_workers")
+# config.eval fields that belong to one baseline only.
+BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",)}
 
 
 def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
@@ -42,55 +59,145 @@ def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
   return load.load_predictor(config, workdir)
 
 
+def _predictor(config: ml_collections.ConfigDict, workdir: str, name: str):
+  """The U-Net's batch function, or the baseline `name`."""
+  if name == baselines.UNET:
+    return _load_predictor(config, workdir)
+  return baselines.make(name, config.eval)
+
+
+def result_settings(eval_config: ml_collections.ConfigDict,
+                    name: str) -> dict:
+  """What shapes the result of predictor `name`: the shared eval settings
+  and that predictor's own fields."""
+  everything = eval_config.to_dict()
+  own = BASELINE_FIELDS.get(name, ())
+  private = {f for fields in BASELINE_FIELDS.values() for f in fields}
+  return {k: v for k, v in everything.items()
+          if k not in SELECTIONS and (k not in private or k in own)}
+
+
+def _unet_identity(workdir: str):
+  """The config hash of the train stage that made W/unet (None: unknown)."""
+  marker = wd.read_marker(workdir, "train")
+  return None if marker is None else marker.get("config_hash")
+
+
+def _is_current(record: dict, eval_config, unet_identity) -> bool:
+  name = record.get("predictor")
+  return (record.get("settings") == result_settings(eval_config, name)
+          and (name != baselines.UNET
+               or record.get("unet") == unet_identity))
+
+
+def _read_record(path: str):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Evaluates the trained U-Net on every dataset of config.eval.datasets."""
+  """Evaluates the predictor and baselines on every configured dataset."""
   evaluate_lib.check_config(config.eval)
+  baselines.check_config(config.eval)
   entries = sources.parse_dataset_list(config.eval.datasets,
                                        "config.eval.datasets")
-  opened = [sources.open_source(entry, config.eval) for entry in entries]
-  predict = _load_predictor(config, workdir)
-  results = {}
-  samples = {}
-  for source in opened:
-    samples[source.key] = evaluate_lib.Samples(config.report.num_predictions)
-    results[source.key] = evaluate_lib.evaluate_source(
-        predict, source, config.eval, config.log.progress_every_s,
-        samples[source.key])
-    r = results[source.key]
-    logging.info("eval %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
-                 "%.1f images/s", source.title, r["images"], r["maxF"],
-                 r["IoU"], r["acc"], r["images_per_s"])
-  document, markdown = tables.build(results, config.synth.latents,
-                                    config.eval.to_dict())
+  names = layout.predictors(config.eval)
+  identity = _unet_identity(workdir)
+  jobs = []
+  for entry in entries:
+    for name in names:
+      path = os.path.join(workdir, layout.result_path(entry, name))
+      record = _read_record(path) if os.path.exists(path) else None
+      if (record is not None and not config.force
+          and _is_current(record, config.eval, identity)):
+        logging.info("eval %s, %s: result exists for these settings (%s), "
+                     "kept", entry, name, path)
+      else:
+        jobs.append((entry, name))
+  opened = {entry: None for entry, _ in jobs}
+  for entry in opened:  # Every dataset checked before any long run.
+    opened[entry] = sources.open_source(entry, config.eval)
+  loaded = {}
+  for entry, name in jobs:
+    source = opened.pop(entry, None) or sources.open_source(entry,
+                                                           config.eval)
+    if name not in loaded:
+      loaded[name] = _predictor(config, workdir, name)
+    samples = evaluate_lib.Samples(config.report.num_predictions)
+    result = evaluate_lib.evaluate_source(
+        loaded[name], source, config.eval, config.log.progress_every_s,
+        samples)
+    logging.info("eval %s, %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
+                 "%.1f images/s", source.title, tables.title(name),
+                 result["images"], result["maxF"], result["IoU"],
+                 result["acc"], result["images_per_s"])
+    if jax.process_index() == 0:
+      _write_result(workdir, entry, name, source.title, result, samples,
+                    config.eval, identity)
   if jax.process_index() == 0:
-    _write_samples(os.path.join(workdir, SAMPLES_DIR), opened, samples)
-    fileio.write_json(os.path.join(workdir, "eval.json"), document)
-    fileio.write_text(os.path.join(workdir, "eval.md"), markdown)
+    write_summary(config, workdir)
 
 
-def _write_samples(path: str, opened, samples) -> None:
-  """W/eval_samples/<i>.npz per dataset: `title`, and `image_<j>` (uint8 RGB),
-  `mask_<j>` (bool) and `prob_<j>` (uint8, 255 = 1) of its first predictions."""
-  with fileio.atomic_path(path) as tmp:
-    os.makedirs(tmp)
-    for i, source in enumerate(opened):
-      arrays = {"title": np.array(source.title)}
-      for j, (image, mask, probs) in enumerate(samples[source.key].items):
-        arrays[f"image_{j}"] = image
-        arrays[f"mask_{j}"] = mask
-        arrays[f"prob_{j}"] = np.round(255 * probs).astype(np.uint8)
-      np.savez_compressed(os.path.join(tmp, f"{i:02d}.npz"), **arrays)
+def _write_result(workdir, entry, name, title, result, samples, eval_config,
+                  identity) -> None:
+  """W/eval/<dataset>/<predictor>.json and _samples.npz (atomic each)."""
+  arrays = {"title": np.array(title)}
+  for j, (image, mask, probs) in enumerate(samples.items):
+    arrays[f"image_{j}"] = image
+    arrays[f"mask_{j}"] = mask
+    arrays[f"prob_{j}"] = np.round(255 * probs).astype(np.uint8)
+  npz = os.path.join(workdir, layout.samples_path(entry, name))
+  os.makedirs(os.path.dirname(npz), exist_ok=True)
+  with fileio.atomic_path(npz) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez_compressed(f, **arrays)
+  fileio.write_json(os.path.join(workdir, layout.result_path(entry, name)), {
+      "dataset": entry, "predictor": name, "result": result,
+      "settings": result_settings(eval_config, name),
+      "unet": identity if name == baselines.UNET else None,
+      "samples": layout.samples_path(entry, name)})
 
 
-def _check_segment_config(config: ml_collections.ConfigDict) -> str:
-  """Validates config.segment; returns the input folder."""
+def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """W/eval.json and W/eval.md from every current result file under W/eval/.
+
+  The configured datasets come first, in their order; then the others
+  evaluated earlier in this workdir.
+  """
+  identity = _unet_identity(workdir)
+  rows, samples, hidden = {}, {}, 0
+  pattern = os.path.join(workdir, layout.EVAL_DIR, "*", "*.json")
+  for path in sorted(glob.glob(pattern)):
+    record = _read_record(path)
+    if not isinstance(record, dict) or "result" not in record:
+      continue
+    if not _is_current(record, config.eval, identity):
+      hidden += 1
+      continue
+    rows.setdefault(record["dataset"], {})[record["predictor"]] = (
+        record["result"])
+    samples.setdefault(record["dataset"], {})[record["predictor"]] = (
+        record["samples"])
+  listed = [e.strip() for e in config.eval.datasets.split(",") if e.strip()]
+  order = [k for k in listed if k in rows] + sorted(
+      (k for k in rows if k not in listed),
+      key=lambda k: next(iter(rows[k].values()))["title"])
+  document, markdown = tables.build({k: rows[k] for k in order},
+                                    config.eval.predictor,
+                                    config.synth.latents,
+                                    config.eval.to_dict(), hidden)
+  for key, entry in document["datasets"].items():
+    entry["samples"] = samples[key][entry["predictor"]]
+  fileio.write_json(os.path.join(workdir, "eval.json"), document)
+  fileio.write_text(os.path.join(workdir, "eval.md"), markdown)
+
+
+def _check_segment_config(config: ml_collections.ConfigDict) -> None:
+  """Validates config.segment (the inputs are checked when listed)."""
   seg = config.segment
-  if not seg.input_dir:
-    raise errors.UserError(
-        "config.segment.input_dir: empty; set it to a folder of images")
-  if not os.path.isdir(seg.input_dir):
-    raise errors.UserError(
-        f"config.segment.input_dir: {seg.input_dir!r} is not a folder")
   out = os.path.normpath(seg.output_dir)
   if (not seg.output_dir or os.path.isabs(seg.output_dir) or out == "."
       or out.split(os.sep)[0] == ".."):
@@ -106,18 +213,20 @@ def _check_segment_config(config: ml_collections.ConfigDict) -> str:
   if int(seg.min_side) < 1:
     raise errors.UserError(f"config.segment.min_side: must be >= 1, "
                            f"not {seg.min_side}")
-  return seg.input_dir
 
 
 def segment(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Masks, cut-outs and boxes for every image of config.segment.input_dir."""
   evaluate_lib.check_config(config.eval)
-  input_dir = _check_segment_config(config)
-  predict = _load_predictor(config, workdir)
+  baselines.check_config(config.eval)
+  _check_segment_config(config)
+  inputs = config.segment.input_dir
+  segment_lib.collect_inputs(inputs, bool(config.segment.recursive))
+  predict = _predictor(config, workdir, config.eval.predictor)
   out = os.path.join(workdir, config.segment.output_dir)
   if jax.process_index() != 0:
-    segment_lib.segment_folder(predict, input_dir, None, config)
+    segment_lib.segment_folder(predict, inputs, None, config)
     return
   with fileio.atomic_path(out) as tmp:
     os.makedirs(tmp)
-    segment_lib.segment_folder(predict, input_dir, tmp, config)
+    segment_lib.segment_folder(predict, inputs, tmp, config, shown_dir=out)

@@ -1,15 +1,23 @@
 """eval.json and eval.md: our numbers beside the paper's (REFERENCE.md s. 9).
 
-eval.md has the paper's table layout: one segmentation table (maxF_beta |
-IoU | acc per dataset, tables 1-2; MAE and F_beta at the fixed threshold as
+Every dataset has one row per predictor evaluated on it (the U-Net and the
+baselines of gansseg_jax.eval.baselines, on the same images through the same
+metrics). eval.md has the paper's table layout: one segmentation table
+(maxF_beta | IoU | acc, tables 1-2; MAE and F_beta at the fixed threshold as
 extra columns) and one localisation table (MaxBoxAcc where the dataset has
-boxes, PxAP; table 3). Cells read "ours / paper", "—" where there is none.
+boxes, PxAP; table 3). Cells read "ours / published", "—" where there is
+none: the paper's rows for the U-Net, published baseline numbers
+(gansseg_jax.eval.paper.BASELINES) for baselines. A sentence names every
+dataset where a baseline beats the U-Net's maxF_beta.
 """
 from typing import Any, Optional
 
 from gansseg_jax.eval import paper
 
 _DASH = "—"
+UNET = "unet"
+# How predictors are named in tables.
+TITLES = {"unet": "U-Net", "centre_prior": "centre prior", "wctr": "wCtr*"}
 
 
 def _cell(ours: Optional[float], theirs: Optional[float] = None,
@@ -20,52 +28,99 @@ def _cell(ours: Optional[float], theirs: Optional[float] = None,
   return text
 
 
-def build(results: dict[str, dict[str, Any]], latents: str,
-          settings: dict[str, Any]) -> tuple[dict[str, Any], str]:
-  """(eval.json object, eval.md text) from evaluate_source results by key."""
+def title(predictor: str) -> str:
+  return TITLES.get(predictor, predictor)
+
+
+def published(key: str, predictor: str, latents: str) -> Optional[dict]:
+  """The published numbers beside a row: the paper's for the U-Net."""
+  if predictor == UNET:
+    return paper.segmentation(key, latents)
+  return paper.baseline(key, predictor)
+
+
+def verdicts(datasets: dict[str, dict[str, Any]]) -> list[str]:
+  """One sentence per dataset where a baseline's maxF beats the U-Net's."""
+  lines = []
+  for entry in datasets.values():
+    rows = entry["rows"]
+    if UNET not in rows:
+      continue
+    for name, row in rows.items():
+      if name != UNET and row["maxF"] > rows[UNET]["maxF"]:
+        lines.append(
+            f"On {entry['title']} the {title(name)} baseline scores maxFβ "
+            f"{row['maxF']:.3f} / IoU {row['IoU']:.3f}, above the U-Net's "
+            f"{rows[UNET]['maxF']:.3f} / {rows[UNET]['IoU']:.3f}: on these "
+            "images the model does worse than that baseline.")
+  return lines
+
+
+def build(rows: dict[str, dict[str, dict[str, Any]]], main: str,
+          latents: str, settings: dict[str, Any],
+          hidden: int = 0) -> tuple[dict[str, Any], str]:
+  """(eval.json object, eval.md text) from results by dataset, predictor.
+
+  datasets[key] of eval.json holds the `main` predictor's metrics at the top
+  (else the U-Net's, else the first row's) with `predictor` naming it, the
+  paper's numbers, and `rows`: every predictor's metrics. `hidden` counts
+  result files left out (other settings or an older U-Net).
+  """
   datasets = {}
-  for key, result in results.items():
-    datasets[key] = dict(result, paper=paper.segmentation(key, latents),
-                         paper_wsol=paper.WSOL.get(key))
-  document = {"latents": latents, "datasets": datasets, "settings": settings}
+  for key, by_name in rows.items():
+    order = sorted(by_name, key=lambda n: (n != main, n != UNET, n))
+    first = order[0]
+    datasets[key] = dict(by_name[first], predictor=first,
+                         paper=paper.segmentation(key, latents),
+                         paper_wsol=paper.WSOL.get(key),
+                         rows={n: by_name[n] for n in order})
+  document = {"latents": latents, "predictor": main, "datasets": datasets,
+              "settings": settings, "hidden_results": hidden}
 
   beta_cut = f"Fβ@{settings['mask_threshold']:g}"
   lines = [
       "# Evaluation",
       "",
-      f"Latent sampling `{latents}`: paper numbers come from its "
+      f"Latent sampling `{latents}`: the U-Net's paper numbers come from its "
       f"{paper.ROW_OF_LATENTS.get(latents, 'E-BigBiGAN')} rows where it has "
-      "one for the dataset (the row used is named). Cells: ours / paper.",
+      "one for the dataset (the row used is named); baselines (no training, "
+      "same images, same metrics) show published numbers where we know one. "
+      "Cells: ours / published.",
       "",
       "## Segmentation (paper tables 1 and 2)",
       "",
-      f"| dataset | images | maxFβ | IoU | acc | MAE | {beta_cut} "
-      "| paper row |",
-      "|---|---:|---:|---:|---:|---:|---:|---|",
+      f"| dataset | predictor | images | maxFβ | IoU | acc | MAE | {beta_cut} "
+      "| published row |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---|",
   ]
   for key, entry in datasets.items():
-    theirs = entry["paper"] or {}
-    lines.append(
-        f"| {entry['title']} | {entry['images']} "
-        f"| {_cell(entry['maxF'], theirs.get('maxF'))} "
-        f"| {_cell(entry['IoU'], theirs.get('IoU'))} "
-        f"| {_cell(entry['acc'], theirs.get('acc'))} "
-        f"| {_cell(entry['MAE'], compare=False)} "
-        f"| {_cell(entry['F_cut'], compare=False)} "
-        f"| {theirs.get('row', _DASH)} |")
+    for name, row in entry["rows"].items():
+      theirs = published(key, name, latents) or {}
+      lines.append(
+          f"| {entry['title']} | {title(name)} | {row['images']} "
+          f"| {_cell(row['maxF'], theirs.get('maxF'))} "
+          f"| {_cell(row['IoU'], theirs.get('IoU'))} "
+          f"| {_cell(row['acc'], theirs.get('acc'))} "
+          f"| {_cell(row['MAE'], compare=False)} "
+          f"| {_cell(row['F_cut'], compare=False)} "
+          f"| {theirs.get('row', _DASH)} |")
+  found = verdicts(datasets)
+  if found:
+    lines += [""] + found
   lines += [
       "",
       "## Localisation (paper table 3)",
       "",
-      "| dataset | MaxBoxAcc | PxAP |",
-      "|---|---:|---:|",
+      "| dataset | predictor | MaxBoxAcc | PxAP |",
+      "|---|---|---:|---:|",
   ]
   for key, entry in datasets.items():
-    theirs = entry["paper_wsol"] or {}
-    box = (_cell(entry["MaxBoxAcc"], theirs.get("MaxBoxAcc"))
-           if "MaxBoxAcc" in entry else _DASH)
-    lines.append(f"| {entry['title']} | {box} "
-                 f"| {_cell(entry['PxAP'], theirs.get('PxAP'))} |")
+    for name, row in entry["rows"].items():
+      theirs = (entry["paper_wsol"] or {}) if name == UNET else {}
+      box = (_cell(row["MaxBoxAcc"], theirs.get("MaxBoxAcc"))
+             if "MaxBoxAcc" in row else _DASH)
+      lines.append(f"| {entry['title']} | {title(name)} | {box} "
+                   f"| {_cell(row['PxAP'], theirs.get('PxAP'))} |")
   lines += [
       "",
       f"PxAP averages precision and recall over `{settings['pxap_average']}`; "
@@ -79,4 +134,7 @@ def build(results: dict[str, dict[str, Any]], latents: str,
         f"{datasets[k]['title']}: " + ", ".join(
             f"{n} {kind}" for kind, n in counts.items() if n)
         for k, counts in skipped.items()) + "."]
+  if hidden:
+    lines += ["", f"{hidden} older result file(s) under eval/ (other eval "
+              "settings or an earlier U-Net) are kept but not shown."]
   return document, "\n".join(lines) + "\n"
