@@ -203,3 +203,19 @@ def test_baseline_config_errors_name_the_field():
   config.wctr.variant = "matlab"
   with pytest.raises(errors.UserError, match="config.eval.wctr.variant"):
     baselines.check_config(config)
+
+
+def test_worker_processes_give_the_in_process_maps():
+  """BaselineEngine over 2 spawned workers = the baseline called directly."""
+  from gansseg_jax.eval import inference  # pylint: disable=g-import-not-at-top
+  config = default.get_config().eval
+  baseline = baselines.make("wctr", config)
+  images = [_scene(seed, 40 + 8 * seed, 60)[0] for seed in range(3)]
+  engine = inference.BaselineEngine(baseline, workers=2, chunk=2)
+  results = []
+  for i, image in enumerate(images):
+    results += engine.submit(i, image)
+  results += engine.flush()
+  assert [tag for tag, _ in results] == [0, 1, 2] and engine.calls == 2
+  for tag, probs in results:
+    np.testing.assert_array_equal(probs, baseline.saliency(images[tag]))

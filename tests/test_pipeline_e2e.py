@@ -10,7 +10,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUTS = ("generator", "directions.npy", "ranking.csv", "bg_direction.npy",
-           "synthetic/index.csv", "unet", "eval.json", "eval_samples",
+           "synthetic/index.csv", "unet", "eval.json", "eval",
            "report.html", "report.md", "config.json", "metrics.jsonl")
 
 

@@ -49,13 +49,17 @@ def workdir(tmp_path):
   with open(os.path.join(w, "metrics.jsonl"), "w") as f:
     f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5}) + "\n")
     f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75}) + "\n")
-  os.makedirs(os.path.join(w, "eval_samples"))
-  np.savez(os.path.join(w, "eval_samples", "00.npz"), title=np.array("scenes"),
+  samples = os.path.join("eval", "scenes_1", "unet_samples.npz")
+  os.makedirs(os.path.join(w, "eval", "scenes_1"))
+  np.savez(os.path.join(w, samples), title=np.array("scenes"),
            image_0=np.zeros((10, 12, 3), np.uint8),
            mask_0=np.ones((10, 12), bool), prob_0=np.full((10, 12), 200, np.uint8))
-  fileio.write_json(os.path.join(w, "eval.json"), {"datasets": {"scenes:1:5:16": {
-      "title": "scenes", "images": 5, "maxF": 0.9, "IoU": 0.8125, "acc": 0.95,
-      "MAE": 0.05, "paper": None}}})
+  unet = {"title": "scenes", "images": 5, "maxF": 0.9, "IoU": 0.8125,
+          "acc": 0.95, "MAE": 0.05}
+  prior = dict(unet, maxF=0.925, IoU=0.6)
+  fileio.write_json(os.path.join(w, "eval.json"), {"datasets": {"scenes:1:5:16": dict(
+      unet, paper=None, predictor="unet", samples=samples,
+      rows={"unet": unet, "centre_prior": prior})}})
   return w
 
 
@@ -66,7 +70,9 @@ def test_report_has_every_section(workdir):
                "rank_01_index_003.png", "Synthetic training pairs",
                "1 kept samples", "1 rejected samples",
                "000001.png: size fail", "holdout_iou", "0.75", "Predictions",
-               "scenes: image, ground truth", "Metrics", "0.812"):
+               "scenes: image, ground truth", "Metrics", "0.812",
+               "<td>centre prior</td>",
+               "On scenes the centre prior baseline scores maxFβ 0.925"):
     assert text in page, text
   # Ranking table: rank 1 (index 3) before rank 2 (index 7); dropped ones out.
   ranking = page[page.index("Direction ranking"):page.index("Synthetic")]

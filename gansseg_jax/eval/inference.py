@@ -137,6 +137,8 @@ def make_engine(predictor: Predictor, eval_config):
   """The engine for `predictor` with config.eval's batching settings."""
   c = eval_config
   if hasattr(predictor, "saliency"):
-    return BaselineEngine(predictor, c.baseline_workers, 4 * c.batch_size)
+    workers = (1 if getattr(predictor, "in_process", False)
+               else c.baseline_workers)
+    return BaselineEngine(predictor, workers, 4 * c.batch_size)
   return ModelInputEngine(predictor, c.image_size, c.max_long_side,
                           c.batch_size, c.pad_multiple)

@@ -6,7 +6,8 @@ absent — W = workdir):
   W/ranking.csv, W/strips/      the direction ranking and the top strips (score)
   W/<export.output_dir>/        synthetic pairs with filter outcomes (synth)
   W/metrics.jsonl               the last hold-out metrics of training (train)
-  W/eval_samples/*.npz, W/eval.json   predictions and metrics (eval)
+  W/eval.json, W/eval/*/*_samples.npz  metrics of every dataset and
+                                predictor evaluated so far, and predictions
 Outputs:
   W/report.html                 self-contained (images inlined)
   W/report.md + W/report_files/ the same in markdown, PNGs beside it
@@ -24,6 +25,7 @@ from gansseg_jax import monitoring
 from gansseg_jax import stages
 from gansseg_jax import workdir as wd
 from gansseg_jax.directions import ranking
+from gansseg_jax.eval import tables as eval_tables
 from gansseg_jax.report import document as doc
 from gansseg_jax.report import images as pics
 
@@ -140,10 +142,23 @@ def _training(workdir: str) -> list:
                     [(k, step, f"{v:.4g}") for k, (step, v) in sorted(last.items())])]
 
 
+def _eval_datasets(workdir: str):
+  """eval.json's datasets, or None when the eval stage has not run."""
+  path = os.path.join(workdir, "eval.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def _predictions(workdir: str) -> list:
-  files = sorted(glob.glob(os.path.join(workdir, "eval_samples", "*.npz")))
+  document = _eval_datasets(workdir) or {"datasets": {}}
+  files = [(entry.get("predictor", "unet"),
+            os.path.join(workdir, entry["samples"]))
+           for entry in document["datasets"].values() if "samples" in entry]
+  files = [(name, path) for name, path in files if os.path.exists(path)]
   blocks = [doc.Heading("Predictions")] if files else []
-  for i, path in enumerate(files):
+  for i, (name, path) in enumerate(files):
     with np.load(path) as data:
       title = str(data["title"])
       count = sum(1 for k in data.files if k.startswith("image_"))
@@ -156,29 +171,47 @@ def _predictions(workdir: str) -> list:
     if rows:
       blocks.append(doc.Figure(
           f"predictions_{i:02d}.png", pics.png_bytes(pics.column(rows)),
-          f"{title}: image, ground truth, predicted probability, "
-          "prediction > 0.5."))
+          f"{title}: image, ground truth, predicted probability "
+          f"({eval_tables.title(name)}), prediction > 0.5."))
   return blocks
 
 
 def _metrics(workdir: str) -> list:
-  path = os.path.join(workdir, "eval.json")
-  if not os.path.exists(path):
+  document = _eval_datasets(workdir)
+  if document is None:
     return [doc.Heading("Metrics"),
             doc.Paragraph("No eval.json: the eval stage has not run.")]
-  with open(path) as f:
-    datasets = json.load(f)["datasets"]
+  datasets = document["datasets"]
   names = ("maxF", "IoU", "acc", "MAE")
   rows = []
-  for key, result in datasets.items():
-    paper = result.get("paper") or {}
-    rows.append([result.get("title", key), result["images"]]
-                + [f"{result[n]:.3f}" for n in names]
-                + [" / ".join(f"{paper[n]:.3f}" for n in ("maxF", "IoU", "acc")
-                              if n in paper) or "—"])
-  return [doc.Heading("Metrics"),
-          doc.Table(("dataset", "images") + names
-                    + ("paper maxF / IoU / acc",), rows)]
+  for key, entry in datasets.items():
+    paper = entry.get("paper") or {}
+    by_name = entry.get("rows") or {entry.get("predictor", "unet"): entry}
+    for name, result in by_name.items():
+      theirs = paper if name == eval_tables.UNET else (
+          eval_tables.published(key, name, "") or {})
+      rows.append([entry.get("title", key), eval_tables.title(name),
+                   result["images"]]
+                  + [f"{result[n]:.3f}" for n in names]
+                  + [" / ".join(f"{theirs[n]:.3f}" for n in ("maxF", "IoU",
+                                                             "acc")
+                                if n in theirs) or "—"])
+  blocks = [doc.Heading("Metrics"),
+            doc.Paragraph(
+                "Every dataset evaluated in this workdir so far. Baseline rows "
+                "(no training: a Gaussian centre prior; wCtr*, Zhu et al. "
+                "2014, when configured) ran on the same images through the "
+                "same metrics: what the model must beat."),
+            doc.Table(("dataset", "predictor", "images") + names
+                      + ("published maxF / IoU / acc",), rows)]
+  verdicts = eval_tables.verdicts({
+      k: dict(v, rows=v.get("rows") or {}) for k, v in datasets.items()})
+  blocks += [doc.Paragraph(line) for line in verdicts]
+  if document.get("hidden_results"):
+    blocks.append(doc.Paragraph(
+        f"{document['hidden_results']} older result file(s) in eval/ (other "
+        "eval settings or an earlier U-Net) are not shown."))
+  return blocks
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -6,6 +6,7 @@ s = config.eval.centre_prior_sigma (a quarter of each side by default). What
 "no learning" scores on a dataset whose objects sit near the centre.
 """
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
@@ -15,6 +16,7 @@ class CentrePrior:
   """uint8 RGB [H, W, 3] -> float32 [H, W] in (0, 1]; ignores the pixels."""
   sigma: float = 0.25  # Fraction of each side.
   name: str = "centre_prior"
+  in_process: ClassVar[bool] = True  # Too cheap for worker processes.
 
   def saliency(self, image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
