@@ -386,3 +386,4 @@ def test_segment_with_a_baseline_needs_no_unet(tmp_path, photos):
   prob = _read(os.path.join(workdir, "segment", "planted_prob.png"))
   image = _read(os.path.join(photos, "planted.png"))
   np.testing.assert_array_equal(prob, np.round(centre_prior(image) * 255))
+
