@@ -2,7 +2,7 @@
 
   .venv/bin/python benchmarks/bench_baselines.py --data <pascal-s folder>
       [--predictors centre_prior,wctr:paper,wctr:authors] [--workers 2]
-      [--max_images 0]
+      [--max_images 0] [--cpu_images 0]
 
 Each predictor runs through the project's own `eval` path
 (gansseg_jax.eval.evaluate.evaluate_source on `folder:<data>`, masks
@@ -12,7 +12,10 @@ config.eval.wctr.variant. images/s is the whole path (decode, baseline over
 --workers processes, metrics); the machine and its load average (before and
 after) are recorded. Writes benchmarks/results/bench_baselines.json (merged
 per predictor: a run of one predictor keeps the others' rows) and prints a
-markdown table with the published wCtr numbers of gansseg_jax.eval.paper.
+markdown table. --cpu_images N also times the baseline alone, in this
+process, on the first N photos: CPU seconds per image (time.process_time),
+which a loaded machine inflates far less than wall time; images/s on k idle
+cores is then about k / that.
 """
 import argparse
 import importlib.util
@@ -64,6 +67,25 @@ def run(name: str, data: str, workers: int, max_images: int) -> dict:
                         {"centre_prior_sigma": eval_config.centre_prior_sigma}))
 
 
+def cpu_seconds(name: str, data: str, count: int) -> dict:
+  """The baseline's own CPU time per image over the first `count` photos."""
+  eval_config = default_eval_config()
+  baseline, _, variant = name.partition(":")
+  if variant:
+    eval_config.wctr.variant = variant
+  predictor = baselines.make(baseline, eval_config)
+  source = sources.open_source(f"folder:{data}", eval_config)
+  examples = [next(source.examples) for _ in range(count)]
+  predictor.saliency(examples[0].image)  # Imports, caches.
+  start_cpu, start = time.process_time(), time.perf_counter()
+  for example in examples:
+    predictor.saliency(example.image)
+  return {"images": count,
+          "cpu_s_per_image": (time.process_time() - start_cpu) / count,
+          "wall_s_per_image": (time.perf_counter() - start) / count,
+          "load": os.getloadavg()}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", required=True,
@@ -72,6 +94,9 @@ def main():
                       default="centre_prior,wctr:paper,wctr:authors")
   parser.add_argument("--workers", type=int, default=2)
   parser.add_argument("--max_images", type=int, default=0)
+  parser.add_argument("--cpu_images", type=int, default=0)
+  parser.add_argument("--skip_eval", action="store_true",
+                      help="only the --cpu_images timing")
   args = parser.parse_args()
   if not os.path.isdir(os.path.join(args.data, "images")):
     print(f"skipped: {args.data} has no images/ folder")
@@ -81,9 +106,14 @@ def main():
     with open(RESULTS) as f:
       document = json.load(f)
   for name in args.predictors.split(","):
-    document["results"][name] = run(name, args.data, args.workers,
-                                    args.max_images)
-    print(name, json.dumps(document["results"][name]), flush=True)
+    if not args.skip_eval:
+      document["results"][name] = run(name, args.data, args.workers,
+                                      args.max_images)
+      print(name, json.dumps(document["results"][name]), flush=True)
+    if args.cpu_images:
+      document.setdefault("cpu", {})[name] = cpu_seconds(name, args.data,
+                                                          args.cpu_images)
+      print(name, json.dumps(document["cpu"][name]), flush=True)
   document.update(
       machine={"platform": platform.platform(),
                "processor": machine.cpu_model(),
@@ -99,6 +129,9 @@ def main():
     print(f"| {name} | {r['images']} | {r['maxF']:.3f} | {r['IoU']:.3f} "
           f"| {r['acc']:.3f} | {r['MAE']:.3f} | {r['images_per_s']:.2f} "
           f"({r['workers']}) |")
+  for name, r in document.get("cpu", {}).items():
+    print(f"{name}: {r['cpu_s_per_image']:.3f} CPU s/image over {r['images']} "
+          f"images (wall {r['wall_s_per_image']:.3f} s, load {r['load'][0]:.1f})")
 
 
 if __name__ == "__main__":
