@@ -74,6 +74,9 @@ def test_report_has_every_section(workdir):
                "<td>centre prior</td>",
                "On scenes the centre prior baseline scores maxFβ 0.925"):
     assert text in page, text
+  # Metrics: the model's row before its baselines (eval.json sorts keys).
+  metrics = page[page.index("<h2>Metrics"):]
+  assert metrics.index("<td>U-Net</td>") < metrics.index("<td>centre prior</td>")
   # Ranking table: rank 1 (index 3) before rank 2 (index 7); dropped ones out.
   ranking = page[page.index("Direction ranking"):page.index("Synthetic")]
   assert ranking.index("<td>3</td>") < ranking.index("<td>7</td>")

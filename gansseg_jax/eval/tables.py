@@ -32,6 +32,11 @@ def title(predictor: str) -> str:
   return TITLES.get(predictor, predictor)
 
 
+def ordered(names, main: str) -> list[str]:
+  """Row order: the main predictor, then the U-Net, then the rest by name."""
+  return sorted(names, key=lambda n: (n != main, n != UNET, n))
+
+
 def published(key: str, predictor: str, latents: str) -> Optional[dict]:
   """The published numbers beside a row: the paper's for the U-Net."""
   if predictor == UNET:
@@ -68,7 +73,7 @@ def build(rows: dict[str, dict[str, dict[str, Any]]], main: str,
   """
   datasets = {}
   for key, by_name in rows.items():
-    order = sorted(by_name, key=lambda n: (n != main, n != UNET, n))
+    order = ordered(by_name, main)
     first = order[0]
     datasets[key] = dict(by_name[first], predictor=first,
                          paper=paper.segmentation(key, latents),

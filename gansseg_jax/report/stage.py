@@ -186,8 +186,10 @@ def _metrics(workdir: str) -> list:
   rows = []
   for key, entry in datasets.items():
     paper = entry.get("paper") or {}
-    by_name = entry.get("rows") or {entry.get("predictor", "unet"): entry}
-    for name, result in by_name.items():
+    main = entry.get("predictor", "unet")
+    by_name = entry.get("rows") or {main: entry}
+    for name in eval_tables.ordered(by_name, main):
+      result = by_name[name]
       theirs = paper if name == eval_tables.UNET else (
           eval_tables.published(key, name, "") or {})
       rows.append([entry.get("title", key), eval_tables.title(name),
