@@ -4,6 +4,7 @@ Flags only, then dispatch to the stage runner. Config fields are overridden
 with `--config.section.field=value` (the config is locked: unknown fields are
 errors). Bad input of any kind ends with one `error:` line and exit code 2.
 """
+import errno
 import os
 import sys
 
@@ -72,19 +73,31 @@ def parse_flags(argv: list[str]) -> list[str]:
     errors.exit_with_error(f"--config: {e}")
 
 
+# A write the filesystem refuses (read-only, no permission, full): the user
+# can fix it, so it ends like bad input, with the file named.
+_REFUSED_WRITES = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC,
+                   errno.EDQUOT)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value
   try:
-    runtime.distributed_wanted(config)  # Validates the switch early.
+    multi_host = runtime.distributed_wanted(config)  # Validates the switch early.
     # Absolute: orbax and multi-host runs need it, and logs name real paths.
-    plan = stages.plan(config, os.path.abspath(_WORKDIR.value))
+    plan = stages.plan(config, os.path.abspath(_WORKDIR.value),
+                       check_lock=not multi_host)
     runtime.initialize(config)
     stages.execute(plan)
   except errors.UserError as e:
     logging.flush()
     errors.exit_with_error(str(e))
+  except OSError as e:
+    if e.errno not in _REFUSED_WRITES:
+      raise
+    logging.flush()
+    errors.exit_with_error(f"{e.filename or _WORKDIR.value}: {e.strerror}")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def test_changed_training_config_is_refused(finished):
   proc = main(finished, "--config.train.steps=7")
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
-      f"error: {finished}/config.json: stage 'train' was run with a different "
+      f"error: {finished}/stages/train.json: stage 'train' was run with a "
+      "different "
       "config (train.steps: 6 -> 7); use a new --workdir or --config.force=True")
   assert (finished / "config.json").read_text() == before
 
