@@ -36,6 +36,7 @@ from gansseg_jax import errors
 from gansseg_jax import lock
 from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
+from gansseg_jax import workdir_inputs
 from gansseg_jax.synth import inputs as synth_inputs
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
@@ -198,7 +199,10 @@ def _plan_steps(stages: Sequence[Stage], config, workdir: str,
             f"(issue #{stage.issue}); remove it from config.stages")
       _check_resumable(stage, config, workdir, config_dict)
       for path in stage.inputs(config):
-        if path in will_exist or os.path.exists(os.path.join(workdir, path)):
+        if path in will_exist:
+          continue
+        if os.path.exists(os.path.join(workdir, path)):
+          workdir_inputs.check(config, workdir, path)
           continue
         producer = producers.get(path, "?")
         raise errors.UserError(
@@ -216,6 +220,10 @@ class Plan:
   workdir: str
   config_dict: dict
   steps: tuple[tuple[Stage, bool], ...]  # (stage, must run?)
+
+  def running(self) -> list[str]:
+    """Names of the stages that will run (not skipped)."""
+    return [stage.name for stage, must_run in self.steps if must_run]
 
 
 def plan(config: ml_collections.ConfigDict, workdir: str,
@@ -305,7 +313,9 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
   """Runs one stage; its marker changes only when it starts and finishes.
 
   A forced stage starts from scratch: its checkpoints are set aside, deleted
-  when it finishes, put back (with its old markers) when it fails.
+  when it finishes, put back (with its old markers) when it fails. A stage
+  stopped by bad input (UserError) before it left checkpoints gets its old
+  markers back; one that left checkpoints keeps the record of their config.
   """
   config, workdir, config_dict = plan_.config, plan_.workdir, plan_.config_dict
   config_hash = stage_hash(stage, config_dict)
@@ -317,7 +327,8 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
     _remove_replaced(stage, config, workdir)  # Left by a killed forced run.
     if config.force:
       moved = _set_aside(stage, config, workdir)
-    wd.write_started(workdir, stage.name, config_hash, values)
+    if stage.scratch(config):
+      wd.write_started(workdir, stage.name, config_hash, values)
     wd.remove_file(records[0])
   logging.info("stage %s: running", stage.name)
   start = time.monotonic()
@@ -328,10 +339,13 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
     if missing:
       raise RuntimeError(f"stage {stage.name} finished without writing "
                          f"{', '.join(missing)}")
-  except Exception:
+  except Exception as e:
     if is_writer and config.force:
       _put_back(stage, config, workdir, moved)
       wd.restore(saved)
+    elif (is_writer and isinstance(e, errors.UserError)
+          and not _scratch_left(stage, config, workdir)):
+      wd.restore(saved)  # Bad input, no progress to keep: as it was.
     raise
   seconds = time.monotonic() - start
   if is_writer:
