@@ -361,6 +361,12 @@ def check_files(config: ml_collections.ConfigDict,
                   "bg_direction .pth or .npy")
   if "segment" in running:
     _check_image_folder("segment.input_dir", config.segment.input_dir)
+  if "eval" in running and config.eval.datasets:
+    for entry in sources.parse_dataset_list(config.eval.datasets,
+                                            "config.eval.datasets"):
+      if entry.startswith(sources.FOLDER_PREFIX):
+        for directory in sources.folder_dirs(entry, "config.eval.datasets"):
+          _check_image_folder("eval.datasets", directory)
 
 
 def _check_image_folder(field: str, path: str) -> None:

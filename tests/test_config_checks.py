@@ -127,6 +127,22 @@ def test_named_files_must_exist_for_the_stages_that_run(tmp_path):
     config_checks.check_files(config, ["segment"])
 
 
+def test_eval_folders_must_hold_images(tmp_path):
+  from PIL import Image
+  (tmp_path / "images").mkdir()
+  config = with_value("eval.datasets", f"scenes:1:2:32,folder:{tmp_path}")
+  with pytest.raises(errors.UserError, match=(
+      r"^config\.eval\.datasets: holds no image files .*, got "
+      rf"'{tmp_path}/images'")):
+    config_checks.check_files(config, ["eval"])
+  Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a.png")
+  with pytest.raises(errors.UserError, match=(
+      r"^config\.eval\.datasets: must be an existing folder of images, got "
+      rf"'{tmp_path}/masks'")):
+    config_checks.check_files(config, ["eval"])
+  config_checks.check_files(config, ["train"])  # Eval does not run.
+
+
 def test_tfhub_handle_cached_or_reachable(tmp_path, monkeypatch):
   monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
   handle = "https://tfhub.invalid/deepmind/bigbigan-resnet50/1"  # RFC 2606.
