@@ -147,13 +147,33 @@ def _different_config_error(path: str, stage: Stage, record: dict,
       "--config.force=True")
 
 
+def _upstream(stage: Stage) -> set[str]:
+  """Names of the stages whose outputs `stage` reads, directly or not."""
+  names = set(stage.after)
+  for name in stage.after:
+    names |= _upstream(BY_NAME[name])
+  return names
+
+
 def _check_compatible(workdir: str, config_dict: dict, force: bool) -> None:
-  """Finished stages whose recorded hash differs need `force`."""
+  """Finished stages whose recorded hash differs need `force`.
+
+  Except those downstream of a stage that a forced run started re-making
+  under this very config and did not finish (killed or preempted): the same
+  command without force resumes it, and they re-run after it.
+  """
   if force:
     return
+  remaking = set()
+  for stage in STAGES:
+    started = wd.read_started(workdir, stage.name)
+    if started and started.get("config_hash") == stage_hash(stage,
+                                                            config_dict):
+      remaking.add(stage.name)
   for stage in STAGES:
     marker = wd.read_marker(workdir, stage.name)
-    if marker and marker.get("config_hash") != stage_hash(stage, config_dict):
+    if (marker and marker.get("config_hash") != stage_hash(stage, config_dict)
+        and not _upstream(stage) & remaking):
       raise _different_config_error(wd.marker_path(workdir, stage.name), stage,
                                     marker, workdir, config_dict, "was run")
 

@@ -79,6 +79,32 @@ def test_second_run_stops_at_once_naming_the_holder(held_workdir):
   assert listing(workdir) == before
 
 
+def test_two_real_runs_on_one_workdir(tmp_path):
+  """The issue's case: a second run while the first trains; then kill -9."""
+  import json
+  import time
+  workdir = tmp_path / "w"
+  first = subprocess.Popen(
+      main_command(workdir, "--config.stages=convert,discover",
+                   "--config.directions.steps=100000"),
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+  try:
+    deadline = time.monotonic() + 240
+    while not (workdir / ".lock").exists() or not (
+        workdir / ".lock").read_text():
+      assert first.poll() is None and time.monotonic() < deadline
+      time.sleep(0.1)
+    assert json.loads((workdir / ".lock").read_text())["pid"] == first.pid
+    error = the_error(run_main(workdir, "--config.stages=convert"))
+    assert error.startswith(f"error: {workdir}: in use by another run (pid "
+                            f"{first.pid} on host {socket.gethostname()})")
+  finally:
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+  from gansseg_jax import lock
+  lock.check_free(str(workdir))  # kill -9 released it.
+
+
 def test_lock_of_a_killed_run_is_free(held_workdir):
   workdir, holder = held_workdir
   holder.send_signal(signal.SIGKILL)
@@ -191,6 +217,8 @@ def resumable(config, workdir):
     fileio.write_json(log_path, steps)
     if config.fault.fail == f"crash_at_{len(steps)}":
       raise RuntimeError("crash")
+    if config.fault.fail == f"preempt_at_{len(steps)}":
+      raise SystemExit("preempted")  # As checkpointing.Preempted.
   fileio.write_json(os.path.join(workdir, "r.json"), steps)
 
 
@@ -265,6 +293,21 @@ def test_same_config_resumes_where_it_stopped(tmp_path, fake_stages):
     fake_stages.run(fake_config(fail="crash_at_2"), str(tmp_path))
   fake_stages.run(fake_config(lr=1.0), str(tmp_path))
   assert read_json(tmp_path / "r.json") == [1.0, 1.0, 1.0]
+
+
+def test_preempted_forced_stage_resumes_without_force(tmp_path, fake_stages):
+  """A forced change stopped by SIGTERM is finished by the same command."""
+  from gansseg_jax import errors
+  fake_stages.run(fake_config(), str(tmp_path))
+  with pytest.raises(SystemExit):
+    fake_stages.run(fake_config(lr=0.5, fail="preempt_at_2", force=True),
+                    str(tmp_path))
+  with pytest.raises(errors.UserError, match="was started"):  # The old config.
+    fake_stages.run(fake_config(), str(tmp_path))
+  fake_stages.run(fake_config(lr=0.5), str(tmp_path))
+  assert read_json(tmp_path / "r.json") == [0.5, 0.5, 0.5]
+  assert read_json(tmp_path / "d.json") == [0.5, 0.5, 0.5]
+  assert not (tmp_path / "checkpoints" / "r.replaced").exists()
 
 
 def test_failed_forced_stage_puts_everything_back(tmp_path, fake_stages):
