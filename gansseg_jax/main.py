@@ -51,7 +51,7 @@ def _load_config(config_arg: str):
 
 
 def _unknown_override(argv: list[str], config_arg: str) -> str | None:
-  """'--config.a.b: no such field (did you mean a.c?)' for the first bad path."""
+  """'--config.a.b: no such field (did you mean a.c?)' for the first bad one."""
   config = _load_config(config_arg)
   for arg in argv:
     if not arg.startswith("--config."):
