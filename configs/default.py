@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Logging.
   c.log = ml_collections.ConfigDict()
   c.log.progress_every_s = 10.0  # Seconds between progress lines (rate, ETA) of long loops.
+  c.log.score_chunks = 4  # Device calls the score stage splits its candidates into (progress after each; scores unchanged).
+  c.log.third_party_info = False  # Also show orbax/JAX/TF INFO lines (off: their warnings and errors only).
 
   # Section 1: the generator.
   c.generator = ml_collections.ConfigDict()

@@ -168,7 +168,8 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
   logging.info("score: fitting affine maps for %d candidates (%d steps).",
                len(directions), spec.steps)
   scores = score_lib.score_candidates(generate, gen_params, directions,
-                                      score_key, spec)
+                                      score_key, spec, config.log.score_chunks,
+                                      config.log.progress_every_s)
   ranks = ranking.rank_candidates(scores, cfg.max_one_class, cfg.top_fraction,
                                   cfg.top_k, cfg.order_by)
   if not sharding.is_primary():
