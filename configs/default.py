@@ -168,6 +168,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Sections 8-9: evaluation on real images.
   c.eval = ml_collections.ConfigDict()
   c.eval.datasets = ""  # Comma-separated: ecssd, duts_te, duts_tr, dut_omron, cub, flowers, folder:<images>:<masks>, folder:<root>.
+  c.eval.optional_datasets = ""  # Same form; evaluated when their files exist, else one log and one report line say what is missing.
   c.eval.data_dir = ""  # TFDS data dir (prepared datasets); empty = TFDS's default (~/tensorflow_datasets).
   c.eval.manual_dir = ""  # Raw downloads: ecssd/, duts/, dut_omron/, flowers/, cub/ (ReDO split files); empty = <data_dir>/downloads/manual.
   c.eval.allow_download = False  # Let TFDS download caltech_birds2011 (1.2 GB) for 'cub' when not prepared.

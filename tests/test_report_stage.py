@@ -47,8 +47,10 @@ def workdir(tmp_path):
                      "histogram_filter", "pruned_pixels", "foreground_fraction"])
     writer.writerows([r + (0, 0.5) for r in rows])
   with open(os.path.join(w, "metrics.jsonl"), "w") as f:
-    f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5}) + "\n")
-    f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75}) + "\n")
+    f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5,
+                        "loss": 0.4, "kept_fraction": 0.9}) + "\n")
+    f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75,
+                        "loss": 0.2, "kept_fraction": 1.0}) + "\n")
   os.makedirs(os.path.join(w, "eval_samples"))
   np.savez(os.path.join(w, "eval_samples", "00.npz"), title=np.array("scenes"),
            image_0=np.zeros((10, 12, 3), np.uint8),
@@ -64,8 +66,8 @@ def test_report_has_every_section(workdir):
   page = open(os.path.join(workdir, "report.html")).read()
   for text in ("Time per stage", "1:00:00", "Direction ranking",
                "rank_01_index_003.png", "Synthetic training pairs",
-               "1 kept samples", "1 rejected samples",
-               "000001.png: size fail", "holdout_iou", "0.75", "Predictions",
+               "1 kept samples", "1 rejected samples (1 size)",
+               "holdout_iou", "0.75", "Training curves", "Predictions",
                "scenes: image, ground truth", "Metrics", "0.812"):
     assert text in page, text
   # Ranking table: rank 1 (index 3) before rank 2 (index 7); dropped ones out.
@@ -77,7 +79,7 @@ def test_report_has_every_section(workdir):
   # Self-contained: no link to a file, every figure inlined and decodable.
   assert "src='report_files" not in page
   uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-  assert len(uris) == 4  # strip, kept, rejected, predictions
+  assert len(uris) == 5  # strip, kept, rejected, curves, predictions
   for uri in uris:
     Image.open(io.BytesIO(base64.b64decode(uri))).verify()
   markdown = open(os.path.join(workdir, "report.md")).read()

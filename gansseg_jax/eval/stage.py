@@ -45,8 +45,7 @@ def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Evaluates the trained U-Net on every dataset of config.eval.datasets."""
   evaluate_lib.check_config(config.eval)
-  entries = sources.parse_dataset_list(config.eval.datasets,
-                                       "config.eval.datasets")
+  entries = sources.available_datasets(config.eval)
   opened = [sources.open_source(entry, config.eval) for entry in entries]
   predict = _load_predictor(config, workdir)
   results = {}
