@@ -1,4 +1,4 @@
-"""Every hyperparameter of the method (REFERENCE.md), with the paper's values.
+"""Every hyperparameter of the method (docs/method.md), with the paper's values.
 
 Other configs import this one and override a few fields. Not meant to be run
 alone: it has no dataset. Command line of a derived config, e.g.:
@@ -183,7 +183,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.box_thresholds = 100  # Thresholds k/100 for MaxBoxAcc (Choe et al.'s interval 0.01).
   c.eval.box_iou = 0.5  # A box is correct at IoU >= this with the best ground-truth box.
   c.eval.box_connectivity = 8  # Connectivity of MaxBoxAcc's largest component (8 like Choe et al.'s contours; or 4).
-  c.eval.pxap_average = "images"  # PxAP's precision/recall: 'images' (mean per image, REFERENCE.md) or 'pixels' (pooled, Choe et al.'s code).
+  c.eval.pxap_average = "images"  # PxAP's precision/recall: 'images' (mean per image, docs/method.md) or 'pixels' (pooled, Choe et al.'s code).
   c.eval.metrics_pixel_budget = 4_194_304  # Pixels per jitted metrics call (images batched by padded length).
   c.eval.max_images = 0  # Evaluate at most this many per dataset; 0 = all.
 

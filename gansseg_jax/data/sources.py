@@ -1,6 +1,6 @@
 """Evaluation datasets by name: what `config.eval.datasets` may list.
 
-Names (REFERENCE.md section 9) and how each meets the model
+Names (docs/method.md section 9) and how each meets the model
 (gansseg_jax.data.preprocess):
   ecssd      ECSSD, all 1000 images                       full image
   duts_te    DUTS-TE, 5019 images (duts_tr: DUTS-TR)      full image

@@ -1,6 +1,6 @@
 """How "segmenting" a latent shift is: the affine test of appendix B.
 
-REFERENCE.md section 3. A shift h is segmenting when every pixel colour
+docs/method.md section 3. A shift h is segmenting when every pixel colour
 c = G(z)_xy is carried to c' = G(z + h)_xy by one of two affine colour maps
 A_1, A_2 (3x3 matrix + bias, outputs clamped to [-1, 1]). For each
 candidate direction u (rows of directions.npy):
@@ -125,7 +125,7 @@ def restoration_distances(maps: jax.Array, image: jax.Array,
 
 def restoration_loss(maps: jax.Array, image: jax.Array,
                      shifted: jax.Array) -> jax.Array:
-  """L = mean over pixels of ||S(c, c') - c'||_2 (REFERENCE.md §3)."""
+  """L = mean over pixels of ||S(c, c') - c'||_2 (docs/method.md §3)."""
   return jnp.mean(restoration_distances(maps, image, shifted))
 
 

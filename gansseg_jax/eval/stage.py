@@ -1,4 +1,4 @@
-"""The `eval` and `segment` stages (REFERENCE.md sections 7-9).
+"""The `eval` and `segment` stages (docs/method.md sections 7-9).
 
 eval (`evaluate`):
   inputs:  W/unet/ (read by gansseg_jax.train.load.load_predictor), and the

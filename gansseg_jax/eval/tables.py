@@ -1,4 +1,4 @@
-"""eval.json and eval.md: our numbers beside the paper's (REFERENCE.md s. 9).
+"""eval.json and eval.md: our numbers beside the paper's (docs/method.md s. 9).
 
 eval.md has the paper's table layout: one segmentation table (maxF_beta |
 IoU | acc per dataset, tables 1-2; MAE and F_beta at the fixed threshold as

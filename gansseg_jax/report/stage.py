@@ -1,4 +1,4 @@
-"""Stage `report`: what a run did, on one page (REFERENCE.md end to end).
+"""Stage `report`: what a run did, on one page (docs/method.md end to end).
 
 Inputs (all optional; a section is left out, with a note, when its files are
 absent — W = workdir):
