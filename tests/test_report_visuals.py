@@ -168,3 +168,29 @@ def test_nothing_left_to_evaluate_is_an_error(tmp_path):
   config.eval.datasets = f"folder:{tmp_path / 'x'}"
   with pytest.raises(errors.UserError, match="also in config.eval.datasets"):
     sources.available_datasets(config.eval)
+
+
+def test_curves_read_every_train_record(monkeypatch):
+  drawn = {}
+
+  def fake_chart(title, series, **kwargs):
+    drawn[title] = {s.label: (list(s.steps), list(s.values)) for s in series}
+    return np.zeros((10, 10, 3), np.uint8)
+
+  monkeypatch.setattr(charts, "line_chart", fake_chart)
+  records = [
+      {"stage": "train", "step": 0, "holdout/iou": 0.1, "holdout/loss": 0.7},
+      {"stage": "train", "step": 100, "loss": 0.5, "kept_fraction": 1.0,
+       "synth/kept": 30.0, "synth/generated": 48.0},
+      {"stage": "train", "step": 200, "loss": 0.25, "kept_fraction": 0.5,
+       "synth/kept": 12.0, "synth/generated": 48.0, "holdout/iou": 0.8,
+       "holdout/loss": 0.2}]
+  (figure,) = stage._curves(records)  # pylint: disable=protected-access
+  assert figure.name == "training_curves.png"
+  assert drawn["loss"] == {"loss": ([100, 200], [0.5, 0.25]),
+                           "holdout/loss": ([0, 200], [0.7, 0.2])}
+  assert drawn["kept fraction"] == {
+      "synth/kept_of_generated": ([100, 200], [0.625, 0.25]),
+      "kept_fraction": ([100, 200], [1.0, 0.5])}
+  assert drawn["hold-out IoU / maxF / accuracy"] == {
+      "holdout/iou": ([0, 200], [0.1, 0.8])}

@@ -74,11 +74,11 @@ HOW_TO_GET = {
     "cub": "put ReDO's datasplits/cub/train_val_test_split.txt and CUB's "
            "images.txt into it (TFDS prepares caltech_birds2011 itself)",
 }
-# Folder datasets known by their folder name.
+# Folder datasets known by their folder name ({images}, {masks}: the dirs).
 HOW_TO_GET_FOLDER = {
-    "pascal-s": "PASCAL-S (Li, Hou, Koch, Rehg, Yuille, CVPR 2014; "
-                "cbi.gatech.edu/salobj): its 850 images as images/<n>.jpg and "
-                "their masks as masks/<n>.png",
+    "pascal-s": "put the 850 images of PASCAL-S (Li, Hou, Koch, Rehg, Yuille, "
+                "CVPR 2014; cbi.gatech.edu/salobj) in {images} and their "
+                "masks in {masks}, matched by file name",
 }
 # TFDS's folder names of the prepared datasets (a prepared one needs no
 # raw files).
@@ -97,7 +97,8 @@ class Absent:
   def line(self) -> str:
     return (f"optional dataset {self.entry} is absent: looked in "
             f"{self.looked_in}; to include it, {self.how_to_get}, then run "
-            "the eval and report stages again")
+            "the eval and report stages again (--config.stages=eval,report "
+            "--config.force=True)")
 
 
 @dataclasses.dataclass
@@ -285,9 +286,10 @@ def find_absent(entry: str,
       return None
     title = folder_title(images_dir, masks_dir)
     how = HOW_TO_GET_FOLDER.get(
-        title, "put its images there and masks with the same file names")
+        title, "put its images in {images} and masks with the same file "
+        "names in {masks}")
     return Absent(entry, f"{images_dir} and {masks_dir}",
-                  f"put {how} ({images_dir}, {masks_dir})")
+                  how.format(images=images_dir, masks=masks_dir))
   data_dir = _tfds_data_dir(eval_config)
   manual = _manual_dir(eval_config, data_dir, KNOWN[entry].manual_subdir)
   prepared = _PREPARED_NAME.get(entry)

@@ -37,8 +37,10 @@ TILE = 128  # Synthetic samples are enlarged to at least this size.
 TILES_PER_ROW = 8
 RANKING_ROWS = 10  # Rows of the ranking table.
 # Training curves: (panel title, metrics.jsonl keys, fixed y range or None).
+# "synth/kept_of_generated" is derived: synth/kept / synth/generated.
 CURVES = (("loss", ("loss", "holdout/loss"), None),
-          ("kept fraction (filters)", ("kept_fraction",), (0.0, 1.0)),
+          ("kept fraction", ("synth/kept_of_generated", "kept_fraction"),
+           (0.0, 1.0)),
           ("hold-out IoU / maxF / accuracy",
            ("holdout/iou", "holdout/maxF", "holdout/accuracy"), (0.0, 1.0)))
 
@@ -173,6 +175,9 @@ def _read_train_metrics(workdir: str) -> list[dict]:
 
 def _curves(records: list[dict]) -> list:
   """The CURVES panels side by side, from every record that has their keys."""
+  records = [dict(r, **{"synth/kept_of_generated": r["synth/kept"]
+                         / r["synth/generated"]})
+             if r.get("synth/generated") else r for r in records]
   panels = []
   for title, keys, y_range in CURVES:
     series = []
@@ -187,9 +192,11 @@ def _curves(records: list[dict]) -> list:
   return [doc.Figure("training_curves.png",
                      pics.png_bytes(pics.row(panels, panels[0].shape[0], 8)),
                      "Training curves from metrics.jsonl: loss of the "
-                     "training batches and of the synthetic hold-out set, "
-                     "the fraction of batch slots the filters filled, and "
-                     "the hold-out metrics, over steps.")]
+                     "training batches and of the synthetic hold-out set; "
+                     "the fraction of generated candidates the filters kept "
+                     "(synth/kept_of_generated) and of batch slots filled "
+                     "with a kept sample (kept_fraction); the hold-out "
+                     "metrics; all over training steps.")]
 
 
 def _training(workdir: str) -> list:
