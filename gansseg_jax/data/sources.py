@@ -164,6 +164,8 @@ def _open_scenes(entry: str, field: str) -> Source:
   """Procedural scenes with exact masks (gansseg_jax.data.scenes)."""
   from gansseg_jax.data import scenes  # pylint: disable=g-import-not-at-top
   seed, count, resolution = scenes_spec(entry, field)
+  logging.info("eval: rendering %d procedural scenes (seed %d, %d px)", count,
+               seed, resolution)
   rendered = scenes.render_scenes(seed, count, resolution)
   images = np.round((rendered.images + 1.0) * 127.5).astype(np.uint8)
   examples = (example_lib.Example(name=f"scene_{seed}_{i:06d}",
