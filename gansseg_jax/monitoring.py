@@ -19,15 +19,18 @@ from absl import logging
 import jax
 import numpy as np
 
+from gansseg_jax import runtime
+
 
 def _clu_writer(logdir: str):
   """A clu TensorBoard writer, or None when tensorflow/tensorboard are absent."""
   try:
-    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+    with runtime.native_stderr_quiet():  # TensorFlow's start-up notes.
+      from clu import metric_writers  # pylint: disable=g-import-not-at-top
+      return metric_writers.SummaryWriter(logdir)
   except ImportError as e:
     logging.info("TensorBoard events off (%s); metrics.jsonl only.", e)
     return None
-  return metric_writers.SummaryWriter(logdir)
 
 
 class MetricsWriter:

@@ -2,10 +2,13 @@
 
 Third-party INFO lines (orbax's checkpoint chatter, JAX's backend probing,
 TensorFlow's C++ start-up notes) are dropped by default; warnings and errors
-always pass. `config.log.third_party_info=True` shows everything again.
+of Python code always pass. `config.log.third_party_info=True` shows
+everything again.
 """
+import contextlib
 import logging as std_logging
 import os
+import sys
 
 from absl import logging
 import jax
@@ -29,6 +32,35 @@ class OwnInfoOnly(std_logging.Filter):
             or os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
 
 
+_QUIET = {"native": False}  # Set by configure_logging.
+
+
+@contextlib.contextmanager
+def native_stderr_quiet():
+  """Sends file descriptor 2 to /dev/null inside the block, when third-party
+  INFO is off.
+
+  For TensorFlow's import and first use (clu's TensorBoard writer): TF 2.21
+  prints its C++ start-up notes (oneDNN, "no CUDA driver", cuInit) before its
+  logging is initialised, ignoring TF_CPP_MIN_LOG_LEVEL. Python exceptions
+  still propagate and are printed after the block.
+  """
+  if not _QUIET["native"]:
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
 def configure_logging(config: ml_collections.ConfigDict) -> None:
   """Quiets third-party INFO unless `config.log.third_party_info` (see module doc).
 
@@ -39,7 +71,8 @@ def configure_logging(config: ml_collections.ConfigDict) -> None:
   log = config.get("log") or {}
   handler = logging.get_absl_handler()
   ours = [f for f in handler.filters if isinstance(f, OwnInfoOnly)]
-  if log.get("third_party_info", False):
+  _QUIET["native"] = not log.get("third_party_info", False)
+  if not _QUIET["native"]:
     for f in ours:
       handler.removeFilter(f)
     return

@@ -140,3 +140,24 @@ def test_score_in_chunks_logs_progress_and_keeps_row_order(monkeypatch):
       "score: candidates: 3/7", "score: candidates: 6/7",
       "score: candidates: 7/7", "score: candidates: 7/7"], lines
   assert "ETA" in lines[1]
+
+
+NATIVE = """
+import os, sys, ml_collections
+from gansseg_jax import runtime
+runtime.configure_logging(ml_collections.ConfigDict(
+    {{"log": {{"third_party_info": {loud}}}}}))
+with runtime.native_stderr_quiet():
+  os.write(2, b"native note\\n")
+os.write(2, b"after the block\\n")
+"""
+
+
+def test_native_stderr_is_quiet_only_inside_the_block_and_only_by_default():
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  for loud in (False, True):
+    proc = subprocess.run([sys.executable, "-c", NATIVE.format(loud=loud)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "after the block" in proc.stderr
+    assert ("native note" in proc.stderr) == loud

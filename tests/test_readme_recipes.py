@@ -183,3 +183,18 @@ def test_offline_recipe_evaluate(scratch):
   assert proc.returncode == 0, proc.stderr[-3000:]
   page = (scratch / "runs" / "demo" / "report.html").read_text()
   assert "my_set" in page and "scenes" in page
+
+
+def test_every_config_field_the_docs_name_exists():
+  config = default.get_config()
+  config.model = {"g_norm": None}  # configs/demo_gan.py's own section.
+  texts = [README] + [open(os.path.join(ROOT, "docs", f)).read()
+                      for f in os.listdir(os.path.join(ROOT, "docs"))
+                      if f.endswith(".md")]
+  named = {m for t in texts
+           for m in re.findall(r"config\.([a-z_]+(?:\.[a-z_0-9]+)+)", t)}
+  assert len(named) > 40
+  placeholders = {"a.b", "section.field"}  # `--config.a.b=value` forms.
+  missing = sorted(f for f in named - placeholders
+                   if not _has_field(config, f))
+  assert not missing, missing
