@@ -1,6 +1,6 @@
 """Evaluation throughput (images/s) over PASCAL-S with stand-in predictors.
 
-  .venv/bin/python benchmarks/bench_eval.py [--data ../shared/data/pascal-s]
+  .venv/bin/python benchmarks/bench_eval.py [--data datasets/pascal-s]
       [--unet_images 128] [--unet_width 64]
 
 The whole `eval` path of one dataset (gansseg_jax.eval.evaluate.evaluate_source:
@@ -34,8 +34,8 @@ from gansseg_jax.eval import evaluate
 from gansseg_jax.models import unet as unet_lib
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_eval.json")
-DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                            "data", "pascal-s")
+DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "datasets",
+                            "pascal-s")
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
                               "default.py")
 

@@ -20,7 +20,7 @@ Every piece runs jitted on all devices (batch sharded on 'data') as in the
 Each is timed over --steps calls after one compiling call. The 12k-step
 projection is 12000 x fused step at this batch; the paper reports about 7 h
 for 12k steps of batch 95 on two GTX 1080 Ti with online generation
-(REFERENCE.md section 7), i.e. 45.2 samples/s, which the last column
+(docs/method.md section 7), i.e. 45.2 samples/s, which the last column
 compares with (paper preset only).
 
 Writes benchmarks/results/bench_train.json (one entry per device, preset,

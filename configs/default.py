@@ -1,4 +1,4 @@
-"""Every hyperparameter of the method (REFERENCE.md), with the paper's values.
+"""Every hyperparameter of the method (docs/method.md), with the paper's values.
 
 Other configs import this one and override a few fields. Not meant to be run
 alone: it has no dataset. Command line of a derived config, e.g.:
@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Logging.
   c.log = ml_collections.ConfigDict()
   c.log.progress_every_s = 10.0  # Seconds between progress lines (rate, ETA) of long loops.
+  c.log.score_chunks = 4  # Device calls the score stage splits its candidates into (progress after each; scores unchanged).
+  c.log.third_party_info = False  # Also show orbax/JAX/TF INFO lines (off: their warnings and errors only).
 
   # Section 1: the generator.
   c.generator = ml_collections.ConfigDict()
@@ -166,6 +168,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Sections 8-9: evaluation on real images.
   c.eval = ml_collections.ConfigDict()
   c.eval.datasets = ""  # Comma-separated: ecssd, duts_te, duts_tr, dut_omron, cub, flowers, folder:<images>:<masks>, folder:<root>.
+  c.eval.optional_datasets = ""  # Same form; evaluated when their files exist, else one log and one report line say what is missing.
   c.eval.data_dir = ""  # TFDS data dir (prepared datasets); empty = TFDS's default (~/tensorflow_datasets).
   c.eval.manual_dir = ""  # Raw downloads: ecssd/, duts/, dut_omron/, flowers/, cub/ (ReDO split files); empty = <data_dir>/downloads/manual.
   c.eval.allow_download = False  # Let TFDS download caltech_birds2011 (1.2 GB) for 'cub' when not prepared.
@@ -180,7 +183,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.box_thresholds = 100  # Thresholds k/100 for MaxBoxAcc (Choe et al.'s interval 0.01).
   c.eval.box_iou = 0.5  # A box is correct at IoU >= this with the best ground-truth box.
   c.eval.box_connectivity = 8  # Connectivity of MaxBoxAcc's largest component (8 like Choe et al.'s contours; or 4).
-  c.eval.pxap_average = "images"  # PxAP's precision/recall: 'images' (mean per image, REFERENCE.md) or 'pixels' (pooled, Choe et al.'s code).
+  c.eval.pxap_average = "images"  # PxAP's precision/recall: 'images' (mean per image, docs/method.md) or 'pixels' (pooled, Choe et al.'s code).
   c.eval.metrics_pixel_budget = 4_194_304  # Pixels per jitted metrics call (images batched by padded length).
   c.eval.max_images = 0  # Evaluate at most this many per dataset; 0 = all.
   # Baselines (docs/baselines.md): no training, same images, same metrics.

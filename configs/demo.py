@@ -6,9 +6,9 @@ The generator is the small GAN shipped in the package, trained on procedural
 scenes (gansseg_jax/assets/demo_generator/README.md says how to reproduce it).
 SeFa proposes candidate directions, appendix-B scoring picks the segmenting
 one, a small U-Net trains on the synthetic pairs, and it is evaluated on 500
-held-out procedural scenes with exact masks, plus the PASCAL-S photos of
-../shared/data/pascal-s when that folder exists (any `folder:` dataset can be
-added with --config.eval.datasets).
+held-out procedural scenes with exact masks, plus the PASCAL-S photos when
+they are in datasets/pascal-s/ of the checkout (images/ and masks/; the log
+and the report say so when they are not). docs/demo.md tells the story.
 """
 import os
 
@@ -16,8 +16,9 @@ from configs import default
 
 # Held-out scenes: a seed the demo generator never trained on (it used seed 1).
 HELDOUT_SCENES = "scenes:1000:500:32"
+# Optional real photos: <checkout>/datasets/pascal-s/{images,masks}.
 PASCAL_S = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "..", "shared", "data", "pascal-s")
+    os.path.abspath(__file__))), "datasets", "pascal-s")
 
 
 def get_config():
@@ -48,7 +49,7 @@ def get_config():
   c.train.eval_every = 500
   c.train.checkpoint_every = 500
   c.train.holdout_size = 256
-  c.eval.datasets = HELDOUT_SCENES + (
-      f",folder:{os.path.normpath(PASCAL_S)}" if os.path.isdir(PASCAL_S) else "")
+  c.eval.datasets = HELDOUT_SCENES
+  c.eval.optional_datasets = f"folder:{PASCAL_S}"
   c.eval.image_size = 32  # The U-Net sees what the generator makes: 32 px.
   return c

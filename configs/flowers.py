@@ -12,7 +12,7 @@ def get_config():
   c.embed.dataset = "flowers"
   c.synth.latents = "embeddings"
   c.synth.embedding_noise = 0.2
-  c.synth.mask_rule = "mean_thr"  # REFERENCE.md section 4: used for Flowers.
-  c.synth.size_filter = False  # REFERENCE.md section 6: not for Flowers.
+  c.synth.mask_rule = "mean_thr"  # docs/method.md section 4: used for Flowers.
+  c.synth.size_filter = False  # docs/method.md section 6: not for Flowers.
   c.eval.datasets = "flowers"
   return c

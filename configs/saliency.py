@@ -14,6 +14,6 @@ def get_config():
   c.stages = "convert,embed,discover,score,train,eval,report"
   c.embed.dataset = "imagenet2012"
   c.synth.latents = "embeddings"
-  c.synth.embedding_noise = 0.0  # REFERENCE.md section 5: alpha = 0 for ImageNet.
+  c.synth.embedding_noise = 0.0  # docs/method.md section 5: alpha = 0 for ImageNet.
   c.eval.datasets = "ecssd,duts_te,dut_omron"
   return c

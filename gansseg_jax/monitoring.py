@@ -6,8 +6,10 @@
 tensorboard). Only process 0 writes; other processes only log.
 
 `Progress` logs `desc: done/total (pct) rate/s, ETA h:mm:ss` at most every
-`every_s` seconds, for every loop that runs longer than a few seconds.
+`every_s` seconds, for every loop that runs longer than a few seconds; the
+rate is smoothed over the last few logged intervals.
 """
+import collections
 import json
 import os
 import time
@@ -17,15 +19,18 @@ from absl import logging
 import jax
 import numpy as np
 
+from gansseg_jax import runtime
+
 
 def _clu_writer(logdir: str):
   """A clu TensorBoard writer, or None when tensorflow/tensorboard are absent."""
   try:
-    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+    with runtime.native_stderr_quiet():  # TensorFlow's start-up notes.
+      from clu import metric_writers  # pylint: disable=g-import-not-at-top
+      return metric_writers.SummaryWriter(logdir)
   except ImportError as e:
     logging.info("TensorBoard events off (%s); metrics.jsonl only.", e)
     return None
-  return metric_writers.SummaryWriter(logdir)
 
 
 class MetricsWriter:
@@ -72,42 +77,55 @@ class Progress:
   """Rate and ETA of a loop of `total` units, logged every `every_s` seconds.
 
   Usage: `p = Progress(total, 'train'); ...; p.update(done); ...; p.close()`.
-  The rate is measured from the first `update` call (so compilation in the
-  first step does not distort the ETA for long).
+  The rate is measured over the last `window` logged intervals (about
+  `window * every_s` seconds), so one slow interval (a hold-out evaluation,
+  a checkpoint) moves the ETA by a fraction and a lasting change of speed
+  shows within a minute. Measuring starts at the first `update` call, so
+  compilation before it does not count. clu's `periodic_actions.ReportProgress`
+  is not used: its rate is the point estimate of the last interval alone,
+  which is the swing this smoothing removes.
   """
 
   def __init__(self, total: int, desc: str, every_s: float = 10.0,
-               start: int = 0, clock=time.monotonic):
+               start: int = 0, clock=time.monotonic, window: int = 6):
     self._total = int(total)
     self._desc = desc
     self._every_s = every_s
     self._clock = clock
-    self._t0: Optional[float] = None
-    self._done0 = int(start)
     self._done = int(start)
+    self._now: Optional[float] = None
+    # (time, done) at the first update and at each logged line since.
+    self._points = collections.deque(maxlen=max(1, int(window)) + 1)
     self._last_log = -float("inf")
+
+  def rate(self) -> Optional[float]:
+    """Units per second over the recent window; None before it can be known."""
+    if not self._points:
+      return None
+    t0, done0 = self._points[0]
+    if self._now is None or self._now <= t0 or self._done <= done0:
+      return None
+    return (self._done - done0) / (self._now - t0)
 
   def line(self) -> str:
     """The progress line for the current state."""
     pct = 100.0 * self._done / max(self._total, 1)
     text = f"{self._desc}: {self._done}/{self._total} ({pct:.1f}%)"
-    if self._t0 is None:
-      return text
-    elapsed = self._clock() - self._t0
-    counted = self._done - self._done0
-    if elapsed > 0 and counted > 0:
-      rate = counted / elapsed
-      eta = (self._total - self._done) / rate
+    rate = self.rate()
+    if rate is not None:
+      eta = max(self._total - self._done, 0) / rate
       text += f" {rate:.3g}/s, ETA {format_seconds(eta)}"
     return text
 
   def update(self, done: int) -> None:
     now = self._clock()
-    if self._t0 is None:
-      self._t0, self._done0 = now, int(done)
-    self._done = int(done)
+    self._now, self._done = now, int(done)
+    if not self._points:
+      self._points.append((now, self._done))
     if now - self._last_log >= self._every_s or self._done >= self._total:
       self._last_log = now
+      if self._points[-1] != (now, self._done):
+        self._points.append((now, self._done))
       logging.info("%s", self.line())
 
   def close(self) -> None:

@@ -184,22 +184,28 @@ def _upstream(stage: Stage) -> set[str]:
   return names
 
 
-def _check_compatible(workdir: str, config_dict: dict, force: bool) -> None:
+def _check_compatible(workdir: str, config_dict: dict, force: bool,
+                      stages: Sequence[Stage]) -> None:
   """Finished stages whose recorded hash differs need `force`.
 
-  Except those downstream of a stage that a forced run started re-making
-  under this very config and did not finish (killed or preempted): the same
-  command without force resumes it, and they re-run after it.
+  Only the selected `stages` and those whose outputs they read count: a
+  stage this run neither runs nor reads (say, `segment` of another folder
+  before an `eval`) keeps its outputs and marker, whatever made them.
+  Except, too, those downstream of a stage that a forced run started
+  re-making under this very config and did not finish (killed or
+  preempted): the same command without force resumes it, and they re-run
+  after it.
   """
   if force:
     return
+  relevant = {s.name for s in stages}.union(*(_upstream(s) for s in stages))
   remaking = set()
   for stage in STAGES:
     started = wd.read_started(workdir, stage.name)
     if started and started.get("config_hash") == stage_hash(stage,
                                                             config_dict):
       remaking.add(stage.name)
-  for stage in STAGES:
+  for stage in (s for s in STAGES if s.name in relevant):
     marker = wd.read_marker(workdir, stage.name)
     if (marker and marker.get("config_hash") != stage_hash(stage, config_dict)
         and not _upstream(stage) & remaking):
@@ -287,7 +293,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str,
     lock.check_free(workdir)
   stages = selected(config)
   config_dict = wd.config_to_dict(config)
-  _check_compatible(workdir, config_dict, config.force)
+  _check_compatible(workdir, config_dict, config.force, stages)
   steps = _plan_steps(stages, config, workdir, config_dict)
   return Plan(config, workdir, config_dict, tuple(steps))
 

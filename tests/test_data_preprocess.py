@@ -1,4 +1,4 @@
-"""Resizing, cropping, padding (REFERENCE.md s. 7) and batched inference."""
+"""Resizing, cropping, padding (docs/method.md s. 7) and batched inference."""
 import numpy as np
 import pytest
 

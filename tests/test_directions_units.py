@@ -25,7 +25,7 @@ from gansseg_jax.models import biggan
 from gansseg_jax.models import reconstructor as reconstructor_lib
 
 
-# ---- discovery loss and shifts (REFERENCE.md §2) ----
+# ---- discovery loss and shifts (docs/method.md §2) ----
 
 def test_discovery_loss_by_hand():
   # Row 0: logits (0, ln 3) -> p = (1/4, 3/4); k = 1 -> CE = ln(4/3).
@@ -145,7 +145,7 @@ def test_reconstructor_architectures():
     assert logits.shape == (2, k) and shift.shape == (2,)
 
 
-# ---- the affine test (REFERENCE.md §3) ----
+# ---- the affine test (docs/method.md §3) ----
 
 def numpy_affine(maps, pixels):
   out = np.einsum("irk,nk->inr", maps[:, :, :3], pixels) + maps[:, None, :, 3]

@@ -14,7 +14,7 @@ BETA2 = 0.3
 
 
 def brute_force(probs_list, truths, num_thresholds, cut):
-  """REFERENCE.md section 8, one image and one threshold at a time."""
+  """docs/method.md section 8, one image and one threshold at a time."""
   thresholds = np.arange(num_thresholds, dtype=np.float32) / np.float32(
       num_thresholds)
   f_curves, iou, acc, f_cut, mae = [], [], [], [], []

@@ -122,6 +122,16 @@ def test_change_of_a_section_no_finished_stage_reads_is_accepted(tmp_path):
   assert (tmp_path / "b.txt").read_text() == "17"
 
 
+def test_a_finished_stage_this_run_neither_runs_nor_reads_is_not_checked(tmp_path):
+  """b (made with b=2) is not selected and nothing selected reads it."""
+  stages.run(make_config("a,b"), str(tmp_path))
+  stages.run(make_config("a", b=7), str(tmp_path))
+  assert CALLS == ["a", "b"]
+  assert (tmp_path / "stages" / "b.json").exists()
+  with pytest.raises(errors.UserError, match=r"stage 'b'.*b\.value: 2 -> 7"):
+    stages.run(make_config("b", b=7), str(tmp_path))
+
+
 def test_missing_input_names_path_and_producer(tmp_path):
   with pytest.raises(errors.UserError,
                      match=r"a\.txt: missing; stage 'b' needs it \(written by stage 'a'"):

@@ -26,8 +26,8 @@ def save_png(path, array):
 def workdir(tmp_path):
   w = str(tmp_path)
   rng = np.random.default_rng(0)
-  wd.write_marker(w, "score", "h", 12.0)
-  wd.write_marker(w, "train", "h", 3600.0)
+  wd.write_marker(w, "score", "h", {}, 12.0)
+  wd.write_marker(w, "train", "h", {}, 3600.0)
   with open(os.path.join(w, "ranking.csv"), "w") as f:
     f.write("rank,index,L_h,D_h,area,brightening_area,lighting_area,sign,status\n"
             "2,7,0.2,0.5,0.6,0.3,0.3,1,kept\n1,3,0.1,0.9,0.7,0.3,0.3,1,kept\n"
@@ -47,8 +47,10 @@ def workdir(tmp_path):
                      "histogram_filter", "pruned_pixels", "foreground_fraction"])
     writer.writerows([r + (0, 0.5) for r in rows])
   with open(os.path.join(w, "metrics.jsonl"), "w") as f:
-    f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5}) + "\n")
-    f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75}) + "\n")
+    f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5,
+                        "loss": 0.4, "kept_fraction": 0.9}) + "\n")
+    f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75,
+                        "loss": 0.2, "kept_fraction": 1.0}) + "\n")
   samples = os.path.join("eval", "scenes_1", "unet_samples.npz")
   os.makedirs(os.path.join(w, "eval", "scenes_1"))
   np.savez(os.path.join(w, samples), title=np.array("scenes"),
@@ -68,8 +70,8 @@ def test_report_has_every_section(workdir):
   page = open(os.path.join(workdir, "report.html")).read()
   for text in ("Time per stage", "1:00:00", "Direction ranking",
                "rank_01_index_003.png", "Synthetic training pairs",
-               "1 kept samples", "1 rejected samples",
-               "000001.png: size fail", "holdout_iou", "0.75", "Predictions",
+               "1 kept samples", "1 rejected samples (1 size)",
+               "holdout_iou", "0.75", "Training curves", "Predictions",
                "scenes: image, ground truth", "Metrics", "0.812",
                "<td>centre prior</td>",
                "On scenes the centre prior baseline scores maxFβ 0.925"):
@@ -86,7 +88,7 @@ def test_report_has_every_section(workdir):
   # Self-contained: no link to a file, every figure inlined and decodable.
   assert "src='report_files" not in page
   uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-  assert len(uris) == 4  # strip, kept, rejected, predictions
+  assert len(uris) == 5  # strip, kept, rejected, curves, predictions
   for uri in uris:
     Image.open(io.BytesIO(base64.b64decode(uri))).verify()
   markdown = open(os.path.join(workdir, "report.md")).read()

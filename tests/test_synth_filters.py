@@ -1,4 +1,4 @@
-"""Filters of REFERENCE.md §6 against scipy / numpy references.
+"""Filters of docs/method.md §6 against scipy / numpy references.
 
 Connected components: the labelling must give the same partition as
 scipy.ndimage.label with the matching structure, on random masks

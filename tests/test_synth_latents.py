@@ -1,4 +1,4 @@
-"""Latent samplers (REFERENCE.md §5): distribution, determinism, checks."""
+"""Latent samplers (docs/method.md §5): distribution, determinism, checks."""
 import jax
 import ml_collections
 import numpy as np

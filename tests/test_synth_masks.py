@@ -1,4 +1,4 @@
-"""Mask rules and affine colour maps vs numpy loops (REFERENCE.md §3-4)."""
+"""Mask rules and affine colour maps vs numpy loops (docs/method.md §3-4)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,4 @@
-"""The U-Net of models/unet.py against the architecture of REFERENCE §7."""
+"""The U-Net of models/unet.py against the architecture of docs/method.md §7."""
 from flax import nnx
 import jax
 import jax.numpy as jnp

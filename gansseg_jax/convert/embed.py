@@ -1,4 +1,4 @@
-"""Stage `embed`: a dataset's encoder latents, W/embeddings.npy (REFERENCE.md section 5).
+"""Stage `embed`: a dataset's encoder latents, W/embeddings.npy (docs/method.md section 5).
 
 OUTPUTS: W/embeddings.npy  [N, z_dim] float32, row i = the latent of image i
   (config.embed.output: 'z_sample' as in the paper, or 'z_mean').

@@ -8,7 +8,7 @@ index) are composited over white. 16-bit integer
 images ('I;16*', and 'I') are scaled by 65535; float ('F') images are taken
 to lie in [0, 1].
 
-Masks: "binarised at 0.5 of their range" (REFERENCE.md section 8) - the value
+Masks: "binarised at 0.5 of their range" (docs/method.md section 8) - the value
 range of the file's type, not of the image's values (an all-zero mask stays
 empty): uint8 masks give foreground where value > 127.5 (i.e. >= 128),
 16-bit where > 32767.5, float masks where > 0.5, 1-bit masks as stored.
@@ -110,7 +110,7 @@ def read_rgb(source: Union[str, BinaryIO], name: Optional[str] = None,
 
 
 def binarize(unit_gray: np.ndarray) -> np.ndarray:
-  """Foreground where the value is above half the range (REFERENCE.md s. 8)."""
+  """Foreground where the value is above half the range (docs/method.md s. 8)."""
   return np.asarray(unit_gray) > 0.5
 
 

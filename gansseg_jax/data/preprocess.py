@@ -1,4 +1,4 @@
-"""Resizing and cropping for inference and evaluation (REFERENCE.md section 7).
+"""Resizing and cropping for inference and evaluation (docs/method.md section 7).
 
 Two ways a dataset meets the model:
 - 'full' (saliency datasets, the user's photos): the whole image, resized so

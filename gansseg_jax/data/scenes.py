@@ -23,7 +23,7 @@ Factors, each drawn from its own key so they vary independently:
   (a lit subject on a darker scene, or the reverse) is the largest single
   factor of variation: this is what lets a GAN trained on these scenes learn
   a latent direction that brightens the object and darkens the background,
-  the "segmenting" direction of REFERENCE.md sections 3-4.
+  the "segmenting" direction of docs/method.md sections 3-4.
 
 Radiance is clipped to [0, 1] and mapped to [-1, 1] (images NHWC float32).
 The colour values are low enough that under 1% of pixels clip: an object or

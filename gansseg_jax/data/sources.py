@@ -1,6 +1,6 @@
 """Evaluation datasets by name: what `config.eval.datasets` may list.
 
-Names (REFERENCE.md section 9) and how each meets the model
+Names (docs/method.md section 9) and how each meets the model
 (gansseg_jax.data.preprocess):
   ecssd      ECSSD, all 1000 images                       full image
   duts_te    DUTS-TE, 5019 images (duts_tr: DUTS-TR)      full image
@@ -17,11 +17,18 @@ TFDS datasets are prepared on first use from the raw downloads in
 cub/ holds ReDO's split files, see gansseg_jax.data.cub) into
 `config.eval.data_dir`; nothing is downloaded except caltech_birds2011 when
 `config.eval.allow_download`. TensorFlow is imported only for them.
+
+`config.eval.optional_datasets` lists datasets the same way, evaluated only
+when their files are there: `available_datasets` logs one warning per absent
+one (which, where it was looked for, how to get it) and `absent_datasets`
+gives the same facts to the report. The presence test is cheap (folders
+exist); a dataset found but unreadable is still an error at opening.
 """
 import dataclasses
 import os
 from typing import Callable, Iterator
 
+from absl import logging
 import ml_collections
 import numpy as np
 
@@ -51,6 +58,47 @@ KNOWN = {
     "flowers": Known("Flowers", "crop", False, "flowers"),
     "cub": Known("CUB-200-2011", "crop", True, "cub"),
 }
+
+
+# How to get a known dataset, said when an optional one is absent.
+HOW_TO_GET = {
+    "ecssd": "download images.zip and ground_truth_mask.zip from the ECSSD "
+             "page (Shi et al., CUHK) into it",
+    "duts_te": "download DUTS-TE.zip from the DUTS page (Wang et al.) into it",
+    "duts_tr": "download DUTS-TR.zip from the DUTS page (Wang et al.) into it",
+    "dut_omron": "download DUT-OMRON-image.zip and "
+                 "DUT-OMRON-gt-pixelwise.zip.zip from the DUT-OMRON page into "
+                 "it",
+    "flowers": "download 102flowers.tgz, 102segmentations.tgz and setid.mat "
+               "from https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ into it",
+    "cub": "put ReDO's datasplits/cub/train_val_test_split.txt and CUB's "
+           "images.txt into it (TFDS prepares caltech_birds2011 itself)",
+}
+# Folder datasets known by their folder name ({images}, {masks}: the dirs).
+HOW_TO_GET_FOLDER = {
+    "pascal-s": "put the 850 images of PASCAL-S (Li, Hou, Koch, Rehg, Yuille, "
+                "CVPR 2014; cbi.gatech.edu/salobj) in {images} and their "
+                "masks in {masks}, matched by file name",
+}
+# TFDS's folder names of the prepared datasets (a prepared one needs no
+# raw files).
+_PREPARED_NAME = {"ecssd": "ecssd", "duts_te": "duts_te", "duts_tr": "duts_tr",
+                  "dut_omron": "dut_omron",
+                  "flowers": "flowers102_segmentation"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Absent:
+  """An optional dataset whose files are not there."""
+  entry: str  # As listed in config.eval.optional_datasets.
+  looked_in: str  # The folder(s) searched.
+  how_to_get: str
+
+  def line(self) -> str:
+    return (f"optional dataset {self.entry} is absent: looked in "
+            f"{self.looked_in}; to include it, {self.how_to_get}, then run "
+            "the eval and report stages again (--config.stages=eval,report "
+            "--config.force=True)")
 
 
 @dataclasses.dataclass
@@ -116,6 +164,8 @@ def _open_scenes(entry: str, field: str) -> Source:
   """Procedural scenes with exact masks (gansseg_jax.data.scenes)."""
   from gansseg_jax.data import scenes  # pylint: disable=g-import-not-at-top
   seed, count, resolution = scenes_spec(entry, field)
+  logging.info("eval: rendering %d procedural scenes (seed %d, %d px)", count,
+               seed, resolution)
   rendered = scenes.render_scenes(seed, count, resolution)
   images = np.round((rendered.images + 1.0) * 127.5).astype(np.uint8)
   examples = (example_lib.Example(name=f"scene_{seed}_{i:06d}",
@@ -219,6 +269,75 @@ def _open_cub(eval_config: ml_collections.ConfigDict) -> Source:
       "test", eval_config.allow_download, eval_config.min_side, log)
   return Source(key="cub", title=known.title, mode=known.mode,
                 has_boxes=True, size=size, examples=examples, log=log)
+
+
+def _tfds_data_dir(eval_config: ml_collections.ConfigDict) -> str:
+  """config.eval.data_dir, else TFDS's default (without importing TFDS)."""
+  return (eval_config.data_dir or os.environ.get("TFDS_DATA_DIR")
+          or os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
+
+
+def find_absent(entry: str,
+                eval_config: ml_collections.ConfigDict) -> Absent | None:
+  """Absent(...) when the files of a validated entry are not there."""
+  if entry.startswith(SCENES_PREFIX):
+    return None
+  if entry.startswith(FOLDER_PREFIX):
+    images_dir, masks_dir = folder_dirs(entry, "config.eval.optional_datasets")
+    if os.path.isdir(images_dir) and os.path.isdir(masks_dir):
+      return None
+    title = folder_title(images_dir, masks_dir)
+    how = HOW_TO_GET_FOLDER.get(
+        title, "put its images in {images} and masks with the same file "
+        "names in {masks}")
+    return Absent(entry, f"{images_dir} and {masks_dir}",
+                  how.format(images=images_dir, masks=masks_dir))
+  data_dir = _tfds_data_dir(eval_config)
+  manual = _manual_dir(eval_config, data_dir, KNOWN[entry].manual_subdir)
+  prepared = _PREPARED_NAME.get(entry)
+  if os.path.isdir(manual) or (
+      prepared and os.path.isdir(os.path.join(data_dir, prepared))):
+    return None
+  looked_in = manual + (f" and {os.path.join(data_dir, prepared)}"
+                        if prepared else "")
+  return Absent(entry, looked_in, f"make {manual} and {HOW_TO_GET[entry]}")
+
+
+def absent_datasets(eval_config: ml_collections.ConfigDict) -> list[Absent]:
+  """The entries of config.eval.optional_datasets whose files are not there."""
+  field = "config.eval.optional_datasets"
+  if not eval_config.optional_datasets.strip():
+    return []
+  entries = parse_dataset_list(eval_config.optional_datasets, field)
+  return [a for a in (find_absent(e, eval_config) for e in entries) if a]
+
+
+def available_datasets(eval_config: ml_collections.ConfigDict) -> list[str]:
+  """config.eval.datasets, then the optional datasets that are there.
+
+  Logs one warning per absent optional dataset (`Absent.line`); raises
+  UserError when nothing is left to evaluate or an entry is listed twice.
+  """
+  required = (parse_dataset_list(eval_config.datasets, "config.eval.datasets")
+              if eval_config.datasets.strip() else [])
+  optional = (parse_dataset_list(eval_config.optional_datasets,
+                                 "config.eval.optional_datasets")
+              if eval_config.optional_datasets.strip() else [])
+  both = set(required) & set(optional)
+  if both:
+    raise errors.UserError(
+        f"config.eval.optional_datasets: {sorted(both)[0]!r} is also in "
+        "config.eval.datasets")
+  absent = {a.entry: a for a in absent_datasets(eval_config)}
+  for a in absent.values():
+    logging.warning("eval: %s", a.line())
+  entries = required + [e for e in optional if e not in absent]
+  if not entries:
+    raise errors.UserError(
+        "config.eval.datasets: empty, and no dataset of "
+        "config.eval.optional_datasets is present"
+        + "".join(f"; {a.line()}" for a in absent.values()))
+  return entries
 
 
 def open_source(entry: str, eval_config: ml_collections.ConfigDict,

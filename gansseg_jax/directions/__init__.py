@@ -1,6 +1,6 @@
 """Latent directions: candidates, and the one that segments.
 
-REFERENCE.md sections 2-3.
+docs/method.md sections 2-3.
 
 Modules:
   deformator      A: R^K -> R^d of Voynov & Babenko (ortho, linear, ...).

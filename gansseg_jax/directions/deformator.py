@@ -1,4 +1,4 @@
-"""The deformator A: R^K -> R^d of Voynov & Babenko (2020), REFERENCE.md §2.
+"""The deformator A: R^K -> R^d of Voynov & Babenko (2020), docs/method.md §2.
 
 A maps direction coefficients (one-hot times eps during training) to a latent
 shift; direction k is A(e_k), the k-th column of A's matrix M [d, K].

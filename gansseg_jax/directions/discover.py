@@ -1,6 +1,6 @@
 """Unsupervised discovery of latent directions (Voynov & Babenko 2020).
 
-REFERENCE.md section 2.
+docs/method.md section 2.
 
 K directions are learned so that a reconstructor R can tell from the pair
 (G(z), G(z + A(eps e_k))) which direction k moved z and by how much:
@@ -156,7 +156,7 @@ def split_model(model: DiscoveryModel
 
 
 def make_optimizer(learning_rate: float) -> optax.GradientTransformation:
-  """Adam over A and R together (REFERENCE.md §2)."""
+  """Adam over A and R together (docs/method.md §2)."""
   return optax.adam(learning_rate)
 
 

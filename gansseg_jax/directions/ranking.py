@@ -1,13 +1,13 @@
 """The paper's ranking rule over scored candidates, and the ranking tables.
 
-REFERENCE.md section 3: drop every candidate whose class map puts
+docs/method.md section 3: drop every candidate whose class map puts
 >= max_one_class of the pixels in one class (and any with non-finite
 scores); of the rest keep the top `top_fraction` by D_h (at least one), and
 order those by L_h, lowest first — the first `top_k` are the paper's
 shortlist. The remaining kept candidates follow, by D_h descending.
 
 The paper lists its shortlist by L_h but chose, for BigBiGAN, "the highest D
-with a small L" (REFERENCE.md section 3). `order_by='loss'` (the default) puts
+with a small L" (docs/method.md section 3). `order_by='loss'` (the default) puts
 the lowest L_h first; `order_by='separation'` orders the same shortlist by
 D_h, highest first, so rank 1 is that choice.
 """

@@ -1,6 +1,6 @@
 """How "segmenting" a latent shift is: the affine test of appendix B.
 
-REFERENCE.md section 3. A shift h is segmenting when every pixel colour
+docs/method.md section 3. A shift h is segmenting when every pixel colour
 c = G(z)_xy is carried to c' = G(z + h)_xy by one of two affine colour maps
 A_1, A_2 (3x3 matrix + bias, outputs clamped to [-1, 1]). For each
 candidate direction u (rows of directions.npy):
@@ -28,7 +28,8 @@ candidate direction u (rows of directions.npy):
 
 All candidates share the same latents and the same initial maps (common
 random numbers: differences between candidates are not sampling noise).
-Everything runs in ONE jitted computation: `jax.vmap` over candidates of a
+Scoring is one jitted computation, called on a few equal chunks of the
+candidates so that progress can be logged: `jax.vmap` over candidates of a
 `lax.scan` fitting loop (or `lax.map` over chunks of `candidate_batch`
 candidates to bound memory). G(z) does not depend on the candidate, so vmap
 leaves it unbatched: it is computed once per step for all candidates. With
@@ -46,6 +47,7 @@ import numpy as np
 import optax
 
 from gansseg_jax import errors
+from gansseg_jax import monitoring
 from gansseg_jax.synth import affine
 from gansseg_jax.synth import masks
 from gansseg_jax.train import sharding
@@ -123,7 +125,7 @@ def restoration_distances(maps: jax.Array, image: jax.Array,
 
 def restoration_loss(maps: jax.Array, image: jax.Array,
                      shifted: jax.Array) -> jax.Array:
-  """L = mean over pixels of ||S(c, c') - c'||_2 (REFERENCE.md §3)."""
+  """L = mean over pixels of ||S(c, c') - c'||_2 (docs/method.md §3)."""
   return jnp.mean(restoration_distances(maps, image, shifted))
 
 
@@ -230,26 +232,40 @@ def _scorer(generate: Generate, spec: ScoreSpec, mesh: jax.sharding.Mesh):
 
 def score_candidates(generate: Generate, gen_params: Any,
                      directions: np.ndarray, key: jax.Array,
-                     spec: ScoreSpec) -> CandidateScores:
+                     spec: ScoreSpec, chunks: int = 1,
+                     progress_every_s: float = 10.0) -> CandidateScores:
   """The affine test of every row of `directions` [N, d]; numpy results.
 
-  One jitted computation over all candidates (see the module docstring),
-  the candidate axis sharded over the mesh (padded with copies of row 0 to
-  a multiple of the device count). Every process must call it. Rows of
-  zero norm give NaN scores (ranked as dropped).
+  The candidates go to the device in `chunks` equal calls of one jitted
+  computation (see the module docstring), logging progress (rate, ETA) after
+  each; every call sees the same latents and initial maps, so the scores do
+  not depend on `chunks` (each extra call recomputes the shared G(z) once
+  more). The candidate axis is sharded over the mesh, padded with copies of
+  row 0 to equal chunks that are multiples of the device count. Every process
+  must call it. Rows of zero norm give NaN scores (ranked as dropped).
   """
   directions = np.asarray(directions, dtype=np.float32)
   num_candidates = len(directions)
   mesh = sharding.data_mesh()
-  padded = -num_candidates % mesh.size
+  per_chunk = mesh.size * math.ceil(
+      num_candidates / (mesh.size * max(1, int(chunks))))
+  num_chunks = math.ceil(num_candidates / per_chunk)
+  padded = num_chunks * per_chunk - num_candidates
   if padded:
     directions = np.concatenate(
         [directions, np.repeat(directions[:1], padded, axis=0)])
   gen_params, key_data = sharding.replicate(
       (gen_params, jax.random.key_data(key)), mesh)
-  directions = jax.make_array_from_callback(
-      directions.shape, sharding.batch_sharded(mesh),
-      lambda index: directions[index])
-  scores = _scorer(generate, spec, mesh)(gen_params, directions, key_data)
-  return CandidateScores(*(x[:num_candidates]
-                           for x in sharding.fetch(tuple(scores))))
+  scorer = _scorer(generate, spec, mesh)
+  progress = monitoring.Progress(num_candidates, "score: candidates",
+                                 every_s=progress_every_s)
+  parts = []
+  for i in range(num_chunks):
+    rows = directions[i * per_chunk:(i + 1) * per_chunk]
+    chunk = jax.make_array_from_callback(
+        rows.shape, sharding.batch_sharded(mesh), lambda index: rows[index])
+    parts.append(sharding.fetch(tuple(scorer(gen_params, chunk, key_data))))
+    progress.update(min((i + 1) * per_chunk, num_candidates))
+  progress.close()
+  return CandidateScores(*(np.concatenate(x)[:num_candidates]
+                           for x in zip(*parts)))

@@ -1,4 +1,4 @@
-"""Closed-form candidate directions (SeFa, Shen & Zhou 2021), REFERENCE.md §2.
+"""Closed-form candidate directions (SeFa, Shen & Zhou 2021), docs/method.md §2.
 
 A latent shift dz changes the generator's first latent projection y = W z by
 W dz; SeFa takes the unit dz that change it most: the top eigenvectors of

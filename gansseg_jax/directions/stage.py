@@ -1,6 +1,6 @@
 """Stages `discover` and `score`: candidate directions, then the segmenting one.
 
-discover(config, workdir) — REFERENCE.md section 2.
+discover(config, workdir) — docs/method.md section 2.
   Inputs:  W/generator/ for config.directions.source 'discover' and 'sefa';
            the file config.directions.file (outside W) for source 'file'.
   OUTPUTS: W/directions.npy, float32 [K, z_dim], one candidate per row
@@ -10,7 +10,7 @@ discover(config, workdir) — REFERENCE.md section 2.
            (PNG strips) and 'discover' scalars to W/metrics.jsonl and
            W/tensorboard/discover/.
 
-score(config, workdir) — REFERENCE.md section 3 (paper appendix B).
+score(config, workdir) — docs/method.md section 3 (paper appendix B).
   Inputs:  W/generator/, W/directions.npy; reads config.score and
            config.score.index.
   OUTPUTS: W/ranking.csv and W/ranking.md (rank, index, L_h, D_h, area, ...),
@@ -168,7 +168,8 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
   logging.info("score: fitting affine maps for %d candidates (%d steps).",
                len(directions), spec.steps)
   scores = score_lib.score_candidates(generate, gen_params, directions,
-                                      score_key, spec)
+                                      score_key, spec, config.log.score_chunks,
+                                      config.log.progress_every_s)
   ranks = ranking.rank_candidates(scores, cfg.max_one_class, cfg.top_fraction,
                                   cfg.top_k, cfg.order_by)
   if not sharding.is_primary():

@@ -1,6 +1,6 @@
 """Image strips of latent directions: G(z + t h) side by side, as PNG files.
 
-A person judges a direction in a minute from a strip (REFERENCE.md section 2:
+A person judges a direction in a minute from a strip (docs/method.md section 2:
 "Directions are inspected as image strips G(z + t*h) for t in a symmetric
 range"). The generation functions are pure and jit-able; the grid and PNG
 helpers run on the host.

@@ -1,4 +1,4 @@
-"""Evaluating a predictor on one dataset (REFERENCE.md sections 7-8).
+"""Evaluating a predictor on one dataset (docs/method.md sections 7-8).
 
 For each example: in 'crop' mode (CUB, Flowers) the image, mask and boxes are
 centre-cropped and resized to image_size first; in 'full' mode the image is

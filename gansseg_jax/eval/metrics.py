@@ -1,6 +1,6 @@
 """Saliency metrics, streamed over datasets of any size and image sizes.
 
-REFERENCE.md section 8. For a probability map p (values in [0, 1]) and a
+docs/method.md section 8. For a probability map p (values in [0, 1]) and a
 binary ground truth g of the same size, per image:
 - at each threshold t_k = k / K, k = 0..K-1 (K = 255 thresholds in [0, 1)),
   the prediction [p > t_k] has TP_k = |[p > t_k] & g|, PP_k = |[p > t_k]|,

@@ -1,4 +1,4 @@
-"""The paper's numbers (REFERENCE.md section 9), to print beside ours.
+"""The paper's numbers (docs/method.md section 9), to print beside ours.
 
 Segmentation rows are (maxF_beta, IoU, accuracy). The paper's "E-BigBiGAN"
 rows sample latents from encoder embeddings (config.synth.latents =

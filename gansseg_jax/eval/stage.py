@@ -1,4 +1,4 @@
-"""The `eval` and `segment` stages (REFERENCE.md sections 7-9).
+"""The `eval` and `segment` stages (docs/method.md sections 7-9).
 
 eval (`evaluate`): every dataset of config.eval.datasets with the predictor
 config.eval.predictor ('unet' or a baseline) and each of config.eval.baselines
@@ -102,8 +102,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Evaluates the predictor and baselines on every configured dataset."""
   evaluate_lib.check_config(config.eval)
   baselines.check_config(config.eval)
-  entries = sources.parse_dataset_list(config.eval.datasets,
-                                       "config.eval.datasets")
+  entries = sources.available_datasets(config.eval)
   names = layout.predictors(config.eval)
   identity = _unet_identity(workdir)
   jobs = []

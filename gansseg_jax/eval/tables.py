@@ -1,4 +1,4 @@
-"""eval.json and eval.md: our numbers beside the paper's (REFERENCE.md s. 9).
+"""eval.json and eval.md: our numbers beside the paper's (docs/method.md s. 9).
 
 Every dataset has one row per predictor evaluated on it (the U-Net and the
 baselines of gansseg_jax.eval.baselines, on the same images through the same

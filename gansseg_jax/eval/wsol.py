@@ -1,4 +1,4 @@
-"""Weakly-supervised localisation metrics (Choe et al. 2020; REFERENCE.md s. 8).
+"""Weakly-supervised localisation metrics (Choe et al. 2020; docs/method.md s. 8).
 
 MaxBoxAcc: for each threshold t_k = k / K (k = 0..K-1; K = 100 is Choe et
 al.'s interval of 0.01), take the largest connected component of [s >= t_k]
@@ -15,7 +15,7 @@ a component covering rows r0..r1 and columns c0..c1 has the box
 
 PxAP: area under the pixel precision-recall curve, as the step-wise sum
 AP = sum_k (R_k - R_{k+1}) P_k over ascending thresholds (R_K := 0), the
-convention of scikit-learn's average_precision_score. REFERENCE.md averages
+convention of scikit-learn's average_precision_score. docs/method.md averages
 precision and recall over images per threshold ('images'); Choe et al.'s
 code pools the pixels of the whole dataset ('pixels'). Both are offered
 (`config.eval.pxap_average`); the curves come from

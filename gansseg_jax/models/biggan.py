@@ -1,4 +1,4 @@
-"""The BigGAN generator as BigBiGAN uses it, in Flax NNX (REFERENCE.md section 1).
+"""The BigGAN generator as BigBiGAN uses it, in Flax NNX (docs/method.md section 1).
 
 One code path for every BigGAN generator resolution (32 px test configs up to
 BigGAN-512); `BigGANSpec` picks the resolution, width and latent size.
@@ -171,7 +171,7 @@ class Dense(nnx.Module):
 
 
 class ConditionalBatchNorm(nnx.Module):
-  """HyperBN with stored statistics (REFERENCE.md section 1).
+  """HyperBN with stored statistics (docs/method.md section 1).
 
   y = (x - mean) / sqrt(var + eps) * (1 + c W_gamma) + c W_beta, computed as
   x * scale + shift with per-sample scale and shift in float32.
@@ -216,7 +216,7 @@ class BatchNorm(nnx.Module):
 
 
 class GBlock(nnx.Module):
-  """BN-ReLU-up-conv3x3-BN-ReLU-conv3x3 + conv1x1(up(x)) (REFERENCE.md s1).
+  """BN-ReLU-up-conv3x3-BN-ReLU-conv3x3 + conv1x1(up(x)) (docs/method.md s1).
 
   The 1x1 shortcut is applied before the nearest upsampling: the two commute
   exactly and the conv then runs on 4x fewer pixels.
@@ -238,7 +238,7 @@ class GBlock(nnx.Module):
 
 
 class SelfAttention(nnx.Module):
-  """SAGAN attention as in BigGAN (REFERENCE.md section 1), no biases.
+  """SAGAN attention as in BigGAN (docs/method.md section 1), no biases.
 
   theta = x W_theta (C/8); phi = pool(x W_phi) (C/8); g = pool(x W_g) (C/2),
   pool = 2x2 max-pool; A = softmax_k(theta phi^T) over pooled positions k;

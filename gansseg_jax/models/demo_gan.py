@@ -51,7 +51,7 @@ ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets",
                          "demo_generator")
 PARAMS_FILE = "params.npz"
 INFO_FILE = "info.json"
-# Path of the generator's first latent projection (SeFa's W, REFERENCE.md s2).
+# Path of the generator's first latent projection (SeFa's W, docs/method.md s2).
 LATENT_PROJECTION = ("project", "kernel")
 
 Params = Mapping[str, Any]

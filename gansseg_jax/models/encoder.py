@@ -1,6 +1,6 @@
 """The BigBiGAN encoder E (ResNet-50 trunk + MLP head) in Flax NNX.
 
-REFERENCE.md sections 1 and 5. E maps images [B, H, W, 3] in [-1, 1]
+docs/method.md sections 1 and 5. E maps images [B, H, W, 3] in [-1, 1]
 (256 x 256 for BigBiGAN) to the latent distribution it was trained with:
 
   trunk: conv7x7/2 -> maxpool3x3/2 -> 4 groups of bottleneck units -> mean

@@ -2,7 +2,7 @@
 
 The reconstructor R sees an image pair (G(z), G(z + A(eps e_k))) stacked along
 channels ([B, H, W, 6]) and predicts which of the K directions moved z (K
-logits) and by how much (the scalar eps) — REFERENCE.md section 2.
+logits) and by how much (the scalar eps) — docs/method.md section 2.
 
 Two architectures, as in the authors' GANLatentDiscovery code:
 - `LeNetReconstructor` for small images: three 5x5 convolutions of width

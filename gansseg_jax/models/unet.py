@@ -1,6 +1,6 @@
 """The paper's U-Net (Ronneberger 2015) as the authors used it, in Flax NNX.
 
-REFERENCE.md section 7. With `width` = w (64 in the paper):
+docs/method.md section 7. With `width` = w (64 in the paper):
 
   inc   DoubleConv(3 -> w)
   down  max-pool 2, DoubleConv: w -> 2w -> 4w -> 8w -> 8w

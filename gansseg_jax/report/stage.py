@@ -1,11 +1,11 @@
-"""Stage `report`: what a run did, on one page (REFERENCE.md end to end).
+"""Stage `report`: what a run did, on one page (docs/method.md end to end).
 
 Inputs (all optional; a section is left out, with a note, when its files are
 absent — W = workdir):
   W/stages/*.json               wall time of each finished stage
   W/ranking.csv, W/strips/      the direction ranking and the top strips (score)
   W/<export.output_dir>/        synthetic pairs with filter outcomes (synth)
-  W/metrics.jsonl               the last hold-out metrics of training (train)
+  W/metrics.jsonl               training curves and last values (train)
   W/eval.json, W/eval/*/*_samples.npz  metrics of every dataset and
                                 predictor evaluated so far, and predictions
 Outputs:
@@ -24,15 +24,27 @@ from gansseg_jax import fileio
 from gansseg_jax import monitoring
 from gansseg_jax import stages
 from gansseg_jax import workdir as wd
+from gansseg_jax.data import sources
 from gansseg_jax.directions import ranking
 from gansseg_jax.eval import tables as eval_tables
+from gansseg_jax.report import charts
 from gansseg_jax.report import document as doc
 from gansseg_jax.report import images as pics
 
 FILES_DIR = "report_files"
 THUMB = 96  # Pixel height of one picture in a grid row.
 STRIPS_SHOWN = 3  # Top-ranked strips shown.
+STRIP_WIDTH = 640  # Strips are enlarged (nearest neighbour) to this width.
+TILE = 128  # Synthetic samples are enlarged to at least this size.
+TILES_PER_ROW = 8
 RANKING_ROWS = 10  # Rows of the ranking table.
+# Training curves: (panel title, metrics.jsonl keys, fixed y range or None).
+# "synth/kept_of_generated" is derived: synth/kept / synth/generated.
+CURVES = (("loss", ("loss", "holdout/loss"), None),
+          ("kept fraction", ("synth/kept_of_generated", "kept_fraction"),
+           (0.0, 1.0)),
+          ("hold-out IoU / maxF / accuracy",
+           ("holdout/iou", "holdout/maxF", "holdout/accuracy"), (0.0, 1.0)))
 
 
 def _read_csv(path: str) -> list[dict[str, str]]:
@@ -87,13 +99,39 @@ def _ranking(config: ml_collections.ConfigDict, workdir: str) -> list:
             doc.Table(columns, [[r.get(c, "") for c in columns]
                                 for r in ranked[:RANKING_ROWS]])]
   strips = sorted(glob.glob(os.path.join(workdir, "strips", "*.png")))
+  steps = config.score.strip_steps
   for strip in strips[:STRIPS_SHOWN]:
     name = os.path.basename(strip)
+    image = pics.read_png(strip)
+    factor = pics.readable_factor(image.shape[1], STRIP_WIDTH)
     blocks.append(doc.Figure(
-        f"strip_{name}", pics.png_bytes(pics.read_png(strip)),
-        f"{name}: G(z + t h) for t from -2h to 2h, then the lighting mask "
-        "and the affine mask."))
+        f"strip_{name}", pics.png_bytes(pics.upscale(image, factor)),
+        f"{name} (enlarged x{factor}): one latent z per row; columns "
+        f"G(z + t h) for t = -{steps}..{steps} (h scaled "
+        f"x{config.score.shift_scale:g}), then the lighting mask and the "
+        "affine mask (white = foreground)."))
   return blocks
+
+
+def outcome(row: dict[str, str]) -> str:
+  """'kept', or 'rejected: <the filters that failed>' from an index.csv row."""
+  if row["kept"] == "1":
+    return "kept"
+  failed = [name for name in ("size", "histogram")
+            if row.get(f"{name}_filter") == "fail"]
+  return "rejected: " + (", ".join(failed) or "unknown")
+
+
+def _tile(folder: str, row: dict[str, str]) -> np.ndarray:
+  """One sample enlarged, its mask outlined, its file and outcome below."""
+  image = pics.read_png(os.path.join(folder, "images", row["file"]))
+  mask = pics.read_png(os.path.join(folder, "masks", row["file"]))[..., 0]
+  factor = pics.readable_factor(image.shape[0], TILE)
+  big = pics.outline(pics.upscale(image, factor),
+                     pics.upscale(mask, factor) / 255.0)
+  text = outcome(row)
+  color = pics.KEPT_COLOR if row["kept"] == "1" else pics.REJECTED_COLOR
+  return pics.labelled(big, [(row["file"], (60, 60, 60)), (text, color)])
 
 
 def _synthetic(config: ml_collections.ConfigDict, workdir: str) -> list:
@@ -104,40 +142,74 @@ def _synthetic(config: ml_collections.ConfigDict, workdir: str) -> list:
     return [heading, doc.Paragraph(
         "No synthetic pairs exported (add the synth stage to see them).")]
   rows = _read_csv(index)
-  blocks = [heading]
+  blocks = [heading, doc.Paragraph(
+      "Each tile is one generated image G(z), enlarged (nearest neighbour), "
+      "with the outline of its synthetic mask in green and, below it, its "
+      "file in " + config.export.output_dir + "/ and its own outcome: kept, "
+      "or which filter rejected it.")]
   for kept, title in (("1", "kept"), ("0", "rejected")):
     chosen = [r for r in rows if r["kept"] == kept][:config.report.num_samples]
     if not chosen:
       continue
-    cells = []
+    counts = {}
     for r in chosen:
-      image = pics.read_png(os.path.join(folder, "images", r["file"]))
-      mask = pics.read_png(os.path.join(folder, "masks", r["file"]))[..., 0]
-      cells.append(pics.overlay(image, mask / 255.0))
-    reasons = ", ".join(
-        f"{r['file']}: size {r['size_filter']}, histogram "
-        f"{r['histogram_filter']}" for r in chosen) if kept == "0" else ""
-    caption = (f"{len(chosen)} {title} samples, mask in green."
-               + (f" Filter outcomes: {reasons}." if reasons else ""))
-    blocks.append(doc.Figure(f"synthetic_{title}.png",
-                             pics.png_bytes(pics.row(cells, THUMB)), caption))
+      counts[outcome(r)] = counts.get(outcome(r), 0) + 1
+    caption = (f"{len(chosen)} {title} samples"
+               + ("" if kept == "1" else " (" + ", ".join(
+                   f"{n} {k.split(': ', 1)[1]}"
+                   for k, n in sorted(counts.items())) + ")")
+               + ": image with the mask outlined in green.")
+    cells = [_tile(folder, r) for r in chosen]
+    blocks.append(doc.Figure(
+        f"synthetic_{title}.png",
+        pics.png_bytes(pics.grid(cells, TILES_PER_ROW)), caption))
   return blocks
 
 
-def _training(workdir: str) -> list:
+def _read_train_metrics(workdir: str) -> list[dict]:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  last = {}
   with open(path) as f:
-    for line in f:
-      record = json.loads(line)
-      if record.get("stage") == "train":
-        last.update({k: (record["step"], v) for k, v in record.items()
-                     if k not in ("stage", "step", "time")})
+    records = [json.loads(line) for line in f if line.strip()]
+  return [r for r in records if r.get("stage") == "train"]
+
+
+def _curves(records: list[dict]) -> list:
+  """The CURVES panels side by side, from every record that has their keys."""
+  records = [dict(r, **{"synth/kept_of_generated": r["synth/kept"]
+                         / r["synth/generated"]})
+             if r.get("synth/generated") else r for r in records]
+  panels = []
+  for title, keys, y_range in CURVES:
+    series = []
+    for key in keys:
+      points = [(r["step"], r[key]) for r in records if key in r]
+      if points:
+        series.append(charts.Series(key, *zip(*points)))
+    if series:
+      panels.append(charts.line_chart(title, series, y_range=y_range))
+  if not panels:
+    return []
+  return [doc.Figure("training_curves.png",
+                     pics.png_bytes(pics.row(panels, panels[0].shape[0], 8)),
+                     "Training curves from metrics.jsonl: loss of the "
+                     "training batches and of the synthetic hold-out set; "
+                     "the fraction of generated candidates the filters kept "
+                     "(synth/kept_of_generated) and of batch slots filled "
+                     "with a kept sample (kept_fraction); the hold-out "
+                     "metrics; all over training steps.")]
+
+
+def _training(workdir: str) -> list:
+  records = _read_train_metrics(workdir)
+  last = {}
+  for record in records:
+    last.update({k: (record["step"], v) for k, v in record.items()
+                 if k not in ("stage", "step", "time")})
   if not last:
     return []
-  return [doc.Heading("Training"),
+  return [doc.Heading("Training")] + _curves(records) + [
           doc.Table(("metric", "step", "value"),
                     [(k, step, f"{v:.4g}") for k, (step, v) in sorted(last.items())])]
 
@@ -216,11 +288,17 @@ def _metrics(workdir: str) -> list:
   return blocks
 
 
+def _absent(config: ml_collections.ConfigDict) -> list:
+  """One line per optional dataset whose files were not found."""
+  return [doc.Paragraph(f"Not evaluated: {a.line()}.")
+          for a in sources.absent_datasets(config.eval)]
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes W/report.html, W/report.md and W/report_files/."""
   blocks = (_summary(config, workdir) + _ranking(config, workdir)
             + _synthetic(config, workdir) + _training(workdir)
-            + _predictions(workdir) + _metrics(workdir))
+            + _predictions(workdir) + _metrics(workdir) + _absent(config))
   title = "gansseg_jax report: " + os.path.basename(os.path.abspath(workdir))
   with fileio.atomic_path(os.path.join(workdir, FILES_DIR)) as tmp:
     os.makedirs(tmp)

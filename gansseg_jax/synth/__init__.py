@@ -1,6 +1,6 @@
 """On-device mask synthesis: latents -> G(z), G(z+h) -> masks -> filters.
 
-Modules (REFERENCE.md sections 3-6):
+Modules (docs/method.md sections 3-6):
   affine   the two affine colour maps of section 3 and their pixel classes.
   latents  latent samplers: the prior N(0, I) or stored encoder embeddings.
   masks    mask rules: 'lighting', 'mean_thr', 'affine'.

@@ -1,4 +1,4 @@
-"""Two affine colour maps and the pixel classes they induce (REFERENCE.md §3).
+"""Two affine colour maps and the pixel classes they induce (docs/method.md §3).
 
 A shift h is "segmenting" when every pixel colour c = G(z)_xy is carried to
 c' = G(z + h)_xy by one of two affine maps A_1, A_2: R^3 -> R^3. The maps are
@@ -18,7 +18,7 @@ def apply_affine(maps: jax.Array, pixels: jax.Array) -> jax.Array:
   """A_i(c) for both maps: [2, 3, 4] x [..., 3] -> [2, ..., 3], in [-1, 1].
 
   A_i(c) = clip(W_i c + b_i, -1, 1) with W_i = maps[i, :, :3] and
-  b_i = maps[i, :, 3] (REFERENCE.md §3).
+  b_i = maps[i, :, 3] (docs/method.md §3).
   """
   matrices, biases = maps[:, :, :3], maps[:, :, 3]
   # out[i, ..., r] = sum_k W_i[r, k] c[..., k] + b_i[r]
@@ -36,7 +36,7 @@ def affine_distances(maps: jax.Array, image: jax.Array,
 
 def affine_class_map(maps: jax.Array, image: jax.Array,
                      shifted: jax.Array) -> jax.Array:
-  """Pixel class argmin_i ||A_i(c) - c'||_2 (REFERENCE.md §3, eq. 7).
+  """Pixel class argmin_i ||A_i(c) - c'||_2 (docs/method.md §3, eq. 7).
 
   Args:
     maps: [2, 3, 4] the two affine maps.

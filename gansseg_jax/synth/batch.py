@@ -1,6 +1,6 @@
 """A fixed-size batch of filtered (image, mask) pairs, built on device.
 
-`synthesize` (REFERENCE.md §4-6, ARCHITECTURE.md "fused training step"):
+`synthesize` (docs/method.md §4-6, docs/architecture.md "fused training step"):
 
   1. n = ceil(batch_size * oversample) latents z from `sample_latents`;
   2. G(z) and G(z + h), h = shift_radius * direction / ||direction||, in one
@@ -113,7 +113,7 @@ class SynthBatch(NamedTuple):
 
 
 def shift_vector(direction: jax.Array, radius: float) -> jax.Array:
-  """h = r * direction / ||direction||_2 (REFERENCE.md §4)."""
+  """h = r * direction / ||direction||_2 (docs/method.md §4)."""
   direction = direction.astype(jnp.float32)
   return radius * direction / jnp.linalg.norm(direction)
 

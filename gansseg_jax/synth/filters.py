@@ -1,4 +1,4 @@
-"""The three mask filters of REFERENCE.md §6, jitted and vmappable.
+"""The three mask filters of docs/method.md §6, jitted and vmappable.
 
 Every function takes one sample or a batch: leading axes before [H, W]
 (masks) or [H, W, 3] (images) are batch axes, handled natively, so a batch
@@ -70,7 +70,7 @@ def check_histogram(rule: str, bins: int, window: int) -> None:
 
 @functools.partial(jax.jit, static_argnames=("max_foreground",))
 def size_filter(mask: jax.Array, *, max_foreground: float) -> jax.Array:
-  """Keep iff |M| / (H W) <= max_foreground (REFERENCE.md §6; paper: 0.5).
+  """Keep iff |M| / (H W) <= max_foreground (docs/method.md §6; paper: 0.5).
 
   The paper drops fractions > 0.5; the authors' code keeps only < 0.5, so
   the two differ on masks of exactly half the image.
@@ -161,7 +161,7 @@ def _count_maxima_with_plateaus(smooth: jax.Array) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("rule", "bins", "window"))
 def histogram_filter(shifted: jax.Array, *, rule: str, bins: int,
                      window: int) -> jax.Array:
-  """Histogram filter on the shifted image G(z + h) (REFERENCE.md §6).
+  """Histogram filter on the shifted image G(z + h) (docs/method.md §6).
 
   'paper': histogram of gray(G(z + h)) with `bins` bins over [-1, 1],
   moving average over `window` bins (zero padded, same length); drop the
@@ -296,7 +296,7 @@ def label_components(mask: jax.Array, *,
                    static_argnames=("connectivity", "min_ratio", "strict"))
 def connected_components_filter(mask: jax.Array, *, connectivity: int,
                                 min_ratio: float, strict: bool) -> jax.Array:
-  """Remove components with |M_i| < min_ratio |M_1| (REFERENCE.md §6).
+  """Remove components with |M_i| < min_ratio |M_1| (docs/method.md §6).
 
   M_1 is the largest component of the sample. `strict=True` also removes
   |M_i| == min_ratio |M_1| (the authors' code keeps ratio > 0.2). An empty

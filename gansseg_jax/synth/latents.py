@@ -1,4 +1,4 @@
-"""Latent samplers, pure functions of a PRNG key (REFERENCE.md §5).
+"""Latent samplers, pure functions of a PRNG key (docs/method.md §5).
 
 `make_sampler(config.synth, z_dim, embeddings)` returns `sample(key, n)`,
 which draws z [n, z_dim] float32:
@@ -72,7 +72,7 @@ def prior_sampler(z_dim: int, truncation: float) -> Sampler:
 
 
 def embedding_sampler(embeddings: np.ndarray, noise: float) -> Sampler:
-  """z = E_i + noise * xi, i ~ U{0..N-1}, xi ~ N(0, I) (REFERENCE.md §5)."""
+  """z = E_i + noise * xi, i ~ U{0..N-1}, xi ~ N(0, I) (docs/method.md §5)."""
   table = jnp.asarray(embeddings, jnp.float32)
 
   def sample(key: jax.Array, n: int) -> jax.Array:

@@ -1,4 +1,4 @@
-"""Mask rules: the foreground pixels of G(z), given G(z + h) (REFERENCE.md §4).
+"""Mask rules: the foreground pixels of G(z), given G(z + h) (docs/method.md §4).
 
 All functions are pure jnp on [..., H, W, 3] images in [-1, 1] (any leading
 batch axes) and return bool masks [..., H, W]; True = foreground.
@@ -34,7 +34,7 @@ def gray(images: jax.Array) -> jax.Array:
 
 
 def lighting_mask(image: jax.Array, shifted: jax.Array) -> jax.Array:
-  """M = [gray(G(z + h)) > gray(G(z))] (REFERENCE.md §4, 'lighting')."""
+  """M = [gray(G(z + h)) > gray(G(z))] (docs/method.md §4, 'lighting')."""
   return gray(shifted) > gray(image)
 
 
@@ -53,7 +53,7 @@ def _border(mask: jax.Array) -> jax.Array:
 
 def affine_mask(maps: jax.Array, image: jax.Array,
                 shifted: jax.Array) -> jax.Array:
-  """Foreground class of the affine class map (REFERENCE.md §3-4, 'affine').
+  """Foreground class of the affine class map (docs/method.md §3-4, 'affine').
 
   classes = argmin_i ||A_i(c) - c'||_2 (see `affine.affine_class_map`).
   The foreground is class 1 when it has fewer border pixels than class 0,

@@ -1,4 +1,4 @@
-"""Training the segmentation U-Net on synthetic pairs (REFERENCE.md section 7).
+"""Training the segmentation U-Net on synthetic pairs (docs/method.md section 7).
 
 Modules:
   sharding       the 'data' device mesh, global-batch checks, multi-host help.

@@ -1,7 +1,7 @@
 """A thin wrapper around orbax: periodic async checkpoints, resume, SIGTERM.
 
 `StepCheckpoints` keeps the last N checkpoints of a stage in
-`workdir/checkpoints/<stage>/<step>/` (ARCHITECTURE.md, "Checkpoints and
+`workdir/checkpoints/<stage>/<step>/` (docs/architecture.md, "Checkpoints and
 runs"): saves are asynchronous (training goes on while the files are written),
 a checkpoint appears only when complete (orbax writes to a temporary folder and
 renames it), so a run killed at any moment resumes from the latest complete one;

@@ -53,6 +53,7 @@ from gansseg_jax import errors
 from gansseg_jax import fileio
 from gansseg_jax import machine as machine_lib
 from gansseg_jax import monitoring
+from gansseg_jax import runtime
 from gansseg_jax.data import scenes
 from gansseg_jax.models import demo_gan
 
@@ -390,6 +391,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   config, workdir = _CONFIG.value, _WORKDIR.value
+  runtime.configure_logging(config)
   signal.signal(signal.SIGTERM, lambda *_: _STOP.set())
   try:
     if not _EXPORT_ONLY.value:

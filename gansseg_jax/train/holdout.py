@@ -1,4 +1,4 @@
-"""The synthetic hold-out set and its metrics (REFERENCE.md sections 7 and 8).
+"""The synthetic hold-out set and its metrics (docs/method.md sections 7 and 8).
 
 A fixed set of synthetic (image, mask) pairs, made once per run with its own
 seed (`config.train.holdout_seed`) by the same on-device synthesis as training

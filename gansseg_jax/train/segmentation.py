@@ -1,6 +1,6 @@
-"""The fused training step of the U-Net and the training loop (REFERENCE.md §7).
+"""The fused training step of the U-Net and the training loop (docs/method.md §7).
 
-One jitted step, no host round trip (ARCHITECTURE.md, "The fused training
+One jitted step, no host round trip (docs/architecture.md, "The fused training
 step"):
 
   key_c = fold_in(fold_in(stage_key(seed, 'train'), step), c)   c = chunk

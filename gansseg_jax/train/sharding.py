@@ -1,6 +1,6 @@
 """The device mesh of data-parallel training, batch checks, multi-host helpers.
 
-One code path for one device, many devices and many hosts (ARCHITECTURE.md,
+One code path for one device, many devices and many hosts (docs/architecture.md,
 "The fused training step"): a 1-D mesh over every device of every process,
 axis 'data'; the batch is sharded on it, params are replicated; `jax.jit`
 with these shardings, no `pmap`. Multi-host start-up is

@@ -1,4 +1,4 @@
-"""The `train` stage: the U-Net on endless synthetic pairs (REFERENCE.md §7).
+"""The `train` stage: the U-Net on endless synthetic pairs (docs/method.md §7).
 
 run(config, workdir):
   Inputs:  W/generator/ (through gansseg_jax.convert.load.load_generator),

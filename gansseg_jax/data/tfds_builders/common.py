@@ -7,7 +7,7 @@ Examples have the features
   image: uint8 [H, W, 3]  (JPEG/PNG bytes kept as they are when RGB or gray,
                            other files converted by gansseg_jax.data.images)
   mask:  uint8 [H, W, 1]  0 or 255, the ground truth binarised at 0.5 of its
-                           range (REFERENCE.md section 8)
+                           range (docs/method.md section 8)
   name:  text             the file stem
 """
 import os
