@@ -16,6 +16,7 @@ from absl import logging
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 
 # Scope components that name the parts of a BigBiGAN module.
 GENERATOR_SCOPE = "Generator"
@@ -26,13 +27,10 @@ _BOOKKEEPING = re.compile(r"(^|/)global_step$")
 
 
 def _import_hub():
-  try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise errors.UserError(
-        "config.generator.source: 'tfhub' needs tensorflow and tensorflow-hub "
-        f"(pip install -e '.[tf]'): {e}") from e
+  """(tensorflow, tensorflow_hub), or a UserError saying which import failed."""
+  needed_by = "config.generator.source: 'tfhub'"
+  tf = optional.load("tensorflow", needed_by, optional.TF_EXTRA)
+  hub = optional.load("tensorflow_hub", needed_by, optional.TF_EXTRA)
   return tf, hub
 
 
