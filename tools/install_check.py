@@ -116,7 +116,9 @@ def main():
   rows, missing = [], []
   for name in args.pythons.split(","):
     python = shutil.which(name)
-    if python is None:
+    if python is None or subprocess.run(  # pyenv's shims exist but may fail.
+        [python, "-c", "import venv"], capture_output=True,
+        check=False).returncode:
       missing.append(name)
       print(f"{name}: not found, skipped", flush=True)
       continue
