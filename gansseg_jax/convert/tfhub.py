@@ -3,13 +3,15 @@
 The module is loaded the way TF-Hub loads TF1-format modules in TF2:
 `hub.load(handle, tags=[])`, where handle is a tfhub.dev URL, a local module
 folder, or a local .tar.gz of one (unpacked to a temporary folder first).
-TensorFlow and tensorflow-hub are the `tf` extra; they are imported here only.
+TensorFlow and tensorflow-hub are the `tf` extra; they are imported here only,
+through gansseg_jax.optional (an import failure names the missing module).
 """
 import contextlib
 import os
 import re
 import tarfile
 import tempfile
+import urllib.parse
 from typing import Any, Iterator, Mapping
 
 from absl import logging
@@ -24,6 +26,7 @@ _ENCODER_SCOPE = re.compile(r"^encoder", re.IGNORECASE)
 _DISCRIMINATOR_SCOPE = re.compile(r"^discriminator", re.IGNORECASE)
 # Bookkeeping variables some modules carry; never part of a network.
 _BOOKKEEPING = re.compile(r"(^|/)global_step$")
+_FILE_SCHEME = "file://"
 
 
 def _import_hub():
@@ -36,10 +39,17 @@ def _import_hub():
 
 @contextlib.contextmanager
 def opened(handle: str) -> Iterator[Any]:
-  """Yields the loaded module for a URL, a folder or a local .tar.gz."""
+  """Yields the loaded module for a URL, a folder or a local .tar.gz.
+
+  A URL handle resolves through TF-Hub's cache: when $TFHUB_CACHE_DIR holds
+  the module (in the folder TF-Hub names by the SHA-1 of the URL) nothing is
+  downloaded. A `file://` handle is the local path it names.
+  """
   tf, hub = _import_hub()
   if not handle:
     raise errors.UserError("config.generator.handle: empty")
+  if handle.startswith(_FILE_SCHEME):
+    handle = urllib.parse.unquote(urllib.parse.urlparse(handle).path)
   is_url = "://" in handle
   if not is_url and not os.path.exists(handle):
     raise errors.UserError(f"config.generator.handle: {handle} does not exist")
