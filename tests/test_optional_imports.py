@@ -11,9 +11,11 @@ import sys
 
 import pytest
 
+from configs import default
 from gansseg_jax import errors
 from gansseg_jax import monitoring
 from gansseg_jax import optional
+from gansseg_jax.data import sources
 
 
 def fabricate(site, package, version, source):
@@ -108,3 +110,12 @@ def test_tensorboard_writer_falls_back_to_jsonl(blocked, level, tmp_path,
   assert re.search(r"clu\.metric_writers\S* \(clu [0-9.]+\) imports "
                    + re.escape(blocked) + ", which is not installed",
                    record.getMessage()), record.getMessage()
+
+
+@pytest.mark.parametrize("entry", ["ecssd", "cub"])
+def test_tfds_dataset_without_tfds_names_the_entry(entry, monkeypatch):
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+  with pytest.raises(errors.UserError, match=(
+      rf"^config.eval.datasets: '{entry}' needs tensorflow_datasets, which is "
+      r"not installed \(pip install -e '.\[tf\]'\)$")):
+    sources.open_source(entry, default.get_config().eval)
