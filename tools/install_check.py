@@ -21,7 +21,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(REPO, "tools", "install_smoke.py")
 PYTHONS = ("python3.11", "python3.12")
-COMBOS = ("", "tf", "tf,torch", "tf,test", "tf,test,torch")
+# '+' installs one after the other: 'tf,test+torch' is `make test`, then
+# `pip install -e ".[torch]"` into the same venv.
+COMBOS = ("", "tf", "tf,torch", "tf,test", "tf,test,torch", "tf,test+torch")
 # Versions worth a column: the ones whose mix broke `import tensorflow_hub`.
 SHOWN = ("setuptools", "tensorflow-hub", "tensorflow-cpu", "torch")
 
@@ -46,31 +48,33 @@ def _versions(python):
 
 def check_one(python, extras, root, keep):
   """Installs and smoke-tests one pair; returns its row."""
-  name = f"{os.path.basename(python)}-{extras.replace(',', '-') or 'core'}"
+  name = (f"{os.path.basename(python)}-"
+          f"{extras.replace(',', '-').replace('+', '-then-') or 'core'}")
   venv = os.path.join(root, name)
   log = os.path.join(root, f"{name}.log")
-  row = {"python": os.path.basename(python), "extras": extras or "(core)",
-         "log": log}
+  row = {"python": os.path.basename(python),
+         "extras": extras.replace("+", " then ") or "(core)", "log": log}
   shutil.rmtree(venv, ignore_errors=True)
   if os.path.exists(log):
     os.remove(log)
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
   venv_python = os.path.join(venv, "bin", "python")
-  spec = f"{REPO}[{extras}]" if extras else REPO
   start = time.time()
   installed = (
       _run([python, "-m", "venv", venv], log, env=env)
       and _run([venv_python, "-m", "pip", "install", "--quiet", "--upgrade",
                 "pip"], log, env=env)
-      and _run([venv_python, "-m", "pip", "install", "--quiet", "-e", spec],
-               log, env=env))
+      and all(_run([venv_python, "-m", "pip", "install", "--quiet", "-e",
+                    f"{REPO}[{step}]" if step else REPO], log, env=env)
+              for step in extras.split("+")))
   row["install_s"] = round(time.time() - start)
   row["smoke_s"], row["checks"] = 0, []
   if installed:
     row.update(_versions(venv_python))
     start = time.time()
     smoke = subprocess.run(
-        [venv_python, SMOKE, f"--extras={extras}"], cwd=root, env=env,
+        [venv_python, SMOKE, f"--extras={extras.replace('+', ',')}"],
+        cwd=root, env=env,
         capture_output=True, text=True, check=False)
     row["smoke_s"] = round(time.time() - start)
     with open(log, "a") as out:
@@ -104,7 +108,8 @@ def main():
   parser.add_argument("--pythons", default=",".join(PYTHONS),
                       help="comma-separated interpreters (names or paths)")
   parser.add_argument("--combos", default=";".join(COMBOS),
-                      help="';'-separated extras combinations ('' = core)")
+                      help="';'-separated extras combinations ('' = core, "
+                      "'a+b' = .[a] then .[b] into the same venv)")
   parser.add_argument("--root", default="/tmp/gansseg-install-check",
                       help="where the throwaway venvs and logs go")
   parser.add_argument("--table", default="",
