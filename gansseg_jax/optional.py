@@ -63,15 +63,16 @@ def failure(module: str, error: ImportError, install: str) -> str:
   """Why `import module` raised `error`, as a clause after 'which is'."""
   if is_absent(module, error):
     return f"not installed ({install})"
-  importer = _importer(error) or "a module it imports"
+  importer = _importer(error)
   if isinstance(error, ModuleNotFoundError) and error.name:
     provider = _PROVIDERS.get(error.name.split(".")[0],
                               f"reinstalling with {install} may bring it back")
-    return (f"installed but fails to import: {importer} imports {error.name}, "
-            f"which is not installed; {provider}")
+    return (f"installed but fails to import: {importer or 'it'} imports "
+            f"{error.name}, which is not installed; {provider}")
   first_line = str(error).splitlines()[0] if str(error) else ""
-  return (f"installed but fails to import: in {importer}, "
-          f"{type(error).__name__}: {first_line}")
+  return ("installed but fails to import: "
+          + (f"in {importer}, " if importer else "")
+          + f"{type(error).__name__}: {first_line}")
 
 
 def load(module: str, needed_by: str, install: str) -> types.ModuleType:
