@@ -21,12 +21,14 @@ from gansseg_jax import errors
 TF_EXTRA = "pip install -e '.[tf]'"
 TORCH_EXTRA = "pip install -e '.[torch]'"
 
-# Modules that installed packages import but that no pinned package of ours
-# brings by that name, and where they come from.
+# Where a module that an installed package imports comes from, when
+# reinstalling that package would not bring it.
 _PROVIDERS = {
     "pkg_resources": (
         "setuptools 82 and newer no longer ship it: pip install "
         "'setuptools<82' (the `tf` extra pins setuptools==80.9.0)"),
+    "tensorflow": f"the `tf` extra brings it ({TF_EXTRA})",
+    "tensorboard": f"the `tf` extra brings it ({TF_EXTRA})",
 }
 
 
