@@ -132,8 +132,8 @@ def main():
       rows.append(row)
       print(f"{row['python']} [{row['extras']}]: "
             f"{'pass' if row['ok'] else 'FAIL (see ' + row['log'] + ')'} "
-            f"install {row['install_s']} s, smoke {row['smoke_s']} s",
-            flush=True)
+            f"install {row['install_s']} s, smoke {row['smoke_s']} s; "
+            + json.dumps({k: row.get(k) for k in SHOWN}), flush=True)
   header = (f"{time.strftime('%Y-%m-%d', time.gmtime())}, "
             f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
             + (f"; not found: {', '.join(missing)}" if missing else ""))
