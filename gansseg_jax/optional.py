@@ -33,7 +33,7 @@ _PROVIDERS = {
 
 
 def is_absent(module: str, error: ImportError) -> bool:
-  """Whether `error` says that `module` itself (or a parent) is not installed."""
+  """Whether `error` says that `module` (or a parent) is not installed."""
   name = error.name or ""
   return bool(name) and (module == name or module.startswith(name + "."))
 

@@ -75,7 +75,7 @@ def test_loaded_module_is_returned(site):
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow_hub") is None,
                     reason="tensorflow-hub is not installed (the `tf` extra)")
 def test_tensorflow_hub_without_pkg_resources_names_setuptools(monkeypatch):
-  """The issue's venv: tensorflow-hub installed, setuptools>=82 (no pkg_resources)."""
+  """The issue's venv: tensorflow-hub installed, no pkg_resources."""
   from gansseg_jax.convert import tfhub  # pylint: disable=g-import-not-at-top
   for name in [n for n in sys.modules
                if n == "tensorflow_hub" or n.startswith("tensorflow_hub.")]:

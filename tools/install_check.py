@@ -1,4 +1,4 @@
-"""The install matrix: every extras combination the README offers, on each Python.
+"""The install matrix: each extras combination the README offers, per Python.
 
 `make install-check` (or `python tools/install_check.py`) makes a throwaway
 venv under /tmp for each (Python, extras) pair, installs the repository into
