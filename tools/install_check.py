@@ -6,7 +6,7 @@ it the README's way (`pip install -e ".[extras]"`, pip's own cache, the pins
 of setup.py), runs tools/install_smoke.py in it (outside the repository, with
 no PYTHONPATH) and deletes it. It prints one row per pair and a markdown table
 (also written to --table), and exits 1 when any pair failed. Standard library
-only: any python3 runs it. Slow: about 2.5 hours for the 12 pairs on a loaded
+only: any python3 runs it. Slow: about 2 hours for the 12 pairs on a loaded
 2-core machine, mostly pip unpacking tensorflow and torch (docs/install.md has
 the latest table and times); --pythons and --combos pick a subset.
 """
