@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine with python3 and make:
 #   make demo   - built-in end-to-end run on CPU, prints where the report is
 #   make test   - the whole test suite
+#   make install-check - every extras combination in throwaway venvs (slow;
+#                 before a release or a pin change, see docs/install.md)
 # make demo WORKDIR=dir DEMO_ARGS='--config.train.steps=500' changes the run.
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +10,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test venv clean-venv
+.PHONY: demo test venv clean-venv install-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,9 @@ demo: $(VENV)/.installed-core
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+install-check:
+	$(PYTHON) tools/install_check.py $(INSTALL_CHECK_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

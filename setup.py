@@ -1,7 +1,10 @@
 """gansseg_jax: unsupervised object segmentation with off-the-shelf GANs, in JAX.
 
-Pins are a set that installs and works together on Python 3.11 (checked on
-2026-11-22). CPU is the default install; `cuda` / `tpu` pull jax's own extras.
+Pins are a set that installs and works together on Python 3.11 and 3.12
+(`make install-check` installs every extras combination the README offers in
+throwaway venvs and imports each optional dependency; docs/install.md has its
+latest table). CPU is the default install; `cuda` / `tpu` pull jax's own
+extras.
 """
 import setuptools
 
@@ -34,6 +37,13 @@ EXTRAS = {
         "tensorboard==2.21.0",
         # TFDS 4.9.10 imports it when it prepares a dataset, on every Python.
         "importlib_resources==7.1.0",
+        # tensorflow-hub 0.16.1 (the newest) runs `from pkg_resources import
+        # parse_version` when imported. setuptools 82 dropped pkg_resources;
+        # Python 3.12+ venvs have no setuptools and torch 2.13 asks for
+        # setuptools>=77.0.3, so without this pin pip installs the newest
+        # setuptools and `import tensorflow_hub` fails. 80.9.0 meets torch's
+        # floor and is below the <81 that pkg_resources' own warning names.
+        "setuptools==80.9.0",
     ],
     "test": [
         "pytest==9.2.0",
@@ -54,7 +64,7 @@ setuptools.setup(
         "Big GANs Are Watching You (Voynov, Morozov, Babenko) in JAX/Flax: "
         "segmentation masks from a GAN latent direction, a U-Net trained on them."
     ),
-    python_requires=">=3.11",
+    python_requires=">=3.11,<3.13",
     packages=setuptools.find_packages(include=["gansseg_jax", "gansseg_jax.*"]),
     package_data={"gansseg_jax": ["assets/**/*"]},
     install_requires=CORE,

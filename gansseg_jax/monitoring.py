@@ -10,6 +10,7 @@ tensorboard). Only process 0 writes; other processes only log.
 rate is smoothed over the last few logged intervals.
 """
 import collections
+import importlib
 import json
 import os
 import time
@@ -19,17 +20,27 @@ from absl import logging
 import jax
 import numpy as np
 
+from gansseg_jax import optional
 from gansseg_jax import runtime
 
 
 def _clu_writer(logdir: str):
-  """A clu TensorBoard writer, or None when tensorflow/tensorboard are absent."""
+  """A clu TensorBoard writer, or None when clu's writers cannot be imported.
+
+  Without the `tf` extra (tensorflow or tensorboard not installed) that is
+  expected and logged as info; any other import failure is a warning that
+  names the module at fault.
+  """
+  module = "clu.metric_writers"
   try:
     with runtime.native_stderr_quiet():  # TensorFlow's start-up notes.
-      from clu import metric_writers  # pylint: disable=g-import-not-at-top
+      metric_writers = importlib.import_module(module)
       return metric_writers.SummaryWriter(logdir)
   except ImportError as e:
-    logging.info("TensorBoard events off (%s); metrics.jsonl only.", e)
+    expected = e.name in ("tensorflow", "tensorboard")
+    (logging.info if expected else logging.warning)(
+        "TensorBoard events off (%s is %s); metrics.jsonl only.", module,
+        optional.failure(module, e, optional.TF_EXTRA))
     return None
 
 

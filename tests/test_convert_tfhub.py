@@ -6,7 +6,14 @@ the converter has never seen, `generate` and `encode` signatures implemented
 independently in TF ops, and loads it the way the converter loads TF-Hub
 modules (`hub.load(dir, tags=[])`). The full-size names and shapes are checked
 against tests/bigbigan_generator_manifest.txt without allocating anything.
+
+TensorFlow and tensorflow-hub are imported for real: the tests skip only when
+their distributions are not installed; an installed one that fails to import
+(e.g. tensorflow-hub without pkg_resources) fails them.
 """
+import hashlib
+import importlib
+import importlib.util
 import os
 import shutil
 
@@ -26,8 +33,18 @@ from gansseg_jax.convert import tfhub
 from gansseg_jax.data import images as images_lib
 from gansseg_jax.models import biggan
 
-tf = pytest.importorskip("tensorflow")
-pytest.importorskip("tensorflow_hub")
+
+
+def import_unless_absent(module):
+  """The module; a skip only when it is not installed at all."""
+  if importlib.util.find_spec(module) is None:
+    pytest.skip(f"{module} is not installed (the `tf` extra)",
+                allow_module_level=True)
+  return importlib.import_module(module)
+
+
+tf = import_unless_absent("tensorflow")
+hub = import_unless_absent("tensorflow_hub")
 
 MANIFEST = os.path.join(os.path.dirname(__file__),
                         "bigbigan_generator_manifest.txt")
@@ -518,3 +535,62 @@ def test_handle_can_be_a_tar_gz_and_must_exist(module_dir, tmp_path):
   with pytest.raises(errors.UserError, match="does not exist"):
     with tfhub.opened(str(tmp_path / "absent")):
       pass
+
+
+# ------------------------------------------- handles as TF-Hub resolves them
+
+
+def test_opened_uses_the_installed_tensorflow_hub():
+  got_tf, got_hub = tfhub._import_hub()  # pylint: disable=protected-access
+  assert got_tf is tf and got_hub is hub
+  assert hub.load.__module__ == "tensorflow_hub.module_v2"
+
+
+def test_file_url_names_a_local_tar_gz(module_dir, tmp_path):
+  path, values = module_dir
+  archive = shutil.make_archive(str(tmp_path / "big bigan"), "gztar",
+                                root_dir=path)
+  with tfhub.opened("file://" + archive.replace(" ", "%20")) as module:
+    variables = tfhub.read_variables(module)
+  np.testing.assert_array_equal(
+      variables[WRAPPER + "Generator/conv_2d/w/ema_0.9999"],
+      values["Generator/conv_2d/w/ema_0.9999"])
+  with pytest.raises(errors.UserError, match="does not exist"):
+    with tfhub.opened("file://" + str(tmp_path / "absent")):
+      pass
+
+
+def test_url_handle_resolves_offline_from_tfhub_cache(module_dir, tmp_path,
+                                                      monkeypatch):
+  """TF-Hub caches a URL's module in $TFHUB_CACHE_DIR/<sha1 of the URL>/."""
+  path, values = module_dir
+  handle = default.get_config().generator.handle
+  assert handle.startswith("https://tfhub.dev/")
+  cached = tmp_path / "cache" / hashlib.sha1(handle.encode()).hexdigest()
+  shutil.copytree(path, cached)
+  monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+  assert hub.resolve(handle) == str(cached)
+  with tfhub.opened(handle) as module:
+    variables = tfhub.read_variables(module)
+    images = tfhub.run_signature(
+        module, "generate", np.zeros((2, TINY.z_dim), np.float32))["default"]
+  for name, value in values.items():
+    np.testing.assert_array_equal(variables[WRAPPER + name], value)
+  assert images.shape == (2, TINY.resolution, TINY.resolution, 3)
+
+
+def test_convert_from_tar_gz_equals_convert_from_folder(module_dir, converted,
+                                                        tmp_path):
+  archive = shutil.make_archive(str(tmp_path / "bigbigan"), "gztar",
+                                root_dir=module_dir[0])
+  workdir = str(tmp_path / "work")
+  config = config_for(archive, bn_stats="divide", sn_normalize="add",
+                      encoder=False)
+  stage.run(config, workdir)
+  record = load.read_description(os.path.join(workdir, "generator"))[
+      "conversion"]
+  (verification,) = record["verification"]
+  assert verification["max_abs_diff"] < 1e-4
+  _, from_tar = load.load_generator(config, workdir)
+  _, from_folder = load.load_generator(config_for(module_dir[0]), converted)
+  jax.tree.map(np.testing.assert_array_equal, from_tar, from_folder)

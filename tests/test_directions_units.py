@@ -333,7 +333,8 @@ def test_pth_without_torch_says_how_to_fix(tmp_path, monkeypatch):
   path = tmp_path / "bg_direction.pth"
   path.write_bytes(b"not really torch")
   monkeypatch.setitem(sys.modules, "torch", None)
-  with pytest.raises(errors.UserError, match=r"torch is not installed.*\.npy"):
+  with pytest.raises(errors.UserError,
+                     match=r"needs torch, which is not installed.*\.npy"):
     direction_file.load_directions(str(path), 120)
 
 

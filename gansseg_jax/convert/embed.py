@@ -33,6 +33,7 @@ import numpy as np
 from gansseg_jax import errors
 from gansseg_jax import fileio
 from gansseg_jax import monitoring
+from gansseg_jax import optional
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage as convert_stage
 from gansseg_jax.convert import tfhub
@@ -95,12 +96,9 @@ def _dataset(config) -> tuple[int, Callable[[int], Iterator[np.ndarray]]]:
         yield preprocess(image, size)
     return len(files), from_folder
 
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError as err:
-    raise errors.UserError("config.embed.dataset: a TFDS name needs "
-                           "tensorflow-datasets (pip install -e '.[tf]')"
-                           ) from err
+  tfds = optional.load("tensorflow_datasets",
+                       f"config.embed.dataset: TFDS name {e.dataset!r}",
+                       optional.TF_EXTRA)
   try:
     builder = tfds.builder(e.dataset, data_dir=e.data_dir or None)
     builder.download_and_prepare()

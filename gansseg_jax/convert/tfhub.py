@@ -3,19 +3,22 @@
 The module is loaded the way TF-Hub loads TF1-format modules in TF2:
 `hub.load(handle, tags=[])`, where handle is a tfhub.dev URL, a local module
 folder, or a local .tar.gz of one (unpacked to a temporary folder first).
-TensorFlow and tensorflow-hub are the `tf` extra; they are imported here only.
+TensorFlow and tensorflow-hub are the `tf` extra; they are imported here only,
+through gansseg_jax.optional (an import failure names the missing module).
 """
 import contextlib
 import os
 import re
 import tarfile
 import tempfile
+import urllib.parse
 from typing import Any, Iterator, Mapping
 
 from absl import logging
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 
 # Scope components that name the parts of a BigBiGAN module.
 GENERATOR_SCOPE = "Generator"
@@ -23,25 +26,30 @@ _ENCODER_SCOPE = re.compile(r"^encoder", re.IGNORECASE)
 _DISCRIMINATOR_SCOPE = re.compile(r"^discriminator", re.IGNORECASE)
 # Bookkeeping variables some modules carry; never part of a network.
 _BOOKKEEPING = re.compile(r"(^|/)global_step$")
+_FILE_SCHEME = "file://"
 
 
 def _import_hub():
-  try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise errors.UserError(
-        "config.generator.source: 'tfhub' needs tensorflow and tensorflow-hub "
-        f"(pip install -e '.[tf]'): {e}") from e
+  """(tensorflow, tensorflow_hub), or a UserError saying which import failed."""
+  needed_by = "config.generator.source: 'tfhub'"
+  tf = optional.load("tensorflow", needed_by, optional.TF_EXTRA)
+  hub = optional.load("tensorflow_hub", needed_by, optional.TF_EXTRA)
   return tf, hub
 
 
 @contextlib.contextmanager
 def opened(handle: str) -> Iterator[Any]:
-  """Yields the loaded module for a URL, a folder or a local .tar.gz."""
+  """Yields the loaded module for a URL, a folder or a local .tar.gz.
+
+  A URL handle resolves through TF-Hub's cache: when $TFHUB_CACHE_DIR holds
+  the module (in the folder TF-Hub names by the SHA-1 of the URL) nothing is
+  downloaded. A `file://` handle is the local path it names.
+  """
   tf, hub = _import_hub()
   if not handle:
     raise errors.UserError("config.generator.handle: empty")
+  if handle.startswith(_FILE_SCHEME):
+    handle = urllib.parse.unquote(urllib.parse.urlparse(handle).path)
   is_url = "://" in handle
   if not is_url and not os.path.exists(handle):
     raise errors.UserError(f"config.generator.handle: {handle} does not exist")

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import spectral_norm
 from gansseg_jax.models import biggan
@@ -35,12 +36,9 @@ _SN_MODE = "max"  # BigGAN-PyTorch normalises with F.normalize.
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
   """{key: float32 array} of a .pth state dict; needs the `torch` extra."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise errors.UserError(
-        f"config.generator.torch_checkpoint: reading {path} needs PyTorch "
-        "(pip install -e '.[torch]')") from e
+  torch = optional.load("torch",
+                        f"config.generator.torch_checkpoint: reading {path}",
+                        optional.TORCH_EXTRA)
   try:
     state = torch.load(path, map_location="cpu", weights_only=True)
   except (OSError, RuntimeError) as e:

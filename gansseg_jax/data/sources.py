@@ -26,6 +26,7 @@ exist); a dataset found but unreadable is still an error at opening.
 """
 import dataclasses
 import os
+import types
 from typing import Callable, Iterator
 
 from absl import logging
@@ -33,6 +34,7 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 from gansseg_jax.data import checks
 from gansseg_jax.data import example as example_lib
 from gansseg_jax.data import folder
@@ -223,10 +225,9 @@ def _single_line(text: str) -> str:
 
 
 def _open_manual_tfds(name: str, split: str,
-                      eval_config: ml_collections.ConfigDict) -> Source:
+                      eval_config: ml_collections.ConfigDict,
+                      tfds: types.ModuleType) -> Source:
   """A manual-download TFDS dataset, prepared on first use."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
   known = KNOWN[name]
   builder = _builder_class(name)(data_dir=eval_config.data_dir or None)
   manual_dir = _manual_dir(eval_config, os.fspath(builder.data_dir_root),
@@ -256,8 +257,8 @@ def _open_manual_tfds(name: str, split: str,
                 examples=generate(), log=log)
 
 
-def _open_cub(eval_config: ml_collections.ConfigDict) -> Source:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+def _open_cub(eval_config: ml_collections.ConfigDict,
+              tfds: types.ModuleType) -> Source:
   from gansseg_jax.data import cub  # pylint: disable=g-import-not-at-top
 
   known = KNOWN["cub"]
@@ -347,8 +348,10 @@ def open_source(entry: str, eval_config: ml_collections.ConfigDict,
     return _open_folder(entry, eval_config, field)
   if entry.startswith(SCENES_PREFIX):
     return _open_scenes(entry, field)
+  tfds = optional.load("tensorflow_datasets", f"{field}: {entry!r}",
+                       optional.TF_EXTRA)
   if entry == "cub":
-    return _open_cub(eval_config)
+    return _open_cub(eval_config, tfds)
   split = "train" if entry == "duts_tr" else "test"
-  return _open_manual_tfds(entry, split, eval_config)
+  return _open_manual_tfds(entry, split, eval_config, tfds)
 

@@ -10,16 +10,14 @@ import os
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 
 
 def _load_pth(path: str) -> np.ndarray:
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise errors.UserError(
-        f"config.directions.file: {path} is a PyTorch file and torch is not "
-        "installed; `pip install -e .[torch]`, or save it as .npy with "
-        "`numpy.save(out, torch.load(path).cpu().numpy())` elsewhere") from e
+  torch = optional.load(
+      "torch", f"config.directions.file: {path} is a PyTorch file and",
+      f"{optional.TORCH_EXTRA}, or save it as .npy with "
+      "`numpy.save(out, torch.load(path).cpu().numpy())` elsewhere")
   try:
     value = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # torch raises many kinds for a bad file.
