@@ -15,6 +15,7 @@ from ml_collections import config_flags
 from gansseg_jax import errors
 from gansseg_jax import runtime
 from gansseg_jax import stages
+from gansseg_jax.train import checkpointing
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path of a config file in configs/.", lock_config=True)
@@ -85,6 +86,10 @@ def main(argv: list[str]) -> None:
   except errors.UserError as e:
     logging.flush()
     errors.exit_with_error(str(e))
+  except checkpointing.Preempted as e:  # Saved; exit status 143.
+    logging.flush()
+    print(f"stopped: {e}", file=sys.stderr)
+    raise
 
 
 if __name__ == "__main__":

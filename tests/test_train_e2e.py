@@ -154,7 +154,8 @@ except segmentation.NonFiniteLossError as e:
 """
   result = f.run_python(script, f.python_env(xla_cache_dir))
   assert result.returncode == 0, result.stdout + result.stderr
-  assert "ERROR: train: the loss is NaN or inf at step 1;" in result.stdout
+  assert ("ERROR: train: the loss, gradients or new params are NaN or inf at "
+          "step 1 (not applied);") in result.stdout
   ckpt = os.path.join(workdir, "checkpoints", "train")
   assert os.listdir(ckpt) == ["0"]
   assert not os.path.exists(os.path.join(workdir, "unet"))
