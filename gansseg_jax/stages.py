@@ -24,6 +24,7 @@ import jax
 import ml_collections
 
 from gansseg_jax import errors
+from gansseg_jax import fileio
 from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
 from gansseg_jax.synth import inputs as synth_inputs
@@ -198,6 +199,8 @@ def execute(plan_: Plan) -> None:
   is_writer = jax.process_index() == 0
   if is_writer:
     os.makedirs(workdir, exist_ok=True)
+    for path in fileio.remove_temporaries(workdir):
+      logging.info("removed %s (left by a killed run)", path)
     for stage in plan_.stale:
       wd.remove_marker(workdir, stage.name)
     wd.write_config(workdir, plan_.config_dict)
