@@ -2,16 +2,26 @@ r"""Entry point: `python -m gansseg_jax.main --config=configs/cub.py --workdir=W
 
 Flags only, then dispatch to the stage runner. Config fields are overridden
 with `--config.section.field=value` (the config is locked: unknown fields are
-errors). Bad input of any kind ends with one `error:` line and exit code 2.
+errors). Bad input of any kind ends with one `error:` line and exit code 2,
+found before anything is written: every field's range (config_checks), the
+workdir and its files (stages.plan), the files the config names, then the
+batch sizes against the devices; only then does the run take the workdir's
+lock and write config.json (docs/reliability.md).
 """
+import difflib
+import errno
+import importlib.util
 import os
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
+import jax
+import ml_collections
 from ml_collections import config_flags
 
+from gansseg_jax import config_checks
 from gansseg_jax import errors
 from gansseg_jax import runtime
 from gansseg_jax import stages
@@ -32,14 +42,34 @@ def _config_path(argv: list[str]) -> str | None:
   return None
 
 
-def _override_named(argv: list[str], key: str) -> str:
-  """The `--config.a.b=...` argument whose path contains `key`."""
+def _load_config(config_arg: str):
+  """The ConfigDict of `path[:argument]`, as config_flags builds it."""
+  config_file, _, argument = config_arg.partition(":")
+  spec = importlib.util.spec_from_file_location("_gansseg_config", config_file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(argument) if argument else module.get_config()
+
+
+def _unknown_override(argv: list[str], config_arg: str) -> str | None:
+  """'--config.a.b: no such field (did you mean a.c?)' for the first bad path."""
+  config = _load_config(config_arg)
   for arg in argv:
-    if arg.startswith("--config."):
-      path = arg[2:].split("=", 1)[0]
-      if key in path.split("."):
-        return path
-  return f"config.{key}"
+    if not arg.startswith("--config."):
+      continue
+    path = arg[len("--config."):].split("=", 1)[0]
+    node, parents = config, []
+    for part in path.split("."):
+      if not isinstance(node, ml_collections.ConfigDict):
+        return (f"--config.{path}: no such field ({'.'.join(parents)} is a "
+                "value, not a section)")
+      if part not in node:
+        close = difflib.get_close_matches(part, list(node.keys()), n=1)
+        hint = (f" (did you mean {'.'.join(parents + close)}?)" if close
+                else "")
+        return f"--config.{path}: no such field{hint}"
+      node, parents = node[part], parents + [part]
+  return None
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -60,11 +90,8 @@ def parse_flags(argv: list[str]) -> list[str]:
   except (AttributeError, KeyError) as e:
     # ml_collections: an override of a field the locked config does not have
     # raises the KeyError of the missing key, bare or inside an AttributeError.
-    missing = e if isinstance(e, KeyError) else (e.args[0] if e.args else e)
-    if isinstance(missing, KeyError) and missing.args:
-      key = str(missing.args[0]).strip("'")
-      errors.exit_with_error(f"{_override_named(argv, key)}: no such config field")
-    errors.exit_with_error(f"--config: {e}")
+    unknown = path and _unknown_override(argv, path)
+    errors.exit_with_error(unknown or f"--config: {e}")
   except flags.Error as e:
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
     errors.exit_with_error(lines[-1] if lines and lines[0].startswith("Traceback")
@@ -73,19 +100,34 @@ def parse_flags(argv: list[str]) -> list[str]:
     errors.exit_with_error(f"--config: {e}")
 
 
+# A write the filesystem refuses (read-only, no permission, full): the user
+# can fix it, so it ends like bad input, with the file named.
+_REFUSED_WRITES = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC,
+                   errno.EDQUOT)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value
   try:
-    runtime.distributed_wanted(config)  # Validates the switch early.
+    config_checks.check_values(config)
+    multi_host = runtime.distributed_wanted(config)
     # Absolute: orbax and multi-host runs need it, and logs name real paths.
-    plan = stages.plan(config, os.path.abspath(_WORKDIR.value))
+    plan = stages.plan(config, os.path.abspath(_WORKDIR.value),
+                       check_lock=not multi_host)
+    config_checks.check_files(config, plan.running())
     runtime.initialize(config)
+    config_checks.check_devices(config, plan.running(), jax.device_count())
     stages.execute(plan)
   except errors.UserError as e:
     logging.flush()
     errors.exit_with_error(str(e))
+  except OSError as e:
+    if e.errno not in _REFUSED_WRITES:
+      raise
+    logging.flush()
+    errors.exit_with_error(f"{e.filename or _WORKDIR.value}: {e.strerror}")
   except checkpointing.Preempted as e:  # Saved; exit status 143.
     logging.flush()
     print(f"stopped: {e}", file=sys.stderr)

@@ -3,12 +3,20 @@
 A stage is a function `(config, workdir) -> None` named by "module:function".
 It reads only what earlier stages wrote into the workdir (its `inputs`) and
 writes its `outputs` atomically. The runner:
-  1. checks every selected name and that every stage it will run is built;
-  2. compares the config with the one that made the finished stages (an
-     incompatible change is an error unless `config.force`);
+  1. checks the workdir is a writable folder no other run holds, every
+     selected name, and that every stage it will run is built;
+  2. compares the config with the one each finished stage recorded in its
+     marker (an incompatible change is an error unless `config.force`), and
+     with the one an unfinished stage's checkpoints were made with;
   3. checks each stage's inputs exist or will be made by an earlier stage;
-  4. only then writes `config.json`, runs the stages in canonical order, skips
-     those whose outputs exist for the same config, and records wall times.
+  4. only then takes the workdir's lock (gansseg_jax/lock.py), writes
+     `config.json`, runs the stages in canonical order, skips those whose
+     outputs exist for the same config, and records wall times.
+A stage's marker is removed when it starts and written when it finishes; a
+run that fails leaves the markers of stages it did not start untouched. A
+forced stage (`config.force`) starts from scratch: its checkpoints (`scratch`)
+are moved aside and deleted once it finishes, or put back if it fails. When a
+stage finishes, the markers of later stages made from its old outputs go.
 A stage's hash covers the config sections it `reads`, the seed, and the hashes
 of the stages whose outputs it reads (`after`), so an upstream change
 invalidates everything downstream.
@@ -16,6 +24,7 @@ invalidates everything downstream.
 import dataclasses
 import importlib
 import os
+import shutil
 import time
 from typing import Callable, Optional, Sequence
 
@@ -25,11 +34,14 @@ import ml_collections
 
 from gansseg_jax import errors
 from gansseg_jax import fileio
+from gansseg_jax import lock
 from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
+from gansseg_jax import workdir_inputs
 from gansseg_jax.synth import inputs as synth_inputs
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
+REPLACED = ".replaced"  # Suffix of a forced stage's old state until it finishes.
 
 
 def _fixed(*paths: str) -> Paths:
@@ -55,6 +67,7 @@ class Stage:
   after: tuple[str, ...]  # Stages whose outputs it reads.
   inputs: Paths  # Workdir-relative paths it reads.
   outputs: Paths  # Workdir-relative paths it writes.
+  scratch: Paths = lambda config: ()  # Resumable state (checkpoints) it keeps.
 
   def function(self) -> Callable[[ml_collections.ConfigDict, str], None]:
     module, name = self.target.split(":")
@@ -65,10 +78,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("convert", "gansseg_jax.convert.stage:run", 4, ("generator", "convert"), (),
           _fixed(), _fixed("generator")),
     Stage("embed", "gansseg_jax.convert.embed:run", 4, ("embed",), ("convert",),
-          _fixed(), _fixed("embeddings.npy")),
+          _fixed(), _fixed("embeddings.npy"),
+          scratch=_fixed("embeddings.partial")),
     Stage("discover", "gansseg_jax.directions.stage:discover", 5,
           ("directions",), ("convert",), _discover_inputs,
-          _fixed("directions.npy")),
+          _fixed("directions.npy"), scratch=_fixed("checkpoints/discover")),
     Stage("score", "gansseg_jax.directions.stage:score", 5, ("score",),
           ("discover",), _fixed("generator", "directions.npy"),
           _fixed("ranking.csv", "ranking.md", "strips", "bg_direction.npy",
@@ -76,7 +90,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("synth", "gansseg_jax.synth.export:run", 3, ("synth", "export"), ("score", "embed"),
           _synth_inputs, lambda config: (config.export.output_dir,)),
     Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
-          _synth_inputs, _fixed("unet")),
+          _synth_inputs, _fixed("unet"), scratch=_fixed("checkpoints/train")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _fixed("unet"), _fixed("eval.json", "eval.md")),
     Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
@@ -116,34 +130,76 @@ def _relevant(stage: Stage, config_dict: dict) -> dict:
   return out
 
 
-def _stale_stages(workdir: str, config_dict: dict) -> list[Stage]:
-  """Finished stages whose recorded hash differs from the current config's."""
-  stale = []
+def _recorded_values(record: dict, workdir: str, stage: Stage) -> dict:
+  """The config values a marker records (older markers: config.json's)."""
+  if isinstance(record.get("config"), dict):
+    return record["config"]
+  return _relevant(stage, wd.read_config(workdir) or {})
+
+
+def _different_config_error(path: str, stage: Stage, record: dict,
+                            workdir: str, config_dict: dict,
+                            what: str) -> errors.UserError:
+  change = wd.first_difference(_recorded_values(record, workdir, stage),
+                               _relevant(stage, config_dict))
+  return errors.UserError(
+      f"{path}: stage '{stage.name}' {what} with a different config "
+      f"({change or 'unknown change'}); use a new --workdir or "
+      "--config.force=True")
+
+
+def _upstream(stage: Stage) -> set[str]:
+  """Names of the stages whose outputs `stage` reads, directly or not."""
+  names = set(stage.after)
+  for name in stage.after:
+    names |= _upstream(BY_NAME[name])
+  return names
+
+
+def _check_compatible(workdir: str, config_dict: dict, force: bool) -> None:
+  """Finished stages whose recorded hash differs need `force`.
+
+  Except those downstream of a stage that a forced run started re-making
+  under this very config and did not finish (killed or preempted): the same
+  command without force resumes it, and they re-run after it.
+  """
+  if force:
+    return
+  remaking = set()
+  for stage in STAGES:
+    started = wd.read_started(workdir, stage.name)
+    if started and started.get("config_hash") == stage_hash(stage,
+                                                            config_dict):
+      remaking.add(stage.name)
   for stage in STAGES:
     marker = wd.read_marker(workdir, stage.name)
-    if marker and marker.get("config_hash") != stage_hash(stage, config_dict):
-      stale.append(stage)
-  return stale
+    if (marker and marker.get("config_hash") != stage_hash(stage, config_dict)
+        and not _upstream(stage) & remaking):
+      raise _different_config_error(wd.marker_path(workdir, stage.name), stage,
+                                    marker, workdir, config_dict, "was run")
 
 
-def _check_compatible(workdir: str, config_dict: dict, force: bool) -> list[Stage]:
-  stale = _stale_stages(workdir, config_dict)
-  if stale and not force:
-    stage = stale[0]
-    previous = wd.read_config(workdir) or {}
-    change = wd.first_difference(_relevant(stage, previous),
-                                 _relevant(stage, config_dict))
-    config_path = os.path.join(workdir, wd.CONFIG_FILE)
-    raise errors.UserError(
-        f"{config_path}: stage '{stage.name}' was run with a different config "
-        f"({change or 'unknown change'}); use a new --workdir or "
-        "--config.force=True")
-  return stale
+def _check_resumable(stage: Stage, config, workdir: str,
+                     config_dict: dict) -> None:
+  """An unfinished stage's checkpoints resume only under the same config."""
+  started = wd.read_started(workdir, stage.name)
+  if (config.force or not started
+      or started.get("config_hash") == stage_hash(stage, config_dict)
+      or not _scratch_left(stage, config, workdir)):
+    return
+  raise _different_config_error(wd.started_path(workdir, stage.name), stage,
+                                started, workdir, config_dict,
+                                "was started (and left checkpoints)")
 
 
 def _outputs_exist(stage: Stage, config, workdir: str) -> bool:
   return all(os.path.exists(os.path.join(workdir, p))
              for p in stage.outputs(config))
+
+
+def _scratch_left(stage: Stage, config, workdir: str) -> list[str]:
+  return [os.path.join(workdir, p) for p in stage.scratch(config)
+          if os.path.exists(os.path.join(workdir, p))]
 
 
 def _plan_steps(stages: Sequence[Stage], config, workdir: str,
@@ -162,8 +218,12 @@ def _plan_steps(stages: Sequence[Stage], config, workdir: str,
         raise errors.NotImplementedStageError(
             f"config.stages: stage '{stage.name}' is not implemented yet "
             f"(issue #{stage.issue}); remove it from config.stages")
+      _check_resumable(stage, config, workdir, config_dict)
       for path in stage.inputs(config):
-        if path in will_exist or os.path.exists(os.path.join(workdir, path)):
+        if path in will_exist:
+          continue
+        if os.path.exists(os.path.join(workdir, path)):
+          workdir_inputs.check(config, workdir, path)
           continue
         producer = producers.get(path, "?")
         raise errors.UserError(
@@ -181,49 +241,164 @@ class Plan:
   workdir: str
   config_dict: dict
   steps: tuple[tuple[Stage, bool], ...]  # (stage, must run?)
-  stale: tuple[Stage, ...]  # Finished stages invalidated by a forced change.
+
+  def running(self) -> list[str]:
+    """Names of the stages that will run (not skipped)."""
+    return [stage.name for stage, must_run in self.steps if must_run]
 
 
-def plan(config: ml_collections.ConfigDict, workdir: str) -> Plan:
-  """Checks names, config compatibility and inputs; writes nothing."""
+def plan(config: ml_collections.ConfigDict, workdir: str,
+         check_lock: bool = True) -> Plan:
+  """Checks the workdir, names, config compatibility and inputs; writes nothing.
+
+  `check_lock`: fail at once if another run holds the workdir (off on a
+  multi-host run, where process 0 may already hold it).
+  """
+  wd.check_usable(workdir)
+  if check_lock and os.path.isdir(workdir):
+    lock.check_free(workdir)
   stages = selected(config)
   config_dict = wd.config_to_dict(config)
-  stale = _check_compatible(workdir, config_dict, config.force)
+  _check_compatible(workdir, config_dict, config.force)
   steps = _plan_steps(stages, config, workdir, config_dict)
-  return Plan(config, workdir, config_dict, tuple(steps), tuple(stale))
+  return Plan(config, workdir, config_dict, tuple(steps))
 
 
 def execute(plan_: Plan) -> None:
-  """Writes config.json, then runs (or skips) each planned stage."""
-  config, workdir = plan_.config, plan_.workdir
-  is_writer = jax.process_index() == 0
-  if is_writer:
-    os.makedirs(workdir, exist_ok=True)
-    for path in fileio.remove_temporaries(workdir):
-      logging.info("removed %s (left by a killed run)", path)
-    for stage in plan_.stale:
-      wd.remove_marker(workdir, stage.name)
-    wd.write_config(workdir, plan_.config_dict)
+  """Takes the workdir's lock, writes config.json, runs or skips each stage.
 
-  for stage, must_run in plan_.steps:
-    if not must_run:
-      logging.info("stage %s: outputs exist for this config, skipped",
-                   stage.name)
-      continue
-    logging.info("stage %s: running", stage.name)
-    start = time.monotonic()
+  Under the lock it first removes the temporaries a killed run left
+  (fileio.remove_temporaries). A single-process run plans again under the
+  lock (another run may have finished stages since). config.json is put back as it was when bad input
+  (a UserError) stops the run before any stage finished.
+  """
+  if jax.process_index() != 0:
+    _run_steps(plan_, is_writer=False)
+    return
+  os.makedirs(plan_.workdir, exist_ok=True)
+  with lock.WorkdirLock(plan_.workdir):
+    # Under the lock no other run writes here: what a killed one left goes.
+    for path in fileio.remove_temporaries(plan_.workdir):
+      logging.info("removed %s (left by a killed run)", path)
+    if jax.process_count() == 1:
+      plan_ = plan(plan_.config, plan_.workdir, check_lock=False)
+    _run_steps(plan_, is_writer=True)
+
+
+def _run_steps(plan_: Plan, is_writer: bool) -> None:
+  workdir = plan_.workdir
+  saved_config = wd.snapshot([os.path.join(workdir, wd.CONFIG_FILE)])
+  if is_writer:
+    wd.write_config(workdir, plan_.config_dict)
+  finished = 0
+  try:
+    for stage, must_run in plan_.steps:
+      if not must_run:
+        logging.info("stage %s: outputs exist for this config, skipped",
+                     stage.name)
+        continue
+      _run_stage(stage, plan_, is_writer)
+      finished += 1
+  except errors.UserError:
+    if is_writer and not finished:
+      wd.restore(saved_config)
+    raise
+
+
+def _set_aside(stage: Stage, config, workdir: str) -> list[str]:
+  """A forced stage's old resumable state, renamed to `<path>.replaced`."""
+  moved = []
+  for path in _scratch_left(stage, config, workdir):
+    os.replace(path, path + REPLACED)
+    moved.append(path)
+  if moved:
+    logging.info("stage %s: forced: starting from scratch; old state moved "
+                 "to %s (deleted when the stage finishes)", stage.name,
+                 ", ".join(p + REPLACED for p in moved))
+  return moved
+
+
+def _put_back(stage: Stage, config, workdir: str, moved: Sequence[str]) -> None:
+  """Undoes `_set_aside`, dropping what the failed forced attempt wrote."""
+  for path in (os.path.join(workdir, p) for p in stage.scratch(config)):
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
+    if path in moved:
+      os.replace(path + REPLACED, path)
+
+
+def _remove_replaced(stage: Stage, config, workdir: str) -> None:
+  for path in stage.scratch(config):
+    shutil.rmtree(os.path.join(workdir, path) + REPLACED, ignore_errors=True)
+
+
+def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
+  """Runs one stage; its marker changes only when it starts and finishes.
+
+  A forced stage starts from scratch: its checkpoints are set aside, deleted
+  when it finishes, put back (with its old markers) when it fails. A stage
+  stopped by bad input (UserError) before it left checkpoints gets its old
+  markers back; one that left checkpoints keeps the record of their config.
+  """
+  config, workdir, config_dict = plan_.config, plan_.workdir, plan_.config_dict
+  config_hash = stage_hash(stage, config_dict)
+  values = _relevant(stage, config_dict)
+  records = [wd.marker_path(workdir, stage.name),
+             wd.started_path(workdir, stage.name)]
+  saved, moved = wd.snapshot(records), []
+  if is_writer:
+    _remove_replaced(stage, config, workdir)  # Left by a killed forced run.
+    if config.force:
+      moved = _set_aside(stage, config, workdir)
+    if stage.scratch(config):
+      wd.write_started(workdir, stage.name, config_hash, values)
+    wd.remove_file(records[0])
+  logging.info("stage %s: running", stage.name)
+  start = time.monotonic()
+  try:
     stage.function()(config, workdir)
-    seconds = time.monotonic() - start
     missing = [p for p in stage.outputs(config)
                if not os.path.exists(os.path.join(workdir, p))]
     if missing:
       raise RuntimeError(f"stage {stage.name} finished without writing "
                          f"{', '.join(missing)}")
-    if is_writer:
-      wd.write_marker(workdir, stage.name,
-                      stage_hash(stage, plan_.config_dict), seconds)
-    logging.info("stage %s: done in %s", stage.name,
-                 monitoring.format_seconds(seconds))
+  except Exception as e:
+    if is_writer and config.force:
+      _put_back(stage, config, workdir, moved)
+      wd.restore(saved)
+    elif (is_writer and isinstance(e, errors.UserError)
+          and not _scratch_left(stage, config, workdir)):
+      wd.restore(saved)  # Bad input, no progress to keep: as it was.
+    raise
+  seconds = time.monotonic() - start
+  if is_writer:
+    wd.write_marker(workdir, stage.name, config_hash, values, seconds)
+    wd.remove_file(records[1])
+    _remove_replaced(stage, config, workdir)
+    _drop_invalidated(stage, config_dict, workdir)
+  logging.info("stage %s: done in %s", stage.name,
+               monitoring.format_seconds(seconds))
+
+
+def _downstream(name: str) -> list[Stage]:
+  """Stages that read `name`'s outputs, directly or through others."""
+  found = []
+  for stage in STAGES:
+    if any(up == name or up in {s.name for s in found} for up in stage.after):
+      found.append(stage)
+  return found
+
+
+def _drop_invalidated(stage: Stage, config_dict: dict, workdir: str) -> None:
+  """Removes markers of downstream stages made from `stage`'s old outputs."""
+  for later in _downstream(stage.name):
+    marker = wd.read_marker(workdir, later.name)
+    if marker and marker.get("config_hash") != stage_hash(later, config_dict):
+      wd.remove_file(wd.marker_path(workdir, later.name))
+      logging.info("stage %s: its outputs came from the old %s outputs; it "
+                   "will re-run", later.name, stage.name)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:

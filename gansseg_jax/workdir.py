@@ -2,9 +2,15 @@
 
 Layout (W = --workdir):
   W/config.json           the resolved config of the latest run
-  W/stages/<stage>.json   written when a stage finishes: its config hash and
-                          wall time; a stage is skipped when its marker has the
-                          hash of the current config and its outputs exist.
+  W/stages/<stage>.json   written when a stage finishes: its config hash, the
+                          config values the hash covers, and its wall time; a
+                          stage is skipped when its marker has the hash of the
+                          current config and its outputs exist.
+  W/stages/<stage>.started.json
+                          written when a stage starts, removed when it
+                          finishes: the hash its resumable state (checkpoints)
+                          was made with, so only the same config resumes it.
+  W/.lock                 the run's lock (gansseg_jax/lock.py).
 """
 import hashlib
 import json
@@ -18,6 +24,30 @@ from gansseg_jax import fileio
 
 CONFIG_FILE = "config.json"
 MARKER_DIR = "stages"
+
+
+def check_usable(workdir: str) -> None:
+  """A UserError unless `workdir` is (or can be made) a writable folder.
+
+  Reads only: an existing workdir must be a writable folder; a missing one
+  needs a writable folder as its nearest existing ancestor.
+  """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise errors.UserError(f"--workdir: {workdir} exists and is not a folder")
+  existing = workdir
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise errors.UserError(f"--workdir: {existing} is not a folder, so "
+                           f"{workdir} cannot be created")
+  if os.access(existing, os.W_OK | os.X_OK):
+    return
+  if existing == workdir:
+    raise errors.UserError(f"--workdir: {workdir} is not writable (read-only "
+                           "file system or no permission)")
+  raise errors.UserError(f"--workdir: {workdir} cannot be created ({existing} "
+                         "is not writable: read-only file system or no "
+                         "permission)")
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -70,18 +100,33 @@ def read_config(workdir: str) -> Optional[dict[str, Any]]:
   return data
 
 
-def write_config(workdir: str, config_dict: dict[str, Any]) -> None:
-  """Records the resolved config (left untouched when it is the same)."""
-  if read_config(workdir) != config_dict:
-    fileio.write_json(os.path.join(workdir, CONFIG_FILE), config_dict)
+def write_config(workdir: str, config_dict: Optional[dict[str, Any]]) -> None:
+  """Records the resolved config (untouched when the same; None removes it)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if config_dict is None:
+    if os.path.exists(path):
+      os.remove(path)
+  elif read_config(workdir) != config_dict:
+    fileio.write_json(path, config_dict)
 
 
 def marker_path(workdir: str, stage: str) -> str:
   return os.path.join(workdir, MARKER_DIR, f"{stage}.json")
 
 
+def started_path(workdir: str, stage: str) -> str:
+  return os.path.join(workdir, MARKER_DIR, f"{stage}.started.json")
+
+
 def read_marker(workdir: str, stage: str) -> Optional[dict[str, Any]]:
-  path = marker_path(workdir, stage)
+  return _read_record(marker_path(workdir, stage), stage)
+
+
+def read_started(workdir: str, stage: str) -> Optional[dict[str, Any]]:
+  return _read_record(started_path(workdir, stage), stage)
+
+
+def _read_record(path: str, stage: str) -> Optional[dict[str, Any]]:
   if not os.path.exists(path):
     return None
   try:
@@ -93,15 +138,42 @@ def read_marker(workdir: str, stage: str) -> Optional[dict[str, Any]]:
 
 
 def write_marker(workdir: str, stage: str, config_hash: str,
-                 seconds: float) -> None:
+                 config_values: dict[str, Any], seconds: float) -> None:
   fileio.write_json(marker_path(workdir, stage),
-                    {"config_hash": config_hash, "seconds": seconds})
+                    {"config_hash": config_hash, "config": config_values,
+                     "seconds": seconds})
 
 
-def remove_marker(workdir: str, stage: str) -> None:
-  path = marker_path(workdir, stage)
+def write_started(workdir: str, stage: str, config_hash: str,
+                  config_values: dict[str, Any]) -> None:
+  fileio.write_json(started_path(workdir, stage),
+                    {"config_hash": config_hash, "config": config_values})
+
+
+def remove_file(path: str) -> None:
   if os.path.exists(path):
     os.remove(path)
+
+
+def snapshot(paths: Iterable[str]) -> dict[str, Optional[bytes]]:
+  """The bytes of each file (None if absent), for `restore`."""
+  out = {}
+  for path in paths:
+    try:
+      with open(path, "rb") as f:
+        out[path] = f.read()
+    except FileNotFoundError:
+      out[path] = None
+  return out
+
+
+def restore(saved: dict[str, Optional[bytes]]) -> None:
+  """Puts back the files a `snapshot` saw (removing those that were absent)."""
+  for path, data in saved.items():
+    if data is None:
+      remove_file(path)
+    else:
+      fileio.write_bytes(path, data)
 
 
 def stage_seconds(workdir: str, stages: Iterable[str]) -> dict[str, float]:

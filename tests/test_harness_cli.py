@@ -18,12 +18,19 @@ def run_main(tmp_path, *args):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("--config.no_such_key=1", "error: config.no_such_key: no such config field"),
-    ("--config.train.nosuch=1", "error: config.train.nosuch: no such config field"),
+    ("--config.no_such_key=1", "error: --config.no_such_key: no such field"),
+    ("--config.train.nosuch=1", "error: --config.train.nosuch: no such field"),
+    ("--config.train.stepz=100", "error: --config.train.stepz: no such field "
+     "(did you mean train.steps?)"),
+    ("--config.trian.steps=1", "error: --config.trian.steps: no such field "
+     "(did you mean train?)"),
+    ("--config.train.steps.x=1", "error: --config.train.steps.x: no such "
+     "field (train.steps is a value, not a section)"),
     ("--config.train.steps=abc", "error: flag --config.train.steps=abc:"),
     ("--config.stages=bogus", "error: config.stages: unknown stage 'bogus'"),
     ("--config.distributed.initialize=maybe",
-     "error: config.distributed.initialize: 'maybe' is not one of"),
+     "error: config.distributed.initialize: must be one of 'auto', 'yes', "
+     "'no', got 'maybe'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, override,
                                                          message):
@@ -52,3 +59,11 @@ def test_relative_workdir_runs_and_resolves_against_the_cwd(tmp_path):
       capture_output=True, text=True, cwd=tmp_path, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert (tmp_path / "rel" / "w" / "generator" / "spec.json").exists()
+
+
+def test_misspelt_field_is_exactly_one_line(tmp_path):
+  proc, workdir = run_main(tmp_path, "--config.train.stepz=100")
+  assert proc.returncode == 2
+  assert proc.stderr.splitlines() == [
+      "error: --config.train.stepz: no such field (did you mean train.steps?)"]
+  assert not workdir.exists()

@@ -56,7 +56,8 @@ def test_changed_training_config_is_refused(finished):
   proc = main(finished, "--config.train.steps=7")
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
-      f"error: {finished}/config.json: stage 'train' was run with a different "
+      f"error: {finished}/stages/train.json: stage 'train' was run with a "
+      "different "
       "config (train.steps: 6 -> 7); use a new --workdir or --config.force=True")
   assert (finished / "config.json").read_text() == before
 
@@ -74,3 +75,27 @@ def test_segment_a_folder_with_the_trained_unet(finished, tmp_path):
   mask = np.asarray(Image.open(out / "b_mask.png"))
   assert mask.shape == (25, 33)
   assert (out / "a_cutout.png").exists() and (out / "a.json").exists()
+
+
+def test_forced_training_starts_from_scratch(finished, tmp_path):
+  """--config.force=True with a new learning rate trains every step anew."""
+  import shutil
+  workdir = tmp_path / "w"
+  shutil.copytree(finished, workdir)
+  proc = main(workdir, "--config.force=True", "--config.stages=train",
+              "--config.train.learning_rate=0.5")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "stage train: forced: starting from scratch" in proc.stderr
+  assert "resuming from checkpoint" not in proc.stderr
+  lines = [json.loads(l) for l in
+           (workdir / "metrics.jsonl").read_text().splitlines()]
+  forced = [l for l in lines[len((finished / "metrics.jsonl").read_text()
+                                 .splitlines()):]
+            if l["stage"] == "train" and "learning_rate" in l]
+  # Steps 2, 4 (lr 0.5) and 6 (after the decay at step 4: 0.5 x 0.2), as
+  # the first run logged 0.001, 0.001, 0.0002.
+  assert [(l["step"], round(l["learning_rate"], 6)) for l in forced] == [
+      (2, 0.5), (4, 0.5), (6, 0.1)]
+  marker = json.loads((workdir / "stages" / "train.json").read_text())
+  assert marker["config"]["train"]["learning_rate"] == 0.5
+  assert not (workdir / "checkpoints" / "train.replaced").exists()
