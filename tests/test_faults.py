@@ -124,6 +124,8 @@ def slow_generate(params, z):
                            images, vmap_method="broadcast_all")
 import jax
 convert_load.load_generator = lambda config, workdir: (slow_generate, params)
+from gansseg_jax import workdir_inputs
+workdir_inputs.CHECKS.pop("generator")  # W/generator/ is a stand-in.
 from gansseg_jax import main as main_lib
 from absl import app
 original_update = monitoring.Progress.update
@@ -292,6 +294,8 @@ from gansseg_jax import stages
 from gansseg_jax.directions import stage
 params = t.planted_params(np.eye(t.Z_DIM))
 stage.load_generator = lambda config, workdir: (t.generate, params)
+from gansseg_jax import workdir_inputs
+workdir_inputs.CHECKS.pop("generator")  # W/generator/ is a stand-in.
 module = types.ModuleType(t.PROJECTION_MODULE)
 module.latent_projection = lambda p: p["projection"]
 sys.modules[t.PROJECTION_MODULE] = module
