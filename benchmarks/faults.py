@@ -106,6 +106,7 @@ LOOPS = ("discover", "train")
 def _env(cache: str, fault: str = "") -> dict:
   env = dict(os.environ)
   env.update({"JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
+              "XLA_FLAGS": "--xla_backend_optimization_level=0",
               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
               "PYTHONPATH": os.pathsep.join([ROOT, TESTS]),
               "TF_CPP_MIN_LOG_LEVEL": "3", fault_injection.ENV: fault})
