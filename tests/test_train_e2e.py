@@ -15,6 +15,9 @@ from gansseg_jax.train import load
 from gansseg_jax.train import sharding
 import test_train_fixtures as f
 
+# Subprocesses that compile and run JAX stages: minutes on a loaded 2-core CPU.
+pytestmark = pytest.mark.slow
+
 PRELUDE = """
 import os, signal, sys
 sys.modules["clu"] = None  # metrics.jsonl only: no tensorflow import.
