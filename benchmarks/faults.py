@@ -3,8 +3,9 @@ r"""Fault injection at random moments of each long stage, through the CLI.
   python benchmarks/faults.py [--trials=2] [--seed=0]
 
 A reference run of `configs/test.py` (stages convert, embed, discover, score,
-train; embed with a planted encoder, since the test generator has none) is
-made once, uninterrupted. Then, for each long stage S and each fault below,
+train; embed with a planted encoder, since the test generator has none; the
+histogram filter off, so that training keeps samples of the random
+generator; no TensorBoard) is made once, uninterrupted. Then, for each long stage S and each fault below,
 a copy of that workdir without S's outputs, marker, checkpoints and scratch
 runs `--config.stages=S` with the fault, and the same command again without
 it. The outputs of S must equal the reference's bit for bit (orbax folders
@@ -57,6 +58,7 @@ PREEMPTED_EXIT = 128 + signal.SIGTERM
 CHILD = """
 import contextlib, os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
+sys.modules["clu"] = None  # metrics.jsonl only: no tensorflow import.
 import numpy as np
 import fault_injection
 fault_injection.install()
@@ -84,7 +86,8 @@ OVERRIDES = ("--config.directions.steps=40", "--config.directions.log_every=10",
              "--config.train.eval_every=8", "--config.train.checkpoint_every=4",
              "--config.embed.source=flax", "--config.embed.batch_size=4",
              "--config.embed.parts_every=2", "--config.embed.image_size=32",
-             "--config.log.progress_every_s=1000")
+             "--config.synth.histogram_filter=False",  # Keeps samples of
+             "--config.log.progress_every_s=1000")  # the random generator.
 
 STAGES = {  # stage: (outputs compared, entries removed before it runs)
     "embed": (("embeddings.npy",), ("embeddings.npy", "embeddings.partial")),
