@@ -52,12 +52,11 @@ from gansseg_jax.train import finite as finite_lib
 from gansseg_jax.train import sharding
 
 Generate = Callable[..., jax.Array]
+RECONSTRUCTORS = ("lenet", "resnet18")
 
 
 class NonFiniteStepError(errors.UserError):
   """A discovery step's loss, gradients or new params became NaN or inf."""
-
-RECONSTRUCTORS = ("lenet", "resnet18")
 
 
 @dataclasses.dataclass(frozen=True)
