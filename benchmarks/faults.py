@@ -14,9 +14,10 @@ temporary entry may be left in the workdir. Faults (tests/fault_injection.py
 plants the ones inside the process):
 
   compile     kill -9 at a random moment of the stage's first 2 seconds
-              (generator load, compilation or its cache)
-  mid-run     kill -9 at a uniformly random moment of the stage's
-              reference duration
+              (generator load, compilation or its cache); its rerun, a
+              whole run of the stage with a warm compilation cache, times
+              the random moments below
+  mid-run     kill -9 at a uniformly random moment of that warm duration
   checkpoint  kill -9 just after a random checkpoint's asynchronous write
               started (discover, train)
   output      kill -9 at the atomic rename of one of S's outputs, the
@@ -171,10 +172,12 @@ def _without(reference: str, workdir: str, stage: str) -> None:
 
 
 def _faults(stage: str, duration: float, rng: random.Random) -> list:
-  """[(kind, in-process fault or '', kill delay in s or None, signal)]."""
+  """[(kind, in-process fault or '', kill delay in s or None, signal)].
+
+  `duration`: the stage's time with a warm compilation cache.
+  """
   kill = signal.SIGKILL
-  faults = [("compile", "", rng.uniform(0.0, min(2.0, duration)), kill),
-            ("mid-run", "", rng.uniform(0.0, duration), kill)]
+  faults = [("mid-run", "", rng.uniform(0.0, duration), kill)]
   if stage in CHECKPOINTS:
     faults.append(("checkpoint",
                    f"save:{rng.choice(CHECKPOINTS[stage][:-1])}", None, kill))
@@ -205,7 +208,8 @@ def _inject(workdir: str, stage: str, dataset: str, cache: str, fault) -> dict:
   after_fault = fault_injection.leftovers(workdir)
   rerun = Child(workdir, stage, dataset, cache)
   rerun_code = rerun.wait()
-  return {"kind": kind, "fault": planted or f"signal {int(signum)}",
+  rerun_s = time.monotonic() - (rerun.stage_started_at or time.monotonic())
+  return {"rerun_s": rerun_s,"kind": kind, "fault": planted or f"signal {int(signum)}",
           "delay_s": delay, "exit_code": code, "injected": injected,
           "left_by_the_fault": after_fault,
           "recovered": rerun_code == 0,
@@ -243,7 +247,13 @@ def main() -> None:
     for stage in args.stages.split(","):
       outputs = STAGES[stage][0]
       want = fault_injection.digests(reference, outputs)
-      for fault in _faults(stage, durations[stage], rng):
+      # The compile fault first: its rerun, a whole warm run of the stage,
+      # times the random moments of the others.
+      first = ("compile", "", rng.uniform(0.0, min(2.0, durations[stage])),
+               signal.SIGKILL)
+      warm, pending = None, [first]
+      while pending:
+        fault = pending.pop(0)
         workdir = os.path.join(root, f"{stage}_{trial}_{len(runs)}")
         _without(reference, workdir, stage)
         run = _inject(workdir, stage, dataset, cache, fault)
@@ -258,6 +268,9 @@ def main() -> None:
               f"left_behind={len(run['left_behind'])}", flush=True)
         if not args.keep:
           shutil.rmtree(workdir, ignore_errors=True)
+        if warm is None:
+          warm = run["rerun_s"]
+          pending = _faults(stage, warm, rng)
 
   rows = []
   for stage in args.stages.split(","):
