@@ -13,8 +13,8 @@ variable GANSSEG_FAULT then names one fault, `<kind>:<arg>`:
                 last component starts with <name>, before the rename (the
                 temporary file or folder is complete and left behind);
   enospc:<name>:<k>  the same rename raises OSError(ENOSPC) instead: the disk
-                filled up while that file was written;
-  sigterm:<n>   SIGTERM once a loop has finished step <n> (a graceful stop).
+                filled up while that file was written.
+SIGTERM comes from outside (the test or benchmark that started the child).
 
 `leftovers(workdir)` lists what a killed writer left that a finished run
 must not keep; `digests(workdir, names)` fingerprints outputs for a
@@ -30,8 +30,8 @@ import threading
 ENV = "GANSSEG_FAULT"
 
 
-def _die(signum=signal.SIGKILL):
-  os.kill(os.getpid(), signum)
+def _die():
+  os.kill(os.getpid(), signal.SIGKILL)
 
 
 def install() -> None:
@@ -51,14 +51,13 @@ def install() -> None:
       original_init(self, *args, **kwargs)
       threading.Timer(float(arg), _die).start()
     monitoring.Progress.__init__ = init
-  elif kind in ("step", "sigterm"):
+  elif kind == "step":
     original_update = monitoring.Progress.update
-    signum = signal.SIGKILL if kind == "step" else signal.SIGTERM
 
     def update(self, done):
       original_update(self, done)
       if done == int(arg):
-        _die(signum)
+        _die()
     monitoring.Progress.update = update
   elif kind == "save":
     original_save = checkpointing.StepCheckpoints.save
