@@ -28,7 +28,9 @@ plants the ones inside the process):
               143; other stages end at once, also 143)
 
 Prints a table (faults injected, runs recovered, outputs identical, files
-left behind) and writes benchmarks/results/faults.json. Not run by CI.
+left behind) and writes benchmarks/results/faults.json (each run with its
+machine, load and seed; runs of stages not in --stages are kept). Not run by
+CI.
 """
 import argparse
 import json
@@ -272,9 +274,18 @@ def main() -> None:
           warm = run["rerun_s"]
           pending = _faults(stage, warm, rng)
 
+  stages_run = args.stages.split(",")
+  earlier = {}
+  if os.path.exists(RESULTS):  # Runs of stages not run now are kept.
+    with open(RESULTS) as fh:
+      earlier = json.load(fh)
+  runs = [r for r in earlier.get("runs", [])
+          if r["stage"] not in stages_run] + runs
   rows = []
-  for stage in args.stages.split(","):
+  for stage in STAGES:
     mine = [r for r in runs if r["stage"] == stage]
+    if not mine:
+      continue
     rows.append({
         "stage": stage,
         "faults injected": sum(r["injected"] for r in mine),
@@ -292,11 +303,12 @@ def main() -> None:
                  f"{row['outputs identical']} | {row['files left behind']} |")
   print("\n".join(lines))
   load = os.getloadavg()
-  fileio.write_json(RESULTS, {
-      "machine": machine.describe(), "load_average": [round(x, 1) for x in load],
-      "date": time.strftime("%Y-%m-%d"), "seed": args.seed,
-      "trials": args.trials, "reference_durations_s": durations,
-      "wall_s": time.monotonic() - start, "table": rows, "runs": runs})
+  for run in runs:
+    run.setdefault("machine", machine.describe())
+    run.setdefault("load_average", [round(x, 1) for x in load])
+    run.setdefault("date", time.strftime("%Y-%m-%d"))
+    run.setdefault("seed", args.seed)
+  fileio.write_json(RESULTS, {"table": rows, "runs": runs})
   if not args.keep:
     shutil.rmtree(root, ignore_errors=True)
 
