@@ -361,7 +361,7 @@ def check_files(config: ml_collections.ConfigDict,
                   "bg_direction .pth or .npy")
   if "segment" in running:
     _check_image_folder("segment.input_dir", config.segment.input_dir)
-  if "eval" in running and config.eval.datasets:
+  if "eval" in running:  # Also refuses an empty list.
     for entry in sources.parse_dataset_list(config.eval.datasets,
                                             "config.eval.datasets"):
       if entry.startswith(sources.FOLDER_PREFIX):

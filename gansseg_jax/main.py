@@ -52,7 +52,7 @@ def _load_config(config_arg: str):
 
 
 def _unknown_override(argv: list[str], config_arg: str) -> str | None:
-  """'--config.a.b: no such field (did you mean a.c?)' for the first bad path."""
+  """'--config.a.b: no such field (did you mean a.c?)' for the first bad one."""
   config = _load_config(config_arg)
   for arg in argv:
     if not arg.startswith("--config."):
@@ -106,7 +106,22 @@ _REFUSED_WRITES = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC,
                    errno.EDQUOT)
 
 
+def _drop_closed_loop_reports(unraisable) -> None:
+  """sys.unraisablehook without orbax's noise after a failed restore.
+
+  When orbax fails to restore (e.g. a truncated params file), reads still in
+  flight later report into its closed asyncio loop; each would print a
+  headless `RuntimeError: Event loop is closed` traceback after the single
+  `error:` line. Everything else goes to the default hook.
+  """
+  value = unraisable.exc_value
+  if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+    return
+  sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str]) -> None:
+  sys.unraisablehook = _drop_closed_loop_reports
   if len(argv) > 1:
     errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value

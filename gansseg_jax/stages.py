@@ -30,6 +30,7 @@ from typing import Callable, Optional, Sequence
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 
 from gansseg_jax import errors
@@ -355,6 +356,8 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
     if stage.scratch(config):
       wd.write_started(workdir, stage.name, config_hash, values)
     wd.remove_file(records[0])
+  if jax.process_count() > 1:  # Others must not read what is being set aside.
+    multihost_utils.sync_global_devices(f"stage {stage.name} starts")
   logging.info("stage %s: running", stage.name)
   start = time.monotonic()
   try:

@@ -141,6 +141,8 @@ def test_eval_folders_must_hold_images(tmp_path):
       rf"'{tmp_path}/masks'")):
     config_checks.check_files(config, ["eval"])
   config_checks.check_files(config, ["train"])  # Eval does not run.
+  with pytest.raises(errors.UserError, match=r"^config\.eval\.datasets: empty"):
+    config_checks.check_files(with_value("eval.datasets", ""), ["eval"])
 
 
 def test_tfhub_handle_cached_or_reachable(tmp_path, monkeypatch):
