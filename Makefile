@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with python3 and make:
 #   make demo   - built-in end-to-end run on CPU, prints where the report is
-#   make test   - the whole test suite
+#   make test   - the whole test suite (make test-fast: without the slow ones)
 #   make install-check - every extras combination in throwaway venvs (slow;
 #                 before a release or a pin change, see docs/install.md)
 # make demo WORKDIR=dir DEMO_ARGS='--config.train.steps=500' changes the run.
@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test venv clean-venv install-check
+.PHONY: demo test test-fast venv clean-venv install-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: $(VENV)/.installed-core
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
 
 install-check:
 	$(PYTHON) tools/install_check.py $(INSTALL_CHECK_ARGS)

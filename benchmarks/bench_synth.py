@@ -106,7 +106,7 @@ def synth_config(**overrides):
       latents="prior", truncation=0.0, embedding_noise=0.2,
       mask_rule="lighting", shift_radius=5.0, oversample=1.5,
       max_starved_batches=20, starved_fraction=0.05, size_filter=True,
-      max_foreground=0.5, histogram_filter=True, histogram_rule="paper",
+      max_foreground=0.5, strict_size=False, histogram_filter=True, histogram_rule="paper",
       histogram_bins=12, histogram_window=3, components_filter=True,
       connectivity=4, min_component_ratio=0.2, strict_ratio=False))
   c.update(overrides)

@@ -126,6 +126,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.synth.starved_fraction = 0.05  # "Nearly empty": fewer kept than this fraction of slots.
   c.synth.size_filter = True  # Drop samples with foreground fraction > max_foreground.
   c.synth.max_foreground = 0.5  # Size-filter threshold.
+  c.synth.strict_size = False  # True: also drop fraction == max_foreground (authors' code keeps < 0.5).
   c.synth.histogram_filter = True  # Section 6 histogram filter.
   c.synth.histogram_rule = "paper"  # 'paper' (gray, no interior maximum) or 'authors' (>= 2 maxima).
   c.synth.histogram_bins = 12  # Bins over [-1, 1].

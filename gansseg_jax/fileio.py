@@ -2,16 +2,22 @@
 
 Everything is written under a temporary name next to its destination and then
 renamed (`os.replace`), which is atomic on POSIX filesystems. A crash leaves at
-most a `*.tmp-*` entry behind, never a half-written output.
+most a `*.tmp-*` entry behind, never a half-written output; the next run
+removes such entries (`remove_temporaries`).
 """
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from typing import Any, Iterator
 
 import numpy as np
+
+# A temporary entry of `atomic_path` (mkdtemp: the name, '.tmp-', 8 chars),
+# or one of orbax (its own atomic writes: '<name>.orbax-checkpoint-tmp...').
+_TEMPORARY = re.compile(r".+\.tmp-[A-Za-z0-9_]{8}$|.+\.orbax-checkpoint-tmp")
 
 
 @contextlib.contextmanager
@@ -54,3 +60,29 @@ def write_npy(path: str, array: np.ndarray) -> None:
   with atomic_path(path) as tmp:
     with open(tmp, "wb") as f:
       np.save(f, np.asarray(array))
+
+
+def is_temporary(name: str) -> bool:
+  """Whether a file or folder name is a temporary of an atomic write."""
+  return _TEMPORARY.match(name) is not None
+
+
+def remove_temporaries(root: str) -> list[str]:
+  """Removes every temporary entry a killed writer left under `root`.
+
+  Matches `atomic_path`'s and orbax's temporary names only. Call it only
+  while no other process writes under `root` (the runner holds the
+  workdir's lock). Returns the removed paths.
+  """
+  removed = []
+  for parent, dirs, files in os.walk(root):
+    for name in list(dirs) + files:
+      if is_temporary(name):
+        path = os.path.join(parent, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+          shutil.rmtree(path, ignore_errors=True)
+          dirs.remove(name)
+        else:
+          os.remove(path)
+        removed.append(path)
+  return removed

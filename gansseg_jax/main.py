@@ -25,6 +25,7 @@ from gansseg_jax import config_checks
 from gansseg_jax import errors
 from gansseg_jax import runtime
 from gansseg_jax import stages
+from gansseg_jax.train import checkpointing
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path of a config file in configs/.", lock_config=True)
@@ -142,6 +143,10 @@ def main(argv: list[str]) -> None:
       raise
     logging.flush()
     errors.exit_with_error(f"{e.filename or _WORKDIR.value}: {e.strerror}")
+  except checkpointing.Preempted as e:  # Saved; exit status 143.
+    logging.flush()
+    print(f"stopped: {e}", file=sys.stderr)
+    raise
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from jax.experimental import multihost_utils
 import ml_collections
 
 from gansseg_jax import errors
+from gansseg_jax import fileio
 from gansseg_jax import lock
 from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
@@ -301,8 +302,9 @@ def plan(config: ml_collections.ConfigDict, workdir: str,
 def execute(plan_: Plan) -> None:
   """Takes the workdir's lock, writes config.json, runs or skips each stage.
 
-  A single-process run plans again under the lock (another run may have
-  finished stages since). config.json is put back as it was when bad input
+  Under the lock it first removes the temporaries a killed run left
+  (fileio.remove_temporaries). A single-process run plans again under the
+  lock (another run may have finished stages since). config.json is put back as it was when bad input
   (a UserError) stops the run before any stage finished.
   """
   if jax.process_index() != 0:
@@ -310,6 +312,9 @@ def execute(plan_: Plan) -> None:
     return
   os.makedirs(plan_.workdir, exist_ok=True)
   with lock.WorkdirLock(plan_.workdir):
+    # Under the lock no other run writes here: what a killed one left goes.
+    for path in fileio.remove_temporaries(plan_.workdir):
+      logging.info("removed %s (left by a killed run)", path)
     if jax.process_count() == 1:
       plan_ = plan(plan_.config, plan_.workdir, check_lock=False)
     _run_steps(plan_, is_writer=True)

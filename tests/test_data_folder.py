@@ -79,7 +79,8 @@ def test_unreadable_small_and_resized_are_logged(tmp_path):
   examples = list(folder.iterate_examples(pairs, 8, log))
   assert [e.name for e in examples] == ["ok"]
   assert examples[0].mask.shape == (12, 12) and examples[0].mask.all()
-  assert log.counts() == {"unreadable": 1, "too_small": 1, "masks_resized": 1}
+  assert log.counts() == {"unreadable": 1, "too_small": 1, "masks_resized": 1,
+                          "without_mask": 0, "ambiguous": 0}
 
 
 def test_no_pairs_or_missing_folder_is_a_user_error(tmp_path):

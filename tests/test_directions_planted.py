@@ -267,6 +267,7 @@ def data_parallel_results(workdir):
                          scores.separation])
 
 
+@pytest.mark.slow
 def test_two_devices_match_one(tmp_path):
   """Batch sharded over a 2-device 'data' mesh (7 candidates: one padded)."""
   out = tmp_path / "two.npy"

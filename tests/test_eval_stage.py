@@ -143,6 +143,28 @@ def test_eval_writes_json_and_tables(tmp_path, saliency_folder, predictor):
         np.round(255 * preprocess.resize_map(probs, mask.shape)).astype(np.uint8))
 
 
+def test_images_without_a_mask_are_counted_as_skipped(tmp_path,
+                                                      saliency_folder,
+                                                      predictor):
+  _write(f"{saliency_folder}/images/orphan.png", np.zeros((40, 40, 3),
+                                                          np.uint8))
+  _write(f"{saliency_folder}/images/twice.png", np.zeros((40, 40, 3),
+                                                         np.uint8))
+  _write(f"{saliency_folder}/images/twice.jpg", np.zeros((40, 40, 3),
+                                                         np.uint8))
+  _write(f"{saliency_folder}/masks/twice.png", np.zeros((40, 40), np.uint8))
+  workdir = str(tmp_path / "w")
+  stage.evaluate(_config(eval__datasets=f"folder:{saliency_folder}"), workdir)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    ours = json.load(f)["datasets"][f"folder:{saliency_folder}"]
+  assert ours["images"] == 5
+  assert ours["skipped"] == {"unreadable": 0, "too_small": 0,
+                             "masks_resized": 0, "without_mask": 1,
+                             "ambiguous": 1}
+  with open(os.path.join(workdir, "eval.md")) as f:
+    assert "1 without_mask, 1 ambiguous" in f.read()
+
+
 def test_eval_max_images_and_errors(tmp_path, saliency_folder, predictor):
   workdir = str(tmp_path)
   config = _config(eval__datasets=f"folder:{saliency_folder}",
@@ -164,7 +186,8 @@ def test_eval_max_images_and_errors(tmp_path, saliency_folder, predictor):
 def test_tables_put_the_papers_numbers_beside_ours():
   result = {"title": "ECSSD", "images": 1000, "maxF": 0.8, "IoU": 0.7,
             "acc": 0.9, "MAE": 0.1, "F_cut": 0.75, "PxAP": 0.6,
-            "skipped": {"unreadable": 0, "too_small": 0, "masks_resized": 0}}
+            "skipped": {"unreadable": 0, "too_small": 0, "masks_resized": 0,
+                        "without_mask": 0, "ambiguous": 0}}
   cub = dict(result, title="CUB-200-2011", MaxBoxAcc=0.5)
   settings = {"mask_threshold": 0.5, "pxap_average": "images"}
   prior = dict(result, maxF=0.85, IoU=0.72)

@@ -8,6 +8,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
+# Subprocesses that compile and run JAX stages: minutes on a loaded 2-core CPU.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUTS = ("generator", "directions.npy", "ranking.csv", "bg_direction.npy",
            "synthetic/index.csv", "unet", "eval.json", "eval",

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from configs import default
 from gansseg_jax.errors import UserError
+from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import filters
 
 STRUCTURES = {4: ndimage.generate_binary_structure(2, 1),
@@ -263,6 +265,22 @@ def test_size_filter_matches_numpy_including_equality():
   assert np.array_equal(got, batch.mean(axis=(1, 2)) <= 0.3)
 
 
+def test_strict_size_filter_drops_exactly_half_as_the_authors_code():
+  batch = np.zeros((4, 128, 128), bool)
+  for i, count in enumerate([8191, 8192, 8193, 0]):  # 8192 = half of 16384.
+    batch[i].ravel()[:count] = True
+  authors = batch.mean(axis=(1, 2)) < 0.5  # Their `mask.mean() < 0.5`.
+  got = np.asarray(filters.size_filter(batch, max_foreground=0.5,
+                                       strict=True))
+  assert np.array_equal(got, authors) and got.tolist() == [True, False,
+                                                           False, True]
+  # 0.4999 reads as 1/2: no substitute for strict.
+  assert np.asarray(filters.size_filter(batch, max_foreground=0.4999))[1]
+  spec = synth_batch.SynthSpec.from_config(
+      dict(default.get_config().synth, strict_size=True))
+  assert spec.strict_size
+
+
 # ----------------------------------------------------- histogram filter
 
 
@@ -332,3 +350,23 @@ def test_histogram_counts_are_exact_at_bin_edges():
   got = np.asarray(filters.histogram(values[None], 12))[0]
   want, _ = np.histogram(values, bins=edges)
   assert np.array_equal(got, want)
+
+
+def test_histogram_is_numpy_histogram_of_float32_values_near_edges():
+  """1-4 float32 steps either side of every edge: numpy's bins, exactly."""
+  edges = np.float32([-1 + 2 * k / 12 for k in range(13)])
+  near = [edges]
+  for direction in (-2, 2):
+    step = edges
+    for _ in range(4):
+      step = np.nextafter(step, np.float32(direction))
+      near.append(step)
+  values = np.concatenate(near).astype(np.float32)
+  values = values[(values == 0) | (np.abs(values) > 1e-30)]  # No subnormals.
+  got = np.asarray(filters.histogram(values[None], 12))[0]
+  want, _ = np.histogram(values, bins=12, range=(-1, 1))
+  assert np.array_equal(got, want)
+  # float64 edges would bin some of these values differently: the test
+  # discriminates.
+  float64, _ = np.histogram(values.astype(np.float64), bins=12, range=(-1, 1))
+  assert not np.array_equal(got, float64)

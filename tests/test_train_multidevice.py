@@ -9,6 +9,9 @@ import pytest
 
 import test_train_fixtures as f
 
+# Subprocesses that compile and run JAX stages: minutes on a loaded 2-core CPU.
+pytestmark = pytest.mark.slow
+
 MESHES_SCRIPT = """
 import sys
 sys.modules["clu"] = None

@@ -24,8 +24,12 @@ class ReadLog:
   unreadable: list[str] = dataclasses.field(default_factory=list)
   too_small: list[str] = dataclasses.field(default_factory=list)
   masks_resized: list[str] = dataclasses.field(default_factory=list)
+  without_mask: list[str] = dataclasses.field(default_factory=list)
+  ambiguous: list[str] = dataclasses.field(default_factory=list)
 
   def counts(self) -> dict[str, int]:
     return {"unreadable": len(self.unreadable),
             "too_small": len(self.too_small),
-            "masks_resized": len(self.masks_resized)}
+            "masks_resized": len(self.masks_resized),
+            "without_mask": len(self.without_mask),
+            "ambiguous": len(self.ambiguous)}

@@ -126,7 +126,14 @@ def iterate_examples(pairs: FolderPairs, min_side: int,
   A pair whose image or mask cannot be decoded, or whose image is below
   `min_side` pixels on a side, is skipped with one warning and recorded in
   `log`; a mask of another size than its image is resized to it (recorded).
+  Images left out by `match_folders` (no mask, or a stem naming several
+  files) are recorded first, as `without_mask` and `ambiguous`.
   """
+  log.without_mask.extend(
+      f"{os.path.join(pairs.images_dir, name)}: no mask in {pairs.masks_dir}"
+      for name in pairs.images_without_mask)
+  log.ambiguous.extend(f"{stem}: names several files in one folder"
+                       for stem in pairs.ambiguous)
   for stem, image_path, mask_path in pairs.pairs:
     try:
       image = images_lib.read_rgb(image_path)

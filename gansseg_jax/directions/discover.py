@@ -14,6 +14,11 @@ is per-parameter, so this equals the authors' two optimisers with the same
 learning rate). G is frozen: its params are an argument of the step under
 `stop_gradient`; gradients flow through G into A, G is never updated.
 
+A step whose loss, gradients or new state hold a NaN or inf is not applied
+(the old state is kept, on device) and counts in the metric 'skipped'; the
+loop raises `NonFiniteStepError` at the next log or checkpoint point, before
+saving, so every checkpoint holds finite values.
+
 One jitted step samples z, k and eps on device from `fold_in(key, step)`, so
 a run resumed from a checkpoint of step s repeats exactly the steps an
 uninterrupted run makes after s. Data parallel: a 1-D mesh over all devices,
@@ -43,10 +48,15 @@ from gansseg_jax.directions import deformator as deformator_lib
 from gansseg_jax.directions import strips
 from gansseg_jax.models import reconstructor as reconstructor_lib
 from gansseg_jax.train import checkpointing
+from gansseg_jax.train import finite as finite_lib
 from gansseg_jax.train import sharding
 
 Generate = Callable[..., jax.Array]
 RECONSTRUCTORS = ("lenet", "resnet18")
+
+
+class NonFiniteStepError(errors.UserError):
+  """A discovery step's loss, gradients or new params became NaN or inf."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,9 +211,11 @@ def make_train_step(graphdef: nnx.GraphDef, generate: Generate,
         state["params"])
     updates, opt_state = optimizer.update(grads, state["opt_state"],
                                           state["params"])
-    params = optax.apply_updates(state["params"], updates)
-    return ({"params": params, "batch_stats": batch_stats,
-             "opt_state": opt_state}, metrics)
+    new_state = {"params": optax.apply_updates(state["params"], updates),
+                 "batch_stats": batch_stats, "opt_state": opt_state}
+    finite = finite_lib.all_finite((metrics["loss"], grads, new_state))
+    metrics["skipped"] = jnp.logical_not(finite).astype(jnp.float32)
+    return finite_lib.keep_finite(finite, new_state, state), metrics
 
   return jax.jit(train_step,
                  in_shardings=(replicated,) * 5,
@@ -244,6 +256,24 @@ def _write_strips(folder: str, step: int, strip_fn, gen_params, z, directions,
         os.path.join(folder, f"step_{step:07d}",
                      f"directions_{start:03d}-{stop - 1:03d}.png"),
         strips.grid(images[start:stop]))
+
+
+def _check_applied(skipped: Any, done: int, window_steps: int,
+                   checkpoints: checkpointing.StepCheckpoints) -> None:
+  """NonFiniteStepError if a step of the window ending at `done` was skipped.
+
+  Called before every save, so no checkpoint follows a skipped step.
+  """
+  if not skipped:
+    return
+  latest = checkpoints.latest_step()
+  saved = (f"the latest checkpoint (step {latest}) in {checkpoints.directory} "
+           "holds finite values" if latest is not None
+           else "no checkpoint was saved")
+  raise NonFiniteStepError(
+      f"discover: {int(skipped)} of steps {done - window_steps + 1}-{done} "
+      f"had a NaN or inf loss, gradient or new params and were not applied; "
+      f"{saved} (lower config.directions.learning_rate)")
 
 
 def train(config: ml_collections.ConfigDict, workdir: str,
@@ -317,20 +347,24 @@ def train(config: ml_collections.ConfigDict, workdir: str,
         window = metrics if window is None else jax.tree.map(
             jnp.add, window, metrics)
         window_steps += 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        jax.block_until_ready(metrics)  # SIGTERM stops after this step.
+        stop = done < cfg.steps and checkpoints.stop_requested(done)
+        log_now = done % cfg.log_every == 0 or done == cfg.steps
+        save_now = done % cfg.checkpoint_every == 0 or done == cfg.steps
+        if log_now or save_now or stop:
+          _check_applied(sharding.fetch(window["skipped"]), done,
+                         window_steps, checkpoints)
+        if log_now:
           means = {name: float(value) / window_steps
                    for name, value in sharding.fetch(window).items()}
-          if not np.isfinite(means["loss"]):
-            raise FloatingPointError(
-                f"discover: loss is {means['loss']} at step {done}")
           writer.write_scalars(done, means)
           window, window_steps = None, 0
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        if save_now:
           checkpoints.save(done, state)
         if cfg.strip_every and done % cfg.strip_every == 0 and done < cfg.steps:
           write_strips(done, state)
         progress.update(done)
-        if checkpoints.stop_requested(done):
+        if stop:
           checkpoints.save(done, state, force=True)
           checkpoints.wait()
           raise checkpointing.Preempted(

@@ -51,6 +51,7 @@ class SynthSpec:
   oversample: float
   size_filter: bool
   max_foreground: float
+  strict_size: bool
   histogram_filter: bool
   histogram_rule: str
   histogram_bins: int
@@ -136,7 +137,8 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
     masks = filtered
   size_ok = jnp.ones((n,), bool)
   if spec.size_filter:
-    size_ok = filters.size_filter(masks, max_foreground=spec.max_foreground)
+    size_ok = filters.size_filter(masks, max_foreground=spec.max_foreground,
+                                  strict=spec.strict_size)
   histogram_ok = jnp.ones((n,), bool)
   if spec.histogram_filter:
     histogram_ok = filters.histogram_filter(

@@ -7,7 +7,8 @@ works). Settings are keyword-only static arguments; pass them from
 `SynthSpec` (gansseg_jax/synth/batch.py), which reads them from
 `config.synth`.
 
-- `size_filter`: keep a sample iff its foreground fraction <= max_foreground.
+- `size_filter`: keep a sample iff its foreground fraction <= max_foreground
+  (< with `strict`, the authors' code).
 - `histogram_filter`: the paper's rule ('paper') or the authors' code rule
   ('authors') on the histogram of G(z + h).
 - `connected_components_filter`: remove components smaller than
@@ -68,16 +69,20 @@ def check_histogram(rule: str, bins: int, window: int) -> None:
 # Size filter.
 
 
-@functools.partial(jax.jit, static_argnames=("max_foreground",))
-def size_filter(mask: jax.Array, *, max_foreground: float) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("max_foreground", "strict"))
+def size_filter(mask: jax.Array, *, max_foreground: float,
+                strict: bool = False) -> jax.Array:
   """Keep iff |M| / (H W) <= max_foreground (docs/method.md §6; paper: 0.5).
 
-  The paper drops fractions > 0.5; the authors' code keeps only < 0.5, so
-  the two differ on masks of exactly half the image.
+  The paper drops fractions > 0.5 (default); the authors' code keeps only
+  < 0.5 (`strict=True`), so the two differ on masks of exactly half the
+  image. Lowering max_foreground is no substitute for `strict`: it is read
+  as the nearest fraction with a denominator <= 1000, so 0.4999 is 1/2.
 
   Args:
     mask: [..., H, W] bool or {0, 1}.
     max_foreground: the largest foreground fraction kept.
+    strict: drop a fraction equal to max_foreground too.
 
   Returns:
     bool [...]: True = keep.
@@ -85,6 +90,8 @@ def size_filter(mask: jax.Array, *, max_foreground: float) -> jax.Array:
   num, den = as_fraction(max_foreground, "config.synth.max_foreground")
   height, width = mask.shape[-2:]
   area = jnp.sum(mask.astype(jnp.int32), axis=(-2, -1))
+  if strict:
+    return area * den < num * height * width
   return area * den <= num * height * width
 
 
@@ -95,11 +102,17 @@ def size_filter(mask: jax.Array, *, max_foreground: float) -> jax.Array:
 def histogram(values: jax.Array, bins: int) -> jax.Array:
   """Counts of `values` [..., N] in `bins` equal bins on [-1, 1]: [..., bins].
 
-  Bins are [e_k, e_{k+1}) except the last, which is closed [e_{bins-1}, 1]
-  (numpy.histogram and torch.histc semantics); values outside [-1, 1] are
-  not counted. The bin index floor((x + 1) bins / 2) is corrected by one
-  comparison with each neighbouring edge, so rounding never moves a value
-  across an edge; counts are one scatter-add over all samples.
+  Bins are [e_k, e_{k+1}) except the last, which is closed [e_{bins-1}, 1],
+  with e_k = -1 + 2k / bins rounded to float32; values outside [-1, 1] are
+  not counted. This is exactly `numpy.histogram(x, bins, range=(-1, 1))` of
+  the float32 values x (numpy builds its edges in the values' dtype and
+  compares each value with them), tested on values 1-4 float32 steps on
+  either side of every edge. It is not numpy on float64 values (float64
+  edges) nor torch.histc (the authors' code), which put some values a few
+  float32 steps below an edge in other bins. The bin index
+  floor((x + 1) bins / 2) is corrected by one comparison with each
+  neighbouring edge, so rounding never moves a value across an edge; counts
+  are one scatter-add over all samples.
   """
   lower = jnp.array([-1.0 + 2.0 * k / bins for k in range(bins)], jnp.float32)
   upper = jnp.concatenate([lower[1:], jnp.array([jnp.inf], jnp.float32)])

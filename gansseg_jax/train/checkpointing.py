@@ -8,10 +8,11 @@ renames it), so a run killed at any moment resumes from the latest complete one;
 leftover temporary folders are removed on start.
 
 SIGTERM (preemption, `scancel`, `kill`): on one process a handler records it
-and the training loop asks `stop_requested(step)` after every step; on several
-processes JAX's preemption service (started by `jax.distributed.initialize`)
-catches it and orbax agrees on a common step on all hosts. The loop then saves
-and raises `Preempted`.
+and the training loop asks `stop_requested(step)` after every step (it waits
+for each step to finish, so the signal stops the run after the step running
+when it arrived); on several processes JAX's preemption service (started by
+`jax.distributed.initialize`) catches it and orbax agrees on a common step on
+all hosts. The loop then saves and raises `Preempted` (exit status 143).
 
 `save_tree` / `restore_tree`: one pytree in one folder (final params).
 """
@@ -25,8 +26,21 @@ import jax
 import orbax.checkpoint as ocp
 
 
+# Exit status of a run stopped by SIGTERM after saving: 128 + 15, what a shell
+# reports for a process that SIGTERM ended (also when it arrives in a stage
+# without checkpoints, where the default action ends the process).
+PREEMPTED_EXIT = 128 + signal.SIGTERM
+
+
 class Preempted(SystemExit):
-  """SIGTERM arrived; a checkpoint of the current step was saved."""
+  """SIGTERM arrived; a checkpoint of the current step was saved.
+
+  Uncaught, the process exits with PREEMPTED_EXIT; `str(e)` is the message.
+  """
+
+  def __init__(self, message: str):
+    super().__init__(message)
+    self.code = PREEMPTED_EXIT
 
 
 def abstract_like(tree: Any, sharding) -> Any:

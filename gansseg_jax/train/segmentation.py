@@ -22,10 +22,13 @@ BatchNorm statistics use only the kept samples (weight 1); a batch with none
 kept uses all slots (its loss is 0 anyway). Empty slots enter the U-Net as
 zero images.
 
-A step whose loss is not finite leaves the state unchanged and every later step
-too (the step counter in the state stops); the loop notices at its next log,
-eval or checkpoint point, saves the last good state and raises
-`NonFiniteLossError` naming the step.
+A step whose loss, gradients or new state (params, BatchNorm statistics, Adam
+moments) hold a NaN or inf is not applied: the jitted step keeps the old state
+(`jnp.where` on one on-device finiteness flag) and counts it in the metric
+`skipped`. The step counter in the state then stops, and so does every later
+step (its batch is the same); the loop notices at its next log, eval or
+checkpoint point, saves the last good state (finite by construction) and
+raises `NonFiniteLossError` naming the step.
 """
 import functools
 import os
@@ -49,6 +52,7 @@ from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.train import augment
 from gansseg_jax.train import checkpointing
+from gansseg_jax.train import finite as finite_lib
 from gansseg_jax.train import holdout
 from gansseg_jax.train import sharding
 
@@ -241,10 +245,10 @@ def build(config: ml_collections.ConfigDict, mesh,
     new_state = {"params": optax.apply_updates(state["params"], updates),
                  "batch_stats": batch_stats, "opt_state": opt_state,
                  "step": state["step"] + 1}
-    finite = jnp.isfinite(loss)
-    state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
-                         new_state, state)
-    metrics = {"loss": loss, "kept_fraction": jnp.mean(weights)}
+    finite = finite_lib.all_finite((loss, grads, new_state))
+    state = finite_lib.keep_finite(finite, new_state, state)
+    metrics = {"loss": loss, "kept_fraction": jnp.mean(weights),
+               "skipped": jnp.logical_not(finite).astype(jnp.int32)}
     return state, metrics
 
   def step_metrics(state, frozen: Frozen):
@@ -276,7 +280,7 @@ def build(config: ml_collections.ConfigDict, mesh,
         functools.partial(synthesize, "train"), abstract_state["step"],
         frozen)[3]
     shapes = {"loss": jnp.float32, "kept_fraction": jnp.float32,
-              "steps": jnp.int32,
+              "steps": jnp.int32, "skipped": jnp.int32,
               **{f"synth/{k}": v.dtype for k, v in stats.items()}}
     return jax.jit(lambda: {k: jnp.zeros((), dtype)
                             for k, dtype in shapes.items()},
@@ -312,7 +316,7 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def _check_finite(state: TrainState, step: int, checkpoints) -> None:
-  """Raises NonFiniteLossError if a step <= `step` had a non-finite loss.
+  """Raises NonFiniteLossError if a step <= `step` was not applied.
 
   The state stops at the last good step (see `build`); that state is saved
   as its checkpoint before raising.
@@ -323,7 +327,8 @@ def _check_finite(state: TrainState, step: int, checkpoints) -> None:
   checkpoints.save(good, state, force=True)
   checkpoints.wait()
   raise NonFiniteLossError(
-      f"{STAGE}: the loss is NaN or inf at step {good + 1}; the last good "
+      f"{STAGE}: the loss, gradients or new params are NaN or inf at step "
+      f"{good + 1} (not applied); the last good "
       f"state (step {good}) is checkpoint {good} in "
       f"{checkpoints.directory} (lower config.train.learning_rate or use "
       f"config.unet.dtype='float32')")
@@ -360,6 +365,7 @@ def _interval_scalars(sums: dict[str, Any], step: int, interval_s: float,
   scalars = {
       "loss": float(sums["loss"]) / steps,
       "kept_fraction": float(sums["kept_fraction"]) / steps,
+      "skipped_steps": float(sums["skipped"]),
       "learning_rate": float(learning_rate_schedule(config_train)(step - 1)),
       "samples_per_s": steps * config_train.batch_size / max(interval_s, 1e-9),
       **{f"synth/{k}": float(v) / steps for k, v in stats.items()}}
@@ -455,6 +461,9 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
     if step % cfg.checkpoint_every == 0 or last:
       _check_finite(state, step, checkpoints)
       checkpoints.save(step, state)
+    # Wait for the step: SIGTERM's handler runs between Python bytecodes, so
+    # a loop that queued steps ahead would see it only steps later.
+    jax.block_until_ready(state["step"])
     progress.update(step)
     if not last and checkpoints.stop_requested(step):
       _check_finite(state, step, checkpoints)
