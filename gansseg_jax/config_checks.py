@@ -108,7 +108,10 @@ def _check_top(c) -> None:
       "num_processes": integer_at_least(0),
       "process_id": integer_at_least(-1),
   })
-  _apply("log", c.log, {"progress_every_s": positive})
+  _apply("log", c.log, {
+      "progress_every_s": positive,
+      "score_chunks": integer_at_least(1),
+  })
 
 
 def _check_generator(g) -> None:
