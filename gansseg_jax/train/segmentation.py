@@ -160,6 +160,17 @@ class FusedTraining(NamedTuple):
   abstract_state: Any
 
 
+def combine_chunk_stats(name: str, values: jax.Array) -> jax.Array:
+  """One step's synth stat from its chunks' [local_chunks] values.
+
+  Counts add up over all chunks; `rounds` is the most any chunk ran, the
+  rounds the step took (vmapped and parallel chunks wait for the slowest).
+  """
+  if name in synth_batch.MAX_OVER_CHUNKS:
+    return jax.lax.pmax(jnp.max(values, axis=0), sharding.DATA_AXIS)
+  return jax.lax.psum(jnp.sum(values, axis=0), sharding.DATA_AXIS)
+
+
 def build(config: ml_collections.ConfigDict, mesh,
           generate: Callable) -> FusedTraining:
   """Jits the training pieces of `config` on `mesh` with generator `generate`.
@@ -202,8 +213,7 @@ def build(config: ml_collections.ConfigDict, mesh,
         k, generate, gen_params, direction, sample_latents, spec,
         chunk_size, affine_maps))(keys)
     flat = lambda x: x.reshape((local_chunks * chunk_size,) + x.shape[2:])
-    stats = {k: jax.lax.psum(jnp.sum(v, axis=0), sharding.DATA_AXIS)
-             for k, v in made.stats.items()}
+    stats = {k: combine_chunk_stats(k, v) for k, v in made.stats.items()}
     images, masks = flat(made.images), flat(made.masks)
     if stream == "train" and config.train.shift_augment > 0:
       images, masks = augment.random_translate(
