@@ -319,3 +319,38 @@ class StarvationGuard:
             f"{self._fraction:.0%} of batch slots filled (config.synth."
             f"max_starved_batches); relax {knob}, turn the filter off, or "
             f"check the background direction and config.synth.mask_rule")
+
+
+class UnfilledWarning:
+  """Says once, with the numbers, that batches stayed unfilled at the cap.
+
+  Call `check(stats, batches)` as `StarvationGuard.check` (stats summed over
+  the last `batches` batches). The first time any slot of them is unfilled
+  it returns the warning text (slots unfilled, rounds cap, the filters' keep
+  rate p = kept / generated and the mean rounds a batch needs at that rate,
+  1 / (oversample * p)); otherwise, and ever after, None.
+  """
+
+  def __init__(self, spec: SynthSpec):
+    self._spec = spec
+    self._warned = False
+
+  def check(self, stats: Mapping[str, jax.Array],
+            batches: int = 1) -> Optional[str]:
+    unfilled = int(np.asarray(stats["unfilled"]))
+    if self._warned or unfilled == 0:
+      return None
+    self._warned = True
+    slots = unfilled + int(np.asarray(stats["filled"]))
+    kept = int(np.asarray(stats["kept"]))
+    generated = int(np.asarray(stats["generated"]))
+    rate = kept / max(generated, 1)
+    need = (f"needs {1 / (self._spec.oversample * rate):.1f} rounds on "
+            f"average" if rate > 0 else "never fills")
+    return (f"config.synth.max_rounds: {unfilled} of {slots} batch slots "
+            f"({unfilled / slots:.1%}) stayed unfilled over {batches} batches "
+            f"after up to {self._spec.max_rounds} rounds of "
+            f"{self._spec.oversample:g} x the batch; the filters kept {kept} "
+            f"of {generated} candidates ({rate:.1%}), at which a batch {need}. "
+            f"Unfilled slots have loss weight 0 (a smaller effective batch); "
+            f"raise config.synth.max_rounds or relax the filters (warned once)")
