@@ -15,7 +15,9 @@ fractions of --calibration candidates (made by the same synthesis with the
 filters off); p = 1 turns the size filter off too. For each p the fused step
 (`segmentation.build(...).step`, what training runs) is compiled with
 config.synth.max_rounds = 1 and = --max_rounds, run once (compile) and then
-timed over --steps steps. Reported per step: time, rounds (the most any
+timed over --steps steps. Reported per step: wall time and CPU time (the
+process's CPU seconds over all threads: on a shared, loaded machine the wall
+time mostly measures the other jobs; CPU-s per step does not), rounds (the most any
 chunk ran), filled fraction of the slots, the keep rate measured by the
 stats (kept / generated); samples/s = batch / step time, and filled samples/s
 = filled slots / step time (what the U-Net learns from).
@@ -119,15 +121,18 @@ def measure(config, generate, gen_params, direction):
   jax.block_until_ready(sums)
   first = time.perf_counter() - start
   sums = fused.zeros_like(sums)
-  start = time.perf_counter()
+  jax.block_until_ready(sums)
+  start, cpu_start = time.perf_counter(), time.process_time()
   for _ in range(FLAGS.steps):
     state, sums = fused.step(state, sums, frozen)
   jax.block_until_ready(sums)
   step_s = (time.perf_counter() - start) / FLAGS.steps
+  cpu_s = (time.process_time() - cpu_start) / FLAGS.steps
   s = {k: float(v) for k, v in sharding.fetch(sums).items()}
   filled = s["synth/filled"] / (s["synth/filled"] + s["synth/unfilled"])
   batch = config.train.batch_size
-  return {"first_call_s": first, "step_s": step_s,
+  return {"first_call_s": first, "step_s": step_s, "step_cpu_s": cpu_s,
+          "cpu_samples_per_s": batch / cpu_s,
           "rounds_per_step": s["synth/rounds"] / s["steps"],
           "filled_fraction": filled,
           "measured_keep": s["synth/kept"] / s["synth/generated"],
@@ -149,16 +154,18 @@ def unfilled_probabilities(batches=(95, 32, 12), keeps=(0.1, 0.25, 0.38),
 
 
 def markdown(entries) -> str:
-  lines = ["| device | preset | batch | keep p (measured) | max_rounds "
-           "| step ms | rounds/step | filled | samples/s | filled samples/s |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| preset | batch | keep p (measured) | max_rounds | rounds/step "
+           "| filled | CPU s/step | samples per CPU s | wall ms/step "
+           "| samples/s (wall) | filled samples/s (wall) | load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for e in entries:
     lines.append(
-        f"| {e['device']} | {e['preset']} | {e['batch_size']} "
+        f"| {e['preset']} | {e['batch_size']} "
         f"| {e['keep']:g} ({e['measured_keep']:.2f}) | {e['max_rounds']} "
-        f"| {1e3 * e['step_s']:.0f} | {e['rounds_per_step']:.2f} "
-        f"| {e['filled_fraction']:.3f} | {e['samples_per_s']:.1f} "
-        f"| {e['filled_samples_per_s']:.1f} |")
+        f"| {e['rounds_per_step']:.2f} | {e['filled_fraction']:.3f} "
+        f"| {e['step_cpu_s']:.3f} | {e['cpu_samples_per_s']:.1f} "
+        f"| {1e3 * e['step_s']:.0f} | {e['samples_per_s']:.1f} "
+        f"| {e['filled_samples_per_s']:.1f} | {e['load_average']:.0f} |")
   return "\n".join(lines)
 
 
