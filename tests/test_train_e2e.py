@@ -62,8 +62,8 @@ def test_training_lowers_the_holdout_loss(trained):
   assert sorted(holdout) == [0, 12, 24, 36, 48]
   assert holdout[48]["holdout/loss"] < holdout[0]["holdout/loss"] - 0.05
   assert holdout[48]["holdout/iou"] > holdout[0]["holdout/iou"]
-  # Filters drop the big discs, so some hold-out slots are empty.
-  assert 0 < holdout[0]["holdout/samples"] <= 24
+  # Filters drop the big discs; the rounds fill the hold-out batches anyway.
+  assert holdout[0]["holdout/samples"] == 24
   train = [r for r in records if "loss" in r]
   assert [r["step"] for r in train] == [12, 24, 36, 48]
   assert train[-1]["learning_rate"] == pytest.approx(2e-4)  # x0.2 at 40.
