@@ -163,9 +163,9 @@ def markdown(entries) -> str:
         f"| {e['preset']} | {e['batch_size']} "
         f"| {e['keep']:g} ({e['measured_keep']:.2f}) | {e['max_rounds']} "
         f"| {e['rounds_per_step']:.2f} | {e['filled_fraction']:.3f} "
-        f"| {e['step_cpu_s']:.3f} | {e['cpu_samples_per_s']:.1f} "
-        f"| {1e3 * e['step_s']:.0f} | {e['samples_per_s']:.1f} "
-        f"| {e['filled_samples_per_s']:.1f} | {e['load_average']:.0f} |")
+        f"| {e['step_cpu_s']:.3f} | {e['cpu_samples_per_s']:.3g} "
+        f"| {1e3 * e['step_s']:.0f} | {e['samples_per_s']:.3g} "
+        f"| {e['filled_samples_per_s']:.3g} | {e['load_average']:.0f} |")
   return "\n".join(lines)
 
 
