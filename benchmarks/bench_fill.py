@@ -16,11 +16,12 @@ filters off); p = 1 turns the size filter off too. For each p the fused step
 (`segmentation.build(...).step`, what training runs) is compiled with
 config.synth.max_rounds = 1 and = --max_rounds, run once (compile) and then
 timed over --steps steps. Reported per step: wall time and CPU time (the
-process's CPU seconds over all threads: on a shared, loaded machine the wall
-time mostly measures the other jobs; CPU-s per step does not), rounds (the most any
-chunk ran), filled fraction of the slots, the keep rate measured by the
-stats (kept / generated); samples/s = batch / step time, and filled samples/s
-= filled slots / step time (what the U-Net learns from).
+process's CPU seconds over all threads: on a shared, loaded machine the
+wall time mostly measures the other jobs; CPU s per step does not), rounds
+(the most any chunk ran), filled fraction of the slots, the keep rate
+measured by the stats (kept / generated); samples/s = batch / step time,
+and filled samples/s = filled slots / step time (what the U-Net learns
+from).
 
 Also writes, for the choice of the default cap, the probability that a batch
 of B slots is still unfilled after R rounds of ceil(1.5 B) candidates at

@@ -127,8 +127,9 @@ def test_interval_scalars_log_rounds_and_filled_fraction():
   sums = {"loss": 2.0, "kept_fraction": 1.5, "steps": 2,
           "synth/filled": 150, "synth/unfilled": 40, "synth/rounds": 7,
           "synth/kept": 150, "synth/generated": 300}
-  scalars, stats = segmentation._interval_scalars(  # pylint: disable=protected-access
-      sums, 2, 1.0, f.tiny_config().train)
+  # pylint: disable-next=protected-access
+  scalars, stats = segmentation._interval_scalars(sums, 2, 1.0,
+                                                  f.tiny_config().train)
   assert scalars["synth/rounds"] == 3.5
   assert scalars["synth/filled_fraction"] == 150 / 190
   assert stats["unfilled"] == 40
