@@ -122,6 +122,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.synth.mask_rule = "lighting"  # 'lighting', 'mean_thr' (Flowers) or 'affine'.
   c.synth.shift_radius = 5.0  # r in h = r * h_bg / ||h_bg||.
   c.synth.oversample = 1.5  # Generate this many times the batch, keep the filtered.
+  c.synth.max_rounds = 16  # Generate rounds until the batch is full, at most this many (1 = one round); 16 fills batches at a 10% keep rate (docs/batch_filling.md).
   c.synth.max_starved_batches = 20  # Stop when this many batches in a row are nearly empty.
   c.synth.starved_fraction = 0.05  # "Nearly empty": fewer kept than this fraction of slots.
   c.synth.size_filter = True  # Drop samples with foreground fraction > max_foreground.

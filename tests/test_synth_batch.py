@@ -57,9 +57,8 @@ def sampler():
   return latents.make_sampler(default_synth_config(), Z_DIM)
 
 
-def reference_batch(key, sampler, spec, batch_size):
-  """The same batch from numpy/scipy: lighting rule, scipy labels, sorting."""
-  n = spec.num_candidates(batch_size)
+def reference_candidates(key, sampler, spec, n):
+  """One round from numpy/scipy: lighting rule, scipy labels, filters."""
   z = np.asarray(sampler(key, n))
   h = spec.shift_radius * np.asarray(DIRECTION) / np.linalg.norm(DIRECTION)
   images = np.asarray(blob_generator(PARAMS, jnp.asarray(z)))
@@ -81,40 +80,88 @@ def reference_batch(key, sampler, spec, batch_size):
     keep &= np.asarray(filters.histogram_filter(
         shifted, rule=spec.histogram_rule, bins=spec.histogram_bins,
         window=spec.histogram_window))
+  return images, masks, keep
+
+
+def reference_batch(key, sampler, spec, batch_size):
+  """The batch by a plain loop over rounds: round 0 sorts kept ones first
+  (rejected ones after), round r = 1, 2, ... draws from fold_in(key, r) and
+  appends its kept ones until B are kept or max_rounds rounds ran.
+
+  Returns images, masks, weights of the B slots and every round's keep flags.
+  """
+  n = spec.num_candidates(batch_size)
+  images, masks, keep = reference_candidates(key, sampler, spec, n)
   order = np.concatenate([np.flatnonzero(keep), np.flatnonzero(~keep)])
-  order = order[:batch_size]
-  return images[order], masks[order], keep[order], keep
+  images, masks = list(images[order]), list(masks[order])
+  kept = list(range(keep.sum()))  # Slots holding a kept sample.
+  keeps = [keep]
+  while len(keeps) < spec.max_rounds and len(kept) < batch_size:
+    more = reference_candidates(jax.random.fold_in(key, len(keeps)), sampler,
+                                spec, n)
+    keeps.append(more[2])
+    for i in np.flatnonzero(more[2]):
+      if len(kept) < batch_size:
+        images[len(kept)], masks[len(kept)] = more[0][i], more[1][i]
+        kept.append(len(kept))
+  weights = np.arange(batch_size) < len(kept)
+  return (np.stack(images[:batch_size]), np.stack(masks[:batch_size]),
+          weights, keeps)
 
 
 def test_default_spec_reads_config():
   spec = make_spec()
   assert spec.mask_rule == "lighting" and spec.connectivity == 4
   assert spec.num_candidates(95) == 143
+  assert spec.max_rounds > 1
   hash(spec)
 
 
+@pytest.mark.parametrize("max_rounds", [1, 16])
 @pytest.mark.parametrize("overrides", [
     dict(size_filter=True, max_foreground=0.12, histogram_filter=False),
     dict(histogram_filter=True, histogram_rule="authors", connectivity=8,
          max_foreground=0.2),
 ])
-def test_synthesize_matches_reference(sampler, overrides):
-  spec = make_spec(**overrides)
+def test_synthesize_matches_reference(sampler, overrides, max_rounds):
+  spec = make_spec(max_rounds=max_rounds, **overrides)
   key = jax.random.key(7)
   out = batch_lib.synthesize(key, blob_generator, PARAMS, DIRECTION, sampler,
                              spec, 10)
-  images, masks, weights, keep_all = reference_batch(key, sampler, spec, 10)
+  images, masks, weights, keeps = reference_batch(key, sampler, spec, 10)
   assert out.images.shape == (10, SIZE, SIZE, 3)
   assert out.masks.dtype == jnp.float32 and out.weights.dtype == jnp.float32
   np.testing.assert_allclose(out.images, images, atol=1e-6)
   np.testing.assert_array_equal(out.masks, masks.astype(np.float32))
-  np.testing.assert_array_equal(out.weights, keep_all.sum() > np.arange(10))
+  np.testing.assert_array_equal(out.weights, weights)
   stats = {k: int(v) for k, v in out.stats.items()}
-  assert stats["generated"] == 15
-  assert stats["kept"] == keep_all.sum()
-  assert stats["filled"] == min(10, keep_all.sum())
+  kept = sum(int(k.sum()) for k in keeps)
+  assert stats["rounds"] == len(keeps)
+  assert stats["generated"] == 15 * len(keeps)
+  assert stats["kept"] == kept
+  assert stats["filled"] == min(10, kept) == weights.sum()
   assert stats["unfilled"] == 10 - stats["filled"]
-  assert 0 < keep_all.sum() < 15  # the case exercises both outcomes
+  assert 0 < keeps[0].sum() < 10  # Round 0 alone does not fill the batch,
+  if max_rounds > 1:  # the loop does, in a few rounds.
+    assert stats["unfilled"] == 0 and 1 < stats["rounds"] < max_rounds
+
+
+def test_first_round_batch_is_the_one_round_batch(sampler):
+  """A batch that round 0 fills holds the same samples whatever the cap.
+
+  The generator compiled inside the loop may round differently (1 ulp).
+  """
+  key = jax.random.key(3)
+  run = lambda rounds: batch_lib.synthesize(
+      key, blob_generator, PARAMS, DIRECTION, sampler,
+      make_spec(max_rounds=rounds, histogram_filter=False), 6)
+  one, loop = run(1), run(16)
+  assert int(loop.stats["rounds"]) == 1 and int(loop.stats["unfilled"]) == 0
+  np.testing.assert_allclose(one.images, loop.images, atol=1e-6)
+  np.testing.assert_array_equal(one.masks, loop.masks)
+  np.testing.assert_array_equal(one.weights, loop.weights)
+  assert {k: int(v) for k, v in one.stats.items()} == {
+      k: int(v) for k, v in loop.stats.items()}
 
 
 def test_synthesize_is_deterministic_by_key_and_vmappable(sampler):
@@ -142,7 +189,8 @@ def test_everything_rejected_gives_zero_weights(sampler):
   stats = {k: int(v) for k, v in out.stats.items()}
   assert not np.any(out.weights)
   assert stats["kept"] == 0 and stats["unfilled"] == 6
-  assert stats["rejected_size"] == stats["generated"] == 9
+  assert stats["rounds"] == spec.max_rounds > 1  # Every round ran.
+  assert stats["rejected_size"] == stats["generated"] == 9 * spec.max_rounds
 
 
 def test_affine_rule_through_synthesize(sampler):

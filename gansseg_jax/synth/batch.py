@@ -13,8 +13,18 @@
      their original order; the first `batch_size` are returned. Slots left
      without a kept sample carry a rejected sample with weight 0.
 
-Everything has fixed shapes and stays on device; there is no retry loop.
-When nearly every slot goes unfilled for many batches in a row, the host's
+With `spec.max_rounds` R > 1, steps 1-5 are round 0 of a `lax.while_loop`
+that runs rounds r = 1, 2, ... while slots are unfilled and r < R: round r
+makes n new candidates from fold_in(key, r) and copies its kept ones, in
+order, into the next free slots. The authors' code likewise generates until
+the batch is full (up to 100 rounds of B, then it fails). A batch that round
+0 fills holds the samples of R = 1 (to float rounding: the generator compiles
+differently inside the loop); R = 1 runs steps 1-5 alone, with no loop, as
+before the loop existed.
+
+Everything has fixed shapes and stays on device. Batches still unfilled after
+R rounds are counted (`stats`) and `UnfilledWarning` says so once; when
+nearly every slot goes unfilled for many batches in a row, the host's
 `StarvationGuard` stops the run with an error naming the filter to blame.
 """
 import dataclasses
@@ -40,6 +50,9 @@ REJECTING_FILTERS = {
                            "config.synth.histogram_rule"),
 }
 
+# Stats that combine over a step's chunks by max (the rest add up).
+MAX_OVER_CHUNKS = frozenset({"rounds"})
+
 Generate = Callable[..., jax.Array]
 
 
@@ -62,6 +75,7 @@ class SynthSpec:
   strict_ratio: bool
   starved_fraction: float
   max_starved_batches: int
+  max_rounds: int
 
   @classmethod
   def from_config(cls, synth_config: ml_collections.ConfigDict) -> "SynthSpec":
@@ -90,6 +104,9 @@ class SynthSpec:
             and self.max_starved_batches >= 1):
       raise UserError(f"config.synth.max_starved_batches: must be an integer "
                       f">= 1, got {self.max_starved_batches!r}")
+    if not (isinstance(self.max_rounds, int) and self.max_rounds >= 1):
+      raise UserError(f"config.synth.max_rounds: must be an integer >= 1, "
+                      f"got {self.max_rounds!r}")
 
   def num_candidates(self, batch_size: int) -> int:
     """ceil(batch_size * oversample) samples generated per batch."""
@@ -148,6 +165,34 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
                     size_ok & histogram_ok)
 
 
+def candidate_stats(cand: Candidates) -> Dict[str, jax.Array]:
+  """Counts of one round's candidates (int32 scalars, see `synthesize`)."""
+  return {
+      "generated": jnp.array(cand.keep.shape[0], jnp.int32),
+      "kept": jnp.sum(cand.keep, dtype=jnp.int32),
+      "rejected_size": jnp.sum(~cand.size_ok, dtype=jnp.int32),
+      "rejected_histogram": jnp.sum(~cand.histogram_ok, dtype=jnp.int32),
+      "pruned_samples": jnp.sum(cand.pruned_pixels > 0, dtype=jnp.int32),
+  }
+
+
+def fill_slots(images: jax.Array, masks: jax.Array, filled: jax.Array,
+               cand: Candidates, count: jax.Array):
+  """Slots filled..filled+count-1 <- the candidates in kept-first order.
+
+  Slot j (filled <= j < filled + count) takes candidate order[j - filled],
+  order = stable argsort of "rejected" (kept ones first, in their order);
+  every other slot keeps its content. Fixed shapes: a gather and a select.
+  """
+  order = jnp.argsort(~cand.keep, stable=True)
+  offset = jnp.arange(images.shape[0]) - filled
+  new = (offset >= 0) & (offset < count)
+  source = order[jnp.clip(offset, 0, order.shape[0] - 1)]
+  images = jnp.where(new[:, None, None, None], cand.images[source], images)
+  masks = jnp.where(new[:, None, None], cand.masks[source], masks)
+  return images, masks
+
+
 @functools.partial(
     jax.jit,
     static_argnames=("generate", "sample_latents", "spec", "batch_size"))
@@ -163,36 +208,71 @@ def synthesize(key: jax.Array, generate: Generate, gen_params,
     gen_params: the generator's parameters (a pytree).
     direction: [z_dim] the raw background direction h_bg.
     sample_latents: `sample(key, n) -> z [n, z_dim]` (latents.make_sampler).
-    spec: SynthSpec.from_config(config.synth).
+    spec: SynthSpec.from_config(config.synth); spec.max_rounds caps the rounds.
     batch_size: B, the slots returned.
     affine_maps: [2, 3, 4] the two affine maps, for mask_rule='affine' only.
 
   Returns:
-    SynthBatch; stats (int32 scalars): generated (n), kept (samples passing
-    every filter, may exceed B), filled (min(kept, B)), unfilled (B - filled),
+    SynthBatch; stats (int32 scalars), summed over the rounds run: generated
+    (n per round), kept (samples passing every filter, may exceed B),
     rejected_size / rejected_histogram (samples each filter rejects, counted
     independently, 0 when off), pruned_samples (samples whose mask the
-    components filter changed).
+    components filter changed); and filled (slots holding a kept sample,
+    min(kept, B)), unfilled (B - filled), rounds (rounds run, 1..max_rounds).
   """
   n = spec.num_candidates(batch_size)
-  z = sample_latents(key, n)
-  cand = make_candidates(z, generate, gen_params, direction, spec, affine_maps)
-  order = jnp.argsort(~cand.keep, stable=True)[:batch_size]
-  kept = jnp.sum(cand.keep, dtype=jnp.int32)
-  filled = jnp.minimum(kept, batch_size)
-  stats = {
-      "generated": jnp.array(n, jnp.int32),
-      "kept": kept,
-      "filled": filled,
-      "unfilled": batch_size - filled,
-      "rejected_size": jnp.sum(~cand.size_ok, dtype=jnp.int32),
-      "rejected_histogram": jnp.sum(~cand.histogram_ok, dtype=jnp.int32),
-      "pruned_samples": jnp.sum(cand.pruned_pixels > 0, dtype=jnp.int32),
-  }
-  return SynthBatch(images=cand.images[order],
-                    masks=cand.masks[order].astype(jnp.float32),
-                    weights=cand.keep[order].astype(jnp.float32),
-                    stats=stats)
+
+  def candidates(round_key):
+    return make_candidates(sample_latents(round_key, n), generate, gen_params,
+                           direction, spec, affine_maps)
+
+  if spec.max_rounds == 1:
+    cand = candidates(key)
+    order = jnp.argsort(~cand.keep, stable=True)[:batch_size]
+    stats = candidate_stats(cand)
+    filled = jnp.minimum(stats["kept"], batch_size)
+    stats.update(filled=filled, unfilled=batch_size - filled,
+                 rounds=jnp.array(1, jnp.int32))
+    return SynthBatch(images=cand.images[order],
+                      masks=cand.masks[order].astype(jnp.float32),
+                      weights=cand.keep[order].astype(jnp.float32),
+                      stats=stats)
+
+  def round_key(r):
+    """`key` for round 0 (the batch of max_rounds=1), fold_in(key, r) after."""
+    data = jax.random.key_data(key)
+    folded = jax.random.key_data(jax.random.fold_in(key, r))
+    return jax.random.wrap_key_data(jnp.where(r == 0, data, folded),
+                                    impl=jax.random.key_impl(key))
+
+  def unfinished(carry):
+    r, filled = carry[0], carry[1]
+    return (r < spec.max_rounds) & (filled < batch_size)
+
+  def one_round(carry):
+    r, filled, images, masks, totals = carry
+    cand = candidates(round_key(r))
+    counts = candidate_stats(cand)
+    # Round 0 fills every slot as the one-round batch does (kept samples,
+    # then rejected ones with weight 0); later rounds add kept ones only.
+    count = jnp.where(r == 0, batch_size, counts["kept"])
+    images, masks = fill_slots(images, masks, filled, cand, count)
+    filled = jnp.minimum(filled + counts["kept"], batch_size)
+    totals = {k: totals[k] + v for k, v in counts.items()}
+    return r + 1, filled, images, masks, totals
+
+  shapes = jax.eval_shape(candidates, key)
+  zeros = lambda x: jnp.zeros((batch_size,) + x.shape[1:], x.dtype)
+  start = (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32),
+           zeros(shapes.images), zeros(shapes.masks),
+           jax.tree.map(lambda x: jnp.zeros((), x.dtype),
+                        jax.eval_shape(candidate_stats, shapes)))
+  rounds, filled, images, masks, stats = jax.lax.while_loop(
+      unfinished, one_round, start)
+  stats.update(filled=filled, unfilled=batch_size - filled, rounds=rounds)
+  weights = (jnp.arange(batch_size) < filled).astype(jnp.float32)
+  return SynthBatch(images=images, masks=masks.astype(jnp.float32),
+                    weights=weights, stats=stats)
 
 
 class StarvationGuard:
@@ -241,3 +321,38 @@ class StarvationGuard:
             f"{self._fraction:.0%} of batch slots filled (config.synth."
             f"max_starved_batches); relax {knob}, turn the filter off, or "
             f"check the background direction and config.synth.mask_rule")
+
+
+class UnfilledWarning:
+  """Says once, with the numbers, that batches stayed unfilled at the cap.
+
+  Call `check(stats, batches)` as `StarvationGuard.check` (stats summed over
+  the last `batches` batches). The first time any slot of them is unfilled
+  it returns the warning text (slots unfilled, rounds cap, the filters' keep
+  rate p = kept / generated and the mean rounds a batch needs at that rate,
+  1 / (oversample * p)); otherwise, and ever after, None.
+  """
+
+  def __init__(self, spec: SynthSpec):
+    self._spec = spec
+    self._warned = False
+
+  def check(self, stats: Mapping[str, jax.Array],
+            batches: int = 1) -> Optional[str]:
+    unfilled = int(np.asarray(stats["unfilled"]))
+    if self._warned or unfilled == 0:
+      return None
+    self._warned = True
+    slots = unfilled + int(np.asarray(stats["filled"]))
+    kept = int(np.asarray(stats["kept"]))
+    generated = int(np.asarray(stats["generated"]))
+    rate = kept / max(generated, 1)
+    need = (f"needs {1 / (self._spec.oversample * rate):.1f} rounds on "
+            f"average" if rate > 0 else "never fills")
+    return (f"config.synth.max_rounds: {unfilled} of {slots} batch slots "
+            f"({unfilled / slots:.1%}) stayed unfilled over {batches} batches "
+            f"after up to {self._spec.max_rounds} rounds of "
+            f"{self._spec.oversample:g} x the batch; the filters kept {kept} "
+            f"of {generated} candidates ({rate:.1%}), at which a batch {need}. "
+            f"Unfilled slots have loss weight 0 (a smaller effective batch); "
+            f"raise config.synth.max_rounds or relax the filters (warned once)")

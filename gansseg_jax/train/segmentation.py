@@ -4,7 +4,8 @@ One jitted step, no host round trip (docs/architecture.md, "The fused training
 step"):
 
   key_c = fold_in(fold_in(stage_key(seed, 'train'), step), c)   c = chunk
-  (images, masks, weights) = synthesize(key_c, G, ...)   per device, shard_map
+  (images, masks, weights) = synthesize(key_c, G, ...)   per device, shard_map;
+      rounds of candidates until the batch is full (config.synth.max_rounds)
   loss = sum_i w_i mean_pixels CE(UNet(images_i), masks_i) / max(sum_i w_i, 1)
   params <- Adam(lr(step)) on grad loss;  lr = 1e-3, x0.2 at step 8000
 
@@ -164,6 +165,17 @@ class FusedTraining(NamedTuple):
   abstract_state: Any
 
 
+def combine_chunk_stats(name: str, values: jax.Array) -> jax.Array:
+  """One step's synth stat from its chunks' [local_chunks] values.
+
+  Counts add up over all chunks; `rounds` is the most any chunk ran, the
+  rounds the step took (vmapped and parallel chunks wait for the slowest).
+  """
+  if name in synth_batch.MAX_OVER_CHUNKS:
+    return jax.lax.pmax(jnp.max(values, axis=0), sharding.DATA_AXIS)
+  return jax.lax.psum(jnp.sum(values, axis=0), sharding.DATA_AXIS)
+
+
 def build(config: ml_collections.ConfigDict, mesh,
           generate: Callable) -> FusedTraining:
   """Jits the training pieces of `config` on `mesh` with generator `generate`.
@@ -206,8 +218,7 @@ def build(config: ml_collections.ConfigDict, mesh,
         k, generate, gen_params, direction, sample_latents, spec,
         chunk_size, affine_maps))(keys)
     flat = lambda x: x.reshape((local_chunks * chunk_size,) + x.shape[2:])
-    stats = {k: jax.lax.psum(jnp.sum(v, axis=0), sharding.DATA_AXIS)
-             for k, v in made.stats.items()}
+    stats = {k: combine_chunk_stats(k, v) for k, v in made.stats.items()}
     images, masks = flat(made.images), flat(made.masks)
     if stream == "train" and config.train.shift_augment > 0:
       images, masks = augment.random_translate(
@@ -358,7 +369,11 @@ def _restore_or_init(fused: FusedTraining, checkpoints, steps: int):
 def _interval_scalars(sums: dict[str, Any], step: int, interval_s: float,
                       config_train: ml_collections.ConfigDict
                       ) -> tuple[dict[str, float], dict[str, float]]:
-  """(scalars to log, summed synth stats) of one log interval's metric sums."""
+  """(scalars to log, summed synth stats) of one log interval's metric sums.
+
+  synth/<stat> is the stat's mean per step (synth/rounds: the rounds a step
+  ran); synth/filled_fraction = filled / (filled + unfilled) slots.
+  """
   steps = max(int(sums["steps"]), 1)
   stats = {k[len("synth/"):]: v for k, v in sums.items()
            if k.startswith("synth/")}
@@ -369,6 +384,8 @@ def _interval_scalars(sums: dict[str, Any], step: int, interval_s: float,
       "learning_rate": float(learning_rate_schedule(config_train)(step - 1)),
       "samples_per_s": steps * config_train.batch_size / max(interval_s, 1e-9),
       **{f"synth/{k}": float(v) / steps for k, v in stats.items()}}
+  slots = max(float(stats["filled"]) + float(stats["unfilled"]), 1.0)
+  scalars["synth/filled_fraction"] = float(stats["filled"]) / slots
   return scalars, stats
 
 
@@ -439,6 +456,8 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
   if step == 0:
     evaluate()
   sums = fused.zero_sums(frozen)
+  unfilled = synth_batch.UnfilledWarning(
+      synth_batch.SynthSpec.from_config(config.synth))
   progress = monitoring.Progress(cfg.steps, STAGE,
                                  every_s=config.log.progress_every_s,
                                  start=step)
@@ -454,6 +473,9 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
       scalars, stats = _interval_scalars(interval, step, now - log_time, cfg)
       sums, log_time = fused.zeros_like(sums), now
       writer.write_scalars(step, scalars)
+      warning = unfilled.check(stats, batches=int(interval["steps"]))
+      if warning:
+        logging.warning("%s step %d: %s", STAGE, step, warning)
       guard.check(stats, batches=int(interval["steps"]))
     if step % cfg.eval_every == 0 or last:
       _check_finite(state, step, checkpoints)

@@ -12,7 +12,8 @@ run(config, workdir):
            W/checkpoints/train/<step>/ (the last config.train.keep_checkpoints
            training states; a rerun resumes from the latest),
            'train' scalars in W/metrics.jsonl and W/tensorboard/train/
-           (loss, kept_fraction, learning_rate, samples_per_s, synth/*, and
+           (loss, kept_fraction, learning_rate, samples_per_s, synth/* with
+           synth/rounds and synth/filled_fraction, and
            holdout/{loss,iou,accuracy,samples}).
 """
 import os
