@@ -162,7 +162,7 @@ def test_images_without_a_mask_are_counted_as_skipped(tmp_path,
                              "masks_resized": 0, "without_mask": 1,
                              "ambiguous": 1}
   with open(os.path.join(workdir, "eval.md")) as f:
-    assert "1 without_mask, 1 ambiguous" in f.read()
+    assert "1 ambiguous, 1 without_mask" in f.read()
 
 
 def test_eval_max_images_and_errors(tmp_path, saliency_folder, predictor):

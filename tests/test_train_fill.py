@@ -124,7 +124,7 @@ def test_unfilled_warning_says_the_numbers_once():
 
 
 def test_interval_scalars_log_rounds_and_filled_fraction():
-  sums = {"loss": 2.0, "kept_fraction": 1.5, "steps": 2,
+  sums = {"loss": 2.0, "kept_fraction": 1.5, "steps": 2, "skipped": 0,
           "synth/filled": 150, "synth/unfilled": 40, "synth/rounds": 7,
           "synth/kept": 150, "synth/generated": 300}
   # pylint: disable-next=protected-access

@@ -37,24 +37,25 @@ VARIANTS = ("paper", "authors")
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-  """config.eval.wctr as a picklable value (sent to worker processes)."""
-  variant: str = "paper"
-  pixels_per_superpixel: float = 600.0
-  compactness: float = 20.0
-  boundary_width: int = 8
-  max_long_side: int = 640
-  sigma_clr: float = 10.0
-  sigma_bndcon: float = 1.0
-  sigma_spa: float = 0.25
-  mu: float = 0.1
-  authors_sigma_spa: float = 0.4
-  authors_bg_lambda: float = 5.0
-  authors_high_bndcon: float = 3.0
-  authors_high_weight: float = 1000.0
+  """config.eval.wctr as a picklable value (sent to worker processes); the
+  values and their sources live in configs/default.py."""
+  variant: str
+  pixels_per_superpixel: float
+  compactness: float
+  boundary_width: int
+  max_long_side: int
+  sigma_clr: float
+  sigma_bndcon: float
+  sigma_spa: float
+  mu: float
+  authors_sigma_spa: float
+  authors_bg_lambda: float
+  authors_high_bndcon: float
+  authors_high_weight: float
 
   @classmethod
   def from_config(cls, wctr_config) -> "Params":
-    return cls(**{f.name: type(f.default)(wctr_config[f.name])
+    return cls(**{f.name: f.type(wctr_config[f.name])
                   for f in dataclasses.fields(cls)})
 
 
