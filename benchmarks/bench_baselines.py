@@ -18,12 +18,14 @@ which a loaded machine inflates far less than wall time; images/s on k idle
 cores is then about k / that.
 """
 import argparse
-import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from benchmarks.bench_eval import default_eval_config  # pylint: disable=g-import-not-at-top
 from gansseg_jax import machine
 from gansseg_jax.data import sources
 from gansseg_jax.eval import baselines
@@ -31,17 +33,6 @@ from gansseg_jax.eval import evaluate
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results",
                        "bench_baselines.json")
-DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
-                              "default.py")
-
-
-def default_eval_config():
-  """config.eval of configs/default.py (loaded by path: run as a script)."""
-  spec = importlib.util.spec_from_file_location("default_config",
-                                                DEFAULT_CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config().eval
 
 
 def run(name: str, data: str, workers: int, max_images: int) -> dict:
