@@ -565,7 +565,7 @@ def test_url_handle_resolves_offline_from_tfhub_cache(module_dir, tmp_path,
   """TF-Hub caches a URL's module in $TFHUB_CACHE_DIR/<sha1 of the URL>/."""
   path, values = module_dir
   handle = default.get_config().generator.handle
-  assert handle.startswith("https://tfhub.dev/")
+  assert handle.startswith("https://")  # A URL handle; nothing is fetched.
   cached = tmp_path / "cache" / hashlib.sha1(handle.encode()).hexdigest()
   shutil.copytree(path, cached)
   monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
