@@ -228,16 +228,23 @@ def _scene_folder(folder, count=13):
         os.path.join(folder, f"{i}.png"))
 
 
-def test_embed_killed_anywhere_resumes_to_the_same_table(tmp_path,
-                                                         xla_cache_dir):
-  """13 images, parts of 4: kill mid-part, while writing a part, and while
-  writing embeddings.npy; the resumed table equals an uninterrupted one."""
+def _embed_reference(tmp_path, xla_cache_dir):
+  """An uninterrupted embed run on a scene folder: (dataset, whole workdir,
+  faulted workdir, env_of)."""
   dataset = str(tmp_path / "images")
   _scene_folder(dataset)
   whole, faulted = str(tmp_path / "whole"), str(tmp_path / "faulted")
   env_of = lambda fault: _env(xla_cache_dir, fault)
   _run_until_done(EMBED_SCRIPT.format(dataset=dataset, workdir=whole), whole,
                   env_of, [])
+  return dataset, whole, faulted, env_of
+
+
+def test_embed_killed_anywhere_resumes_to_the_same_table(tmp_path,
+                                                         xla_cache_dir):
+  """13 images, parts of 4: kill mid-part, while writing a part, and while
+  writing embeddings.npy; the resumed table equals an uninterrupted one."""
+  dataset, whole, faulted, env_of = _embed_reference(tmp_path, xla_cache_dir)
   rng = random.Random(18)
   faults = [f"step:{rng.choice([2, 6, 10])}",  # Mid-part (parts end at 4k).
             f"replace:part-:{rng.randint(1, 2)}",  # Completes no new part.
@@ -329,12 +336,7 @@ def test_a_full_disk_fails_cleanly_and_the_rerun_finishes(tmp_path,
                                                           xla_cache_dir):
   """ENOSPC at embed's second part write: the run fails, nothing half
   written stays, and the run after it (disk freed) gives the same table."""
-  dataset = str(tmp_path / "images")
-  _scene_folder(dataset)
-  whole, faulted = str(tmp_path / "whole"), str(tmp_path / "faulted")
-  env_of = lambda fault: _env(xla_cache_dir, fault)
-  _run_until_done(EMBED_SCRIPT.format(dataset=dataset, workdir=whole), whole,
-                  env_of, [])
+  dataset, whole, faulted, env_of = _embed_reference(tmp_path, xla_cache_dir)
   script = EMBED_SCRIPT.format(dataset=dataset, workdir=faulted)
   full = f.run_python(script, env_of("enospc:part-:2"))
   assert full.returncode != 0
