@@ -31,7 +31,6 @@ from typing import Callable, Optional, Sequence
 
 from absl import logging
 import jax
-from jax.experimental import multihost_utils
 import ml_collections
 
 from gansseg_jax import errors
@@ -39,9 +38,10 @@ from gansseg_jax import fileio
 from gansseg_jax import lock
 from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
-from gansseg_jax.eval import layout as eval_layout
 from gansseg_jax import workdir_inputs
+from gansseg_jax.eval import layout as eval_layout
 from gansseg_jax.synth import inputs as synth_inputs
+from gansseg_jax.train import sharding
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
 REPLACED = ".replaced"  # Suffix of a forced stage's old state until it finishes.
@@ -391,8 +391,8 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
     if stage.scratch(config):
       wd.write_started(workdir, stage.name, config_hash, values)
     wd.remove_file(records[0])
-  if jax.process_count() > 1:  # Others must not read what is being set aside.
-    multihost_utils.sync_global_devices(f"stage {stage.name} starts")
+  # Others must not read what is being set aside.
+  sharding.sync_hosts(f"stage {stage.name} starts")
   logging.info("stage %s: running", stage.name)
   start = time.monotonic()
   try:
