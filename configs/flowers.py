@@ -9,7 +9,7 @@ from configs import default
 def get_config():
   c = default.get_config()
   c.stages = "convert,embed,discover,score,train,eval,report"
-  c.embed.dataset = "flowers"
+  c.embed.dataset = "datasets/flowers/train"
   c.synth.latents = "embeddings"
   c.synth.embedding_noise = 0.2
   c.synth.mask_rule = "mean_thr"  # docs/method.md section 4: used for Flowers.

@@ -20,7 +20,8 @@
 #       /mnt/shared/runs/saliency --config.train.batch_size=96
 #
 # install copies this checkout (the files git tracks) to ~/gansseg_jax on
-# every worker and installs it with the `tpu` extra in ~/gansseg_jax/.venv
+# every worker and installs it with the `tpu` and `tf` extras (the `tf` one
+# converts from TF-Hub and reads TFDS datasets) in ~/gansseg_jax/.venv
 # (Python 3.11, from apt when the image lacks it).
 # run starts `python -m gansseg_jax.main` on every worker in the background
 # (it survives the ssh session; output in ~/gansseg_jax/run.log, see logs).
@@ -66,7 +67,7 @@ case "$action" in
       fi
       cd ~/gansseg_jax && python3.11 -m venv .venv
       .venv/bin/pip install --quiet --upgrade pip
-      .venv/bin/pip install --quiet -e ".[tpu]"
+      .venv/bin/pip install --quiet -e ".[tpu,tf]"
       .venv/bin/python -c "import jax; print(jax.local_devices())"'
     ;;
   run)
