@@ -16,6 +16,7 @@ from gansseg_jax import errors
 from gansseg_jax import machine
 from gansseg_jax.data import scenes
 from gansseg_jax.models import demo_gan
+from gansseg_jax.train import checkpointing
 from gansseg_jax.train import gan
 
 _CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "configs",
@@ -66,6 +67,34 @@ def test_resumed_run_equals_an_uninterrupted_one(runs):
   assert int(runs["resumed"]["step"]) == 6
   for part in ("g", "g_ema", "d", "d_stats"):
     for x, y in zip(jax.tree.leaves(runs["resumed"][part]),
+                    jax.tree.leaves(runs["straight"][part])):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
+                                 atol=1e-6)
+
+
+def test_sigterm_saves_the_step_and_exits_143_then_resumes_exactly(
+    runs, tmp_path, monkeypatch):
+  workdir = str(tmp_path / "stopped")
+  original_update = gan.monitoring.Progress.update
+
+  def update(self, done):
+    original_update(self, done)
+    if done == 2:
+      gan._STOP.set()  # What the SIGTERM handler does.
+
+  monkeypatch.setattr(gan.monitoring.Progress, "update", update)
+  try:
+    with pytest.raises(checkpointing.Preempted) as stop:
+      gan.train(_tiny_config(6), workdir)
+  finally:
+    gan._STOP.clear()
+  assert stop.value.code == 143
+  assert "stopped by SIGTERM after step 2" in str(stop.value)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2"]
+  monkeypatch.setattr(gan.monitoring.Progress, "update", original_update)
+  resumed = gan.train(_tiny_config(6), workdir)
+  for part in ("g", "g_ema", "d", "d_stats"):
+    for x, y in zip(jax.tree.leaves(resumed[part]),
                     jax.tree.leaves(runs["straight"][part])):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
                                  atol=1e-6)

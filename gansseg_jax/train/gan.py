@@ -17,7 +17,8 @@ fold_in(key(config.seed), s). Everything is a function of the step number,
 so a resumed run repeats exactly what an uninterrupted one would do.
 
 Outputs in the workdir: checkpoints/ (orbax, the last `keep_checkpoints`,
-resumed from automatically; also written on SIGTERM), samples/step_*.png
+resumed from automatically; also written on SIGTERM, which then exits with
+status 143), samples/step_*.png
 (EMA generator on fixed latents), metrics.jsonl (+ TensorBoard events),
 machine.txt (machine.describe() of the latest training run, which the
 export reports even when `--export_only` runs elsewhere).
@@ -56,6 +57,7 @@ from gansseg_jax import monitoring
 from gansseg_jax import runtime
 from gansseg_jax.data import scenes
 from gansseg_jax.models import demo_gan
+from gansseg_jax.train import checkpointing
 
 STAGE = "demo_gan"
 State = dict[str, Any]
@@ -258,11 +260,15 @@ def trained_on(workdir: str) -> str:
     return f.read().strip()
 
 
-_STOP = threading.Event()  # Set by SIGTERM: save a checkpoint and return.
+_STOP = threading.Event()  # Set by SIGTERM: save a checkpoint, exit 143.
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> State:
-  """Trains (or resumes) up to config.train.steps; returns the final state."""
+  """Trains (or resumes) up to config.train.steps; returns the final state.
+
+  Raises checkpointing.Preempted (exit status 143) after saving when SIGTERM
+  stopped the run early.
+  """
   nets = Networks(config)
   train_step = make_train_step(config, nets)  # Checks the config first.
   manager = checkpoint_manager(config, workdir)
@@ -302,12 +308,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> State:
           sample_grid(nets.generate, state["g_ema"], config))
     if step % config.train.checkpoint_every == 0 or step == total:
       state = save(state)
-  if step > start and step % config.train.checkpoint_every and step < total:
+  stopped = step < total
+  if step > start and step % config.train.checkpoint_every and stopped:
     state = save(state)  # Stopped early (SIGTERM): keep what was done.
   manager.wait_until_finished()
   manager.close()
   progress.close()
   writer.close()
+  if stopped:
+    raise checkpointing.Preempted(
+        f"{STAGE}: stopped by SIGTERM after step {step}; checkpoint saved in "
+        f"{workdir}, run the same command again to resume")
   return state
 
 
@@ -396,7 +407,7 @@ def main(argv: list[str]) -> None:
   try:
     if not _EXPORT_ONLY.value:
       train(config, workdir)
-    if _EXPORT_DIR.value and not _STOP.is_set():
+    if _EXPORT_DIR.value:
       command = " ".join(["python -m gansseg_jax.train.gan"] + [
           a for a in sys.argv[1:] if not a.startswith("--export_only")])
       info = export_generator(config, workdir, _EXPORT_DIR.value, command)
@@ -405,6 +416,10 @@ def main(argv: list[str]) -> None:
   except errors.UserError as e:
     logging.flush()
     errors.exit_with_error(str(e))
+  except checkpointing.Preempted as e:  # Saved; exit status 143.
+    logging.flush()
+    print(f"stopped: {e}", file=sys.stderr)
+    raise
 
 
 if __name__ == "__main__":
