@@ -1,0 +1,6 @@
+"""Generator kinds behind config.generator.arch (models/generator_api.py).
+
+bigbigan.py   'biggan': BigBiGAN's generator from TF-Hub, the authors' .pth
+              (BigGAN-PyTorch keys) or random weights; writes W/encoder too
+demo.py       'builtin' / 'demo': the demo DCGAN shipped in the package
+"""
