@@ -41,8 +41,8 @@ BOTTOM_WIDTH = biggan.BOTTOM_WIDTH
 # Channel multipliers at the input of each side's pair of blocks, then the
 # last output; one upsampling per pair, 4x4 -> resolution.
 CHANNEL_MULTIPLIERS = {
-    32: (4, 4, 4, 2),
-    64: (16, 16, 8, 4, 2),
+    32: (4, 4, 2, 1),
+    64: (16, 8, 4, 2, 1),
     128: (16, 16, 8, 4, 2, 1),
     256: (16, 16, 8, 8, 4, 2, 1),
     512: (16, 16, 8, 8, 4, 2, 1, 1),
