@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.generator.torch_checkpoint = ""  # Path of BigBiGAN_x1.pth when source='torch'.
   c.generator.checkpoint = ""  # Checkpoint file of kinds that read one (e.g. a StyleGAN2 .pkl / .pt).
   c.generator.latent_space = "z"  # Space the directions live in: 'z', or 'w' / 'w+' where the kind has them (StyleGAN2).
+  c.generator.num_classes = 1000  # Classes of a conditional kind's 'random' source (checkpoints carry theirs).
   c.generator.classes = ""  # Class-conditional kinds: '' or 'all', one id ('207') or a list ('1,5,9'); one drawn per latent.
   c.generator.truncation = 1.0  # The kind's own: StyleGAN2's psi (w_avg + psi (w - w_avg)); ImageNet BigGAN's t (t * N(0,1) cut to [-2, 2]).
   c.generator.resolution = 128  # Output side in pixels.

@@ -201,3 +201,46 @@ def test_the_docs_show_the_example_module_as_committed():
     module = f.read()
   section = page.split("## Your own generator", 1)[1]
   assert "```python\n" + module + "```" in section
+
+
+def test_biggan_prior_is_the_truncated_normal_times_truncation():
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.generators import imagenet_biggan as kind  # pylint: disable=g-import-not-at-top
+  noise = jax.random.normal(jax.random.key(0), (20000, 4))
+  z = np.asarray(kind.truncated_prior(0.5)({}, noise)).ravel()
+  assert np.abs(z).max() <= 1.0
+  reference = 0.5 * stats.truncnorm(-2, 2)
+  assert stats.kstest(z, reference.cdf).pvalue > 0.01
+  np.testing.assert_allclose(np.quantile(z, [0.1, 0.5, 0.9]),
+                             reference.ppf([0.1, 0.5, 0.9]), atol=0.01)
+
+
+def test_conditional_biggans_read_the_class_coordinate():
+  from gansseg_jax.models import biggan_deep  # pylint: disable=g-import-not-at-top
+  spec = biggan_deep.BigGANDeepSpec(resolution=32, z_dim=8, ch=4,
+                                    n_classes=5, attention_resolution=0)
+  network = api.build(api.resolve("biggan_deep"), spec.to_dict(),
+                      api.BuildOptions(classes=(2, 4), truncation=0.4))
+  params = biggan_deep.init_params(spec, 0)
+  latents = api.draw(network, params, jax.random.key(3), (3,), 0)
+  assert set(np.asarray(latents[:, 8])) <= {2.0, 4.0}
+  direct = biggan_deep.make_generate(spec, truncation=0.4)(
+      params, latents[:, :8], jax.nn.one_hot(latents[:, 8].astype(int), 5))
+  np.testing.assert_allclose(np.asarray(network(params, latents)),
+                             np.asarray(direct), atol=1e-6)
+  assert network.latent_dim == 9 and network.direction_dim == 8
+
+
+def test_workdirs_from_before_the_new_generator_fields_keep_their_hashes():
+  from gansseg_jax import stages  # pylint: disable=g-import-not-at-top
+  from gansseg_jax import workdir  # pylint: disable=g-import-not-at-top
+  new = workdir.config_to_dict(default.get_config())
+  old = workdir.config_to_dict(default.get_config())
+  for field in ("checkpoint", "latent_space", "num_classes", "classes",
+                "truncation"):
+    del old["generator"][field]
+  for stage in stages.STAGES:
+    assert stages.stage_hash(stage, new) == stages.stage_hash(stage, old)
+  new["generator"]["latent_space"] = "w"
+  assert stages.stage_hash(stages.BY_NAME["convert"], new) != (
+      stages.stage_hash(stages.BY_NAME["convert"], old))

@@ -70,3 +70,16 @@ def test_bigbigan_random(tmp_path):
   config = tiny("biggan", z_dim=24)
   stages.run(config, str(tmp_path))
   check_outputs(tmp_path, direction_dim=24, num_directions=8)
+
+
+def test_imagenet_biggan_random_with_one_class(tmp_path):
+  config = tiny("biggan_imagenet", z_dim=24, ch=4, shared_dim=8,
+                num_classes=10, classes="7", truncation=0.5)
+  stages.run(config, str(tmp_path))
+  check_outputs(tmp_path, direction_dim=24, num_directions=8)
+
+
+def test_biggan_deep_random_with_all_classes(tmp_path):
+  config = tiny("biggan_deep", z_dim=8, ch=4, num_classes=10)
+  stages.run(config, str(tmp_path))
+  check_outputs(tmp_path, direction_dim=8, num_directions=8)

@@ -3,4 +3,6 @@
 bigbigan.py   'biggan': BigBiGAN's generator from TF-Hub, the authors' .pth
               (BigGAN-PyTorch keys) or random weights; writes W/encoder too
 demo.py       'builtin' / 'demo': the demo DCGAN shipped in the package
+imagenet_biggan.py  'biggan_imagenet': class-conditional ImageNet BigGAN
+biggan_deep.py      'biggan_deep': BigGAN-deep
 """

@@ -11,8 +11,9 @@ name; `resolve(arch)` imports it. The kind says
       how every later stage rebuilds the network from W/generator/spec.json.
 
 The built-in kinds go through the same interface; their short names stay
-valid: 'biggan' (BigBiGAN: TF-Hub, the authors' .pth, random) and
-'builtin' / 'demo' (the demo DCGAN shipped in the package).
+valid: 'biggan' (BigBiGAN: TF-Hub, the authors' .pth, random),
+'builtin' / 'demo' (the demo DCGAN shipped in the package), 'biggan_imagenet'
+and 'biggan_deep' (class-conditional ImageNet BigGANs).
 
 Latents. A stage sees one latent vector per image, [latent_dim] =
 [direction_dim + condition_dim]: the first direction_dim coordinates are the
@@ -41,6 +42,8 @@ SHORT_NAMES = {
     "biggan": "gansseg_jax.generators.bigbigan:KIND",
     "builtin": "gansseg_jax.generators.demo:KIND",
     "demo": "gansseg_jax.generators.demo:KIND",
+    "biggan_imagenet": "gansseg_jax.generators.imagenet_biggan:KIND",
+    "biggan_deep": "gansseg_jax.generators.biggan_deep:KIND",
 }
 LATENT_SPACES = ("z", "w", "w+")
 DTYPES = ("float32", "bfloat16")
@@ -265,6 +268,16 @@ def draw(generate: Callable, params: Params, key: jax.Array,
     latents = jnp.concatenate(
         [latents, jax.random.choice(class_key, classes, (n, 1))], axis=-1)
   return latents.reshape(tuple(batch_shape) + (latents.shape[-1],))
+
+
+def class_conditional(generate: Callable, direction_dim: int,
+                      num_classes: int) -> Callable:
+  """generate(params, latents) of a generate(params, z, y one-hot)."""
+  def by_latents(params, latents):
+    z, labels = split_latents(latents, direction_dim)
+    return generate(params, z, jax.nn.one_hot(labels, num_classes,
+                                              dtype=jnp.float32))
+  return by_latents
 
 
 def split_latents(latents: jax.Array, direction_dim: int
