@@ -1,0 +1,189 @@
+"""Golden outputs of the reference StyleGAN2 code for tests/test_stylegan2.py.
+
+Builds two small random-weight generators with the authors' own PyTorch code
+on CPU and writes, under tests/fixtures/stylegan2/:
+
+  nvlabs_64.pkl / nvlabs_golden.npz
+    NVlabs/stylegan2-ada-pytorch at commit NVLABS_COMMIT: a training-snapshot
+    pickle {G, D, G_ema, augment_pipe, training_set_kwargs} exactly as
+    training/training_loop.py writes it (G is G_ema, so pickle stores it
+    once), 64 px, z_dim = w_dim = 64, 2 mapping layers, channel_base 512,
+    channel_max 32, conv_clamp 1 (small, so that clamping is exercised), the
+    reference ops (impl 'ref': no CUDA plug-ins are built on CPU).
+  rosinality_64.pt / rosinality_golden.npz
+    rosinality/stylegan2-pytorch at commit ROSINALITY_COMMIT: a torch.save of
+    {g_ema, latent_avg, args} like its train.py / convert_weight.py, 64 px,
+    style_dim 64, n_mlp 2, channel_multiplier 1 and every width divided by
+    ROSINALITY_WIDTH_DIVISOR (its channel table is fixed in Generator.
+    __init__; the subclass below narrows it), its CPU fallback ops.
+
+Every parameter that the constructors set to a constant (biases, noise
+strengths, w_avg) is redrawn at random so that the fixtures test it.
+
+Needs torch (2.13.0 CPU was used), numpy, and unpacked copies of both
+repositories at the commits above:
+
+  python tools/make_stylegan2_golden.py --nvlabs_dir=SRC1 --rosinality_dir=SRC2
+"""
+import argparse
+import argparse as argparse_module
+import copy
+import os
+import pickle
+import sys
+
+import numpy as np
+import torch
+
+NVLABS_COMMIT = "d72cc7d041b42ec8e806021a205ed9349f87c6a4"
+ROSINALITY_COMMIT = "bef283a1c24087da704d16c30abc8e36e63efa0e"
+ROSINALITY_WIDTH_DIVISOR = 16  # 512 -> 32 channels.
+RESOLUTION = 64
+LATENT_DIM = 64
+BATCH = 3
+PSI = 0.7
+CUTOFF = 4  # Truncation only on the first 4 ws (NVlabs truncation_cutoff).
+MIX_FROM = 5  # Style mixing: ws[MIX_FROM:] come from a second latent.
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   "tests", "fixtures", "stylegan2")
+
+
+def _redraw_constants(module: torch.nn.Module, generator: torch.Generator,
+                      names: tuple[str, ...]) -> None:
+  """Parameters/buffers whose last name part is in `names` -> small N(0,1)."""
+  with torch.no_grad():
+    for name, tensor in list(module.named_parameters()) + list(
+        module.named_buffers()):
+      if name.split(".")[-1] in names:
+        tensor.copy_(0.5 * torch.randn(tensor.shape, generator=generator)
+                     + (1.0 if "affine" in name or "modulation" in name
+                        else 0.0))
+
+
+def make_nvlabs(src: str) -> None:
+  sys.path.insert(0, src)
+  from training import networks  # pylint: disable=import-outside-toplevel
+  rng = torch.Generator().manual_seed(0)
+  torch.manual_seed(0)
+  common = dict(z_dim=LATENT_DIM, c_dim=0, w_dim=LATENT_DIM,
+                img_resolution=RESOLUTION, img_channels=3)
+  g = networks.Generator(
+      **common, mapping_kwargs=dict(num_layers=2),
+      synthesis_kwargs=dict(channel_base=512, channel_max=32, num_fp16_res=0,
+                            conv_clamp=1, architecture="skip"))
+  d = networks.Discriminator(c_dim=0, img_resolution=RESOLUTION,
+                             img_channels=3, channel_base=128, channel_max=8)
+  _redraw_constants(g, rng, ("bias", "noise_strength", "w_avg"))
+  g.eval().requires_grad_(False)
+  d.eval().requires_grad_(False)
+  snapshot = dict(training_set_kwargs=dict(resolution=RESOLUTION))
+  g_ema = copy.deepcopy(g)
+  snapshot.update(G=g_ema, D=d, G_ema=g_ema, augment_pipe=None)
+  with open(os.path.join(OUT, "nvlabs_64.pkl"), "wb") as f:
+    pickle.dump(snapshot, f)
+
+  z = torch.randn([BATCH, LATENT_DIM], generator=rng)
+  z2 = torch.randn([BATCH, LATENT_DIM], generator=rng)
+  with torch.no_grad():
+    ws = g.mapping(z, None)
+    ws2 = g.mapping(z2, None)
+    ws_trunc = g.mapping(z, None, truncation_psi=PSI)
+    ws_cut = g.mapping(z, None, truncation_psi=PSI, truncation_cutoff=CUTOFF)
+    mixed = ws.clone()
+    mixed[:, MIX_FROM:] = ws2[:, MIX_FROM:]
+    out = dict(
+        z=z, z2=z2, ws=ws, ws_trunc=ws_trunc, ws_cut=ws_cut, ws_mixed=mixed,
+        images_z=g(z, None, noise_mode="const"),
+        images_trunc=g(z, None, truncation_psi=PSI, noise_mode="const"),
+        images_cut=g(z, None, truncation_psi=PSI, truncation_cutoff=CUTOFF,
+                     noise_mode="const"),
+        images_w=g.synthesis(ws, noise_mode="const"),
+        images_mixed=g.synthesis(mixed, noise_mode="const"),
+        images_no_noise=g.synthesis(ws, noise_mode="none"),
+    )
+  out = {k: v.numpy() for k, v in out.items()}
+  for k in [k for k in out if k.startswith("images")]:
+    out[k] = out[k].transpose(0, 2, 3, 1)  # NCHW -> NHWC.
+  noise = {f"noise_{name}": b.numpy() for name, b in g.named_buffers()
+           if name.endswith("noise_const")}
+  np.savez_compressed(os.path.join(OUT, "nvlabs_golden.npz"), psi=PSI,
+                      cutoff=CUTOFF, mix_from=MIX_FROM, commit=NVLABS_COMMIT,
+                      **out, **noise)
+  sys.path.remove(src)
+
+
+def make_rosinality(src: str) -> None:
+  # Its op/ package builds CUDA kernels at import; on CPU the functions take
+  # their native fallback branch, so the build is replaced by a no-op.
+  import torch.utils.cpp_extension  # pylint: disable=import-outside-toplevel
+  torch.utils.cpp_extension.load = lambda *args, **kwargs: None
+  sys.path.insert(0, src)
+  import model  # pylint: disable=import-outside-toplevel
+
+  class NarrowGenerator(model.Generator):
+    """rosinality's Generator with every width / ROSINALITY_WIDTH_DIVISOR."""
+
+    @property
+    def channels(self):
+      return self._narrow_channels
+
+    @channels.setter
+    def channels(self, value):
+      self._narrow_channels = {k: v // ROSINALITY_WIDTH_DIVISOR
+                               for k, v in value.items()}
+
+  rng = torch.Generator().manual_seed(1)
+  torch.manual_seed(1)
+  g = NarrowGenerator(RESOLUTION, LATENT_DIM, 2, channel_multiplier=1)
+  _redraw_constants(g, rng, ("bias",))
+  with torch.no_grad():  # NoiseInjection.weight, a [1] zero at init.
+    for name, p in g.named_parameters():
+      if name.endswith("noise.weight"):
+        p.copy_(0.5 * torch.randn(p.shape, generator=rng))
+  g.eval().requires_grad_(False)
+  with torch.no_grad():
+    latent_avg = g.mean_latent(4096)  # [1, style_dim], as generate.py does.
+  args = argparse_module.Namespace(size=RESOLUTION, latent=LATENT_DIM, n_mlp=2,
+                                   channel_multiplier=1)
+  torch.save({"g_ema": g.state_dict(), "latent_avg": latent_avg, "args": args},
+             os.path.join(OUT, "rosinality_64.pt"))
+
+  z = torch.randn([BATCH, LATENT_DIM], generator=rng)
+  z2 = torch.randn([BATCH, LATENT_DIM], generator=rng)
+  with torch.no_grad():
+    w = g.get_latent(z)
+    w2 = g.get_latent(z2)
+    images_z, _ = g([z], randomize_noise=False)
+    images_trunc, _ = g([z], truncation=PSI, truncation_latent=latent_avg,
+                        randomize_noise=False)
+    images_w, _ = g([w], input_is_latent=True, randomize_noise=False)
+    images_mixed, _ = g([w, w2], input_is_latent=True, inject_index=MIX_FROM,
+                        randomize_noise=False)
+  out = dict(z=z, z2=z2, w=w, w2=w2, latent_avg=latent_avg.reshape(-1),
+             images_z=images_z, images_trunc=images_trunc, images_w=images_w,
+             images_mixed=images_mixed)
+  out = {k: v.numpy() for k, v in out.items()}
+  for k in [k for k in out if k.startswith("images")]:
+    out[k] = out[k].transpose(0, 2, 3, 1)
+  np.savez_compressed(os.path.join(OUT, "rosinality_golden.npz"), psi=PSI,
+                      mix_from=MIX_FROM, commit=ROSINALITY_COMMIT, **out)
+  sys.path.remove(src)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--nvlabs_dir", required=True,
+                      help=f"NVlabs/stylegan2-ada-pytorch at {NVLABS_COMMIT}")
+  parser.add_argument("--rosinality_dir", required=True,
+                      help=f"rosinality/stylegan2-pytorch at {ROSINALITY_COMMIT}")
+  args = parser.parse_args()
+  os.makedirs(OUT, exist_ok=True)
+  torch.set_grad_enabled(False)
+  make_nvlabs(args.nvlabs_dir)
+  make_rosinality(args.rosinality_dir)
+  for name in sorted(os.listdir(OUT)):
+    print(name, os.path.getsize(os.path.join(OUT, name)), "bytes")
+
+
+if __name__ == "__main__":
+  main()
