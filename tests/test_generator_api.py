@@ -209,7 +209,7 @@ def test_biggan_prior_is_the_truncated_normal_times_truncation():
   noise = jax.random.normal(jax.random.key(0), (20000, 4))
   z = np.asarray(kind.truncated_prior(0.5)({}, noise)).ravel()
   assert np.abs(z).max() <= 1.0
-  reference = 0.5 * stats.truncnorm(-2, 2)
+  reference = stats.truncnorm(-2, 2, scale=0.5)
   assert stats.kstest(z, reference.cdf).pvalue > 0.01
   np.testing.assert_allclose(np.quantile(z, [0.1, 0.5, 0.9]),
                              reference.ppf([0.1, 0.5, 0.9]), atol=0.01)
@@ -244,3 +244,31 @@ def test_workdirs_from_before_the_new_generator_fields_keep_their_hashes():
   new["generator"]["latent_space"] = "w"
   assert stages.stage_hash(stages.BY_NAME["convert"], new) != (
       stages.stage_hash(stages.BY_NAME["convert"], old))
+
+
+def test_stylegan2_w_plus_repeats_w_and_splits_sefa_by_layer():
+  from gansseg_jax.models import stylegan2  # pylint: disable=g-import-not-at-top
+  spec = stylegan2.StyleGAN2Spec(resolution=16, z_dim=8, w_dim=8,
+                                 mapping_layers=2, channel_base=64,
+                                 channel_max=16)
+  params = stylegan2.init_params(spec, jax.random.key(0))
+  kind = api.resolve("stylegan2")
+  w_net, plus_net = (
+      api.build(kind, spec.to_dict(), api.BuildOptions(latent_space=space,
+                                                       truncation=0.5))
+      for space in ("w", "w+"))
+  plus = np.asarray(api.draw(plus_net, params, jax.random.key(2), (2,), 0))
+  assert plus.shape == (2, spec.num_ws * 8)
+  ws = plus.reshape(2, spec.num_ws, 8)
+  np.testing.assert_array_equal(ws, np.repeat(ws[:, :1], spec.num_ws, axis=1))
+  noise = jax.random.normal(jax.random.key(2), (2, spec.num_ws * 8))
+  mapped = stylegan2.make_mapping(spec)(params, noise[:, :8])
+  w_avg = np.asarray(params["w_avg"])
+  np.testing.assert_allclose(ws[:, 0], w_avg + 0.5 * (mapped - w_avg),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(plus_net(params, plus)),
+                             np.asarray(w_net(params, ws[:, 0])), atol=1e-5)
+  blocks = plus_net.latent_projection(params).reshape(-1, spec.num_ws, 8)
+  np.testing.assert_allclose(blocks.sum(axis=1),
+                             stylegan2.latent_projection(params), atol=0)
+  assert ((np.abs(blocks) > 0).sum(axis=1) <= 1).all()

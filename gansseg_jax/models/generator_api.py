@@ -13,7 +13,7 @@ name; `resolve(arch)` imports it. The kind says
 The built-in kinds go through the same interface; their short names stay
 valid: 'biggan' (BigBiGAN: TF-Hub, the authors' .pth, random),
 'builtin' / 'demo' (the demo DCGAN shipped in the package), 'biggan_imagenet'
-and 'biggan_deep' (class-conditional ImageNet BigGANs).
+and 'biggan_deep' (class-conditional ImageNet BigGANs) and 'stylegan2'.
 
 Latents. A stage sees one latent vector per image, [latent_dim] =
 [direction_dim + condition_dim]: the first direction_dim coordinates are the
@@ -44,6 +44,7 @@ SHORT_NAMES = {
     "demo": "gansseg_jax.generators.demo:KIND",
     "biggan_imagenet": "gansseg_jax.generators.imagenet_biggan:KIND",
     "biggan_deep": "gansseg_jax.generators.biggan_deep:KIND",
+    "stylegan2": "gansseg_jax.generators.stylegan2:KIND",
 }
 LATENT_SPACES = ("z", "w", "w+")
 DTYPES = ("float32", "bfloat16")
@@ -81,7 +82,7 @@ class Network:
   direction_dim: int  # Leading latent coordinates that directions move.
   num_classes: int = 0  # > 0: one trailing class-id coordinate.
   classes: tuple[int, ...] = ()  # Ids drawn per latent (conditional only).
-  noise_dim: Optional[int] = None  # Width of prior's input; None = direction_dim.
+  # prior(params, noise [n, direction_dim] ~ N(0, I)) -> [n, direction_dim].
   prior: Optional[Callable[[Params, jax.Array], jax.Array]] = None
   latent_projection: Optional[Callable[[Params], Any]] = None  # SeFa's W.
 
@@ -248,13 +249,13 @@ def draw(generate: Callable, params: Params, key: jax.Array,
     params: the generator's params (the prior may read them).
     key: PRNG key.
     batch_shape: leading shape of the result.
-    dim: the noise width for a plain function (config.generator.z_dim).
-    base: sample(key, n) -> [n, noise width]; default N(0, I).
+    dim: the latent width for a plain function (config.generator.z_dim).
+    base: sample(key, n) -> noise [n, direction_dim]; default N(0, I).
   """
   n = math.prod(batch_shape)
   network = generate if isinstance(generate, Network) else None
   if network is not None:
-    dim = network.noise_dim or network.direction_dim
+    dim = network.direction_dim
   conditional = network is not None and network.num_classes > 0
   if conditional:
     key, class_key = jax.random.split(key)
