@@ -15,6 +15,9 @@ import pytest
 from configs import test as test_config
 from gansseg_jax import stages
 
+# Each run compiles every stage: a minute or more on a loaded 2-core CPU.
+pytestmark = pytest.mark.slow
+
 STAGES = "convert,discover,score,synth,train"
 
 
@@ -66,7 +69,6 @@ def test_your_own_generator_in_w_space_with_two_classes(tmp_path):
   check_outputs(tmp_path, direction_dim=8, num_directions=8)
 
 
-@pytest.mark.slow
 def test_bigbigan_random(tmp_path):
   config = tiny("biggan", z_dim=24)
   stages.run(config, str(tmp_path))
@@ -94,7 +96,6 @@ def test_stylegan2_random_in_w_space(tmp_path):
   check_outputs(tmp_path, direction_dim=8, num_directions=8)
 
 
-@pytest.mark.slow
 def test_main_runs_every_stage_of_configs_stylegan2_on_an_nvlabs_pickle(
     tmp_path):
   """The issue's command on the fabricated 64 px pickle of the reference
