@@ -399,36 +399,39 @@ def make_sample_latents(spec: StyleGAN2Spec, latent_space: str,
   return sample
 
 
-def init_params(spec: StyleGAN2Spec, key: jax.Array) -> Params:
+def init_params(spec: StyleGAN2Spec, key) -> Params:
   """Random weights with the reference's initial distribution (effective form).
 
   Mapping kernels N(0, 1/fan_in); style affine maps N(0, 1/w_dim), bias 1
   (the toRGB ones also times 1/sqrt(in channels), NVlabs' folded gain);
   conv weights, const input and noise buffers N(0, 1); w_avg, conv biases
-  and noise strengths 0, as an untrained network has them.
+  and noise strengths 0, as an untrained network has them. Drawn with numpy
+  seeded from `key` (a jax key or an int; fast on CPU at full width; not
+  traceable).
   """
-  params = abstract_params(spec)
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  keys = jax.random.split(key, len(leaves))
-  out = []
-  for (path, leaf), k in zip(leaves, keys):
+  if isinstance(key, jax.Array) and jax.dtypes.issubdtype(
+      key.dtype, jax.dtypes.prng_key):
+    key = jax.random.key_data(key)
+  rng = np.random.default_rng(np.asarray(key, np.uint32).ravel())
+
+  def draw(path, leaf):
     names = [getattr(p, "key", getattr(p, "idx", None)) for p in path]
     name = names[-1]
-    normal = jax.random.normal(k, leaf.shape, jnp.float32)
     if name == "kernel":
-      value = normal / math.sqrt(leaf.shape[0])
+      value = rng.standard_normal(leaf.shape) / math.sqrt(leaf.shape[0])
       if names[0] == "torgbs":
         value = value / math.sqrt(leaf.shape[1])
     elif name == "bias" and "affine" in names:
-      value = jnp.ones(leaf.shape, jnp.float32)
+      value = np.ones(leaf.shape)
       if names[0] == "torgbs":
         value = value / math.sqrt(leaf.shape[0])
     elif name in ("weight", "const", "noise_const"):
-      value = normal
+      value = rng.standard_normal(leaf.shape)
     else:
-      value = jnp.zeros(leaf.shape, jnp.float32)
-    out.append(value)
-  return jax.tree_util.tree_unflatten(treedef, out)
+      value = np.zeros(leaf.shape)
+    return jnp.asarray(value, jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(draw, abstract_params(spec))
 
 
 def abstract_params(spec: StyleGAN2Spec) -> Params:
