@@ -60,21 +60,25 @@ def test_nvlabs_spec_and_noise_buffers(nvlabs):
                                   expected)
 
 
-@pytest.mark.parametrize("space,latent_key,image_key,kwargs", [
-    ("z", "z", "images_z", {}),
-    ("z", "z", "images_trunc", {"truncation_psi": 0.7}),
-    ("z", "z", "images_cut", {"truncation_psi": 0.7, "truncation_cutoff": 4}),
-    ("w", "w", "images_w", {}),
-    ("w", "w", "images_no_noise", {"noise_mode": "none"}),
-    ("w+", "ws_mixed", "images_mixed", {}),
+@pytest.mark.parametrize("space,latent_keys,image_keys,kwargs", [
+    ("z", ["z"], ["images_z"], {}),
+    ("z", ["z"], ["images_cut"], {"truncation_psi": 0.7,
+                                  "truncation_cutoff": 4}),
+    ("w", ["w"], ["images_no_noise"], {"noise_mode": "none"}),
+    # One compile for the rest: the reference's ws, truncated ws (psi 0.7 on
+    # every layer) and style-mixed ws as w+ latents.
+    ("w+", ["ws", "ws_trunc", "ws_mixed"],
+     ["images_w", "images_trunc", "images_mixed"], {}),
 ])
-def test_nvlabs_golden_images(nvlabs, space, latent_key, image_key, kwargs):
+def test_nvlabs_golden_images(nvlabs, space, latent_keys, image_keys, kwargs):
   spec, params, golden = nvlabs
   assert float(golden["psi"]) == 0.7 and int(golden["cutoff"]) == 4
-  latents = golden["ws"][:, 0] if latent_key == "w" else golden[latent_key]
-  latents = latents.reshape(len(latents), -1)
-  assert _max_error(spec, params, latents, golden[image_key],
-                    latent_space=space, **kwargs) <= TOLERANCE
+  latents = [golden["ws"][:, 0] if k == "w" else golden[k]
+             for k in latent_keys]
+  latents = np.concatenate([x.reshape(len(x), -1) for x in latents])
+  expected = np.concatenate([golden[k] for k in image_keys])
+  assert _max_error(spec, params, latents, expected, latent_space=space,
+                    **kwargs) <= TOLERANCE
 
 
 def test_nvlabs_mapping_and_truncated_ws(nvlabs):
@@ -88,22 +92,24 @@ def test_nvlabs_mapping_and_truncated_ws(nvlabs):
 
 
 def test_rosinality_golden_images(rosinality):
+  """Mapping (lr_mul folded) against its w; one w+ compile for the images."""
   spec, params, golden = rosinality
   assert spec.resolution == 64 and spec.channels(64) == 16
   assert spec.channels(32) == 32 and spec.conv_clamp is None
   np.testing.assert_array_equal(params["w_avg"], golden["latent_avg"])
-  mix = int(golden["mix_from"])
+  w = np.asarray(jax.jit(stylegan2.make_mapping(spec))(params, golden["z"]))
+  np.testing.assert_allclose(w, golden["w"], atol=1e-5)
+  psi, mix, n = float(golden["psi"]), int(golden["mix_from"]), spec.num_ws
+  truncated = golden["latent_avg"] + psi * (golden["w"] - golden["latent_avg"])
   mixed = np.concatenate([np.repeat(golden["w"][:, None], mix, 1),
-                          np.repeat(golden["w2"][:, None], spec.num_ws - mix,
-                                    1)], 1).reshape(len(golden["w"]), -1)
-  for space, latents, key, kwargs in (
-      ("z", golden["z"], "images_z", {}),
-      ("z", golden["z"], "images_trunc",
-       {"truncation_psi": float(golden["psi"])}),
-      ("w", golden["w"], "images_w", {}),
-      ("w+", mixed, "images_mixed", {})):
-    assert _max_error(spec, params, latents, golden[key], latent_space=space,
-                      **kwargs) <= TOLERANCE, key
+                          np.repeat(golden["w2"][:, None], n - mix, 1)], 1)
+  latents = np.concatenate([np.repeat(golden["w"][:, None], n, 1),
+                            np.repeat(truncated[:, None], n, 1), mixed])
+  expected = np.concatenate([golden["images_w"], golden["images_trunc"],
+                             golden["images_mixed"]])
+  np.testing.assert_allclose(golden["images_w"], golden["images_z"])
+  assert _max_error(spec, params, latents.reshape(len(latents), -1), expected,
+                    latent_space="w+") <= TOLERANCE
 
 
 def test_rosinality_w_avg_without_latent_avg(rosinality, tmp_path,

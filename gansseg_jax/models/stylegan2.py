@@ -312,9 +312,11 @@ def _noise_maps(model: StyleGAN2, mode: str, batch: int,
     return [layer.noise_const[...][None] for layer in model.layers]
   if key is None:
     raise ValueError("noise_key: noise_mode 'random' needs a key")
-  keys = jax.random.split(key, len(model.layers))
-  return [jax.random.normal(k, (batch,) + layer.noise_const.shape)
-          for k, layer in zip(keys, model.layers)]
+  sides = [layer.noise_const.shape[0] for layer in model.layers]
+  flat = jax.random.normal(key, (batch, sum(s * s for s in sides)))
+  offsets = np.cumsum([0] + [s * s for s in sides])
+  return [flat[:, a:b].reshape(batch, s, s)
+          for a, b, s in zip(offsets, offsets[1:], sides)]
 
 
 def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
