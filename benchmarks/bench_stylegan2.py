@@ -61,7 +61,7 @@ def measure_flax(resolution: int, batch: int, iters: int,
   # jax is imported here: the reference subprocess runs without it.
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from gansseg_jax.models import stylegan2  # pylint: disable=import-outside-toplevel
+  from gansseg_jax.models import stylegan2  # pylint: disable=all
   spec = stylegan2.StyleGAN2Spec(resolution, Z_DIM, W_DIM, MAPPING_LAYERS,
                                  CHANNEL_BASE, CHANNEL_MAX)
   params = jax.device_put(stylegan2.init_params(spec, 0))

@@ -1,5 +1,5 @@
-"""StyleGAN2 against the authors' code: golden images of NVlabs' and rosinality's
-generators (tests/fixtures/stylegan2/, made by tools/make_stylegan2_golden.py
+"""StyleGAN2 against the authors' code: golden images of NVlabs' and
+rosinality's generators (tests/fixtures/stylegan2/, made by tools/make_stylegan2_golden.py
 with the upstream commits it names), through both converters; the restricted
 unpickler on hostile and broken files. No torch needed."""
 import os
@@ -39,7 +39,9 @@ def rosinality():
 
 
 def _max_error(spec, params, latents, expected, **kwargs):
-  generate = jax.jit(stylegan2.make_generate(spec, **kwargs))
+  """Raw (unclipped) images against the reference's raw images."""
+  generate = jax.jit(stylegan2.make_generate(spec, clip_output=False,
+                                             **kwargs))
   images = np.asarray(generate(params, latents))
   assert images.shape == expected.shape
   return np.abs(images - expected).max()
@@ -132,7 +134,8 @@ def test_rosinality_w_avg_without_latent_avg(rosinality, tmp_path,
 def test_bfloat16_is_close(nvlabs):
   spec, params, golden = nvlabs
   images = np.asarray(jax.jit(stylegan2.make_generate(
-      spec, "bfloat16", latent_space="w"))(params, golden["ws"][:, 0]))
+      spec, "bfloat16", latent_space="w", clip_output=False))(
+          params, golden["ws"][:, 0]))
   error = np.abs(images - golden["images_w"])
   assert images.dtype == np.float32
   assert error.mean() < 0.02 and error.max() < 0.25, (error.mean(),
@@ -149,7 +152,8 @@ def test_random_noise_follows_the_key(nvlabs):
   c = np.asarray(generate(params, w, jax.random.key(2)))
   np.testing.assert_array_equal(a, b)
   assert np.abs(a - c).max() > 1e-3
-  assert np.abs(a - golden["images_w"]).max() > 1e-3
+  assert np.abs(a).max() <= 1.0  # Clipped by default.
+  assert np.abs(a - np.clip(golden["images_w"], -1, 1)).max() > 1e-3
   with pytest.raises(ValueError, match="noise_key"):
     stylegan2.make_generate(spec, noise_mode="random")(params, w)
 
@@ -171,6 +175,7 @@ def test_sampled_latents_agree_across_spaces(nvlabs):
       stylegan2.make_generate(spec, latent_space="w+")(p, wplus)))
   from_z, from_wplus = generate(params, z, wplus)
   np.testing.assert_allclose(from_wplus, from_z, atol=1e-5)
+  assert np.abs(from_z).max() <= 1.0  # clip_output is the default.
 
 
 def test_latent_projection_is_the_style_affines(nvlabs):
@@ -231,6 +236,16 @@ def test_unpickler_refuses_code(tmp_path, monkeypatch):
   assert not (tmp_path / "BOOM").exists()
 
 
+def test_tensorflow_pickle_is_named(tmp_path):
+  """The TF StyleGAN2 pickles (dnnlib.tflib Network) say how to convert."""
+  tf_pickle = (b"\x80\x02cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01}"
+               b"b.")
+  path = tmp_path / "church-config-f.pkl"
+  path.write_bytes(tf_pickle)
+  with pytest.raises(errors.UserError, match="TensorFlow.*legacy.py"):
+    stylegan2_pickle.read_stylegan2_pickle(str(path))
+
+
 @pytest.mark.parametrize("reader,source", [
     (stylegan2_pickle.read_stylegan2_pickle, NVLABS_PKL),
     (stylegan2_rosinality.read_stylegan2_rosinality, ROSINALITY_PT)])
@@ -265,7 +280,8 @@ def test_stylegan3_generator_is_refused(tmp_path, monkeypatch):
   _reconstruct_persistent_obj.__module__ = module.__name__
   _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
   module._reconstruct_persistent_obj = _reconstruct_persistent_obj
-  monkeypatch.setitem(sys.modules, "torch_utils", types.ModuleType("torch_utils"))
+  monkeypatch.setitem(sys.modules, "torch_utils",
+                      types.ModuleType("torch_utils"))
   monkeypatch.setitem(sys.modules, "torch_utils.persistence", module)
 
   class Persistent:

@@ -26,7 +26,6 @@ repositories at the commits above:
   python tools/make_stylegan2_golden.py --nvlabs_dir=SRC1 --rosinality_dir=SRC2
 """
 import argparse
-import argparse as argparse_module
 import copy
 import os
 import pickle
@@ -143,7 +142,7 @@ def make_rosinality(src: str) -> None:
   g.eval().requires_grad_(False)
   with torch.no_grad():
     latent_avg = g.mean_latent(4096)  # [1, style_dim], as generate.py does.
-  args = argparse_module.Namespace(size=RESOLUTION, latent=LATENT_DIM, n_mlp=2,
+  args = argparse.Namespace(size=RESOLUTION, latent=LATENT_DIM, n_mlp=2,
                                    channel_multiplier=1)
   torch.save({"g_ema": g.state_dict(), "latent_avg": latent_avg, "args": args},
              os.path.join(OUT, "rosinality_64.pt"))
@@ -175,7 +174,8 @@ def main() -> None:
   parser.add_argument("--nvlabs_dir", required=True,
                       help=f"NVlabs/stylegan2-ada-pytorch at {NVLABS_COMMIT}")
   parser.add_argument("--rosinality_dir", required=True,
-                      help=f"rosinality/stylegan2-pytorch at {ROSINALITY_COMMIT}")
+                      help="rosinality/stylegan2-pytorch at "
+                      f"{ROSINALITY_COMMIT}")
   args = parser.parse_args()
   os.makedirs(OUT, exist_ok=True)
   torch.set_grad_enabled(False)

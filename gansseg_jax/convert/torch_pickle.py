@@ -186,6 +186,12 @@ class RestrictedUnpickler(pickle.Unpickler):
   def find_class(self, module: str, name: str) -> Any:
     if (module, name) == ("torch.storage", "_load_from_bytes"):
       return read_legacy_stream if self._nested else _refuse_load_from_bytes
+    if module.startswith("dnnlib.tflib"):
+      raise RefusedGlobal(
+          "a TensorFlow StyleGAN/StyleGAN2 network pickle (dnnlib.tflib): "
+          "convert it to PyTorch first with NVlabs stylegan2-ada-pytorch's "
+          "legacy.py (convert_network_pickle) or rosinality's "
+          "convert_weight.py")
     try:
       return _ALLOWED[(module, name)]
     except KeyError:

@@ -1,7 +1,8 @@
 """StyleGAN2 config F (Karras et al. 2020) in Flax NNX, as NVlabs' code runs it.
 
 Mapping (NVlabs training/networks.py MappingNetwork):
-  w = fc_L(... fc_1(normalize_2nd_moment(z))), fc(x) = lrelu_0.2(x W + b) sqrt(2)
+  w = fc_L(... fc_1(normalize_2nd_moment(z))),
+  fc(x) = lrelu_0.2(x W + b) sqrt(2)
   normalize_2nd_moment(z) = z / sqrt(mean(z^2) + 1e-8)
 The learning-rate multiplier (0.01) and the equalised-lr gains (1/sqrt(fan_in))
 are pre-folded into the parameters by the converters (`W = W_stored *
@@ -322,13 +323,15 @@ def _noise_maps(model: StyleGAN2, mode: str, batch: int,
 def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
                   latent_space: str = "w", truncation_psi: float = 1.0,
                   truncation_cutoff: Optional[int] = None,
-                  noise_mode: str = "const") -> Callable[..., jax.Array]:
-  """A pure `generate(params, latents, noise_key=None) -> images` in [-1, 1]-ish.
+                  noise_mode: str = "const", clip_output: bool = True
+                  ) -> Callable[..., jax.Array]:
+  """A pure `generate(params, latents, noise_key=None) -> images [B, R, R, 3]`.
 
   latents are in `latent_space` ([B, spec.latent_dim(latent_space)]);
   truncation applies only in 'z' (in 'w'/'w+' the sampler truncates,
-  `make_sample_latents`). StyleGAN2 has no output tanh: images are the
-  generator's raw RGB, nominally [-1, 1], as NVlabs' generate.py reads them.
+  `make_sample_latents`). StyleGAN2 has no output tanh: its raw RGB is
+  nominally [-1, 1] and overshoots; with `clip_output` (the default) it is
+  clipped to [-1, 1], as NVlabs' generate.py clamps when it saves images.
   `noise_key` is needed only with noise_mode 'random'.
   """
   check_latent_space(latent_space)
@@ -353,8 +356,9 @@ def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
       ws = jnp.broadcast_to(latents[:, None], (batch, spec.num_ws, spec.w_dim))
     else:
       ws = latents.reshape(batch, spec.num_ws, spec.w_dim)
-    return model.synthesize(ws, _noise_maps(model, noise_mode, batch,
-                                            noise_key))
+    images = model.synthesize(ws, _noise_maps(model, noise_mode, batch,
+                                              noise_key))
+    return jnp.clip(images, -1.0, 1.0) if clip_output else images
 
   return generate
 
