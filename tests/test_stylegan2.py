@@ -15,6 +15,7 @@ import pytest
 from gansseg_jax import errors
 from gansseg_jax.convert import stylegan2_pickle
 from gansseg_jax.convert import stylegan2_rosinality
+from gansseg_jax.convert import stylegan2_tf
 from gansseg_jax.convert import torch_pickle
 from gansseg_jax.models import stylegan2
 
@@ -236,14 +237,20 @@ def test_unpickler_refuses_code(tmp_path, monkeypatch):
   assert not (tmp_path / "BOOM").exists()
 
 
-def test_tensorflow_pickle_is_named(tmp_path):
-  """The TF StyleGAN2 pickles (dnnlib.tflib Network) say how to convert."""
-  tf_pickle = (b"\x80\x02cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01}"
-               b"b.")
-  path = tmp_path / "church-config-f.pkl"
-  path.write_bytes(tf_pickle)
-  with pytest.raises(errors.UserError, match="TensorFlow.*legacy.py"):
-    stylegan2_pickle.read_stylegan2_pickle(str(path))
+def test_tensorflow_pickle_golden_images(tmp_path):
+  """A TF StyleGAN2 pickle (dnnlib.tflib Networks) against the generator
+  NVlabs' legacy.py converts from it: z, truncation psi 0.7, const noise."""
+  path = os.path.join(FIXTURES, "nvlabs_tf_64.pkl")
+  golden = np.load(os.path.join(FIXTURES, "nvlabs_tf_golden.npz"))
+  spec, params = stylegan2_pickle.read_stylegan2_pickle(path)
+  assert spec.channel_base == 512 and spec.conv_clamp is None
+  assert _max_error(spec, params, golden["z"], golden["images_trunc"],
+                    latent_space="z",
+                    truncation_psi=float(golden["psi"])) <= TOLERANCE
+  networks = torch_pickle.load_pickle(path, torch_pickle.read_file(path))
+  networks[2].components["synthesis"].variables.pop(3)
+  with pytest.raises(errors.UserError, match="Gs has no variable synthesis/"):
+    stylegan2_tf.convert("church.pkl", networks)
 
 
 @pytest.mark.parametrize("reader,source", [
