@@ -194,6 +194,20 @@ def test_latent_projection_is_the_style_affines(nvlabs):
       spec.w_dim)
   unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)
   np.testing.assert_allclose(unit(projection), unit(expected), atol=1e-6)
+  wplus = stylegan2.latent_projection(params, "w+")
+  assert wplus.shape == (len(expected), spec.num_ws * spec.w_dim)
+  row = 0
+  for index, name in enumerate(affines):  # Conv l reads w_l; toRGB w_9.
+    block = wplus[row:row + len(tensors[f"{name}.affine.weight"])]
+    row += len(block)
+    columns = slice(index * spec.w_dim, (index + 1) * spec.w_dim)
+    np.testing.assert_allclose(unit(block[:, columns]),
+                               unit(tensors[f"{name}.affine.weight"]),
+                               atol=1e-6)
+    block[:, columns] = 0
+    assert not block.any()
+  with pytest.raises(ValueError, match="latent_space"):
+    stylegan2.latent_projection(params, "z")
 
 
 def test_init_params_and_spec():

@@ -445,15 +445,31 @@ def abstract_params(spec: StyleGAN2Spec) -> Params:
   return nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: StyleGAN2(spec))))
 
 
-def latent_projection(params: Params) -> np.ndarray:
-  """The style (affine) weights that read w, as rows [n_out, w_dim] (SeFa).
+def latent_projection(params: Params, latent_space: str = "w") -> np.ndarray:
+  """The style (affine) weights that read w, as rows [n_out, latent_dim] (SeFa).
 
   As SeFa does for StyleGAN2 (genforce/sefa `factorize_weight`, layers
   'all'): the affine maps of every modulated conv layer and of the last toRGB
   layer, each output unit one row; sefa_directions then normalises the rows.
+  'w': [n_out, w_dim]. 'w+': each layer's rows in the columns of the w it
+  reads (conv layer l reads w_l, the last toRGB w_{num_ws - 1}), zeros
+  elsewhere, so W^T W is block-diagonal as for BigGAN's chunks. 'z' has no
+  linear map to read (the mapping network is not linear): ValueError.
   """
-  layers = params["layers"]
-  rows = [np.asarray(layers[i]["affine"]["kernel"]).T for i in sorted(layers)]
-  torgbs = params["torgbs"]
-  rows.append(np.asarray(torgbs[max(torgbs)]["affine"]["kernel"]).T)
-  return np.concatenate(rows).astype(np.float32)
+  check_latent_space(latent_space)
+  if latent_space == "z":
+    raise ValueError("latent_space: SeFa reads StyleGAN2's style weights in "
+                     "'w' or 'w+', not 'z'")
+  layers, torgbs = params["layers"], params["torgbs"]
+  blocks = [np.asarray(layers[i]["affine"]["kernel"]).T
+            for i in sorted(layers)]
+  blocks.append(np.asarray(torgbs[max(torgbs)]["affine"]["kernel"]).T)
+  if latent_space == "w":
+    return np.concatenate(blocks).astype(np.float32)
+  w_dim, num_ws = blocks[0].shape[1], len(blocks)
+  rows = []
+  for index, block in enumerate(blocks):
+    placed = np.zeros((block.shape[0], num_ws * w_dim), np.float32)
+    placed[:, index * w_dim:(index + 1) * w_dim] = block
+    rows.append(placed)
+  return np.concatenate(rows)
