@@ -115,6 +115,14 @@ def test_rosinality_golden_images(rosinality):
                     latent_space="w+") <= TOLERANCE
 
 
+def test_rosinality_legacy_format_reads_the_same(rosinality):
+  """torch's pre-1.6 (non-zip) torch.save stream of the same checkpoint."""
+  _, params, _ = rosinality
+  _, legacy = stylegan2_rosinality.read_stylegan2_rosinality(
+      os.path.join(FIXTURES, "rosinality_64_legacy.pt"))
+  jax.tree.map(np.testing.assert_array_equal, legacy, params)
+
+
 def test_rosinality_w_avg_without_latent_avg(rosinality, tmp_path,
                                              monkeypatch):
   """No latent_avg in the file: the mean of the mapping over N(0, I) draws."""

@@ -21,7 +21,9 @@ on CPU and writes, under tests/fixtures/stylegan2/:
     {g_ema, latent_avg, args} like its train.py / convert_weight.py, 64 px,
     style_dim 64, n_mlp 2, channel_multiplier 1 and every width divided by
     ROSINALITY_WIDTH_DIVISOR (its channel table is fixed in Generator.
-    __init__; the subclass below narrows it), its CPU fallback ops.
+    __init__; the subclass below narrows it), its CPU fallback ops;
+    rosinality_64_legacy.pt is the same checkpoint in torch's legacy
+    (pre-1.6, non-zip) format.
 
 Every parameter that the constructors set to a constant (biases, noise
 strengths, w_avg) is redrawn at random so that the fixtures test it.
@@ -242,8 +244,11 @@ def make_rosinality(src: str) -> None:
     latent_avg = g.mean_latent(4096)  # [1, style_dim], as generate.py does.
   args = argparse.Namespace(size=RESOLUTION, latent=LATENT_DIM, n_mlp=2,
                                    channel_multiplier=1)
-  torch.save({"g_ema": g.state_dict(), "latent_avg": latent_avg, "args": args},
-             os.path.join(OUT, "rosinality_64.pt"))
+  checkpoint = {"g_ema": g.state_dict(), "latent_avg": latent_avg,
+                "args": args}
+  torch.save(checkpoint, os.path.join(OUT, "rosinality_64.pt"))
+  torch.save(checkpoint, os.path.join(OUT, "rosinality_64_legacy.pt"),
+             _use_new_zipfile_serialization=False)
 
   z = torch.randn([BATCH, LATENT_DIM], generator=rng)
   z2 = torch.randn([BATCH, LATENT_DIM], generator=rng)
