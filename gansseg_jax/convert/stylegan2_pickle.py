@@ -77,10 +77,20 @@ def _network(path: str, snapshot: Any) -> torch_pickle.PersistentObject:
 
 def spec_from_network(path: str, g: torch_pickle.PersistentObject
                       ) -> stylegan2.StyleGAN2Spec:
-  """The spec from G_ema's attributes and init kwargs; UserError if unusable."""
-  kwargs = dict(g.state.get("_init_kwargs") or {})
-  mapping_kwargs = dict(kwargs.get("mapping_kwargs") or {})
-  synthesis_kwargs = dict(kwargs.get("synthesis_kwargs") or {})
+  """The spec from G_ema's attributes and init kwargs; UserError if unusable.
+
+  The synthesis and mapping networks' own constructor arguments are read:
+  stylegan2-ada's Generator takes `synthesis_kwargs={...}`, stylegan3's
+  networks_stylegan2 Generator `**synthesis_kwargs`, both pass them on.
+  """
+  def init_kwargs(name: str) -> dict:
+    module = g.modules.get(name)
+    if not isinstance(module, torch_pickle.PersistentObject):
+      raise errors.UserError(f"{path}: '{NETWORK_KEY}' has no {name} network")
+    return dict(module.state.get("_init_kwargs") or {})
+
+  mapping_kwargs = init_kwargs("mapping")
+  synthesis_kwargs = init_kwargs("synthesis")
   if int(_attribute(g, "c_dim", path)):
     raise errors.UserError(f"{path}: a conditional generator (c_dim "
                            f"{g.state['c_dim']}); only unconditional ones "
