@@ -10,12 +10,20 @@ on CPU and writes, under tests/fixtures/stylegan2/:
     once), 64 px, z_dim = w_dim = 64, 2 mapping layers, channel_base 512,
     channel_max 32, conv_clamp 1 (small, so that clamping is exercised), the
     reference ops (impl 'ref': no CUDA plug-ins are built on CPU).
+  nvlabs_tf_64.pkl / nvlabs_tf_golden.npz
+    a TensorFlow StyleGAN2 pickle (the format of NVlabs' original StyleGAN2
+    networks, e.g. LSUN church config F): a (G, D, Gs) tuple of
+    dnnlib.tflib Network states with random variables named as the TF code
+    names them, 64 px, fmap_base TF_FMAP_BASE; the images are those of the
+    generator NVlabs' legacy.py converts from it (truncation PSI).
   rosinality_64.pt / rosinality_golden.npz
     rosinality/stylegan2-pytorch at commit ROSINALITY_COMMIT: a torch.save of
     {g_ema, latent_avg, args} like its train.py / convert_weight.py, 64 px,
     style_dim 64, n_mlp 2, channel_multiplier 1 and every width divided by
     ROSINALITY_WIDTH_DIVISOR (its channel table is fixed in Generator.
-    __init__; the subclass below narrows it), its CPU fallback ops.
+    __init__; the subclass below narrows it), its CPU fallback ops;
+    rosinality_64_legacy.pt is the same checkpoint in torch's legacy
+    (pre-1.6, non-zip) format.
 
 Every parameter that the constructors set to a constant (biases, noise
 strengths, w_avg) is redrawn at random so that the fixtures test it.
@@ -26,11 +34,11 @@ repositories at the commits above:
   python tools/make_stylegan2_golden.py --nvlabs_dir=SRC1 --rosinality_dir=SRC2
 """
 import argparse
-import argparse as argparse_module
 import copy
 import os
 import pickle
 import sys
+import types
 
 import numpy as np
 import torch
@@ -44,6 +52,7 @@ BATCH = 3
 PSI = 0.7
 CUTOFF = 4  # Truncation only on the first 4 ws (NVlabs truncation_cutoff).
 MIX_FROM = 5  # Style mixing: ws[MIX_FROM:] come from a second latent.
+TF_FMAP_BASE, TF_FMAP_MAX = 256, 32  # TF fmap_base: channel_base / 2.
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                    "tests", "fixtures", "stylegan2")
 
@@ -112,6 +121,96 @@ def make_nvlabs(src: str) -> None:
   sys.path.remove(src)
 
 
+def _tf_variables(rng: np.random.Generator) -> tuple[dict, dict, dict]:
+  """Random variables of a TF StyleGAN2 Gs, named and shaped as NVlabs' TF
+  code names them (the names legacy.py's convert_tf_generator reads)."""
+  def normal(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+  def channels(side):
+    return min(TF_FMAP_BASE * 2 // side, TF_FMAP_MAX)
+
+  w = LATENT_DIM
+  mapping = {}
+  for i in range(2):
+    mapping[f"Dense{i}/weight"] = normal(LATENT_DIM, w) * 100  # lrmul 0.01.
+    mapping[f"Dense{i}/bias"] = normal(w)
+  synthesis = {"4x4/Const/const": normal(1, channels(4), 4, 4)}
+  sides = [2 ** i for i in range(2, int(np.log2(RESOLUTION)) + 1)]
+  for side in sides:
+    convs = ["Conv"] if side == 4 else ["Conv0_up", "Conv1"]
+    for conv in convs:
+      cin = channels(side // 2) if conv == "Conv0_up" else channels(side)
+      prefix = f"{side}x{side}/{conv}"
+      synthesis.update({
+          f"{prefix}/weight": normal(3, 3, cin, channels(side)),
+          f"{prefix}/bias": normal(channels(side)) * 0.5,
+          f"{prefix}/noise_strength": normal() * 0.5,
+          f"{prefix}/mod_weight": normal(w, cin),
+          f"{prefix}/mod_bias": normal(cin) * 0.5})
+    prefix = f"{side}x{side}/ToRGB"
+    synthesis.update({
+        f"{prefix}/weight": normal(1, 1, channels(side), 3),
+        f"{prefix}/bias": normal(3) * 0.5,
+        f"{prefix}/mod_weight": normal(w, channels(side)),
+        f"{prefix}/mod_bias": normal(channels(side)) * 0.5})
+  for k in range(2 * len(sides) - 1):
+    side = 2 ** ((k + 5) // 2)
+    synthesis[f"noise{k}"] = normal(1, 1, side, side)
+  return {"dlatent_avg": normal(w) * 0.5}, mapping, synthesis
+
+
+def make_nvlabs_tf(src: str) -> None:
+  """A TensorFlow-format StyleGAN2 pickle (tuple G, D, Gs of dnnlib.tflib
+  Networks) and the images of the generator NVlabs' legacy.py converts from
+  it (convert_tf_generator, the authors' own TF -> PyTorch conversion)."""
+  sys.path.insert(0, src)
+  import legacy  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(2)
+  tflib = types.ModuleType("dnnlib.tflib")
+  network = types.ModuleType("dnnlib.tflib.network")
+
+  class Network:
+    """What dnnlib.tflib.network.Network.__getstate__ pickles."""
+
+    def __init__(self, name, variables, components, static_kwargs):
+      self.state = dict(version=4, name=name, static_kwargs=static_kwargs,
+                        components=components, build_module_src="",
+                        build_func_name="G_" + name,
+                        variables=list(variables.items()))
+
+    def __getstate__(self):
+      return self.state
+
+  Network.__module__, Network.__qualname__ = network.__name__, "Network"
+  network.Network = Network
+  sys.modules.update({"dnnlib.tflib": tflib, "dnnlib.tflib.network": network})
+  avg, mapping, synthesis = _tf_variables(rng)
+  kwargs = dict(latent_size=LATENT_DIM, dlatent_size=LATENT_DIM,
+                resolution=RESOLUTION, mapping_layers=2,
+                fmap_base=TF_FMAP_BASE, fmap_max=TF_FMAP_MAX)
+  gs = Network("Gs", avg, {
+      "mapping": Network("mapping", mapping, {}, {}),
+      "synthesis": Network("synthesis", synthesis, {}, {})}, kwargs)
+  d = Network("D", {}, {}, {})
+  path = os.path.join(OUT, "nvlabs_tf_64.pkl")
+  with open(path, "wb") as f:
+    pickle.dump((gs, d, gs), f)
+  del sys.modules["dnnlib.tflib"], sys.modules["dnnlib.tflib.network"]
+
+  with open(path, "rb") as f:
+    tf_gs = legacy._LegacyUnpickler(f).load()[2]  # pylint: disable=protected-access
+  g = legacy.convert_tf_generator(tf_gs)
+  z = torch.from_numpy(rng.standard_normal((BATCH, LATENT_DIM)).astype(
+      np.float32))
+  with torch.no_grad():
+    images = g(z, None, truncation_psi=PSI, noise_mode="const")
+  np.savez_compressed(os.path.join(OUT, "nvlabs_tf_golden.npz"), psi=PSI,
+                      commit=NVLABS_COMMIT, z=z.numpy(),
+                      images_trunc=images.numpy().transpose(0, 2, 3, 1))
+  sys.path.remove(src)
+
+
 def make_rosinality(src: str) -> None:
   # Its op/ package builds CUDA kernels at import; on CPU the functions take
   # their native fallback branch, so the build is replaced by a no-op.
@@ -143,10 +242,13 @@ def make_rosinality(src: str) -> None:
   g.eval().requires_grad_(False)
   with torch.no_grad():
     latent_avg = g.mean_latent(4096)  # [1, style_dim], as generate.py does.
-  args = argparse_module.Namespace(size=RESOLUTION, latent=LATENT_DIM, n_mlp=2,
+  args = argparse.Namespace(size=RESOLUTION, latent=LATENT_DIM, n_mlp=2,
                                    channel_multiplier=1)
-  torch.save({"g_ema": g.state_dict(), "latent_avg": latent_avg, "args": args},
-             os.path.join(OUT, "rosinality_64.pt"))
+  checkpoint = {"g_ema": g.state_dict(), "latent_avg": latent_avg,
+                "args": args}
+  torch.save(checkpoint, os.path.join(OUT, "rosinality_64.pt"))
+  torch.save(checkpoint, os.path.join(OUT, "rosinality_64_legacy.pt"),
+             _use_new_zipfile_serialization=False)
 
   z = torch.randn([BATCH, LATENT_DIM], generator=rng)
   z2 = torch.randn([BATCH, LATENT_DIM], generator=rng)
@@ -175,11 +277,13 @@ def main() -> None:
   parser.add_argument("--nvlabs_dir", required=True,
                       help=f"NVlabs/stylegan2-ada-pytorch at {NVLABS_COMMIT}")
   parser.add_argument("--rosinality_dir", required=True,
-                      help=f"rosinality/stylegan2-pytorch at {ROSINALITY_COMMIT}")
+                      help="rosinality/stylegan2-pytorch at "
+                      f"{ROSINALITY_COMMIT}")
   args = parser.parse_args()
   os.makedirs(OUT, exist_ok=True)
   torch.set_grad_enabled(False)
   make_nvlabs(args.nvlabs_dir)
+  make_nvlabs_tf(args.nvlabs_dir)
   make_rosinality(args.rosinality_dir)
   for name in sorted(os.listdir(OUT)):
     print(name, os.path.getsize(os.path.join(OUT, name)), "bytes")

@@ -19,6 +19,7 @@ training/networks.py, which stylegan3's networks_stylegan2.py keeps):
       ToRGBLayer's weight_gain 1/sqrt(I) scales the styles: folded into the
       affine kernel and bias.
 
+NVlabs' original TensorFlow StyleGAN2 pickles are read too (stylegan2_tf).
 Only the StyleGAN2 generator is implemented: a real StyleGAN3 (config T or
 R: alias-free synthesis with a Fourier-feature input) is refused with a
 UserError naming it; stylegan3's repository also trains and ships
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax.convert import stylegan2_tf
 from gansseg_jax.convert import torch_pickle
 from gansseg_jax.models import stylegan2
 
@@ -75,10 +77,20 @@ def _network(path: str, snapshot: Any) -> torch_pickle.PersistentObject:
 
 def spec_from_network(path: str, g: torch_pickle.PersistentObject
                       ) -> stylegan2.StyleGAN2Spec:
-  """The spec from G_ema's attributes and init kwargs; UserError if unusable."""
-  kwargs = dict(g.state.get("_init_kwargs") or {})
-  mapping_kwargs = dict(kwargs.get("mapping_kwargs") or {})
-  synthesis_kwargs = dict(kwargs.get("synthesis_kwargs") or {})
+  """The spec from G_ema's attributes and init kwargs; UserError if unusable.
+
+  The synthesis and mapping networks' own constructor arguments are read:
+  stylegan2-ada's Generator takes `synthesis_kwargs={...}`, stylegan3's
+  networks_stylegan2 Generator `**synthesis_kwargs`, both pass them on.
+  """
+  def init_kwargs(name: str) -> dict:
+    module = g.modules.get(name)
+    if not isinstance(module, torch_pickle.PersistentObject):
+      raise errors.UserError(f"{path}: '{NETWORK_KEY}' has no {name} network")
+    return dict(module.state.get("_init_kwargs") or {})
+
+  mapping_kwargs = init_kwargs("mapping")
+  synthesis_kwargs = init_kwargs("synthesis")
   if int(_attribute(g, "c_dim", path)):
     raise errors.UserError(f"{path}: a conditional generator (c_dim "
                            f"{g.state['c_dim']}); only unconditional ones "
@@ -219,8 +231,14 @@ def convert(path: str, g: torch_pickle.PersistentObject,
 
 def read_stylegan2_pickle(path: str
                           ) -> tuple[stylegan2.StyleGAN2Spec, dict[str, Any]]:
-  """(spec, params) of the G_ema in an NVlabs .pkl; UserError on a bad file."""
+  """(spec, params) of the G_ema in an NVlabs .pkl; UserError on a bad file.
+
+  NVlabs' TensorFlow pickles ((G, D, Gs) of dnnlib.tflib Networks) are
+  recognised and converted by `stylegan2_tf` (their Gs).
+  """
   snapshot = torch_pickle.load_pickle(path, torch_pickle.read_file(path))
+  if stylegan2_tf.is_tf_pickle(snapshot):
+    return stylegan2_tf.convert(path, snapshot)
   g = _network(path, snapshot)
   spec = spec_from_network(path, g)
   return spec, convert(path, g, spec)

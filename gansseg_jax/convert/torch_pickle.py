@@ -1,5 +1,8 @@
 """Reading PyTorch pickles with numpy only, executing nothing from the file.
 
+(NVlabs' TensorFlow network pickles, dnnlib.tflib Networks holding numpy
+variables, read with the same restrictions.)
+
 Two containers hold the checkpoints the converters read:
 - a plain pickle (NVlabs stylegan2-ada-pytorch / stylegan3 `.pkl`): modules
   of the authors' `torch_utils.persistence` classes, each pickled as
@@ -68,6 +71,12 @@ class PersistentObject:
       if isinstance(module, PersistentObject):
         out.update(module.tensors(f"{prefix}{name}."))
     return out
+
+
+class TFNetwork:
+  """Stand-in for dnnlib.tflib.network.Network (NVlabs' TensorFlow pickles):
+  its state {version, name, static_kwargs, components, variables [(name,
+  array)], build_module_src (never run), ...} lands in __dict__."""
 
 
 class Namespace:
@@ -144,6 +153,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "frozenset"): frozenset,
     ("_codecs", "encode"): _codecs_encode,
     ("argparse", "Namespace"): Namespace,
+    ("dnnlib.tflib.network", "Network"): TFNetwork,
     ("dnnlib.util", "EasyDict"): StandInDict,
     ("dnnlib", "EasyDict"): StandInDict,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"):

@@ -1,7 +1,8 @@
 """StyleGAN2 config F (Karras et al. 2020) in Flax NNX, as NVlabs' code runs it.
 
 Mapping (NVlabs training/networks.py MappingNetwork):
-  w = fc_L(... fc_1(normalize_2nd_moment(z))), fc(x) = lrelu_0.2(x W + b) sqrt(2)
+  w = fc_L(... fc_1(normalize_2nd_moment(z))),
+  fc(x) = lrelu_0.2(x W + b) sqrt(2)
   normalize_2nd_moment(z) = z / sqrt(mean(z^2) + 1e-8)
 The learning-rate multiplier (0.01) and the equalised-lr gains (1/sqrt(fan_in))
 are pre-folded into the parameters by the converters (`W = W_stored *
@@ -312,21 +313,25 @@ def _noise_maps(model: StyleGAN2, mode: str, batch: int,
     return [layer.noise_const[...][None] for layer in model.layers]
   if key is None:
     raise ValueError("noise_key: noise_mode 'random' needs a key")
-  keys = jax.random.split(key, len(model.layers))
-  return [jax.random.normal(k, (batch,) + layer.noise_const.shape)
-          for k, layer in zip(keys, model.layers)]
+  sides = [layer.noise_const.shape[0] for layer in model.layers]
+  flat = jax.random.normal(key, (batch, sum(s * s for s in sides)))
+  offsets = np.cumsum([0] + [s * s for s in sides])
+  return [flat[:, a:b].reshape(batch, s, s)
+          for a, b, s in zip(offsets, offsets[1:], sides)]
 
 
 def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
                   latent_space: str = "w", truncation_psi: float = 1.0,
                   truncation_cutoff: Optional[int] = None,
-                  noise_mode: str = "const") -> Callable[..., jax.Array]:
-  """A pure `generate(params, latents, noise_key=None) -> images` in [-1, 1]-ish.
+                  noise_mode: str = "const", clip_output: bool = True
+                  ) -> Callable[..., jax.Array]:
+  """A pure `generate(params, latents, noise_key=None) -> images [B, R, R, 3]`.
 
   latents are in `latent_space` ([B, spec.latent_dim(latent_space)]);
   truncation applies only in 'z' (in 'w'/'w+' the sampler truncates,
-  `make_sample_latents`). StyleGAN2 has no output tanh: images are the
-  generator's raw RGB, nominally [-1, 1], as NVlabs' generate.py reads them.
+  `make_sample_latents`). StyleGAN2 has no output tanh: its raw RGB is
+  nominally [-1, 1] and overshoots; with `clip_output` (the default) it is
+  clipped to [-1, 1], as NVlabs' generate.py clamps when it saves images.
   `noise_key` is needed only with noise_mode 'random'.
   """
   check_latent_space(latent_space)
@@ -351,8 +356,9 @@ def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
       ws = jnp.broadcast_to(latents[:, None], (batch, spec.num_ws, spec.w_dim))
     else:
       ws = latents.reshape(batch, spec.num_ws, spec.w_dim)
-    return model.synthesize(ws, _noise_maps(model, noise_mode, batch,
-                                            noise_key))
+    images = model.synthesize(ws, _noise_maps(model, noise_mode, batch,
+                                              noise_key))
+    return jnp.clip(images, -1.0, 1.0) if clip_output else images
 
   return generate
 
@@ -399,36 +405,39 @@ def make_sample_latents(spec: StyleGAN2Spec, latent_space: str,
   return sample
 
 
-def init_params(spec: StyleGAN2Spec, key: jax.Array) -> Params:
+def init_params(spec: StyleGAN2Spec, key) -> Params:
   """Random weights with the reference's initial distribution (effective form).
 
   Mapping kernels N(0, 1/fan_in); style affine maps N(0, 1/w_dim), bias 1
   (the toRGB ones also times 1/sqrt(in channels), NVlabs' folded gain);
   conv weights, const input and noise buffers N(0, 1); w_avg, conv biases
-  and noise strengths 0, as an untrained network has them.
+  and noise strengths 0, as an untrained network has them. Drawn with numpy
+  seeded from `key` (a jax key or an int; fast on CPU at full width; not
+  traceable).
   """
-  params = abstract_params(spec)
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  keys = jax.random.split(key, len(leaves))
-  out = []
-  for (path, leaf), k in zip(leaves, keys):
+  if isinstance(key, jax.Array) and jax.dtypes.issubdtype(
+      key.dtype, jax.dtypes.prng_key):
+    key = jax.random.key_data(key)
+  rng = np.random.default_rng(np.asarray(key, np.uint32).ravel())
+
+  def draw(path, leaf):
     names = [getattr(p, "key", getattr(p, "idx", None)) for p in path]
     name = names[-1]
-    normal = jax.random.normal(k, leaf.shape, jnp.float32)
     if name == "kernel":
-      value = normal / math.sqrt(leaf.shape[0])
+      value = rng.standard_normal(leaf.shape) / math.sqrt(leaf.shape[0])
       if names[0] == "torgbs":
         value = value / math.sqrt(leaf.shape[1])
     elif name == "bias" and "affine" in names:
-      value = jnp.ones(leaf.shape, jnp.float32)
+      value = np.ones(leaf.shape)
       if names[0] == "torgbs":
         value = value / math.sqrt(leaf.shape[0])
     elif name in ("weight", "const", "noise_const"):
-      value = normal
+      value = rng.standard_normal(leaf.shape)
     else:
-      value = jnp.zeros(leaf.shape, jnp.float32)
-    out.append(value)
-  return jax.tree_util.tree_unflatten(treedef, out)
+      value = np.zeros(leaf.shape)
+    return jnp.asarray(value, jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(draw, abstract_params(spec))
 
 
 def abstract_params(spec: StyleGAN2Spec) -> Params:
@@ -436,15 +445,31 @@ def abstract_params(spec: StyleGAN2Spec) -> Params:
   return nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: StyleGAN2(spec))))
 
 
-def latent_projection(params: Params) -> np.ndarray:
-  """The style (affine) weights that read w, as rows [n_out, w_dim] (SeFa).
+def latent_projection(params: Params, latent_space: str = "w") -> np.ndarray:
+  """The style (affine) weights that read w, as rows [n_out, latent_dim] (SeFa).
 
   As SeFa does for StyleGAN2 (genforce/sefa `factorize_weight`, layers
   'all'): the affine maps of every modulated conv layer and of the last toRGB
   layer, each output unit one row; sefa_directions then normalises the rows.
+  'w': [n_out, w_dim]. 'w+': each layer's rows in the columns of the w it
+  reads (conv layer l reads w_l, the last toRGB w_{num_ws - 1}), zeros
+  elsewhere, so W^T W is block-diagonal as for BigGAN's chunks. 'z' has no
+  linear map to read (the mapping network is not linear): ValueError.
   """
-  layers = params["layers"]
-  rows = [np.asarray(layers[i]["affine"]["kernel"]).T for i in sorted(layers)]
-  torgbs = params["torgbs"]
-  rows.append(np.asarray(torgbs[max(torgbs)]["affine"]["kernel"]).T)
-  return np.concatenate(rows).astype(np.float32)
+  check_latent_space(latent_space)
+  if latent_space == "z":
+    raise ValueError("latent_space: SeFa reads StyleGAN2's style weights in "
+                     "'w' or 'w+', not 'z'")
+  layers, torgbs = params["layers"], params["torgbs"]
+  blocks = [np.asarray(layers[i]["affine"]["kernel"]).T
+            for i in sorted(layers)]
+  blocks.append(np.asarray(torgbs[max(torgbs)]["affine"]["kernel"]).T)
+  if latent_space == "w":
+    return np.concatenate(blocks).astype(np.float32)
+  w_dim, num_ws = blocks[0].shape[1], len(blocks)
+  rows = []
+  for index, block in enumerate(blocks):
+    placed = np.zeros((block.shape[0], num_ws * w_dim), np.float32)
+    placed[:, index * w_dim:(index + 1) * w_dim] = block
+    rows.append(placed)
+  return np.concatenate(rows)
