@@ -28,6 +28,7 @@ the generator keeps the first 3: the kernel is cut after dividing by sigma.
 """
 import json
 import os
+import pickle
 from typing import Any, Mapping
 
 import numpy as np
@@ -52,7 +53,15 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   """{key: float32 array} of a torch state dict file (needs the torch extra)."""
   if not os.path.isfile(path):
     raise errors.UserError(f"{path}: no such checkpoint file")
-  return torch_checkpoint.read_state_dict(path)
+  try:
+    return torch_checkpoint.read_state_dict(path)
+  except (pickle.UnpicklingError, EOFError, ValueError) as e:
+    # torch.load(weights_only=True) refuses anything but tensors and plain
+    # containers with an UnpicklingError; a truncated file ends early.
+    raise errors.UserError(f"{path}: not a torch state dict "
+                           f"({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})"
+                           ) from e
 
 
 # ---------------------------------------------------------------- BigGAN ---
