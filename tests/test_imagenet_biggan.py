@@ -135,6 +135,21 @@ def test_truncated_z_is_bounded():
   assert 0.3 < float(np.std(z)) < 0.5  # 0.5 * std of N(0,1) cut at 2: 0.44.
 
 
+def test_sample_classes_draws_from_the_chosen_pool():
+  key = jax.random.key(1)
+  y = np.asarray(imagenet_biggan.sample_classes(key, 256, None, 1000))
+  assert y.shape == (256, 1000) and (y.sum(1) == 1).all()
+  assert len(set(y.argmax(1))) > 200  # All classes: 256 draws, ~225 distinct.
+  y = np.asarray(imagenet_biggan.sample_classes(key, 64, [3, 207], 1000))
+  assert set(y.argmax(1)) == {3, 207}
+  y = np.asarray(imagenet_biggan.sample_classes(key, 4, 933, 1000))
+  assert (y.argmax(1) == 933).all()
+  for bad, message in ((1000, "1000 is not in"), ([], "non-empty"),
+                       ([1.5], "non-empty")):
+    with pytest.raises(ValueError, match=f"^classes: .*{message}"):
+      imagenet_biggan.sample_classes(key, 4, bad, 1000)
+
+
 def test_latent_projection_is_every_map_that_reads_z(deep_model, biggan_model):
   spec, params = deep_model
   w = biggan_deep.latent_projection(params)

@@ -159,6 +159,28 @@ def one_hot(classes, n_classes: int) -> jax.Array:
   return jax.nn.one_hot(jnp.asarray(classes), n_classes, dtype=jnp.float32)
 
 
+def sample_classes(key: jax.Array, batch: int, classes,
+                   n_classes: int) -> jax.Array:
+  """y [batch, n_classes] one-hot, a class drawn per latent.
+
+  `classes`: None for all classes (uniform), an int for that class, or a
+  list of class indices drawn from uniformly. ValueError names a bad index.
+  """
+  if classes is None:
+    pool = np.arange(n_classes)
+  else:
+    pool = np.atleast_1d(np.asarray(classes))
+    if pool.size == 0 or pool.ndim != 1 or not np.issubdtype(
+        pool.dtype, np.integer):
+      raise ValueError(f"classes: {classes!r} is not a class index or a "
+                       "non-empty list of them")
+    bad = pool[(pool < 0) | (pool >= n_classes)]
+    if bad.size:
+      raise ValueError(f"classes: {int(bad[0])} is not in [0, {n_classes})")
+  drawn = jax.random.choice(key, jnp.asarray(pool), (batch,))
+  return one_hot(drawn, n_classes)
+
+
 def make_generate(spec: ImageNetBigGANSpec, dtype: str = "float32"
                   ) -> Callable[[Params, jax.Array, jax.Array], jax.Array]:
   """A pure `generate(params, z, y) -> images` (jit it at the call site)."""
