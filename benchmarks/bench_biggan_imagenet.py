@@ -1,4 +1,4 @@
-"""ImageNet BigGAN-128 and BigGAN-deep-128 forward: Flax vs the reference PyTorch.
+"""ImageNet BigGAN-128 and BigGAN-deep-128 forward: Flax vs reference PyTorch.
 
   .venv/bin/python benchmarks/bench_biggan_imagenet.py \
       --torch_python=/tmp/bgvenv/bin/python --biggan_pytorch=/tmp/bgref \
@@ -98,7 +98,8 @@ def flax_rate(name: str, batch: int, iters: int) -> tuple[float, float]:
 
 def table(entries: list[dict]) -> str:
   rows = ["| generator | machine | batch | Flax images/s | reference "
-          "images/s | ratio | Flax compile s |", "|---|---|---|---|---|---|---|"]
+          "images/s | ratio | Flax compile s |",
+          "|---|---|---|---|---|---|---|"]
   for e in entries:
     rows.append(f"| {e['generator']} | {e['device']} ({e['cpu_count']} CPUs, "
                 f"load {e['load_average']}) | {e['batch']} | "

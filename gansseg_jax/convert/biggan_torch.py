@@ -14,7 +14,7 @@ trained networks BN_eps 1e-5 and SN_eps 1e-6; the output BN is always 1e-5
 
 pytorch-pretrained-biggan (BigGAN-deep) `pytorch_model.bin` + `config.json`:
   embeddings.weight                      [z_dim, n_classes]    (Linear, no bias)
-  generator.gen_z.{weight_orig,weight_u,weight_v,bias}         out in H,W,C order
+  generator.gen_z.{weight_orig,weight_u,weight_v,bias}    out in H,W,C order
   generator.layers.{j}.bn_{0..3}.{running_means,running_vars}  [n_stats, C]
   generator.layers.{j}.bn_{0..3}.{scale,offset}.{weight_orig,weight_u,weight_v}
   generator.layers.{j}.conv_{0..3}.{weight_orig,weight_u,weight_v,bias}
@@ -80,8 +80,9 @@ def biggan_spec_from_state(state: Mapping[str, np.ndarray], where: str,
   num_blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
   resolution = biggan.BOTTOM_WIDTH * 2 ** num_blocks
   if resolution not in biggan.CHANNEL_MULTIPLIERS:
-    raise errors.UserError(f"{where}: {num_blocks} blocks make {resolution} "
-                           f"px, not one of {sorted(biggan.CHANNEL_MULTIPLIERS)}")
+    raise errors.UserError(
+        f"{where}: {num_blocks} blocks make {resolution} px, not one of "
+        f"{sorted(biggan.CHANNEL_MULTIPLIERS)}")
   first_mult = biggan.CHANNEL_MULTIPLIERS[resolution][0][0]
   ch = linear_out // (biggan.BOTTOM_WIDTH ** 2 * first_mult)
   attention = [int(k.split(".")[1]) for k in state

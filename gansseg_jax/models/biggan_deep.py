@@ -4,7 +4,7 @@ TF-Hub deepmind/biggan-deep-{128,256,512}/1 as pytorch-pretrained-biggan
 0.1.1 reimplements it from the module's graph (its `BigGAN`, `GenBlock`,
 `BigGANBatchNorm`); z is not chunked:
 
-  e = y W_embed                 y [B, n_classes] one-hot or a mixture; e [B, z_dim]
+  e = y W_embed                 y [B, n_classes] one-hot or a mixture
   c = concat(z, e)              fed whole to every conditional BN
   h = dense(c) -> [B, 4, 4, 16 ch]                                   (NHWC)
   2 blocks per side (the second one doubles it), attention before the first
@@ -259,7 +259,8 @@ def init_params(spec: BigGANDeepSpec, seed: int) -> Params:
     if name == "embedding":
       return jnp.asarray(rng.standard_normal(leaf.shape, dtype=np.float32))
     if name in ("kernel", "gamma_kernel", "beta_kernel"):
-      return jnp.asarray(biggan._unit_spectral_norm(rng, leaf.shape))  # pylint: disable=protected-access
+      unit = biggan._unit_spectral_norm  # pylint: disable=protected-access
+      return jnp.asarray(unit(rng, leaf.shape))
     return leaf
 
   return jax.tree_util.tree_map_with_path(draw, params)

@@ -1,4 +1,4 @@
-"""The class-conditional ImageNet BigGAN generator (Brock et al. 2019), Flax NNX.
+"""The class-conditional ImageNet BigGAN generator (Brock et al. 2019), NNX.
 
 TF-Hub deepmind/biggan-{128,256,512}/2 and BigGAN-PyTorch's `Generator`
 (G_ch 96, shared_dim 128, hier, G_shared; z_dim 120 / 140 / 128 for 128 / 256 /
