@@ -209,6 +209,16 @@ def test_full_size_names_and_shapes():
   shapes = {**required, **{n: (1,) for n in ("global_step",)}}
   assert biggan_tfhub.spec_from_shapes(
       {k.removesuffix(f"/{EMA}"): v for k, v in shapes.items()}, "m") == spec
+  # 256 and 512: 7 and 8 chunks of z (140 / 128), attention at 128 / 64.
+  for resolution, chunk, attention, width in ((256, 20, "GBlock_4", 192),
+                                              (512, 16, "GBlock_3", 384)):
+    spec = imagenet_biggan.ImageNetBigGANSpec.published(resolution)
+    required, _ = biggan_tfhub.expected_variables(spec, False)
+    assert required["Generator/G_Z/G_linear/w"] == (chunk, 16 * 16 * 96)
+    assert required[f"Generator/{attention}/conv1/w"][-1] == width
+    assert required["Generator/attention/theta/w"] == (1, 1, width,
+                                                       width // 8)
+    assert biggan_tfhub.spec_from_shapes(required, "m") == spec
   tiny = {k: v for k, v in fake_values(np.random.default_rng(0)).items()}
   with pytest.raises(errors.UserError, match="sides \\[8, 16, 32\\]"):
     biggan_tfhub.spec_from_shapes({k: v.shape for k, v in tiny.items()}, "m")
