@@ -161,7 +161,7 @@ def module_dir(tmp_path_factory):
 
 def test_module_converted_verified_and_read(module_dir):
   path, values = module_dir
-  spec, params, record = biggan_tfhub.read_tfhub_biggan(
+  spec, params, record = biggan_tfhub.convert_module(
       path, verify_batch=3, attention_resolution=16)
   assert spec == TINY
   assert (record["bn_stats"], record["sn_normalize"]) == ("divide", "add")
@@ -169,6 +169,8 @@ def test_module_converted_verified_and_read(module_dir):
   assert record["unused"]["Generator/conv_2d/u1"].startswith("second")
   assert "raw weight" in record["unused"]["linear/w"]
   np.testing.assert_array_equal(params["shared"], values[f"linear/w/{EMA}"])
+  assert biggan_tfhub.read_tfhub_biggan(path, attention_resolution=16)[0] == (
+      TINY)
 
 
 def test_raw_weights_do_not_reproduce_the_module(module_dir):

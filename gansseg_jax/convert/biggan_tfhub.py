@@ -25,6 +25,7 @@ the module's own `default` signature (inputs z, y, truncation).
 import itertools
 from typing import Any, Mapping, Optional
 
+from absl import logging
 import jax
 import numpy as np
 
@@ -288,9 +289,24 @@ def pick_reading(spec: imagenet_biggan.ImageNetBigGANSpec,
 def read_tfhub_biggan(handle: str, use_ema: bool = True, verify_batch: int = 2,
                       attention_resolution: Optional[int] = None
                       ) -> tuple[imagenet_biggan.ImageNetBigGANSpec,
-                                 dict[str, Any], dict[str, Any]]:
-  """(spec, params, record) of a biggan-*/2 module (URL, folder or .tar.gz),
-  verified against its `default` signature (module doc)."""
+                                 dict[str, Any]]:
+  """(spec, params) of a biggan-*/2 module (URL, folder or .tar.gz)."""
+  spec, params, record = convert_module(handle, use_ema, verify_batch,
+                                        attention_resolution)
+  logging.info("%s: converted with bn_stats=%s, sn_normalize=%s (max |diff| "
+               "%.3g to the module); %d variables unused", handle,
+               record["bn_stats"], record["sn_normalize"],
+               record["max_abs_diff"], len(record["unused"]))
+  return spec, params
+
+
+def convert_module(handle: str, use_ema: bool = True, verify_batch: int = 2,
+                   attention_resolution: Optional[int] = None
+                   ) -> tuple[imagenet_biggan.ImageNetBigGANSpec,
+                              dict[str, Any], dict[str, Any]]:
+  """(spec, params, record): the reading verified against the module's
+  `default` signature (module doc); record = the reading, its max |diff|
+  and {unused variable: why}."""
   with tfhub.opened(handle) as module:
     values = {(name[len(MODULE_PREFIX):] if name.startswith(MODULE_PREFIX)
                else name): value
