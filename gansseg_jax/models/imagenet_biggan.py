@@ -11,7 +11,8 @@ generator's, so the layers are `gansseg_jax.models.biggan`'s; what differs:
 
 Truncation is not an input of the network: TF-Hub's biggan-*/2 modules (and
 BigGAN-PyTorch's sampler) draw z from a normal truncated to [-2, 2] and scale
-it by the truncation (`truncated_z`).
+it by the truncation (`truncated_z`). `sample_classes` draws y: one class, a
+list of classes or all classes, one per latent.
 
 Parameters are those of `biggan.BigGAN` with `shared` [n_classes, shared_dim]
 in place of BigBiGAN's single `embedding` row; SeFa's `latent_projection` is
@@ -52,7 +53,7 @@ class ImageNetBigGANSpec:
     if self.bn_eps <= 0 or self.output_bn_eps <= 0:
       raise ValueError(f"bn_eps: {self.bn_eps} and output_bn_eps "
                        f"{self.output_bn_eps} must be positive")
-    self.backbone  # pylint: disable=pointless-statement  (validates the rest)
+    _ = self.backbone  # BigGANSpec validates the other fields.
 
   @property
   def backbone(self) -> biggan.BigGANSpec:
