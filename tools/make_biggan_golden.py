@@ -1,10 +1,11 @@
 """Golden outputs of ImageNet BigGAN and BigGAN-deep from their reference code.
 
-Writes tests/fixtures/biggan/ (about 2 MB), read by tests/test_imagenet_biggan.py
-without torch:
+Writes tests/fixtures/biggan/ (3.5 MB), read without torch by
+tests/test_imagenet_biggan.py:
 
   biggan/state.npz   state dict of BigGAN-PyTorch's `Generator` (random
-                     weights; keys as in G.state_dict(), e.g. blocks.0.0.conv1.u0)
+                     weights; keys as in G.state_dict(), e.g.
+                     blocks.0.0.conv1.u0)
   biggan/kwargs.json the Generator's constructor arguments
   biggan/io.npz      z [B, dim_z], y [B, 1000] (one-hot rows and one mixture),
                      images [B, 3, H, W] = G(z, y @ shared.weight)
@@ -26,7 +27,8 @@ attention gamma) so that no part of the mapping is tested against a constant.
 
 Usage (in a separate venv, never the project's):
   python -m venv /tmp/bgvenv
-  /tmp/bgvenv/bin/pip install torch==2.13.0 pytorch-pretrained-biggan==0.1.1 scipy
+  /tmp/bgvenv/bin/pip install torch==2.13.0 \
+      pytorch-pretrained-biggan==0.1.1 scipy
   git clone https://github.com/ajbrock/BigGAN-PyTorch /tmp/bgref
   git -C /tmp/bgref checkout 98459431a5d618d644d54cd1e9fceb1e5045648d
   /tmp/bgvenv/bin/python tools/make_biggan_golden.py --biggan_pytorch=/tmp/bgref
@@ -133,7 +135,8 @@ def make_biggan(biggan_pytorch: str, out: str, gen: torch.Generator) -> None:
 
 
 def make_deep(out: str, gen: torch.Generator) -> None:
-  import pytorch_pretrained_biggan as ppb  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  import pytorch_pretrained_biggan as ppb
   config = ppb.BigGANConfig.from_dict(DEEP_CONFIG)
   model = ppb.BigGAN(config).eval()
   _randomise(model, gen)

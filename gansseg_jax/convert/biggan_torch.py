@@ -14,7 +14,7 @@ trained networks BN_eps 1e-5 and SN_eps 1e-6; the output BN is always 1e-5
 
 pytorch-pretrained-biggan (BigGAN-deep) `pytorch_model.bin` + `config.json`:
   embeddings.weight                      [z_dim, n_classes]    (Linear, no bias)
-  generator.gen_z.{weight_orig,weight_u,weight_v,bias}         out in H,W,C order
+  generator.gen_z.{weight_orig,weight_u,weight_v,bias}    out in H,W,C order
   generator.layers.{j}.bn_{0..3}.{running_means,running_vars}  [n_stats, C]
   generator.layers.{j}.bn_{0..3}.{scale,offset}.{weight_orig,weight_u,weight_v}
   generator.layers.{j}.conv_{0..3}.{weight_orig,weight_u,weight_v,bias}
@@ -28,6 +28,7 @@ the generator keeps the first 3: the kernel is cut after dividing by sigma.
 """
 import json
 import os
+import pickle
 from typing import Any, Mapping
 
 import numpy as np
@@ -52,7 +53,15 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   """{key: float32 array} of a torch state dict file (needs the torch extra)."""
   if not os.path.isfile(path):
     raise errors.UserError(f"{path}: no such checkpoint file")
-  return torch_checkpoint.read_state_dict(path)
+  try:
+    return torch_checkpoint.read_state_dict(path)
+  except (pickle.UnpicklingError, EOFError, ValueError) as e:
+    # torch.load(weights_only=True) refuses anything but tensors and plain
+    # containers with an UnpicklingError; a truncated file ends early.
+    raise errors.UserError(f"{path}: not a torch state dict "
+                           f"({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})"
+                           ) from e
 
 
 # ---------------------------------------------------------------- BigGAN ---
@@ -71,8 +80,9 @@ def biggan_spec_from_state(state: Mapping[str, np.ndarray], where: str,
   num_blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
   resolution = biggan.BOTTOM_WIDTH * 2 ** num_blocks
   if resolution not in biggan.CHANNEL_MULTIPLIERS:
-    raise errors.UserError(f"{where}: {num_blocks} blocks make {resolution} "
-                           f"px, not one of {sorted(biggan.CHANNEL_MULTIPLIERS)}")
+    raise errors.UserError(
+        f"{where}: {num_blocks} blocks make {resolution} px, not one of "
+        f"{sorted(biggan.CHANNEL_MULTIPLIERS)}")
   first_mult = biggan.CHANNEL_MULTIPLIERS[resolution][0][0]
   ch = linear_out // (biggan.BOTTOM_WIDTH ** 2 * first_mult)
   attention = [int(k.split(".")[1]) for k in state

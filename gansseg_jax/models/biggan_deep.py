@@ -4,7 +4,7 @@ TF-Hub deepmind/biggan-deep-{128,256,512}/1 as pytorch-pretrained-biggan
 0.1.1 reimplements it from the module's graph (its `BigGAN`, `GenBlock`,
 `BigGANBatchNorm`); z is not chunked:
 
-  e = y W_embed                 y [B, n_classes] one-hot or a mixture; e [B, z_dim]
+  e = y W_embed                 y [B, n_classes] one-hot or a mixture
   c = concat(z, e)              fed whole to every conditional BN
   h = dense(c) -> [B, 4, 4, 16 ch]                                   (NHWC)
   2 blocks per side (the second one doubles it), attention before the first
@@ -207,11 +207,9 @@ class DeepGBlock(nnx.Module):
 class BigGANDeep(nnx.Module):
   """(z [B, z_dim], y [B, n_classes]) -> images [B, H, W, 3] in [-1, 1]."""
 
-  def __init__(self, spec: BigGANDeepSpec, truncation: float = 1.0,
-               dtype=jnp.float32):
+  def __init__(self, spec: BigGANDeepSpec, dtype=jnp.float32):
     self.spec = spec
     self.dtype = dtype
-    self.weights = statistics_weights(truncation, spec.n_stats)
     bottom = spec.block_layout[0][0]
     self.embedding = nnx.Param(jnp.zeros((spec.n_classes, spec.z_dim)))
     self.z_linear = biggan.Dense(spec.cond_dim,
@@ -227,7 +225,9 @@ class BigGANDeep(nnx.Module):
                                       dtype=dtype)
     self.out_conv = biggan.Conv(last, 3, 3, True, dtype=dtype)
 
-  def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
+  def __call__(self, z: jax.Array, y: jax.Array, weights: tuple
+               ) -> jax.Array:
+    """`weights` = statistics_weights(truncation) (plain or traced values)."""
     spec = self.spec
     z = z.astype(jnp.float32)
     embedding = jnp.dot(y.astype(jnp.float32), self.embedding[...],
@@ -239,8 +239,8 @@ class BigGANDeep(nnx.Module):
     for index, block in enumerate(self.blocks):
       if index == spec.attention_position:
         h = self.attention(h)
-      h = block(h, cond, self.weights)
-    h = self.out_conv(jax.nn.relu(self.out_bn(h, self.weights)))
+      h = block(h, cond, weights)
+    h = self.out_conv(jax.nn.relu(self.out_bn(h, weights)))
     return jnp.tanh(h.astype(jnp.float32))
 
 
@@ -259,7 +259,8 @@ def init_params(spec: BigGANDeepSpec, seed: int) -> Params:
     if name == "embedding":
       return jnp.asarray(rng.standard_normal(leaf.shape, dtype=np.float32))
     if name in ("kernel", "gamma_kernel", "beta_kernel"):
-      return jnp.asarray(biggan._unit_spectral_norm(rng, leaf.shape))  # pylint: disable=protected-access
+      unit = biggan._unit_spectral_norm  # pylint: disable=protected-access
+      return jnp.asarray(unit(rng, leaf.shape))
     return leaf
 
   return jax.tree_util.tree_map_with_path(draw, params)
@@ -286,6 +287,27 @@ def latent_projection(params: Params) -> np.ndarray:
   return np.concatenate(rows).astype(np.float32)
 
 
+def make_forward(spec: BigGANDeepSpec, dtype: str = "float32"
+                 ) -> Callable[..., jax.Array]:
+  """A pure `forward(params, z, y, weights) -> images` for any truncation.
+
+  `weights` is `statistics_weights(truncation, spec.n_stats)`, computed on
+  the host (it must follow the package's float64 arithmetic exactly) and
+  passed as values, so one compiled function serves every truncation.
+  """
+  act_dtype = biggan.activation_dtype(dtype)
+  graphdef, abstract_state = nnx.split(nnx.eval_shape(
+      lambda: BigGANDeep(spec, dtype=act_dtype)))
+
+  def forward(params: Params, z: jax.Array, y: jax.Array,
+              weights: tuple) -> jax.Array:
+    state = jax.tree.map(lambda leaf: leaf, abstract_state)
+    nnx.replace_by_pure_dict(state, params)
+    return nnx.merge(graphdef, state)(z, y, weights)
+
+  return forward
+
+
 def make_generate(spec: BigGANDeepSpec, dtype: str = "float32",
                   truncation: float = 1.0
                   ) -> Callable[[Params, jax.Array, jax.Array], jax.Array]:
@@ -294,13 +316,10 @@ def make_generate(spec: BigGANDeepSpec, dtype: str = "float32",
   The truncation picks the BN statistics (module docstring); z itself should
   be drawn as `imagenet_biggan.truncated_z` with the same truncation.
   """
-  act_dtype = biggan.activation_dtype(dtype)
-  graphdef, abstract_state = nnx.split(nnx.eval_shape(
-      lambda: BigGANDeep(spec, truncation, dtype=act_dtype)))
+  forward = make_forward(spec, dtype)
+  weights = statistics_weights(truncation, spec.n_stats)
 
   def generate(params: Params, z: jax.Array, y: jax.Array) -> jax.Array:
-    state = jax.tree.map(lambda leaf: leaf, abstract_state)
-    nnx.replace_by_pure_dict(state, params)
-    return nnx.merge(graphdef, state)(z, y)
+    return forward(params, z, y, weights)
 
   return generate

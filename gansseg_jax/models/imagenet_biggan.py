@@ -1,4 +1,4 @@
-"""The class-conditional ImageNet BigGAN generator (Brock et al. 2019), Flax NNX.
+"""The class-conditional ImageNet BigGAN generator (Brock et al. 2019), NNX.
 
 TF-Hub deepmind/biggan-{128,256,512}/2 and BigGAN-PyTorch's `Generator`
 (G_ch 96, shared_dim 128, hier, G_shared; z_dim 120 / 140 / 128 for 128 / 256 /
@@ -11,7 +11,8 @@ generator's, so the layers are `gansseg_jax.models.biggan`'s; what differs:
 
 Truncation is not an input of the network: TF-Hub's biggan-*/2 modules (and
 BigGAN-PyTorch's sampler) draw z from a normal truncated to [-2, 2] and scale
-it by the truncation (`truncated_z`).
+it by the truncation (`truncated_z`). `sample_classes` draws y: one class, a
+list of classes or all classes, one per latent.
 
 Parameters are those of `biggan.BigGAN` with `shared` [n_classes, shared_dim]
 in place of BigBiGAN's single `embedding` row; SeFa's `latent_projection` is
@@ -52,7 +53,7 @@ class ImageNetBigGANSpec:
     if self.bn_eps <= 0 or self.output_bn_eps <= 0:
       raise ValueError(f"bn_eps: {self.bn_eps} and output_bn_eps "
                        f"{self.output_bn_eps} must be positive")
-    self.backbone  # pylint: disable=pointless-statement  (validates the rest)
+    _ = self.backbone  # BigGANSpec validates the other fields.
 
   @property
   def backbone(self) -> biggan.BigGANSpec:
@@ -157,6 +158,28 @@ def truncated_z(key: jax.Array, batch: int, z_dim: int,
 def one_hot(classes, n_classes: int) -> jax.Array:
   """Class indices [B] -> y [B, n_classes] float32."""
   return jax.nn.one_hot(jnp.asarray(classes), n_classes, dtype=jnp.float32)
+
+
+def sample_classes(key: jax.Array, batch: int, classes,
+                   n_classes: int) -> jax.Array:
+  """y [batch, n_classes] one-hot, a class drawn per latent.
+
+  `classes`: None for all classes (uniform), an int for that class, or a
+  list of class indices drawn from uniformly. ValueError names a bad index.
+  """
+  if classes is None:
+    pool = np.arange(n_classes)
+  else:
+    pool = np.atleast_1d(np.asarray(classes))
+    if pool.size == 0 or pool.ndim != 1 or not np.issubdtype(
+        pool.dtype, np.integer):
+      raise ValueError(f"classes: {classes!r} is not a class index or a "
+                       "non-empty list of them")
+    bad = pool[(pool < 0) | (pool >= n_classes)]
+    if bad.size:
+      raise ValueError(f"classes: {int(bad[0])} is not in [0, {n_classes})")
+  drawn = jax.random.choice(key, jnp.asarray(pool), (batch,))
+  return one_hot(drawn, n_classes)
 
 
 def make_generate(spec: ImageNetBigGANSpec, dtype: str = "float32"
