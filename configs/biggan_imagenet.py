@@ -5,8 +5,10 @@ r"""ImageNet BigGAN-128 (class-conditional): Voynov & Babenko's comparison GAN.
     --config.generator.checkpoint=biggan-128.pth
 
 The checkpoint is a BigGAN-PyTorch generator state dict (ajbrock's
-`G_ema.pth`, or the TF-Hub port `biggan-128.pth` its repository links);
-docs/generators.md lists the formats. Latents: z ~ t N(0, 1) cut to [-2, 2]
+`G_ema.pth`, or the TF-Hub port `biggan-128.pth` its repository links); or
+the TF-Hub module itself with --config.generator.source=tfhub
+--config.generator.handle=https://tfhub.dev/deepmind/biggan-128/2
+(docs/generators.md lists the formats). Latents: z ~ t N(0, 1) cut to [-2, 2]
 (t = config.generator.truncation) and one ImageNet class per latent, from
 config.generator.classes ('' = all 1000; e.g. '207' or '1,5,9'). Directions
 move z only, never the class.

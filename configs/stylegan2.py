@@ -4,10 +4,10 @@ r"""StyleGAN2 on LSUN-Church in W space: the paper's colour-shift direction.
     --workdir=runs/stylegan2 \
     --config.generator.checkpoint=stylegan2-church-config-f.pkl
 
-The checkpoint is the church network as an NVlabs PyTorch pickle
-(stylegan2-ada-pytorch / stylegan3 format; a TF-era .pkl converts with
-stylegan2-ada-pytorch's legacy.py) or, with --config.generator.source=
-rosinality, a rosinality stylegan2-pytorch .pt (docs/generators.md).
+The checkpoint is NVlabs' stylegan2-church-config-f.pkl (the original
+TensorFlow pickle; PyTorch pickles of stylegan2-ada-pytorch / stylegan3 are
+read too) or, with --config.generator.source=rosinality, a rosinality
+stylegan2-pytorch .pt (docs/generators.md).
 Directions live in W (w = mapping(z), one w for every layer). The direction
 the paper shows raises the foreground's red channel rather than lighting it,
 so the masks come from the two affine colour maps that scoring fits
@@ -22,7 +22,7 @@ def get_config():
   c.stages = "convert,discover,score,train,eval,report"
   c.generator.arch = "stylegan2"
   c.generator.source = "pkl"
-  c.generator.checkpoint = ""  # stylegan2-church-config-f.pkl (PyTorch pickle).
+  c.generator.checkpoint = ""  # stylegan2-church-config-f.pkl.
   c.generator.latent_space = "w"
   c.generator.resolution = 256
   c.generator.z_dim = 512  # The direction space: w_dim.

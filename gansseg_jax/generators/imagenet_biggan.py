@@ -1,6 +1,10 @@
 """Kind 'biggan_imagenet': the class-conditional ImageNet BigGAN.
 
 Sources (config.generator.source):
+  'tfhub'   config.generator.handle: deepmind/biggan-{128,256,512}/2 (URL,
+            folder or .tar.gz), verified against the module's own `default`
+            signature (convert/biggan_tfhub.py; config.convert.use_ema,
+            verify_batch); needs the `tf` extra
   'torch'   config.generator.checkpoint: a BigGAN-PyTorch `G*.pth` (ajbrock's
             networks or the TF-Hub ports; convert/biggan_torch.py), with
             config.generator.bn_eps / sn_eps (1e-4: the TF-Hub ports)
@@ -20,6 +24,7 @@ from jax.scipy import special
 import ml_collections
 
 from gansseg_jax import errors
+from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.models import generator_api as api
 from gansseg_jax.models import imagenet_biggan
@@ -55,6 +60,11 @@ def _random_spec(g: ml_collections.ConfigDict
 def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
   del workdir
   g = config.generator
+  if g.source == "tfhub":
+    spec, params, record = biggan_tfhub.convert_module(
+        g.handle, config.convert.use_ema, config.convert.verify_batch)
+    return api.Converted(spec.to_dict(), params,
+                         {"handle": g.handle, **record})
   if g.source == "torch":
     spec, params = biggan_torch.read_biggan_pytorch(
         g.checkpoint, bn_eps=g.bn_eps, sn_eps=g.sn_eps)
@@ -81,5 +91,6 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       latent_projection=imagenet_biggan.latent_projection)
 
 
-KIND = api.GeneratorKind(name="biggan_imagenet", sources=("torch", "random"),
+KIND = api.GeneratorKind(name="biggan_imagenet",
+                         sources=("tfhub", "torch", "random"),
                          convert=convert, build=build, conditional=True)

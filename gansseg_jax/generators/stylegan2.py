@@ -19,7 +19,9 @@ Latent spaces (config.generator.latent_space):
         config.generator.z_dim must be that); sampled as the same w repeated
 Noise inputs are the network's stored buffers (NVlabs' noise_mode 'const'),
 so G(w) and G(w + h) differ by the shift only. StyleGAN2 has no output tanh;
-images are clipped to [-1, 1] as NVlabs' generate.py clamps them to 8 bits.
+make_generate clips images to [-1, 1] (as NVlabs' scripts clamp to 8 bits).
+The 'pkl' reader also takes NVlabs' original TensorFlow StyleGAN2 pickles
+(e.g. stylegan2-church-config-f.pkl), recognised by their content.
 """
 import functools
 from typing import Any
@@ -105,10 +107,10 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
   if spec.latent_dim(options.latent_space) < spec.z_dim:
     raise ValueError(f"latent_space: {options.latent_space!r} is narrower "
                      f"than z ({spec.z_dim}); w_dim {spec.w_dim} < z_dim")
-  raw = stylegan2.make_generate(spec, options.dtype, options.latent_space,
-                                truncation_psi=options.truncation)
   return api.Network(
-      generate=lambda params, latents: jnp.clip(raw(params, latents), -1, 1),
+      generate=stylegan2.make_generate(spec, options.dtype,
+                                       options.latent_space,
+                                       truncation_psi=options.truncation),
       abstract_params=stylegan2.abstract_params(spec),
       resolution=spec.resolution,
       direction_dim=spec.latent_dim(options.latent_space),
