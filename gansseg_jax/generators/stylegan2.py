@@ -26,7 +26,6 @@ The 'pkl' reader also takes NVlabs' original TensorFlow StyleGAN2 pickles
 import functools
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -61,7 +60,7 @@ def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
                          {"checkpoint": g.checkpoint, "verification": None})
   spec = _random_spec(g)
   return api.Converted(
-      spec.to_dict(), stylegan2.init_params(spec, jax.random.key(config.seed)),
+      spec.to_dict(), stylegan2.init_params(spec, config.seed),
       {"seed": config.seed})
 
 
