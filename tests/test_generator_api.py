@@ -272,3 +272,12 @@ def test_stylegan2_w_plus_repeats_w_and_splits_sefa_by_layer():
   np.testing.assert_allclose(blocks.sum(axis=1),
                              stylegan2.latent_projection(params), atol=0)
   assert ((np.abs(blocks) > 0).sum(axis=1) <= 1).all()
+
+
+def test_a_spec_json_that_misses_fields_is_one_line(tmp_path):
+  load.save(str(tmp_path / "generator"),
+            {"arch": "biggan", "spec": {"z_dim": 120, "resolution": 128}},
+            {"x": np.zeros(1, np.float32)})
+  with pytest.raises(errors.UserError, match=r"spec.json: its spec does not "
+                     r"describe a biggan generator \(KeyError: 'ch'\)"):
+    load.load_generator(default.get_config(), str(tmp_path))

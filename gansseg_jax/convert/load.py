@@ -97,8 +97,13 @@ def build_network(config: ml_collections.ConfigDict,
   spec = description.get("spec", description.get("info"))
   if not isinstance(spec, dict):
     raise errors.UserError(f"{spec_path}: no \"spec\"; re-run 'convert'")
-  network = generator_api.build(
-      kind, spec, generator_api.build_options(config.generator))
+  try:
+    network = generator_api.build(
+        kind, spec, generator_api.build_options(config.generator))
+  except (KeyError, TypeError) as e:
+    raise errors.UserError(
+        f"{spec_path}: its spec does not describe a {kind.name} generator "
+        f"({type(e).__name__}: {e}); re-run 'convert'") from e
   check_matches_config(config, network, path)
   return network
 
