@@ -1,11 +1,11 @@
-"""StyleGAN2 against the authors' code: golden images of NVlabs' and
-rosinality's generators (tests/fixtures/stylegan2/, made by tools/make_stylegan2_golden.py
-with the upstream commits it names), through both converters; the restricted
-unpickler on hostile and broken files. No torch needed."""
+"""StyleGAN2 against the authors' code: golden images of NVlabs'
+(stylegan2-ada-pytorch, its TF-pickle conversion, stylegan3) and rosinality's
+generators (tests/fixtures/stylegan2/, made by
+tools/make_stylegan2_golden.py with the upstream commits it names), through
+the converters; the restricted unpickler on hostile and broken files. No
+torch needed."""
 import os
 import pickle
-import sys
-import types
 import zipfile
 
 import jax
@@ -299,31 +299,17 @@ def test_rosinality_misshapen_tensor_is_named(rosinality):
     stylegan2_rosinality.convert("x.pt", state, spec)
 
 
-def test_stylegan3_generator_is_refused(tmp_path, monkeypatch):
-  """A pickle shaped like stylegan3's config-T G_ema (SynthesisInput)."""
-  module = types.ModuleType("torch_utils.persistence")
-
-  def _reconstruct_persistent_obj(meta):
-    return meta
-
-  _reconstruct_persistent_obj.__module__ = module.__name__
-  _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-  module._reconstruct_persistent_obj = _reconstruct_persistent_obj
-  monkeypatch.setitem(sys.modules, "torch_utils",
-                      types.ModuleType("torch_utils"))
-  monkeypatch.setitem(sys.modules, "torch_utils.persistence", module)
-
-  class Persistent:
-    def __init__(self, name, modules):
-      self.meta = {"type": "class", "version": 6, "module_src": "raise 1",
-                   "class_name": name, "state": {"_modules": modules}}
-
-    def __reduce__(self):
-      return (_reconstruct_persistent_obj, (self.meta,))
-
-  g = Persistent("Generator", {"synthesis": Persistent(
-      "SynthesisNetwork", {"input": Persistent("SynthesisInput", {})})})
-  path = tmp_path / "stylegan3-t.pkl"
-  path.write_bytes(pickle.dumps({"G_ema": g}))
-  with pytest.raises(errors.UserError, match="StyleGAN3"):
-    stylegan2_pickle.read_stylegan2_pickle(str(path))
+def test_stylegan3_pickles():
+  """stylegan3's StyleGAN2 networks (its --cfg=stylegan2) read and match its
+  images; its alias-free config T is refused by name."""
+  path = os.path.join(FIXTURES, "stylegan3_cfg_stylegan2_64.pkl")
+  golden = np.load(os.path.join(FIXTURES, "stylegan3_cfg_stylegan2_golden.npz"))
+  spec, params = stylegan2_pickle.read_stylegan2_pickle(path)
+  assert spec.channel_base == 512 and spec.conv_clamp == 256
+  assert _max_error(spec, params, golden["z"], golden["images_trunc"],
+                    latent_space="z",
+                    truncation_psi=float(golden["psi"])) <= TOLERANCE
+  with pytest.raises(errors.UserError,
+                     match=r"cfg_t_64\.pkl: a StyleGAN3 \(alias-free"):
+    stylegan2_pickle.read_stylegan2_pickle(
+        os.path.join(FIXTURES, "stylegan3_cfg_t_64.pkl"))

@@ -1,6 +1,6 @@
 """Golden outputs of the reference StyleGAN2 code for tests/test_stylegan2.py.
 
-Builds two small random-weight generators with the authors' own PyTorch code
+Builds small random-weight generators with the authors' own PyTorch code
 on CPU and writes, under tests/fixtures/stylegan2/:
 
   nvlabs_64.pkl / nvlabs_golden.npz
@@ -16,6 +16,12 @@ on CPU and writes, under tests/fixtures/stylegan2/:
     dnnlib.tflib Network states with random variables named as the TF code
     names them, 64 px, fmap_base TF_FMAP_BASE; the images are those of the
     generator NVlabs' legacy.py converts from it (truncation PSI).
+  stylegan3_cfg_stylegan2_64.pkl / stylegan3_cfg_stylegan2_golden.npz,
+  stylegan3_cfg_t_64.pkl
+    NVlabs/stylegan3 at commit STYLEGAN3_COMMIT: its StyleGAN2 generator
+    (training/networks_stylegan2.py, what --cfg=stylegan2 trains; conv_clamp
+    256 as that config) with images at truncation PSI, and a narrow config-T
+    (alias-free) generator that the converter refuses.
   rosinality_64.pt / rosinality_golden.npz
     rosinality/stylegan2-pytorch at commit ROSINALITY_COMMIT: a torch.save of
     {g_ema, latent_avg, args} like its train.py / convert_weight.py, 64 px,
@@ -28,10 +34,11 @@ on CPU and writes, under tests/fixtures/stylegan2/:
 Every parameter that the constructors set to a constant (biases, noise
 strengths, w_avg) is redrawn at random so that the fixtures test it.
 
-Needs torch (2.13.0 CPU was used), numpy, and unpacked copies of both
+Needs torch (2.13.0 CPU was used), numpy, and unpacked copies of the
 repositories at the commits above:
 
-  python tools/make_stylegan2_golden.py --nvlabs_dir=SRC1 --rosinality_dir=SRC2
+  python tools/make_stylegan2_golden.py --nvlabs_dir=SRC1 --stylegan3_dir=SRC2
+      --rosinality_dir=SRC3
 """
 import argparse
 import copy
@@ -45,6 +52,7 @@ import torch
 
 NVLABS_COMMIT = "d72cc7d041b42ec8e806021a205ed9349f87c6a4"
 ROSINALITY_COMMIT = "bef283a1c24087da704d16c30abc8e36e63efa0e"
+STYLEGAN3_COMMIT = "c233a919a6faee6e36a316ddd4eddababad1adf9"
 ROSINALITY_WIDTH_DIVISOR = 16  # 512 -> 32 channels.
 RESOLUTION = 64
 LATENT_DIM = 64
@@ -199,7 +207,8 @@ def make_nvlabs_tf(src: str) -> None:
   del sys.modules["dnnlib.tflib"], sys.modules["dnnlib.tflib.network"]
 
   with open(path, "rb") as f:
-    tf_gs = legacy._LegacyUnpickler(f).load()[2]  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    tf_gs = legacy._LegacyUnpickler(f).load()[2]
   g = legacy.convert_tf_generator(tf_gs)
   z = torch.from_numpy(rng.standard_normal((BATCH, LATENT_DIM)).astype(
       np.float32))
@@ -207,6 +216,44 @@ def make_nvlabs_tf(src: str) -> None:
     images = g(z, None, truncation_psi=PSI, noise_mode="const")
   np.savez_compressed(os.path.join(OUT, "nvlabs_tf_golden.npz"), psi=PSI,
                       commit=NVLABS_COMMIT, z=z.numpy(),
+                      images_trunc=images.numpy().transpose(0, 2, 3, 1))
+  sys.path.remove(src)
+
+
+def make_stylegan3(src: str) -> None:
+  """stylegan3's own StyleGAN2 networks (training/networks_stylegan2.py, its
+  --cfg=stylegan2) and a config-T generator (networks_stylegan3.py), which
+  the converter must refuse; both pickled as its training_loop does."""
+  for name in [m for m in sys.modules
+               if m.split(".")[0] in ("training", "torch_utils", "dnnlib")]:
+    del sys.modules[name]  # NVlabs' stylegan2-ada modules of the same names.
+  sys.path.insert(0, src)
+  # pylint: disable=import-outside-toplevel
+  from training import networks_stylegan2
+  from training import networks_stylegan3
+  torch.manual_seed(3)
+  rng = torch.Generator().manual_seed(3)
+  common = dict(z_dim=LATENT_DIM, c_dim=0, w_dim=LATENT_DIM,
+                img_resolution=RESOLUTION, img_channels=3,
+                mapping_kwargs=dict(num_layers=2))
+  g = networks_stylegan2.Generator(**common, channel_base=512, channel_max=32,
+                                   num_fp16_res=0, conv_clamp=256)
+  _redraw_constants(g, rng, ("bias", "noise_strength", "w_avg"))
+  g.eval().requires_grad_(False)
+  g_t = networks_stylegan3.Generator(**common, channel_base=256, channel_max=8,
+                                     num_layers=4, num_fp16_res=0,
+                                     magnitude_ema_beta=0.999)
+  g_t.eval().requires_grad_(False)
+  for name, net in (("stylegan3_cfg_stylegan2_64.pkl", g),
+                    ("stylegan3_cfg_t_64.pkl", g_t)):
+    with open(os.path.join(OUT, name), "wb") as f:
+      pickle.dump(dict(G=net, D=None, G_ema=net, augment_pipe=None,
+                       training_set_kwargs=None), f)
+  z = torch.randn([BATCH, LATENT_DIM], generator=rng)
+  with torch.no_grad():
+    images = g(z, None, truncation_psi=PSI, noise_mode="const")
+  np.savez_compressed(os.path.join(OUT, "stylegan3_cfg_stylegan2_golden.npz"),
+                      psi=PSI, commit=STYLEGAN3_COMMIT, z=z.numpy(),
                       images_trunc=images.numpy().transpose(0, 2, 3, 1))
   sys.path.remove(src)
 
@@ -276,6 +323,8 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--nvlabs_dir", required=True,
                       help=f"NVlabs/stylegan2-ada-pytorch at {NVLABS_COMMIT}")
+  parser.add_argument("--stylegan3_dir", required=True,
+                      help=f"NVlabs/stylegan3 at {STYLEGAN3_COMMIT}")
   parser.add_argument("--rosinality_dir", required=True,
                       help="rosinality/stylegan2-pytorch at "
                       f"{ROSINALITY_COMMIT}")
@@ -284,6 +333,7 @@ def main() -> None:
   torch.set_grad_enabled(False)
   make_nvlabs(args.nvlabs_dir)
   make_nvlabs_tf(args.nvlabs_dir)
+  make_stylegan3(args.stylegan3_dir)
   make_rosinality(args.rosinality_dir)
   for name in sorted(os.listdir(OUT)):
     print(name, os.path.getsize(os.path.join(OUT, name)), "bytes")
