@@ -32,7 +32,7 @@ from jax.sharding import Mesh
 import numpy as np
 
 from gansseg_jax import fileio
-from gansseg_jax.convert import load as convert_load
+from gansseg_jax.generators import bigbigan
 from gansseg_jax.models import biggan
 from gansseg_jax.train import checkpointing
 from gansseg_jax.train import segmentation
@@ -53,7 +53,7 @@ FLAGS = flags.FLAGS
 
 def abstract_frozen(config, mesh):
   """ShapeDtypeStructs of the step's Frozen inputs, replicated on `mesh`."""
-  spec = convert_load.generator_spec(config)
+  spec = bigbigan.generator_spec(config)
   params = nnx.to_pure_dict(nnx.state(nnx.eval_shape(
       lambda: biggan.BigGAN(spec))))
   direction = jax.ShapeDtypeStruct((config.generator.z_dim,), np.float32)

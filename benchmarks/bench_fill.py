@@ -45,7 +45,8 @@ from scipy import stats as scipy_stats
 
 from gansseg_jax import fileio
 from gansseg_jax import machine
-from gansseg_jax.convert import load as convert_load
+from gansseg_jax.generators import bigbigan
+from gansseg_jax.generators import demo
 from gansseg_jax.models import biggan
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
@@ -85,9 +86,9 @@ def load_config():
 def load_generator(config):
   """(generate, params) of the preset: the demo's, or random BigGAN."""
   if FLAGS.preset == "demo":
-    generate, params, _ = convert_load.import_builtin().load_builtin()
+    generate, params, _ = demo.import_demo_gan().load_builtin()
     return generate, params
-  spec = convert_load.generator_spec(config)
+  spec = bigbigan.generator_spec(config)
   return biggan.make_generate(spec), biggan.init_params(spec, seed=0)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from gansseg_jax import fileio
 from gansseg_jax import machine
-from gansseg_jax.convert import load as convert_load
+from gansseg_jax.generators import bigbigan
 from gansseg_jax.models import biggan
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.train import segmentation
@@ -103,7 +103,7 @@ def timed(fn, args_fn, steps):
 
 def measure(config):
   """Seconds per call of each piece (module docstring)."""
-  spec = convert_load.generator_spec(config)
+  spec = bigbigan.generator_spec(config)
   generate = biggan.make_generate(spec, config.generator.dtype)
   gen_params = biggan.init_params(spec, seed=0)
   direction = np.random.default_rng(0).normal(

@@ -32,10 +32,15 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Section 1: the generator.
   c.generator = ml_collections.ConfigDict()
-  c.generator.source = "tfhub"  # 'tfhub', 'torch' (authors' BigBiGAN_x1.pth), 'builtin' (demo), 'random' (tests).
+  c.generator.arch = "biggan"  # Generator kind (docs/generators.md): 'biggan' (BigBiGAN), 'builtin' (demo) or 'package.module:name'.
+  c.generator.source = "tfhub"  # One of the kind's sources; 'biggan': 'tfhub', 'torch' (authors' BigBiGAN_x1.pth), 'random' (tests).
   c.generator.handle = "https://tfhub.dev/deepmind/bigbigan-resnet50/1"  # TF-Hub URL, local dir or .tar.gz.
   c.generator.torch_checkpoint = ""  # Path of BigBiGAN_x1.pth when source='torch'.
-  c.generator.arch = "biggan"  # Module in gansseg_jax.models that defines latent_projection (SeFa); 'biggan' for tfhub/torch/random.
+  c.generator.checkpoint = ""  # Checkpoint file of kinds that read one (e.g. a StyleGAN2 .pkl / .pt).
+  c.generator.latent_space = "z"  # Space the directions live in: 'z', or 'w' / 'w+' where the kind has them (StyleGAN2).
+  c.generator.num_classes = 1000  # Classes of a conditional kind's 'random' source (checkpoints carry theirs).
+  c.generator.classes = ""  # Class-conditional kinds: '' or 'all', one id ('207') or a list ('1,5,9'); one drawn per latent.
+  c.generator.truncation = 1.0  # The kind's own: StyleGAN2's psi (w_avg + psi (w - w_avg)); ImageNet BigGAN's t (t * N(0,1) cut to [-2, 2]).
   c.generator.resolution = 128  # Output side in pixels.
   c.generator.z_dim = 120  # Latent size; 6 chunks of 20 for BigGAN-128.
   c.generator.ch = 96  # Base channel width (BigGAN G_ch).

@@ -18,7 +18,6 @@ import ml_collections
 
 from gansseg_jax import errors
 from gansseg_jax.convert import embed as embed_lib
-from gansseg_jax.convert import stage as convert_lib
 from gansseg_jax.convert import tfhub_cache
 from gansseg_jax.data import folder
 from gansseg_jax.data import sources
@@ -29,6 +28,7 @@ from gansseg_jax.directions import stage as directions_lib
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate
 from gansseg_jax.eval import wsol
+from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents
 from gansseg_jax.synth import masks
@@ -115,8 +115,12 @@ def _check_top(c) -> None:
 
 
 def _check_generator(g) -> None:
+  kind = generator_api.resolve(generator_api.kind_name(g))
+  generator_api.check_options(kind, generator_api.build_options(g))
   _apply("generator", g, {
-      "source": one_of(*convert_lib.SOURCES),
+      "source": one_of(*kind.sources),
+      "truncation": positive,
+      "num_classes": integer_at_least(1),
       "resolution": integer_at_least(1),
       "z_dim": integer_at_least(1),
       "ch": integer_at_least(1),

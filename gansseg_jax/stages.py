@@ -69,6 +69,15 @@ _EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
                     "eval.baseline_workers")
 
 
+# Fields added after workdirs existed, with the value that behaves as before:
+# left out of the hashes while they keep it, so older workdirs stay valid.
+_ADDED_WITH_DEFAULTS = {
+    "generator.checkpoint": "", "generator.latent_space": "z",
+    "generator.num_classes": 1000, "generator.classes": "",
+    "generator.truncation": 1.0,
+}
+
+
 def _discover_inputs(config):
   """The generator, unless the candidates come from a file."""
   return () if config.directions.source == "file" else ("generator",)
@@ -140,6 +149,11 @@ def _own_values(stage: Stage, config_dict: dict) -> dict:
   for dotted in stage.ignores:
     section, _, field = dotted.rpartition(".")
     if isinstance(own.get(section), dict):
+      own[section] = {k: v for k, v in own[section].items() if k != field}
+  for dotted, default in _ADDED_WITH_DEFAULTS.items():
+    section, _, field = dotted.rpartition(".")
+    if isinstance(own.get(section), dict) and own[section].get(field,
+                                                               default) == default:
       own[section] = {k: v for k, v in own[section].items() if k != field}
   return own
 

@@ -18,8 +18,8 @@ from gansseg_jax.synth import latents
 
 
 def _generator(config, path: str) -> None:
-  convert_load.check_matches_config(
-      config, convert_load.read_description(path), path)
+  convert_load.build_network(config, convert_load.read_description(path),
+                             path)
 
 
 def _direction(config, path: str) -> None:

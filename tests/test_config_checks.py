@@ -14,7 +14,8 @@ from gansseg_jax import errors
 from gansseg_jax.convert import tfhub_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = ("default", "test", "demo", "cub", "flowers", "imagenet", "saliency")
+SHIPPED = ("default", "test", "demo", "cub", "flowers", "imagenet", "saliency",
+           "stylegan2", "biggan_imagenet", "biggan_deep")
 
 
 def leaves(config, prefix=""):

@@ -1,10 +1,8 @@
 """The convert stage's 'random' and 'builtin' sources, W/generator round trips,
 and the embed stage's 'file' source and config checks (no TensorFlow needed)."""
 import os
-import types
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -13,7 +11,10 @@ from gansseg_jax import errors
 from gansseg_jax.convert import embed
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage
+from gansseg_jax.generators import bigbigan
+from gansseg_jax.generators import demo
 from gansseg_jax.models import biggan
+from gansseg_jax.models import demo_gan
 
 
 def tiny_config():
@@ -35,7 +36,7 @@ def random_workdir(tmp_path_factory):
 def test_random_source_round_trips_through_orbax(random_workdir):
   config = tiny_config()
   generate, params = load.load_generator(config, random_workdir)
-  spec = load.generator_spec(config)
+  spec = bigbigan.generator_spec(config)
   expected = biggan.init_params(spec, config.seed)
   leaves = zip(jax.tree_util.tree_leaves_with_path(params),
                jax.tree_util.tree_leaves_with_path(expected))
@@ -55,7 +56,7 @@ def test_relative_workdir_converts_and_reloads(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   stage.run(tiny_config(), "relative")
   _, params = load.load_generator(tiny_config(), "relative")
-  expected = biggan.init_params(load.generator_spec(tiny_config()), 3)
+  expected = biggan.init_params(bigbigan.generator_spec(tiny_config()), 3)
   for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(expected)):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
@@ -90,38 +91,29 @@ def test_bad_generator_config(tmp_path, field, value, message):
   assert not os.path.exists(tmp_path / "generator")
 
 
-def analytic_builtin():
-  """A stand-in for demo_gan.load_builtin(): images = tanh(z @ W) tiled."""
-  def generate(params, z):
-    colour = jnp.tanh(z @ params["w"])  # [B, 3]
-    return jnp.broadcast_to(colour[:, None, None, :], (z.shape[0], 8, 8, 3))
-  params = {"w": jnp.arange(12, dtype=jnp.float32).reshape(4, 3) / 10}
-  return generate, params, {"model": {"z_dim": 4, "resolution": 8}}
-
-
-def test_builtin_source_saves_params_and_reloads(tmp_path, monkeypatch):
-  monkeypatch.setattr(load, "import_builtin", lambda: types.SimpleNamespace(
-      load_builtin=analytic_builtin))
+def test_builtin_source_saves_params_and_reloads(tmp_path):
   config = default.get_config()
   config.generator.source = "builtin"
-  config.generator.z_dim, config.generator.resolution = 4, 8
+  config.generator.z_dim, config.generator.resolution = 32, 32
   stage.run(config, str(tmp_path))
   description = load.read_description(str(tmp_path / "generator"))
   assert description["arch"] == "builtin"
   generate, params = load.load_generator(config, str(tmp_path))
-  np.testing.assert_array_equal(np.asarray(params["w"]),
-                                np.asarray(analytic_builtin()[1]["w"]))
-  z = jnp.ones((1, 4))
-  np.testing.assert_allclose(np.asarray(generate(params, z))[0, 0, 0],
-                             np.tanh(np.ones(4) @ np.asarray(params["w"])),
-                             rtol=1e-6)
-  config.generator.z_dim = 120  # The demo's info says 4.
+  shipped_generate, shipped, _ = demo_gan.load_builtin()
+  for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(shipped)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  z = jax.random.normal(jax.random.key(1), (2, 32))
+  np.testing.assert_allclose(np.asarray(generate(params, z)),
+                             np.asarray(shipped_generate(shipped, z)),
+                             atol=1e-6)
+  config.generator.z_dim = 120  # The demo's info says 32.
   with pytest.raises(errors.UserError, match="config.generator.z_dim"):
     stage.run(config, str(tmp_path / "other"))
+  assert not os.path.exists(tmp_path / "other" / "generator")
 
 
 def test_builtin_without_demo_module_is_a_user_error(monkeypatch, tmp_path):
-  monkeypatch.setattr(load, "BUILTIN_MODULE", "gansseg_jax.models.no_such_gan")
+  monkeypatch.setattr(demo, "MODULE", "gansseg_jax.models.no_such_gan")
   config = default.get_config()
   config.generator.source = "builtin"
   with pytest.raises(errors.UserError, match="'builtin' needs the demo"):

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -30,13 +29,13 @@ from gansseg_jax import monitoring
 from gansseg_jax.directions import discover as discover_lib
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage
+from gansseg_jax.models import generator_api
 
 SIZE = 16
 Z_DIM = 8
 LIGHT, BRIGHT, POS_X, POS_Y, RADIUS, HUE, TEXTURE, NOTHING = range(Z_DIM)
 # Output units per coordinate = SeFa's eigenvalues.
 REPEATS = (8, 7, 6, 5, 4, 3, 2, 1)
-PROJECTION_MODULE = "gansseg_jax.models.planted_for_tests"
 
 
 OWNER = np.concatenate([np.full(n, i) for i, n in enumerate(REPEATS)])
@@ -75,7 +74,6 @@ def generate(params, z):
 def make_config(**directions) -> ml_collections.ConfigDict:
   c = default.get_config()
   c.generator.source = "random"
-  c.generator.arch = PROJECTION_MODULE.rsplit(".", 1)[1]
   c.generator.z_dim = Z_DIM
   c.log.progress_every_s = 1000.0
   d = c.directions
@@ -98,11 +96,12 @@ def planted(monkeypatch):
   """Makes the planted generator (with `rotation`) the workdir's generator."""
   def install(rotation):
     params = planted_params(rotation)
+    network = generator_api.Network(
+        generate=generate, abstract_params=jax.eval_shape(lambda p: p, params),
+        resolution=SIZE, direction_dim=Z_DIM,
+        latent_projection=lambda p: p["projection"])
     monkeypatch.setattr(stage, "load_generator",
-                        lambda config, workdir: (generate, params))
-    module = types.ModuleType(PROJECTION_MODULE)
-    module.latent_projection = lambda p: p["projection"]
-    monkeypatch.setitem(sys.modules, PROJECTION_MODULE, module)
+                        lambda config, workdir: (network, params))
   return install
 
 

@@ -1,4 +1,5 @@
 """Parts of the directions package against hand computations and numpy."""
+import dataclasses
 import math
 import sys
 
@@ -7,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -21,7 +21,9 @@ from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
 from gansseg_jax.directions import stage
 from gansseg_jax.directions import strips
+from gansseg_jax.generators import bigbigan
 from gansseg_jax.models import biggan
+from gansseg_jax.models import generator_api
 from gansseg_jax.models import reconstructor as reconstructor_lib
 
 
@@ -223,30 +225,27 @@ def test_biggan_hierarchical_projection_gives_per_chunk_directions():
   """biggan.latent_projection: SeFa's W^T W is block-diagonal by chunk."""
   spec = biggan.BigGANSpec(resolution=32, z_dim=8, ch=4, shared_dim=8,
                            attention_resolution=0, bn_eps=1e-4)
-  w = sefa.latent_projection(
-      ml_collections.ConfigDict({"source": "random", "arch": "biggan",
-                                 "z_dim": 8}),
-      biggan.init_params(spec, seed=0))
+  network = bigbigan.build(spec.to_dict(), generator_api.BuildOptions())
+  w = sefa.latent_projection(network, biggan.init_params(spec, seed=0), 8)
   vectors, _ = sefa.sefa_directions(w, 8, normalize_rows=True)
   chunks = np.abs(vectors).reshape(8, 4, 2).max(axis=2)  # [vector, chunk]
   # Every eigenvector lives in exactly one chunk.
   assert ((chunks > 1e-6).sum(axis=1) == 1).all()
 
 
-def test_projection_lookup_pads_and_names_the_field(monkeypatch):
-  config = default.get_config().generator
-  config.z_dim = 5
-  config.arch = "no_such_architecture"
-  with pytest.raises(errors.UserError, match="config.generator.arch"):
-    sefa.latent_projection(config, {})
-  module = type(sys)("gansseg_jax.models.only_chunk_zero")
-  module.latent_projection = lambda params: params["w"]
-  monkeypatch.setitem(sys.modules, "gansseg_jax.models.only_chunk_zero", module)
-  config.arch = "only_chunk_zero"
-  w = sefa.latent_projection(config, {"w": np.ones((4, 2))})
+def test_projection_pads_and_names_the_field():
+  def generate(params, z):
+    return jnp.zeros((z.shape[0], 4, 4, 3))
+  network = generator_api.Network(generate=generate, abstract_params={},
+                                  resolution=4, direction_dim=5)
+  with pytest.raises(errors.UserError, match="latent_projection"):
+    sefa.latent_projection(network, {}, 5)
+  network = dataclasses.replace(network,
+                                latent_projection=lambda params: params["w"])
+  w = sefa.latent_projection(network, {"w": np.ones((4, 2))}, 5)
   np.testing.assert_array_equal(w, np.pad(np.ones((4, 2)), ((0, 0), (0, 3))))
-  config.source = "builtin"
-  assert sefa.projection_module_name(config) == "gansseg_jax.models.demo_gan"
+  with pytest.raises(errors.UserError, match="config.generator.z_dim"):
+    sefa.latent_projection(network, {"w": np.ones((4, 6))}, 5)
 
 
 # ---- ranking (paper's rule) ----

@@ -284,7 +284,7 @@ def test_train_killed_at_random_moments_resumes_bit_for_bit(
 
 
 DIRECTIONS_SCRIPT = FAULTS_PRELUDE + """
-import sys, types
+import sys
 sys.modules["clu"] = None
 import numpy as np
 import test_directions_planted as t
@@ -294,9 +294,6 @@ params = t.planted_params(np.eye(t.Z_DIM))
 stage.load_generator = lambda config, workdir: (t.generate, params)
 from gansseg_jax import workdir_inputs
 workdir_inputs.CHECKS.pop("generator")  # W/generator/ is a stand-in.
-module = types.ModuleType(t.PROJECTION_MODULE)
-module.latent_projection = lambda p: p["projection"]
-sys.modules[t.PROJECTION_MODULE] = module
 config = t.make_config(source="discover", steps=12, checkpoint_every=4,
                        log_every=4, strip_every=4)
 config.stages = "discover,score"

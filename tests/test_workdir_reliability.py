@@ -350,14 +350,15 @@ def test_changed_config_error_names_the_markers_own_values(tmp_path,
 # --- Bad input found while planning: exit 2, the workdir unchanged.
 
 def made_workdir(tmp_path, direction_shape=(120,)):
-  """A workdir as convert and score leave it, for configs/test.py (no JAX)."""
+  """A workdir as convert and score leave it, for configs/test.py (no params)."""
   import json
   import numpy as np
   workdir = tmp_path / "w"
   (workdir / "generator").mkdir(parents=True)
   (workdir / "generator" / "spec.json").write_text(json.dumps(
       {"arch": "biggan", "source": "random",
-       "spec": {"z_dim": 120, "resolution": 32}}))
+       "spec": {"resolution": 32, "z_dim": 120, "ch": 4, "shared_dim": 8,
+                "attention_resolution": 0, "bn_eps": 1e-4}}))
   direction = np.zeros(direction_shape, np.float32)
   direction.flat[0] = 1.0
   np.save(workdir / "bg_direction.npy", direction)

@@ -1,7 +1,7 @@
 """Checkpoints -> Flax params in the workdir, verified; the `embed` stage.
 
-stage.py             stage `convert` (sources 'tfhub', 'torch', 'random', 'builtin')
-load.py              W/generator and W/encoder: save, load_generator, load_encoder
+stage.py             stage `convert`: config.generator.arch's kind writes W/generator
+load.py              W/generator and W/encoder: save, load_generator (a Network), load_encoder
 bigbigan_names.py    the BigBiGAN TF-Hub generator's variables -> params
 encoder_map.py       the encoder's variables -> params, by structure
 spectral_norm.py     W / sigma from u0 (one power iteration), baked in once

@@ -1,19 +1,18 @@
 """The converted networks in the workdir: writing them, and loading them back.
 
-  W/generator/spec.json   what to rebuild: {"arch": "biggan", "spec": {...}}
-                          or {"arch": "builtin", "info": {...}}, plus "source"
-                          and the conversion's log ("conversion")
+  W/generator/spec.json   what to rebuild: {"arch": <config.generator.arch>,
+                          "spec": {...}, "source": ..., "conversion": {...}}
+                          (demo workdirs written before the plug-in interface
+                          have {"arch": "builtin", "info": {...}}: loaded too)
   W/generator/params/     orbax checkpoint of the params (a nested dict)
   W/encoder/spec.json     {"arch": "bigbigan_encoder", "spec": {...}}
   W/encoder/params/       orbax checkpoint (only when the encoder verified)
 
-Every later stage calls `load_generator(config, workdir)`: the architecture
-comes from spec.json, the activation dtype from config.generator.dtype.
-'builtin' generators keep their own forward function in
-gansseg_jax.models.demo_gan (`load_builtin() -> (generate, params, info)`);
-only their params live here.
+Every later stage calls `load_generator(config, workdir)`: the generator
+kind comes from spec.json's "arch" (models/generator_api.resolve), which
+rebuilds the Network from its "spec"; the activation dtype, latent space and
+classes come from config.generator (models/generator_api.build_options).
 """
-import importlib
 import json
 import os
 from typing import Any, Callable, Optional
@@ -25,48 +24,13 @@ import orbax.checkpoint as ocp
 
 from gansseg_jax import errors
 from gansseg_jax import fileio
-from gansseg_jax.models import biggan
 from gansseg_jax.models import encoder
+from gansseg_jax.models import generator_api
 
 GENERATOR_DIR = "generator"
 ENCODER_DIR = "encoder"
 SPEC_FILE = "spec.json"
 PARAMS_DIR = "params"
-BUILTIN_MODULE = "gansseg_jax.models.demo_gan"
-
-Generate = Callable[[Any, jax.Array], jax.Array]
-
-
-def generator_spec(config: ml_collections.ConfigDict) -> biggan.BigGANSpec:
-  """BigGANSpec from config.generator; UserError names a bad field."""
-  g = config.generator
-  try:
-    return biggan.BigGANSpec(
-        resolution=g.resolution, z_dim=g.z_dim, ch=g.ch,
-        shared_dim=g.shared_dim, attention_resolution=g.attention_resolution,
-        bn_eps=g.bn_eps)
-  except ValueError as e:
-    raise errors.UserError(f"config.generator.{e}") from e
-
-
-def activation_dtype(config: ml_collections.ConfigDict) -> str:
-  try:
-    biggan.activation_dtype(config.generator.dtype)
-  except ValueError as e:
-    raise errors.UserError(f"config.generator.{e}") from e
-  return config.generator.dtype
-
-
-def import_builtin():
-  """gansseg_jax.models.demo_gan, or a UserError when it is not installed."""
-  try:
-    return importlib.import_module(BUILTIN_MODULE)
-  except ModuleNotFoundError as e:
-    if e.name != BUILTIN_MODULE:
-      raise
-    raise errors.UserError(
-        "config.generator.source: 'builtin' needs the demo generator "
-        f"({BUILTIN_MODULE}), which this install does not have") from e
 
 
 def save(path: str, description: dict[str, Any], params: Any) -> None:
@@ -110,40 +74,50 @@ def restore(path: str, like: Any) -> Any:
   return jax.tree.map(jax.numpy.asarray, params)
 
 
-def check_matches_config(config, description: dict[str, Any],
+def check_matches_config(config, network: generator_api.Network,
                          path: str) -> None:
-  """The converted generator must have the config's latent size and side."""
-  if description["arch"] == "biggan":
-    values = description["spec"]
-  else:  # demo_gan's info.json keeps them under "model".
-    values = description.get("info", {}).get("model", {})
-  for field in ("z_dim", "resolution"):
-    if field in values and values[field] != config.generator[field]:
+  """The converted generator must have the config's direction size and side."""
+  for field, value in (("z_dim", network.direction_dim),
+                       ("resolution", network.resolution)):
+    if value != config.generator[field]:
       raise errors.UserError(
           f"config.generator.{field}: {config.generator[field]}, but "
-          f"{path} was converted with {values[field]}; fix the config or "
+          f"{path} was converted with {value}; fix the config or "
           "re-run 'convert' with --config.force=True")
 
 
-def load_generator(config: ml_collections.ConfigDict,
-                   workdir: str) -> tuple[Generate, Any]:
-  """(generate, params) of W/generator; generate(params, z) is jit-able.
+def build_network(config: ml_collections.ConfigDict,
+                  description: dict[str, Any],
+                  path: str) -> generator_api.Network:
+  """The Network that spec.json `description` (of W/generator) describes."""
+  spec_path = os.path.join(path, SPEC_FILE)
+  kind = generator_api.resolve(description.get("arch"),
+                               f"{spec_path}: arch")
+  # Older demo workdirs keep the spec (the demo's info.json) under "info".
+  spec = description.get("spec", description.get("info"))
+  if not isinstance(spec, dict):
+    raise errors.UserError(f"{spec_path}: no \"spec\"; re-run 'convert'")
+  try:
+    network = generator_api.build(
+        kind, spec, generator_api.build_options(config.generator))
+  except (KeyError, TypeError) as e:
+    raise errors.UserError(
+        f"{spec_path}: its spec does not describe a {kind.name} generator "
+        f"({type(e).__name__}: {e}); re-run 'convert'") from e
+  check_matches_config(config, network, path)
+  return network
 
-  z float32 [B, z_dim] -> images float32 [B, H, W, 3] in [-1, 1].
+
+def load_generator(config: ml_collections.ConfigDict,
+                   workdir: str) -> tuple[generator_api.Network, Any]:
+  """(network, params) of W/generator; network(params, latents) is jit-able.
+
+  latents float32 [B, network.latent_dim] -> images float32 [B, H, W, 3] in
+  [-1, 1]; generator_api.draw samples latents, generator_api.shift moves them.
   """
   path = os.path.join(workdir, GENERATOR_DIR)
-  description = read_description(path)
-  check_matches_config(config, description, path)
-  arch = description.get("arch")
-  if arch == "biggan":
-    spec = biggan.BigGANSpec.from_dict(description["spec"])
-    generate = biggan.make_generate(spec, activation_dtype(config))
-    return generate, restore(path, biggan.abstract_params(spec))
-  if arch == "builtin":
-    generate, like, _ = import_builtin().load_builtin()
-    return generate, restore(path, like)
-  raise errors.UserError(f"{os.path.join(path, SPEC_FILE)}: unknown arch "
-                         f"{arch!r}; re-run 'convert'")
+  network = build_network(config, read_description(path), path)
+  return network, restore(path, network.abstract_params)
 
 
 def load_encoder(workdir: str) -> Optional[tuple[Callable, Any,

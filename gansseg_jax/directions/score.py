@@ -48,6 +48,7 @@ import optax
 
 from gansseg_jax import errors
 from gansseg_jax import monitoring
+from gansseg_jax.models import generator_api
 from gansseg_jax.synth import affine
 from gansseg_jax.synth import masks
 from gansseg_jax.train import sharding
@@ -146,7 +147,8 @@ def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
   def heldout_pass(per_batch, shift):
     """Sums per_batch(G(z), G(z + shift)) over the held-out batches."""
     def batch_sums(z):
-      return per_batch(generate(gen_params, z), generate(gen_params, z + shift))
+      return per_batch(generate(gen_params, z),
+                       generate(gen_params, generator_api.shift(z, shift)))
 
     def body(total, z):
       return jax.tree.map(jnp.add, total, batch_sums(z)), None
@@ -171,7 +173,7 @@ def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
   def fit_step(carry, z):
     maps, opt_state = carry
     image = generate(gen_params, z)
-    shifted = generate(gen_params, z + shift)
+    shifted = generate(gen_params, generator_api.shift(z, shift))
     loss, grads = jax.value_and_grad(restoration_loss)(maps, image, shifted)
     updates, opt_state = optimizer.update(grads, opt_state, maps)
     return (optax.apply_updates(maps, updates), opt_state), loss
@@ -213,10 +215,11 @@ def _scorer(generate: Generate, spec: ScoreSpec, mesh: jax.sharding.Mesh):
     fit_key, heldout_key, init_key = jax.random.split(
         jax.random.wrap_key_data(key_data), 3)
     latent_dim = directions.shape[1]
-    fit_z = jax.random.normal(fit_key,
-                              (spec.steps, spec.batch_size, latent_dim))
-    heldout_z = jax.random.normal(
-        heldout_key, (spec.heldout_batches, spec.batch_size, latent_dim))
+    fit_z = generator_api.draw(generate, gen_params, fit_key,
+                               (spec.steps, spec.batch_size), latent_dim)
+    heldout_z = generator_api.draw(
+        generate, gen_params, heldout_key,
+        (spec.heldout_batches, spec.batch_size), latent_dim)
     one = functools.partial(_score_one, generate, spec, gen_params, fit_z,
                             heldout_z, initial_maps(init_key, spec.init_noise))
     if spec.candidate_batch and spec.candidate_batch < len(directions):

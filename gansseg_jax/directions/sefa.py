@@ -6,9 +6,10 @@ W^T W (W [n_out, z_dim], rows = output units). As in SeFa's code, each row of
 W is first scaled to unit norm (`normalize_rows`, config.directions.
 sefa_normalize) so that no single unit dominates.
 
-Where W comes from. A generator architecture module `gansseg_jax.models.<arch>`
-exposes `latent_projection(params) -> [n_out, z_dim]` (for the built-in demo
-generator, `gansseg_jax.models.demo_gan`; see `projection_module_name`).
+Where W comes from. The generator kind's Network (models/generator_api.py)
+has `latent_projection(params) -> [n_out, direction_dim]`: the maps that read
+the latent space the directions live in (for StyleGAN2 in W space, the style
+affine weights, as SeFa does for StyleGAN).
 
 Generators that feed z to several layers (BigGAN's hierarchical z: z is cut
 into chunks, chunk 0 feeds the first dense layer, chunk i >= 1 feeds the gain
@@ -23,11 +24,9 @@ the chunks compete through their (row-normalised) eigenvalues. A projection
 with fewer than z_dim columns (only chunk 0) is zero-padded on the right: its
 candidates then move only the first coordinates.
 """
-import importlib
 from typing import Any
 
 from absl import logging
-import ml_collections
 import numpy as np
 
 from gansseg_jax import errors
@@ -52,33 +51,25 @@ def sefa_directions(projection: np.ndarray, num_directions: int,
   return (vectors * signs[:, None]).astype(np.float32), eigenvalues[order]
 
 
-def projection_module_name(generator: ml_collections.ConfigDict) -> str:
-  """The module that defines `latent_projection` for config.generator."""
-  if generator.source == "builtin":
-    return "gansseg_jax.models.demo_gan"
-  return f"gansseg_jax.models.{generator.arch}"
+def latent_projection(generate: Any, params: Any, z_dim: int) -> np.ndarray:
+  """W [n_out, z_dim] of the loaded generator (zero-padded to z_dim).
 
-
-def latent_projection(generator: ml_collections.ConfigDict,
-                      params: Any) -> np.ndarray:
-  """W [n_out, z_dim] of the configured generator (zero-padded to z_dim)."""
-  name = projection_module_name(generator)
-  try:
-    module = importlib.import_module(name)
-  except ImportError as e:
+  `generate` is the Network of convert.load.load_generator; z_dim is
+  config.generator.z_dim (its direction_dim).
+  """
+  projection = getattr(generate, "latent_projection", None)
+  if projection is None:
     raise errors.UserError(
-        f"config.generator.arch: cannot import {name} for SeFa ({e})") from e
-  if not hasattr(module, "latent_projection"):
+        "config.directions.source: 'sefa' needs the generator kind's "
+        "Network.latent_projection(params) -> [n_out, direction_dim] "
+        "(config.generator.arch); it has none")
+  w = np.asarray(projection(params), dtype=np.float32)
+  if w.ndim != 2 or w.shape[1] > z_dim:
     raise errors.UserError(
-        f"config.directions.source: 'sefa' needs {name}.latent_projection("
-        "params) -> [n_out, z_dim]; it is not defined")
-  w = np.asarray(module.latent_projection(params), dtype=np.float32)
-  if w.ndim != 2 or w.shape[1] > generator.z_dim:
-    raise errors.UserError(
-        f"config.generator.z_dim: {name}.latent_projection gave shape "
-        f"{w.shape}, expected [n_out, <= {generator.z_dim}]")
-  if w.shape[1] < generator.z_dim:
+        f"config.generator.z_dim: the generator's latent_projection gave "
+        f"shape {w.shape}, expected [n_out, <= {z_dim}]")
+  if w.shape[1] < z_dim:
     logging.warning("SeFa: the projection reads z[:%d] of %d coordinates; "
-                    "candidates move only those.", w.shape[1], generator.z_dim)
-    w = np.pad(w, ((0, 0), (0, generator.z_dim - w.shape[1])))
+                    "candidates move only those.", w.shape[1], z_dim)
+    w = np.pad(w, ((0, 0), (0, z_dim - w.shape[1])))
   return w

@@ -40,6 +40,7 @@ from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
 from gansseg_jax.directions import strips
+from gansseg_jax.models import generator_api
 from gansseg_jax.synth import masks
 from gansseg_jax.train import sharding
 
@@ -79,7 +80,7 @@ def discover(config: ml_collections.ConfigDict, workdir: str) -> None:
             f"config.directions.num_directions: SeFa gives at most z_dim = "
             f"{z_dim} directions, got {cfg.num_directions}")
       directions, eigenvalues = sefa.sefa_directions(
-          sefa.latent_projection(config.generator, gen_params),
+          sefa.latent_projection(generate, gen_params, z_dim),
           cfg.num_directions, cfg.sefa_normalize)
       logging.info("SeFa eigenvalues (top %d): %s", len(eigenvalues),
                    np.array2string(eigenvalues, precision=4))
@@ -128,7 +129,8 @@ def _write_strips(folder: str, config: ml_collections.ConfigDict, generate,
   cfg = config.score
   steps = np.arange(-cfg.strip_steps, cfg.strip_steps + 1, dtype=np.float32)
   shifts = jnp.asarray(steps * cfg.shift_scale)
-  z = jax.random.normal(key, (cfg.strip_samples, units.shape[1]))
+  z = generator_api.draw(generate, gen_params, key, (cfg.strip_samples,),
+                         units.shape[1])
   center = cfg.strip_steps
 
   @jax.jit

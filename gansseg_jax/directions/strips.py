@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from gansseg_jax import fileio
+from gansseg_jax.models import generator_api
 
 Generate = Callable[..., jax.Array]
 # Gap between the tiles of a grid, in pixels, and its value in [-1, 1] (white).
@@ -23,8 +24,12 @@ _PAD_VALUE = 1.0
 
 def shift_images(generate: Generate, gen_params, z: jax.Array,
                  direction: jax.Array, shifts: jax.Array) -> jax.Array:
-  """G(z_s + t h) for latents z [S, d], t in shifts [T]: [S, T, H, W, 3]."""
-  latents = z[:, None, :] + shifts[None, :, None] * direction[None, None, :]
+  """G(z_s + t h) for latents z [S, d], t in shifts [T]: [S, T, H, W, 3].
+
+  z may be wider than h (trailing condition coordinates, left alone).
+  """
+  latents = generator_api.shift(
+      z[:, None, :], shifts[None, :, None] * direction[None, None, :])
   num_samples, num_shifts = latents.shape[:2]
   images = generate(gen_params, latents.reshape(num_samples * num_shifts, -1))
   return images.reshape((num_samples, num_shifts) + images.shape[1:])
@@ -34,7 +39,7 @@ def direction_strips(generate: Generate, gen_params, z: jax.Array,
                      directions: jax.Array, shifts: jax.Array) -> jax.Array:
   """G(z + t h_k) for directions [K, d], t in shifts [T]: [K, T, H, W, 3].
 
-  One latent z [d]; `lax.map` over the directions keeps memory at T images.
+  One latent z [latent_dim]; `lax.map` over the directions keeps memory at T images.
   """
   def one_direction(direction):
     return shift_images(generate, gen_params, z[None], direction, shifts)[0]

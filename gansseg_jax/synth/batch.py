@@ -38,6 +38,7 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax.errors import UserError
+from gansseg_jax.models import generator_api
 from gansseg_jax.synth import filters
 from gansseg_jax.synth import latents as latents_lib
 from gansseg_jax.synth import masks as masks_lib
@@ -142,7 +143,8 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
   """G(z), G(z + h), masks and filter outcomes for latents z [n, z_dim]."""
   n = z.shape[0]
   h = shift_vector(direction, spec.shift_radius)
-  both = generate(gen_params, jnp.concatenate([z, z + h[None]], axis=0))
+  both = generate(gen_params, jnp.concatenate(
+      [z, generator_api.shift(z, h[None])], axis=0))
   images, shifted = both[:n], both[n:]
   masks = masks_lib.make_mask(spec.mask_rule, images, shifted, affine_maps)
   pruned_pixels = jnp.zeros((n,), jnp.int32)
@@ -223,8 +225,10 @@ def synthesize(key: jax.Array, generate: Generate, gen_params,
   n = spec.num_candidates(batch_size)
 
   def candidates(round_key):
-    return make_candidates(sample_latents(round_key, n), generate, gen_params,
-                           direction, spec, affine_maps)
+    z = generator_api.draw(generate, gen_params, round_key, (n,),
+                           direction.shape[-1], base=sample_latents)
+    return make_candidates(z, generate, gen_params, direction, spec,
+                           affine_maps)
 
   if spec.max_rounds == 1:
     cand = candidates(key)

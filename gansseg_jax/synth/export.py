@@ -48,6 +48,7 @@ from PIL import Image
 from gansseg_jax import fileio
 from gansseg_jax import monitoring
 from gansseg_jax.errors import UserError
+from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import inputs as inputs_lib
 
@@ -83,7 +84,9 @@ def _candidates(key, key_indices, generate, gen_params, direction,
                 sample_latents, spec, affine_maps):
   """Candidates for latents z_i = sample(fold_in(key, i), 1)[0]."""
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(key_indices)
-  z = jax.vmap(lambda k: sample_latents(k, 1)[0])(keys)
+  z = jax.vmap(lambda k: generator_api.draw(
+      generate, gen_params, k, (), direction.shape[-1], base=sample_latents))(
+          keys)
   return batch_lib.make_candidates(z, generate, gen_params, direction, spec,
                                    affine_maps)
 

@@ -1,0 +1,9 @@
+"""Generator kinds behind config.generator.arch (models/generator_api.py).
+
+bigbigan.py   'biggan': BigBiGAN's generator from TF-Hub, the authors' .pth
+              (BigGAN-PyTorch keys) or random weights; writes W/encoder too
+demo.py       'builtin' / 'demo': the demo DCGAN shipped in the package
+imagenet_biggan.py  'biggan_imagenet': class-conditional ImageNet BigGAN
+biggan_deep.py      'biggan_deep': BigGAN-deep
+stylegan2.py        'stylegan2': StyleGAN2 config F (NVlabs .pkl, rosinality .pt)
+"""

@@ -1,0 +1,96 @@
+"""Kind 'biggan_imagenet': the class-conditional ImageNet BigGAN.
+
+Sources (config.generator.source):
+  'tfhub'   config.generator.handle: deepmind/biggan-{128,256,512}/2 (URL,
+            folder or .tar.gz), verified against the module's own `default`
+            signature (convert/biggan_tfhub.py; config.convert.use_ema,
+            verify_batch); needs the `tf` extra
+  'torch'   config.generator.checkpoint: a BigGAN-PyTorch `G*.pth` (ajbrock's
+            networks or the TF-Hub ports; convert/biggan_torch.py), with
+            config.generator.bn_eps / sn_eps (1e-4: the TF-Hub ports)
+  'random'  fresh parameters from config.seed; the architecture from
+            config.generator (resolution, z_dim, ch, shared_dim,
+            attention_resolution, bn_eps, num_classes)
+Latents: z (directions move z) and one class id per latent
+(config.generator.classes). z is drawn as the TF-Hub modules and BigGAN-PyTorch
+draw it: t * N(0, 1) truncated to [-2, 2], t = config.generator.truncation
+(`truncated_prior`).
+"""
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax.scipy import special
+import ml_collections
+
+from gansseg_jax import errors
+from gansseg_jax.convert import biggan_tfhub
+from gansseg_jax.convert import biggan_torch
+from gansseg_jax.models import generator_api as api
+from gansseg_jax.models import imagenet_biggan
+
+
+def truncated_prior(truncation: float) -> Callable:
+  """prior(params, x) = t * Phi^-1(Phi(-2) + Phi(x) (Phi(2) - Phi(-2))).
+
+  Maps x ~ N(0, 1) to t times N(0, 1) truncated to [-2, 2] (inverse-CDF
+  sampling), so that every stage's N(0, I) draw becomes BigGAN's latent.
+  """
+  bound = imagenet_biggan.TRUNCATION_BOUND
+  low, high = special.ndtr(-bound), special.ndtr(bound)
+
+  def prior(params, noise):
+    del params
+    u = low + special.ndtr(noise) * (high - low)
+    return truncation * jnp.clip(special.ndtri(u), -bound, bound)
+  return prior
+
+
+def _random_spec(g: ml_collections.ConfigDict
+                 ) -> imagenet_biggan.ImageNetBigGANSpec:
+  try:
+    return imagenet_biggan.ImageNetBigGANSpec(
+        resolution=g.resolution, z_dim=g.z_dim, ch=g.ch,
+        shared_dim=g.shared_dim, n_classes=g.num_classes,
+        attention_resolution=g.attention_resolution, bn_eps=g.bn_eps)
+  except ValueError as e:
+    raise errors.UserError(f"config.generator.{e}") from e
+
+
+def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
+  del workdir
+  g = config.generator
+  if g.source == "tfhub":
+    spec, params, record = biggan_tfhub.convert_module(
+        g.handle, config.convert.use_ema, config.convert.verify_batch)
+    return api.Converted(spec.to_dict(), params,
+                         {"handle": g.handle, **record})
+  if g.source == "torch":
+    spec, params = biggan_torch.read_biggan_pytorch(
+        g.checkpoint, bn_eps=g.bn_eps, sn_eps=g.sn_eps)
+    return api.Converted(spec.to_dict(), params,
+                         {"checkpoint": g.checkpoint, "verification": None})
+  spec = _random_spec(g)
+  return api.Converted(spec.to_dict(),
+                       imagenet_biggan.init_params(spec, config.seed),
+                       {"seed": config.seed})
+
+
+def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
+  spec = imagenet_biggan.ImageNetBigGANSpec.from_dict(spec)
+  if not 0 < options.truncation <= 1:
+    raise ValueError(f"truncation: {options.truncation} is not in (0, 1]")
+  return api.Network(
+      generate=api.class_conditional(
+          imagenet_biggan.make_generate(spec, options.dtype), spec.z_dim,
+          spec.n_classes),
+      abstract_params=imagenet_biggan.abstract_params(spec),
+      resolution=spec.resolution, direction_dim=spec.z_dim,
+      num_classes=spec.n_classes, classes=options.classes,
+      prior=truncated_prior(options.truncation),
+      latent_projection=imagenet_biggan.latent_projection)
+
+
+KIND = api.GeneratorKind(name="biggan_imagenet",
+                         sources=("tfhub", "torch", "random"),
+                         convert=convert, build=build, conditional=True)

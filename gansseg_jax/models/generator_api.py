@@ -1,0 +1,288 @@
+"""The generator plug-in interface: `config.generator.arch = 'pkg.mod:name'`.
+
+docs/generators.md ("Your own generator") walks through writing one. A
+generator *kind* is a `GeneratorKind` object that a module exposes under a
+name; `resolve(arch)` imports it. The kind says
+
+  convert(config, workdir) -> Converted(spec, params, record)
+      how stage `convert` reads its checkpoint(s) (config.generator.source,
+      .checkpoint, .handle, ...) into a JSON-able spec and a params tree;
+  build(spec, options) -> Network
+      how every later stage rebuilds the network from W/generator/spec.json.
+
+The built-in kinds go through the same interface; their short names stay
+valid: 'biggan' (BigBiGAN: TF-Hub, the authors' .pth, random),
+'builtin' / 'demo' (the demo DCGAN shipped in the package), 'biggan_imagenet'
+and 'biggan_deep' (class-conditional ImageNet BigGANs) and 'stylegan2'.
+
+Latents. A stage sees one latent vector per image, [latent_dim] =
+[direction_dim + condition_dim]: the first direction_dim coordinates are the
+space directions live in (z, StyleGAN2's w, ...); a class-conditional kind
+appends its class id as one trailing coordinate. Every site that moves a
+latent calls `shift(latents, h)`, which pads h with zeros over the condition
+coordinates, so G(z) and G(z + h) always share their class and no direction
+moves it. `draw` samples latents: N(0, I) noise (or the stage's own sampler:
+truncation, encoder embeddings), mapped by the kind's `prior` when it has one
+(StyleGAN2 in W space: w = mapping(z)), then a class per latent drawn
+uniformly from `Network.classes`.
+"""
+import dataclasses
+import importlib
+import math
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gansseg_jax import errors
+
+# Short names of the built-in kinds (older configs and workdirs use these).
+SHORT_NAMES = {
+    "biggan": "gansseg_jax.generators.bigbigan:KIND",
+    "builtin": "gansseg_jax.generators.demo:KIND",
+    "demo": "gansseg_jax.generators.demo:KIND",
+    "biggan_imagenet": "gansseg_jax.generators.imagenet_biggan:KIND",
+    "biggan_deep": "gansseg_jax.generators.biggan_deep:KIND",
+    "stylegan2": "gansseg_jax.generators.stylegan2:KIND",
+}
+LATENT_SPACES = ("z", "w", "w+")
+DTYPES = ("float32", "bfloat16")
+
+Params = Any
+Sampler = Callable[[jax.Array, int], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+  """What the config (not the checkpoint) chooses about the network."""
+  dtype: str = "float32"  # Activations: 'float32' or 'bfloat16'.
+  latent_space: str = "z"  # One of the kind's latent_spaces.
+  classes: tuple[int, ...] = ()  # Class ids sampled per latent; () = all.
+  truncation: float = 1.0  # The kind's own truncation (config.generator).
+
+
+@dataclasses.dataclass(frozen=True)
+class Converted:
+  """What a kind's convert gives stage `convert` to write into W/generator."""
+  spec: dict[str, Any]  # JSON-able; build(spec, options) rebuilds the network.
+  params: Params  # Nested dict of float32 arrays.
+  record: dict[str, Any]  # JSON-able log of the conversion (source, checks).
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Network:
+  """A generator as every stage after `convert` sees it.
+
+  Hashable by identity, so it can be a static argument of jax.jit.
+  """
+  generate: Callable[[Params, jax.Array], jax.Array]  # latents -> images.
+  abstract_params: Params  # ShapeDtypeStruct tree of the params.
+  resolution: int  # Output side in pixels.
+  direction_dim: int  # Leading latent coordinates that directions move.
+  num_classes: int = 0  # > 0: one trailing class-id coordinate.
+  classes: tuple[int, ...] = ()  # Ids drawn per latent (conditional only).
+  # prior(params, noise [n, direction_dim] ~ N(0, I)) -> [n, direction_dim].
+  prior: Optional[Callable[[Params, jax.Array], jax.Array]] = None
+  latent_projection: Optional[Callable[[Params], Any]] = None  # SeFa's W.
+
+  def __post_init__(self):
+    if self.num_classes and not self.classes:
+      object.__setattr__(self, "classes", tuple(range(self.num_classes)))
+    bad = [c for c in self.classes if not 0 <= c < self.num_classes]
+    if bad:
+      raise ValueError(f"classes: {bad[0]} is not a class id of this "
+                       f"generator (0..{self.num_classes - 1})")
+
+  def __call__(self, params: Params, latents: jax.Array) -> jax.Array:
+    """images float32 [B, H, W, 3] in [-1, 1] of latents [B, latent_dim]."""
+    return self.generate(params, latents)
+
+  @property
+  def condition_dim(self) -> int:
+    return 1 if self.num_classes else 0
+
+  @property
+  def latent_dim(self) -> int:
+    return self.direction_dim + self.condition_dim
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorKind:
+  """One kind of generator: how to convert it and how to rebuild it."""
+  name: str  # Shown in messages.
+  sources: tuple[str, ...]  # Values of config.generator.source it accepts.
+  convert: Callable[[Any, str], Converted]  # (config, workdir) -> Converted.
+  build: Callable[[dict[str, Any], BuildOptions], Network]
+  latent_spaces: tuple[str, ...] = ("z",)
+  conditional: bool = False  # Takes config.generator.classes.
+
+
+def kind_name(generator_config) -> str:
+  """config.generator.arch, with the old spelling of the demo resolved.
+
+  Configs written before the plug-in interface chose the demo generator by
+  source='builtin' alone (arch kept its default 'biggan').
+  """
+  arch = str(generator_config.arch)
+  if arch == "biggan" and generator_config.source == "builtin":
+    return "builtin"
+  return arch
+
+
+def resolve(arch: str, field: str = "config.generator.arch") -> GeneratorKind:
+  """The GeneratorKind that `arch` names (a short name or 'pkg.mod:name').
+
+  Any failure is one UserError naming `field`.
+  """
+  target = SHORT_NAMES.get(arch, arch)
+  module_name, sep, attribute = target.partition(":")
+  if not sep or not module_name or not attribute:
+    raise errors.UserError(
+        f"{field}: {arch!r} is neither a built-in kind "
+        f"({', '.join(SHORT_NAMES)}) nor 'package.module:name'")
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise errors.UserError(
+        f"{field}: {arch!r}: cannot import {module_name} ({e})") from e
+  kind = getattr(module, attribute, None)
+  if kind is None:
+    raise errors.UserError(
+        f"{field}: {arch!r}: {module_name} has no attribute {attribute!r}")
+  if not isinstance(kind, GeneratorKind):
+    raise errors.UserError(
+        f"{field}: {arch!r}: {module_name}.{attribute} is a "
+        f"{type(kind).__name__}, not a "
+        "gansseg_jax.models.generator_api.GeneratorKind")
+  return kind
+
+
+def parse_classes(value, field: str = "config.generator.classes"
+                  ) -> tuple[int, ...]:
+  """config.generator.classes as ids: an int, a list, 'all' or '' = all (())."""
+  if value is None or (isinstance(value, str) and value.strip() in ("", "all")):
+    return ()
+  if isinstance(value, str):
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+  elif isinstance(value, (int, np.integer)):
+    parts = [value]
+  else:
+    parts = list(value)
+  try:
+    ids = tuple(int(p) for p in parts)
+  except (TypeError, ValueError) as e:
+    raise errors.UserError(
+        f"{field}: {value!r} is not a class id, a list of ids, or 'all'") from e
+  if any(i < 0 for i in ids) or any(float(p) != int(p) for p in parts):
+    raise errors.UserError(f"{field}: {value!r}: class ids are integers >= 0")
+  return ids
+
+
+def build_options(generator_config) -> BuildOptions:
+  """BuildOptions from config.generator; UserError names a bad field."""
+  dtype = str(generator_config.dtype)
+  if dtype not in DTYPES:
+    raise errors.UserError(
+        f"config.generator.dtype: {dtype!r} is not one of {DTYPES}")
+  space = str(generator_config.get("latent_space", "z"))
+  if space not in LATENT_SPACES:
+    raise errors.UserError(f"config.generator.latent_space: {space!r} is "
+                           f"not one of {LATENT_SPACES}")
+  truncation = generator_config.get("truncation", 1.0)
+  if not (isinstance(truncation, (int, float)) and 0 < truncation < math.inf):
+    raise errors.UserError(f"config.generator.truncation: must be finite and "
+                           f"> 0, got {truncation!r}")
+  return BuildOptions(dtype=dtype, latent_space=space, classes=parse_classes(
+      generator_config.get("classes", "")), truncation=float(truncation))
+
+
+def check_options(kind: GeneratorKind, options: BuildOptions) -> None:
+  """UserError when the kind does not take the latent space or classes."""
+  if options.latent_space not in kind.latent_spaces:
+    raise errors.UserError(
+        f"config.generator.latent_space: {options.latent_space!r}; the "
+        f"{kind.name} generator has {kind.latent_spaces}")
+  if options.classes and not kind.conditional:
+    raise errors.UserError(
+        f"config.generator.classes: {list(options.classes)}; the {kind.name} "
+        "generator is not class-conditional (leave it empty)")
+
+
+def build(kind: GeneratorKind, spec: dict[str, Any],
+          options: BuildOptions) -> Network:
+  """kind.build(spec, options), its ValueError as a UserError."""
+  check_options(kind, options)
+  try:
+    network = kind.build(spec, options)
+  except ValueError as e:
+    raise errors.UserError(f"config.generator.{e}") from e
+  if not isinstance(network, Network):
+    raise errors.UserError(
+        f"config.generator.arch: the {kind.name} kind's build returned a "
+        f"{type(network).__name__}, not a Network")
+  return network
+
+
+def shift(latents: jax.Array, h: jax.Array) -> jax.Array:
+  """latents + h over the direction coordinates; conditions left alone.
+
+  latents [..., latent_dim], h [..., d] with d <= latent_dim (broadcast).
+  """
+  pad = latents.shape[-1] - h.shape[-1]
+  if pad < 0:
+    raise ValueError(f"shift of width {h.shape[-1]} for latents of width "
+                     f"{latents.shape[-1]}")
+  if pad:
+    h = jnp.pad(h, [(0, 0)] * (h.ndim - 1) + [(0, pad)])
+  return latents + h
+
+
+def draw(generate: Callable, params: Params, key: jax.Array,
+         batch_shape: tuple[int, ...], dim: int,
+         base: Optional[Sampler] = None) -> jax.Array:
+  """Latents [*batch_shape, latent_dim] for `generate` (module docstring).
+
+  Args:
+    generate: a Network, or a plain generate(params, z) function (then the
+      latents are the noise itself: z [*batch_shape, dim]).
+    params: the generator's params (the prior may read them).
+    key: PRNG key.
+    batch_shape: leading shape of the result.
+    dim: the latent width for a plain function (config.generator.z_dim).
+    base: sample(key, n) -> noise [n, direction_dim]; default N(0, I).
+  """
+  n = math.prod(batch_shape)
+  network = generate if isinstance(generate, Network) else None
+  if network is not None:
+    dim = network.direction_dim
+  conditional = network is not None and network.num_classes > 0
+  if conditional:
+    key, class_key = jax.random.split(key)
+  noise = (base(key, n) if base is not None
+           else jax.random.normal(key, (n, dim), jnp.float32))
+  latents = noise
+  if network is not None and network.prior is not None:
+    latents = network.prior(params, noise)
+  if conditional:
+    classes = jnp.asarray(network.classes, jnp.float32)
+    latents = jnp.concatenate(
+        [latents, jax.random.choice(class_key, classes, (n, 1))], axis=-1)
+  return latents.reshape(tuple(batch_shape) + (latents.shape[-1],))
+
+
+def class_conditional(generate: Callable, direction_dim: int,
+                      num_classes: int) -> Callable:
+  """generate(params, latents) of a generate(params, z, y one-hot)."""
+  def by_latents(params, latents):
+    z, labels = split_latents(latents, direction_dim)
+    return generate(params, z, jax.nn.one_hot(labels, num_classes,
+                                              dtype=jnp.float32))
+  return by_latents
+
+
+def split_latents(latents: jax.Array, direction_dim: int
+                  ) -> tuple[jax.Array, jax.Array]:
+  """(direction part [..., d], class ids int32 [...]) of conditional latents."""
+  return (latents[..., :direction_dim],
+          jnp.round(latents[..., direction_dim]).astype(jnp.int32))
