@@ -180,3 +180,25 @@ def test_a_nan_inside_a_call_is_not_applied_and_ends_the_call(runs):
   assert "NAN CALL 3: 1 {'steps': 2, 'skipped': 1}" in output
   _assert_identical(_leaves(f"{out}/nan_call3.npz"),
                     _leaves(f"{out}/nan_call1.npz"))
+
+
+def test_steps_program_lowers_one_while_loop_for_any_count():
+  """The AOT entry point: its abstract arguments fit the looped program."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.train import sharding  # pylint: disable=g-import-not-at-top
+  mesh = sharding.data_mesh()
+  program, args = segmentation.steps_program(
+      f.tiny_config(), mesh, f.disc_generate, segmentation.Frozen(
+          f.DISC_PARAMS, f.background_direction(), None, None))
+  state, sums, _, count = args
+  assert count.shape == () and count.dtype == np.int32
+  assert set(sums) >= {"loss", "steps", "skipped", "synth/rounds"}
+  lowered = program.lower(*args)
+  out_state, out_sums = lowered.out_info
+  assert jax.tree.structure(out_state) == jax.tree.structure(state)
+  assert jax.tree.map(lambda x: (x.shape, x.dtype), out_sums) == (
+      jax.tree.map(lambda x: (x.shape, x.dtype), sums))
+  text = lowered.as_text()
+  # The steps loop around the synthesis loops (rounds, components).
+  assert text.count("stablehlo.while") >= 2
+

@@ -346,6 +346,25 @@ def build(config: ml_collections.ConfigDict, mesh,
       abstract_state=abstract_state)
 
 
+def steps_program(config: ml_collections.ConfigDict, mesh, generate: Callable,
+                  frozen: Frozen) -> tuple[Callable, tuple[Any, ...]]:
+  """(the jitted `steps` of `build`, its abstract arguments) for AOT compiles.
+
+  `program.lower(*args).compile()` compiles the program that training runs
+  for `config.train.steps_per_call` steps per call, on `mesh` (which may
+  hold AOT devices, e.g. a TPU topology's). `frozen` holds arrays or
+  ShapeDtypeStructs; args are (state, sums, frozen, count) as
+  ShapeDtypeStructs, replicated on `mesh`.
+  """
+  fused = build(config, mesh, generate)
+  rep = sharding.replicated(mesh)
+  frozen = checkpointing.abstract_like(frozen, rep)
+  sums = checkpointing.abstract_like(jax.eval_shape(fused.zero_sums, frozen),
+                                     rep)
+  count = jax.ShapeDtypeStruct((), jnp.int32, sharding=rep)
+  return fused.steps, (fused.abstract_state, sums, frozen, count)
+
+
 def _check_periods(config_train: ml_collections.ConfigDict) -> None:
   for name in ("steps", "log_every", "eval_every", "checkpoint_every",
                "keep_checkpoints", "holdout_size", "steps_per_call"):
