@@ -18,6 +18,8 @@ from gansseg_jax import workdir as wd
 from gansseg_jax.train import segmentation
 import test_train_fixtures as f
 
+call_size = segmentation._call_size  # pylint: disable=protected-access
+
 # Boundaries at 4, 5, 6, 8 and 10 (log 4, hold-out 5, checkpoint 6, end 10).
 SCHEDULE = dict(steps=10, log_every=4, eval_every=5, checkpoint_every=6)
 
@@ -112,7 +114,7 @@ def test_a_call_ends_at_every_boundary():
     c.steps_per_call = n
     sizes, step = [], 0
     while step < c.steps:
-      sizes.append(segmentation._call_size(step, c))  # pylint: disable=protected-access
+      sizes.append(call_size(step, c))
       step += sizes[-1]
     ends = np.cumsum(sizes)
     assert all(1 <= s <= n for s in sizes)
@@ -121,8 +123,7 @@ def test_a_call_ends_at_every_boundary():
       if size < n:
         assert start + size in boundaries
   c.steps_per_call = 3
-  assert [segmentation._call_size(s, c)  # pylint: disable=protected-access
-          for s in (0, 3, 4, 5, 6, 8)] == [3, 1, 1, 1, 2, 2]
+  assert [call_size(s, c) for s in (0, 3, 4, 5, 6, 8)] == [3, 1, 1, 1, 2, 2]
 
 
 def test_steps_per_call_does_not_change_the_train_stage_hash():

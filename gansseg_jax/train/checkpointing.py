@@ -12,7 +12,8 @@ and the training loop asks `stop_requested(n)` after every step or call of
 steps (it waits for each to finish, so the signal stops the run after the
 one running when it arrived); on several processes JAX's preemption service
 (started by `jax.distributed.initialize`) catches it and orbax agrees on a
-common n on all hosts (n must grow by one per call). The loop then saves and raises `Preempted` (exit status 143).
+common n on all hosts (n must grow by one per call). The loop then saves and
+raises `Preempted` (exit status 143).
 
 `save_tree` / `restore_tree`: one pytree in one folder (final params).
 """
