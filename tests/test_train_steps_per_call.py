@@ -63,8 +63,8 @@ shutil.copytree(out + "/resumed", out + "/resumed_n2")
 train(config(3), "resumed")
 train(config(2), "resumed_n2")
 
-# lr(s) = NaN from s = 1: step 2 (the 2nd of the first call's 3) fails.
-nan = config(3, decay_steps=(1,), decay_factor=float("nan"))
+# lr(s) = inf from s = 1: step 2 (the 2nd of the first call's 3) fails.
+nan = config(3, decay_steps=(1,), decay_factor=float("inf"))
 try:
   train(nan, "nan")
 except segmentation.NonFiniteLossError as e:
