@@ -18,6 +18,7 @@ Roofline estimate of one call (per chip, programs are SPMD):
 import dataclasses
 import importlib.util
 import os
+import re
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -165,3 +166,64 @@ def train_step(config, tpu: Slice) -> Callable[[], Any]:
   sums = checkpointing.abstract_like(
       jax.eval_shape(fused.zero_sums, frozen), sharding.replicated(mesh))
   return lambda: fused.step.lower(fused.abstract_state, sums, frozen)
+
+
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2,
+                "u16": 2, "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8,
+                "u64": 8}
+_ARRAY = re.compile(r"\b([a-z]+[0-9]*)\[([0-9,]*)\]")
+_INSTRUCTION = re.compile(
+    r"^\s*(?:ROOT )?%?(?P<name>[\w.\-]+) = (?P<type>\(.*?\)|\S+) "
+    r"(?P<op>[a-z][\w\-]*)\((?P<args>[^)]*)\)(?P<rest>.*)$")
+_COMPUTATION = re.compile(r"^(?:ENTRY )?%?(?P<name>[\w.\-]+) .*\{\s*$")
+# Control flow and aliases: no traffic of their own.
+_NO_TRAFFIC = {"while", "tuple", "get-tuple-element", "parameter", "constant",
+               "bitcast", "call", "conditional", "opt-barrier"}
+
+
+def type_bytes(text: str) -> int:
+  """Bytes of every array in an HLO type ('f32[2,3]{1,0}', tuples too)."""
+  total = 0
+  for dtype, dims in _ARRAY.findall(text):
+    if dtype in _DTYPE_BYTES:
+      total += _DTYPE_BYTES[dtype] * int(np.prod(
+          [int(d) for d in dims.split(",") if d] or [1]))
+  return total
+
+
+def hlo_traffic(text: str) -> list[dict]:
+  """Top-level instructions of optimized HLO text with their HBM traffic.
+
+  One row per instruction outside fused computations (entry, while bodies
+  and conditions, ...): opcode, fusion kind, output + operand bytes (a
+  proxy for what it reads and writes: gathers and scatters at random
+  indices move more), the computation it is in, and the source file:line
+  of its metadata. Per-op costs are not exposed by the compiled object.
+  """
+  rows, sizes, computation = [], {}, ""
+  for line in text.splitlines():
+    header = _COMPUTATION.match(line)
+    if header and " = " not in line.split("{")[0]:
+      computation, sizes = header.group("name"), {}
+      continue
+    m = _INSTRUCTION.match(line)
+    if not m:
+      continue
+    out = type_bytes(m.group("type"))
+    sizes[m.group("name")] = out
+    if ("fused" in computation or m.group("op") in _NO_TRAFFIC
+        or computation.startswith(("region", "add", "max", "min", "and",
+                                   "or"))):
+      continue
+    operands = re.findall(r"%([\w.\-]+)", m.group("args"))
+    source = re.search(r'source_file="([^"]*)" source_line=(\d+)',
+                       m.group("rest"))
+    kind = re.search(r"kind=(k\w+)", m.group("rest"))
+    rows.append({
+        "name": m.group("name"), "op": m.group("op"),
+        "kind": kind.group(1) if kind else "",
+        "computation": computation,
+        "bytes": out + sum(sizes.get(o, 0) for o in operands),
+        "source": (f"{os.path.basename(source.group(1))}:{source.group(2)}"
+                   if source else "")})
+  return rows
