@@ -53,12 +53,13 @@ def test_fused_step_compiles_for_v5e_2x2_with_its_inputs_in_hbm():
   result = aot_compile.analysis(compiled)
 
   # Every input is replicated: each chip holds the whole state, the metric
-  # sums and the generator; state and sums are donated, so the outputs
-  # alias them.
+  # sums and the generator. State and sums are donated: every output
+  # aliases an input. TPU layouts pad small arrays to (8, 128) tiles, so
+  # the sizes are at least the arrays' own bytes.
   state_bytes = tree_bytes(fused.abstract_state) + tree_bytes(sums)
-  assert result["argument_bytes"] == state_bytes + tree_bytes(frozen)
-  assert result["output_bytes"] == state_bytes
-  assert result["alias_bytes"] == state_bytes
+  assert result["alias_bytes"] == result["output_bytes"] >= state_bytes
+  assert (result["argument_bytes"] - result["alias_bytes"]
+          >= tree_bytes(frozen))
   assert 0 < result["peak_bytes"] < tpu.chip.hbm
   # Per chip: 2 of the 8 samples; the U-Net's first conv alone (3x3,
   # 3 -> 4 channels at 32x32, forward) is 2 * 2 * 1024 * 27 * 4 FLOPs.
