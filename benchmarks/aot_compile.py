@@ -197,8 +197,9 @@ def hlo_traffic(text: str) -> list[dict]:
   One row per instruction outside fused computations (entry, while bodies
   and conditions, ...): opcode, fusion kind, output + operand bytes (a
   proxy for what it reads and writes: gathers and scatters at random
-  indices move more), the computation it is in, and the source file:line
-  of its metadata. Per-op costs are not exposed by the compiled object.
+  indices move more), the computation it is in, and the JAX op_name of its
+  metadata (the jitted functions it is inside). Per-op costs are not
+  exposed by the compiled object.
   """
   rows, sizes, computation = [], {}, ""
   for line in text.splitlines():
@@ -211,19 +212,15 @@ def hlo_traffic(text: str) -> list[dict]:
       continue
     out = type_bytes(m.group("type"))
     sizes[m.group("name")] = out
-    if ("fused" in computation or m.group("op") in _NO_TRAFFIC
-        or computation.startswith(("region", "add", "max", "min", "and",
-                                   "or"))):
+    if "fused" in computation or m.group("op") in _NO_TRAFFIC:
       continue
     operands = re.findall(r"%([\w.\-]+)", m.group("args"))
-    source = re.search(r'source_file="([^"]*)" source_line=(\d+)',
-                       m.group("rest"))
+    op_name = re.search(r'op_name="([^"]*)"', m.group("rest"))
     kind = re.search(r"kind=(k\w+)", m.group("rest"))
     rows.append({
         "name": m.group("name"), "op": m.group("op"),
         "kind": kind.group(1) if kind else "",
         "computation": computation,
         "bytes": out + sum(sizes.get(o, 0) for o in operands),
-        "source": (f"{os.path.basename(source.group(1))}:{source.group(2)}"
-                   if source else "")})
+        "op_name": op_name.group(1) if op_name else ""})
   return rows

@@ -120,6 +120,8 @@ flags.DEFINE_integer("components_rounds", 7, "Rounds of the components "
 flags.DEFINE_bool("force", False, "Recompile entries already in the JSON.")
 flags.DEFINE_string("hlo_dir", "", "Write each train_step's optimized HLO "
                     "text here.")
+flags.DEFINE_string("hlo_report", "", "Only print the top-level HLO traffic "
+                    "of this saved HLO text file (--hlo_dir), by part.")
 flags.DEFINE_string("aot_out", RESULTS, "JSON results file.")
 FLAGS = flags.FLAGS
 
@@ -452,8 +454,39 @@ def markdown(entries) -> str:
   return "\n".join(lines)
 
 
+# op_name markers of a train_step's parts, first match wins.
+STEP_PARTS = (("components filter", "connected_components_filter"),
+              ("histogram filter", "histogram_filter"),
+              ("synthesis: generator, masks", "shard_map"),
+              ("U-Net backward", "transpose("), ("U-Net forward", "jvp("))
+
+
+def hlo_report(path: str, top: int = 15) -> str:
+  """Proxy HBM traffic (aot_compile.hlo_traffic) of a step, by part."""
+  with open(path) as f:
+    rows = aot_compile.hlo_traffic(f.read())
+  parts = {}
+  for r in rows:
+    part = next((p for p, marker in STEP_PARTS if marker in r["op_name"]),
+                "other (optimizer, loss, copies)")
+    parts[part] = parts.get(part, 0) + r["bytes"]
+  total = sum(parts.values())
+  lines = [f"{len(rows)} top-level instructions, {total / 1e9:.2f} GB "
+           "(outputs + operands)", "| part | GB | share |", "|---|---|---|"]
+  lines += [f"| {p} | {b / 1e9:.2f} | {b / total:.0%} |"
+            for p, b in sorted(parts.items(), key=lambda x: -x[1])]
+  lines += ["", "| instruction | op | GB | op_name |", "|---|---|---|---|"]
+  lines += [f"| {r['name']} | {r['op']} {r['kind']} | {r['bytes'] / 1e9:.3f} "
+            f"| {r['op_name'][:90]} |"
+            for r in sorted(rows, key=lambda r: -r["bytes"])[:top]]
+  return "\n".join(lines)
+
+
 def main(argv):
   del argv
+  if FLAGS.hlo_report:
+    print(hlo_report(FLAGS.hlo_report))
+    return
   results, slices, size = Results(FLAGS.aot_out), {}, FLAGS.size
   batch = FLAGS.batch if size == "paper" else 16
   for name, program, dtype in matrix(size):

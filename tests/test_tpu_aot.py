@@ -53,11 +53,11 @@ def test_fused_step_compiles_for_v5e_2x2_with_its_inputs_in_hbm():
   result = aot_compile.analysis(compiled)
 
   # Every input is replicated: each chip holds the whole state, the metric
-  # sums and the generator. State and sums are donated: every output
-  # aliases an input. TPU layouts pad small arrays to (8, 128) tiles, so
-  # the sizes are at least the arrays' own bytes.
+  # sums and the generator. State and sums are donated: the outputs alias
+  # them. TPU layouts pad small arrays to (8, 128) tiles, so the sizes are
+  # at least the arrays' own bytes.
   state_bytes = tree_bytes(fused.abstract_state) + tree_bytes(sums)
-  assert result["alias_bytes"] == result["output_bytes"] >= state_bytes
+  assert result["output_bytes"] >= result["alias_bytes"] >= state_bytes
   assert (result["argument_bytes"] - result["alias_bytes"]
           >= tree_bytes(frozen))
   assert 0 < result["peak_bytes"] < tpu.chip.hbm
