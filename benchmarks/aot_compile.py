@@ -212,7 +212,8 @@ def hlo_traffic(text: str) -> list[dict]:
       continue
     out = type_bytes(m.group("type"))
     sizes[m.group("name")] = out
-    if "fused" in computation or m.group("op") in _NO_TRAFFIC:
+    if ("fused" in computation or m.group("op") in _NO_TRAFFIC
+        or m.group("op").endswith("-done")):  # Counted at its -start.
       continue
     operands = re.findall(r"%([\w.\-]+)", m.group("args"))
     op_name = re.search(r'op_name="([^"]*)"', m.group("rest"))
