@@ -13,7 +13,7 @@ The keep rate p is planted by a filter setting: the histogram filter off and
 the size filter's max_foreground set to the p-quantile of the foreground
 fractions of --calibration candidates (made by the same synthesis with the
 filters off); p = 1 turns the size filter off too. For each p the fused step
-(`segmentation.build(...).step`, what training runs) is compiled with
+(`segmentation.build(...).step`, the body of training's loop) is compiled with
 config.synth.max_rounds = 1 and = --max_rounds, run once (compile) and then
 timed over --steps steps. Reported per step: wall time and CPU time (the
 process's CPU seconds over all threads: on a shared, loaded machine the

@@ -8,6 +8,8 @@ r"""Samples/s of the fused training step, a breakdown, and the 12k-step time.
   # on them), U-Net width 64, batch 95, fp32 then bf16:
   python benchmarks/bench_train.py --preset=paper --dtype=float32
   python benchmarks/bench_train.py --preset=paper --dtype=bfloat16
+  # The demo (configs/demo.py, its shipped generator), N steps per call:
+  python benchmarks/bench_train.py --preset=demo --steps_per_call=1,8
 
 Every piece runs jitted on all devices (batch sharded on 'data') as in the
 `train` stage (gansseg_jax.train.segmentation.build):
@@ -16,8 +18,12 @@ Every piece runs jitted on all devices (batch sharded on 'data') as in the
   synthesis      latents + generator + mask rule + filters + compaction
   masks+filters  synthesis - generator
   unet           U-Net forward/backward + Adam on a given batch
-  fused step     everything in one program (what training runs)
-Each is timed over --steps calls after one compiling call. The 12k-step
+  fused step     everything in one program, one step per call
+  N per call     the looped program training runs (`steps`, one XLA while
+                 loop over a traced count; config.train.steps_per_call = N),
+                 per step: call time / N, wall and process CPU time
+Each is timed over --steps calls (the looped program: --steps steps) after
+one compiling call. The 12k-step
 projection is 12000 x fused step at this batch; the paper reports about 7 h
 for 12k steps of batch 95 on two GTX 1080 Ti with online generation
 (docs/method.md section 7), i.e. 45.2 samples/s, which the last column
@@ -59,26 +65,33 @@ PRESETS = {
                   attention_resolution=64, unet_width=64, batch_size=95),
 }
 
-flags.DEFINE_enum("preset", "small", sorted(PRESETS), "Sizes to time.")
+flags.DEFINE_enum("preset", "small", sorted(PRESETS) + ["demo"],
+                  "Sizes to time; 'demo' = configs/demo.py and its generator.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                   "Activation dtype of the generator and the U-Net.")
 flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the preset's.")
 flags.DEFINE_integer("steps", 20, "Timed calls of each piece.")
+flags.DEFINE_list("steps_per_call", ["1", "8"],
+                  "Steps per call of the looped program to time.")
 flags.DEFINE_string("out", RESULTS, "JSON results file.")
 FLAGS = flags.FLAGS
 
 
 def load_config():
-  """configs/default.py with the preset's sizes and the chosen dtype."""
-  path = os.path.join(ROOT, "configs", "default.py")
-  spec = importlib.util.spec_from_file_location("bench_config", path)
+  """configs/default.py with the preset's sizes (or configs/demo.py), dtype."""
+  name = "demo" if FLAGS.preset == "demo" else "default"
+  path = os.path.join(ROOT, "configs", f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
+  config.generator.dtype = config.unet.dtype = FLAGS.dtype
+  if FLAGS.preset == "demo":
+    config.train.batch_size = FLAGS.batch_size or config.train.batch_size
+    return config
   preset = PRESETS[FLAGS.preset]
   for field in ("resolution", "ch", "shared_dim", "attention_resolution"):
     config.generator[field] = preset[field]
-  config.generator.dtype = config.unet.dtype = FLAGS.dtype
   config.unet.width = preset["unet_width"]
   config.train.batch_size = FLAGS.batch_size or preset["batch_size"]
   return config
@@ -101,11 +114,34 @@ def timed(fn, args_fn, steps):
   return first, (time.perf_counter() - start) / steps
 
 
+def load_generator(config):
+  """(generate, params): the demo's shipped generator, or random BigGAN."""
+  if FLAGS.preset == "demo":
+    generate, params, _ = convert_load.import_builtin().load_builtin()
+    return generate, params
+  spec = convert_load.generator_spec(config)
+  return (biggan.make_generate(spec, config.generator.dtype),
+          biggan.init_params(spec, seed=0))
+
+
+def per_step(fused, frozen, mesh, n, steps):
+  """(wall s, process CPU s) per step of `fused.steps` at n steps a call."""
+  count = sharding.replicate(np.int32(n), mesh)
+  state, sums = fused.steps(fused.init_state(), fused.zero_sums(frozen),
+                            frozen, count)
+  jax.block_until_ready(state)
+  calls = max(1, steps // n)
+  wall, cpu = time.perf_counter(), time.process_time()
+  for _ in range(calls):
+    state, sums = fused.steps(state, sums, frozen, count)
+  jax.block_until_ready(state)
+  return ((time.perf_counter() - wall) / (calls * n),
+          (time.process_time() - cpu) / (calls * n))
+
+
 def measure(config):
   """Seconds per call of each piece (module docstring)."""
-  spec = convert_load.generator_spec(config)
-  generate = biggan.make_generate(spec, config.generator.dtype)
-  gen_params = biggan.init_params(spec, seed=0)
+  generate, gen_params = load_generator(config)
   direction = np.random.default_rng(0).normal(
       size=config.generator.z_dim).astype(np.float32)
   mesh = sharding.data_mesh()
@@ -138,6 +174,9 @@ def measure(config):
       lambda r: ((fused.init_state(), fused.zero_sums(frozen)) if r is None
                  else r) + (frozen,),
       FLAGS.steps)
+  for n in map(int, FLAGS.steps_per_call):
+    out[f"loop{n}_step_s"], out[f"loop{n}_step_cpu_s"] = per_step(
+        fused, frozen, mesh, n, FLAGS.steps)
   out["masks_filters_s"] = out["synthesis_s"] - out["generator_s"]
   out["generated_per_step"] = candidates
   return out
@@ -164,6 +203,17 @@ def markdown(entries) -> str:
         f"| {1e3 * t['unet_s']:.1f} | {1e3 * t['step_s']:.1f} "
         f"| {e['samples_per_s']:.1f} | {e['hours_12k_steps']:.2f} h "
         f"| {vs_paper(e)} |")
+  lines += ["", "| device | preset | dtype | batch | steps per call "
+            "| ms / step (wall) | ms / step (process CPU) |",
+            "|---|---|---|---|---|---|---|"]
+  for e in entries:
+    for n in sorted(int(k[4:-7]) for k in e["times"]
+                    if k.startswith("loop") and k.endswith("_step_s")):
+      lines.append(
+          f"| {e['device']} | {e['preset']} | {e['dtype']} "
+          f"| {e['batch_size']} | {n} "
+          f"| {1e3 * e['times'][f'loop{n}_step_s']:.1f} "
+          f"| {1e3 * e['times'][f'loop{n}_step_cpu_s']:.1f} |")
   return "\n".join(lines)
 
 
@@ -175,9 +225,12 @@ def main(argv):
   entry = {
       "device": machine.describe(), "preset": FLAGS.preset, "dtype": FLAGS.dtype,
       "batch_size": config.train.batch_size, "jax": jax.__version__,
-      "generator": f"BigGAN-arch {config.generator.resolution}px "
-                   f"ch{config.generator.ch} attn"
-                   f"{config.generator.attention_resolution}, random weights",
+      "generator": ("the demo's shipped generator 32px"
+                    if FLAGS.preset == "demo" else
+                    f"BigGAN-arch {config.generator.resolution}px "
+                    f"ch{config.generator.ch} attn"
+                    f"{config.generator.attention_resolution}, random weights"),
+      "load_average": [round(x, 2) for x in os.getloadavg()],
       "unet_width": config.unet.width, "timed_steps": FLAGS.steps,
       "times": {k: round(v, 5) for k, v in times.items()},
       "samples_per_s": config.train.batch_size / step_s,

@@ -246,6 +246,7 @@ def _check_train(t) -> None:
       "log_every": integer_at_least(1),
       "eval_every": integer_at_least(1),
       "checkpoint_every": integer_at_least(1),
+      "steps_per_call": integer_at_least(1),
       "keep_checkpoints": integer_at_least(1),
       "holdout_size": integer_at_least(1),
       "holdout_seed": integer_at_least(0),

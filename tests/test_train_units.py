@@ -99,7 +99,8 @@ def test_global_batch_must_split_over_the_devices():
 
 
 @pytest.mark.parametrize("field,value", [("steps", 0), ("log_every", -1),
-                                         ("keep_checkpoints", 0)])
+                                         ("keep_checkpoints", 0),
+                                         ("steps_per_call", 0)])
 def test_bad_periods_are_user_errors(field, value, tmp_path):
   c = f.tiny_config()
   c.train[field] = value

@@ -8,11 +8,12 @@ renames it), so a run killed at any moment resumes from the latest complete one;
 leftover temporary folders are removed on start.
 
 SIGTERM (preemption, `scancel`, `kill`): on one process a handler records it
-and the training loop asks `stop_requested(step)` after every step (it waits
-for each step to finish, so the signal stops the run after the step running
-when it arrived); on several processes JAX's preemption service (started by
-`jax.distributed.initialize`) catches it and orbax agrees on a common step on
-all hosts. The loop then saves and raises `Preempted` (exit status 143).
+and the training loop asks `stop_requested(n)` after every step or call of
+steps (it waits for each to finish, so the signal stops the run after the
+one running when it arrived); on several processes JAX's preemption service
+(started by `jax.distributed.initialize`) catches it and orbax agrees on a
+common n on all hosts (n must grow by one per call). The loop then saves and
+raises `Preempted` (exit status 143).
 
 `save_tree` / `restore_tree`: one pytree in one folder (final params).
 """
@@ -107,7 +108,12 @@ class StepCheckpoints:
     self._manager.wait_until_finished()
 
   def stop_requested(self, step: int) -> bool:
-    """True once SIGTERM arrived (all hosts agree on the same `step`)."""
+    """True once SIGTERM arrived (all hosts agree on the same `step`).
+
+    `step` is a sequence number that grows by one per call (every host
+    calls with the same numbers): the preemption service picks the one
+    after the largest any host has reached.
+    """
     if jax.process_count() > 1:
       return self._manager.reached_preemption(step)
     return self._sigterm.is_set()

@@ -23,13 +23,20 @@ BatchNorm statistics use only the kept samples (weight 1); a batch with none
 kept uses all slots (its loss is 0 anyway). Empty slots enter the U-Net as
 zero images.
 
+The loop runs the step `config.train.steps_per_call` times per jitted call,
+in one XLA while loop over a traced count (`steps`): one program for every
+count, so any steps_per_call gives bit-identical results (the unlooped `step`
+compiles differently and may differ in the last bits). A call never crosses a
+log, hold-out or checkpoint step (the call before one runs fewer steps).
+
 A step whose loss, gradients or new state (params, BatchNorm statistics, Adam
 moments) hold a NaN or inf is not applied: the jitted step keeps the old state
 (`jnp.where` on one on-device finiteness flag) and counts it in the metric
-`skipped`. The step counter in the state then stops, and so does every later
-step (its batch is the same); the loop notices at its next log, eval or
-checkpoint point, saves the last good state (finite by construction) and
-raises `NonFiniteLossError` naming the step.
+`skipped`. The step counter in the state then stops; a call ends after such a
+step (the rest of it would redo the same batch), and every later call redoes
+it once; the loop notices at its next log, eval or checkpoint point, saves the
+last good state (finite by construction) and raises `NonFiniteLossError`
+naming the step.
 """
 import functools
 import os
@@ -147,6 +154,10 @@ class FusedTraining(NamedTuple):
   step:        (state, sums, frozen) ->
                (state, sums): synthesize('train', state.step) + update, and
                the metrics added to `sums`; state and sums donated.
+  steps:       (state, sums, frozen, count) -> (state, sums): `step`
+               `count` times in one XLA while loop (count: a replicated
+               int32 scalar, so every count runs the same program); stops
+               early after a step that was not applied.
   zero_sums:   (frozen) -> the metric
                sums of zero steps (replicated zeros shaped like `step`'s).
   eval_sums:   (state, HoldoutBatch) -> weighted metric sums (eval mode).
@@ -158,6 +169,7 @@ class FusedTraining(NamedTuple):
   synthesize: Callable
   update: Callable
   step: Callable
+  steps: Callable
   zero_sums: Callable
   eval_sums: Callable
   zeros_like: Callable
@@ -273,6 +285,27 @@ def build(config: ml_collections.ConfigDict, mesh,
     state, metrics = step_metrics(state, frozen)
     return state, jax.tree.map(jnp.add, sums, metrics)
 
+  def steps(state, sums, frozen: Frozen, count):
+    """`step` `count` times in one while loop (count traced: one program).
+
+    Stops after a step that was not applied (non-finite): the rest of the
+    call would redo that step's batch on the same state.
+    """
+    start = state["step"]
+
+    def all_applied_and_more(carry):
+      done, state, _ = carry
+      return (done < count) & (state["step"] == start + done)
+
+    def body(carry):
+      done, state, sums = carry
+      state, sums = step(state, sums, frozen)
+      return done + 1, state, sums
+
+    _, state, sums = jax.lax.while_loop(
+        all_applied_and_more, body, (jnp.zeros((), jnp.int32), state, sums))
+    return state, sums
+
   def eval_sums(state, batch: holdout.HoldoutBatch):
     model = nnx.merge(graphdef, state["params"], state["batch_stats"])
     model.eval()
@@ -303,6 +336,7 @@ def build(config: ml_collections.ConfigDict, mesh,
                          out_shardings=synth_out),
       update=jax.jit(update, donate_argnums=0, out_shardings=(rep, rep)),
       step=jax.jit(step, donate_argnums=(0, 1), out_shardings=(rep, rep)),
+      steps=jax.jit(steps, donate_argnums=(0, 1), out_shardings=(rep, rep)),
       zero_sums=zero_sums,
       eval_sums=jax.jit(eval_sums, out_shardings=rep),
       zeros_like=jax.jit(lambda t: jax.tree.map(jnp.zeros_like, t),
@@ -312,13 +346,44 @@ def build(config: ml_collections.ConfigDict, mesh,
       abstract_state=abstract_state)
 
 
+def steps_program(config: ml_collections.ConfigDict, mesh, generate: Callable,
+                  frozen: Frozen) -> tuple[Callable, tuple[Any, ...]]:
+  """(the jitted `steps` of `build`, its abstract arguments) for AOT compiles.
+
+  `program.lower(*args).compile()` compiles the program that training runs
+  for `config.train.steps_per_call` steps per call, on `mesh` (which may
+  hold AOT devices, e.g. a TPU topology's). `frozen` holds arrays or
+  ShapeDtypeStructs; args are (state, sums, frozen, count) as
+  ShapeDtypeStructs, replicated on `mesh`.
+  """
+  fused = build(config, mesh, generate)
+  rep = sharding.replicated(mesh)
+  frozen = checkpointing.abstract_like(frozen, rep)
+  sums = checkpointing.abstract_like(jax.eval_shape(fused.zero_sums, frozen),
+                                     rep)
+  count = jax.ShapeDtypeStruct((), jnp.int32, sharding=rep)
+  return fused.steps, (fused.abstract_state, sums, frozen, count)
+
+
 def _check_periods(config_train: ml_collections.ConfigDict) -> None:
   for name in ("steps", "log_every", "eval_every", "checkpoint_every",
-               "keep_checkpoints", "holdout_size"):
+               "keep_checkpoints", "holdout_size", "steps_per_call"):
     value = config_train[name]
     if not (isinstance(value, int) and value > 0):
       raise errors.UserError(
           f"config.train.{name}: must be a positive integer, got {value!r}")
+
+
+def _call_size(step: int, config_train: ml_collections.ConfigDict) -> int:
+  """Steps of the call that starts after `step`: steps_per_call, or fewer.
+
+  A call ends at the next log, hold-out, checkpoint or final step, so the
+  loop acts at the same steps for every steps_per_call.
+  """
+  boundary = min([config_train.steps] + [
+      (step // config_train[name] + 1) * config_train[name]
+      for name in ("log_every", "eval_every", "checkpoint_every")])
+  return min(config_train.steps_per_call, boundary - step)
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -456,15 +521,21 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
   if step == 0:
     evaluate()
   sums = fused.zero_sums(frozen)
+  counts = functools.lru_cache(
+      lambda n: sharding.replicate(np.int32(n), mesh))
+  start = step
   unfilled = synth_batch.UnfilledWarning(
       synth_batch.SynthSpec.from_config(config.synth))
   progress = monitoring.Progress(cfg.steps, STAGE,
                                  every_s=config.log.progress_every_s,
                                  start=step)
   log_time = time.monotonic()
+  calls = 0
   while step < cfg.steps:
-    state, sums = fused.step(state, sums, frozen)
-    step += 1
+    count = _call_size(step, cfg)
+    state, sums = fused.steps(state, sums, frozen, counts(count))
+    step += count
+    calls += 1
     last = step == cfg.steps
     if step % cfg.log_every == 0 or last:
       _check_finite(state, step, checkpoints)
@@ -483,11 +554,13 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
     if step % cfg.checkpoint_every == 0 or last:
       _check_finite(state, step, checkpoints)
       checkpoints.save(step, state)
-    # Wait for the step: SIGTERM's handler runs between Python bytecodes, so
-    # a loop that queued steps ahead would see it only steps later.
+    # Wait for the call: SIGTERM's handler runs between Python bytecodes, so
+    # a loop that queued calls ahead would see it only calls later.
     jax.block_until_ready(state["step"])
     progress.update(step)
-    if not last and checkpoints.stop_requested(step):
+    # The preemption service agrees on a sequence number that grows by one
+    # per call (the same on every host), not on a step.
+    if not last and checkpoints.stop_requested(start + calls):
       _check_finite(state, step, checkpoints)
       checkpoints.save(step, state, force=True)
       checkpoints.wait()
