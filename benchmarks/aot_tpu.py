@@ -21,6 +21,9 @@ real run builds (a 1-D 'data' mesh over the slice's chips):
   score          directions.score._scorer on one call's candidates (120
                  candidates in config.log.score_chunks calls)
   predict_HxW    train.load.jitted_forward at a padded eval shape
+  train_loop     segmentation.steps_program: the steps of one call
+                 (config.train.steps_per_call) in one XLA while loop, whose
+                 body XLA costs once: about one train_step
 For each: compiled or the exact error, compile time (this CPU), per-chip
 argument / output / temp / peak bytes against the chip's HBM, FLOPs and
 bytes accessed per chip (`cost_analysis()`), and the roofline estimate
@@ -147,6 +150,15 @@ def make_config(size: str, dtype: str, batch: int):
   return config
 
 
+def train_loop(config, tpu):
+  """segmentation.steps_program: config.train.steps_per_call steps per call."""
+  generate, _ = aot_compile.generator_parts(config, tpu.mesh)
+  program, args = segmentation.steps_program(
+      config, tpu.mesh, generate,
+      aot_compile.abstract_frozen(config, tpu.mesh))
+  return lambda: program.lower(*args)
+
+
 def holdout_eval(config, tpu):
   mesh = tpu.mesh
   fused = aot_compile.fused_training(config, mesh)
@@ -251,6 +263,7 @@ def programs(size: str) -> dict:
          "holdout_eval": (holdout_eval, both)}
   for h, w in PREDICT_SHAPES[size]:
     out[f"predict_{h}x{w}"] = (functools.partial(predict, h, w), both)
+  out["train_loop"] = (train_loop, both)
   return out
 
 
