@@ -442,15 +442,22 @@ def search_batch(results, slices, name, size, dtype):
     run_entry(results, slices, name, "train_step", size, dtype, b * chips)
 
 
+# Programs whose shapes follow config.train.batch_size (the others: module
+# docstring).
+TRAIN_BATCH_PROGRAMS = ("train_step", "train_loop", "holdout_eval")
+
+
 def markdown(entries) -> str:
-  lines = ["| slice (chips, hosts) | program | size | dtype | batch | compiled "
+  lines = ["| slice (chips, hosts) | program | size | dtype | train batch "
+           "| compiled "
            "| compile s | peak GiB / chip (of HBM) | TFLOP / chip | "
            "GB accessed / chip | roofline ms (bound) | 12k steps h "
            "(components-corrected) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for e in entries:
+    batch = e["batch"] if e["program"] in TRAIN_BATCH_PROGRAMS else "-"
     head = (f"| {e['slice']} ({e['chips']}, {e['hosts']}) | {e['program']} "
-            f"| {e['size']} | {e['dtype']} | {e['batch']} ")
+            f"| {e['size']} | {e['dtype']} | {batch} ")
     if e["status"] != "compiled":
       lines.append(head + f"| no: {e['error'][:120]} | | | | | | |")
       continue
