@@ -3,6 +3,9 @@
 #   make test   - the whole test suite (make test-fast: without the slow ones)
 #   make install-check - every extras combination in throwaway venvs (slow;
 #                 before a release or a pin change, see docs/install.md)
+#   make tpu-check - every jitted program compiled for Cloud TPU slices on
+#                 this CPU (libtpu in .venv-tpu; hours at the paper's sizes,
+#                 resumable; TPU_CHECK_ARGS='--size=small' for minutes)
 # make demo WORKDIR=dir DEMO_ARGS='--config.train.steps=500' changes the run.
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +13,11 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test test-fast venv clean-venv install-check
+TPU_VENV := .venv-tpu
+TPU_PY := $(TPU_VENV)/bin/python
+TPU_ENV := JAX_PLATFORMS=cpu ALLOW_MULTIPLE_LIBTPU_LOAD=1
+
+.PHONY: demo test test-fast venv clean-venv install-check tpu-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +42,16 @@ test: $(VENV)/.installed-test
 
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
+
+$(TPU_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(TPU_VENV)
+	$(TPU_PY) -m pip install --quiet --upgrade pip
+	$(TPU_PY) -m pip install --quiet -e ".[tpu,test]"
+	touch $@
+
+tpu-check: $(TPU_VENV)/.installed
+	$(TPU_ENV) $(TPU_PY) -m pytest -q tests/test_tpu_aot.py
+	$(TPU_ENV) $(TPU_PY) benchmarks/aot_tpu.py $(TPU_CHECK_ARGS)
 
 install-check:
 	$(PYTHON) tools/install_check.py $(INSTALL_CHECK_ARGS)

@@ -21,26 +21,17 @@ batch and max_rounds, replaced on re-run) and prints the markdown table.
 """
 import json
 import os
-import time
 
 from absl import app
 from absl import flags
-from flax import nnx
 import jax
-from jax.experimental import topologies
-from jax.sharding import Mesh
-import numpy as np
 
 from gansseg_jax import fileio
-from gansseg_jax.generators import bigbigan
-from gansseg_jax.models import biggan
-from gansseg_jax.train import checkpointing
-from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 
+import aot_compile  # pylint: disable=g-bad-import-order
 import bench_train  # pylint: disable=g-bad-import-order
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = aot_compile.ROOT
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "aot_fill.json")
 
 flags.DEFINE_string("topology", "v5e:2x2", "TPU slice, e.g. v5e:2x2, v4:2x2x1.")
@@ -51,40 +42,12 @@ flags.DEFINE_string("aot_out", RESULTS, "JSON results file.")
 FLAGS = flags.FLAGS
 
 
-def abstract_frozen(config, mesh):
-  """ShapeDtypeStructs of the step's Frozen inputs, replicated on `mesh`."""
-  spec = bigbigan.generator_spec(config)
-  params = nnx.to_pure_dict(nnx.state(nnx.eval_shape(
-      lambda: biggan.BigGAN(spec))))
-  direction = jax.ShapeDtypeStruct((config.generator.z_dim,), np.float32)
-  return checkpointing.abstract_like(
-      segmentation.Frozen(params, direction, None, None),
-      sharding.replicated(mesh)), spec
-
-
-def compile_step(config, mesh):
-  """(compiled step, seconds to compile) of `config` on `mesh`."""
-  frozen, spec = abstract_frozen(config, mesh)
-  fused = segmentation.build(
-      config, mesh, biggan.make_generate(spec, config.generator.dtype))
-  sums = checkpointing.abstract_like(
-      jax.eval_shape(fused.zero_sums, frozen), sharding.replicated(mesh))
-  start = time.perf_counter()
-  compiled = fused.step.lower(fused.abstract_state, sums, frozen).compile()
-  return compiled, time.perf_counter() - start
-
-
 def analysis(compiled) -> dict:
-  """Per-chip peak memory, FLOPs and bytes accessed of a compiled step."""
-  memory = compiled.memory_analysis()
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes
-          + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
-  return {"peak_gib": peak / 2**30,
-          "temp_gib": memory.temp_size_in_bytes / 2**30,
-          "tflop": cost.get("flops", float("nan")) / 1e12,
-          "gb_accessed": cost.get("bytes accessed", float("nan")) / 1e9}
+  """Per-chip peak and temp GiB, TFLOP and GB accessed of a compiled step."""
+  a = aot_compile.analysis(compiled)
+  return {"peak_gib": a["peak_bytes"] / 2**30,
+          "temp_gib": a["temp_bytes"] / 2**30, "tflop": a["flops"] / 1e12,
+          "gb_accessed": a["bytes_accessed"] / 1e9}
 
 
 def markdown(entries) -> str:
@@ -101,10 +64,8 @@ def markdown(entries) -> str:
 
 def main(argv):
   del argv
-  kwargs = {"chip_config_name": FLAGS.chip_config} if FLAGS.chip_config else {}
-  topology = topologies.get_topology_desc(topology_name=FLAGS.topology,
-                                          platform="tpu", **kwargs)
-  mesh = Mesh(np.array(topology.devices), (sharding.DATA_AXIS,))
+  tpu = aot_compile.tpu_slice(FLAGS.topology, FLAGS.topology,
+                              FLAGS.chip_config)
   entries = []
   if os.path.exists(FLAGS.aot_out):
     with open(FLAGS.aot_out) as f:
@@ -114,9 +75,10 @@ def main(argv):
   for rounds in FLAGS.max_rounds:
     config = bench_train.load_config()
     config.synth.max_rounds = int(rounds)
-    compiled, seconds = compile_step(config, mesh)
-    entry = {"topology": FLAGS.topology, "chips": mesh.size,
-             "device_kind": topology.devices[0].device_kind,
+    compiled, seconds = aot_compile.compile_lowered(
+        aot_compile.train_step(config, tpu))
+    entry = {"topology": FLAGS.topology, "chips": tpu.mesh.size,
+             "device_kind": tpu.device_kind,
              "preset": FLAGS.preset, "dtype": FLAGS.dtype,
              "batch_size": config.train.batch_size,
              "max_rounds": int(rounds), "jax": jax.__version__,

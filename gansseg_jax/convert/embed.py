@@ -118,6 +118,26 @@ def _dataset(config) -> tuple[int, Callable[[int], Iterator[np.ndarray]]]:
   return total, from_tfds
 
 
+def jitted_latents(encode: Callable, config) -> Callable:
+  """latents(params, images, start) -> z [B, z_dim] (config.embed.output).
+
+  z_sample = z_mean + z_stdev * N(0, 1) with the noise of batch `start`
+  drawn from fold_in(key(seed) + "emb", start).
+  """
+  key = jax.random.fold_in(jax.random.key(config.seed), 0x656D62)  # "emb"
+
+  @jax.jit
+  def latents(params, images, start):
+    out = encode(params, images)
+    if config.embed.output == "z_mean":
+      return out["z_mean"]
+    noise = jax.random.normal(jax.random.fold_in(key, start),
+                              out["z_mean"].shape)
+    return out["z_mean"] + out["z_stdev"] * noise
+
+  return latents
+
+
 def _flax_encoder(config, workdir: str) -> Encode:
   """Batches sharded over the local devices (padded to a multiple of them)."""
   loaded = load.load_encoder(workdir)
@@ -132,16 +152,7 @@ def _flax_encoder(config, workdir: str) -> Encode:
       mesh, jax.sharding.PartitionSpec("data"))
   params = jax.device_put(params, jax.sharding.NamedSharding(
       mesh, jax.sharding.PartitionSpec()))
-  key = jax.random.fold_in(jax.random.key(config.seed), 0x656D62)  # "emb"
-
-  @jax.jit
-  def latents(params, images, start):
-    out = encode(params, images)
-    if config.embed.output == "z_mean":
-      return out["z_mean"]
-    noise = jax.random.normal(jax.random.fold_in(key, start),
-                              out["z_mean"].shape)
-    return out["z_mean"] + out["z_stdev"] * noise
+  latents = jitted_latents(encode, config)
 
   def run(images: np.ndarray, start: int) -> np.ndarray:
     n = len(images)

@@ -57,19 +57,28 @@ def restore_unet(config: ml_collections.ConfigDict, workdir: str, mesh):
         f"{config.unet.width} ({e})") from e
 
 
-def load_predictor(config: ml_collections.ConfigDict,
-                   workdir: str) -> Callable[[np.ndarray], jax.Array]:
-  """predict(images [B, H, W, 3] in [-1, 1]) -> probs [B, H, W] from W/unet/."""
-  mesh = sharding.data_mesh()
-  graphdef, tree = restore_unet(config, workdir, mesh)
-  batch_sh = sharding.batch_sharded(mesh)
+def jitted_forward(graphdef: nnx.GraphDef, mesh) -> Callable:
+  """forward(tree, images [B, H, W, 3] batch-sharded, b) -> probs [:b].
 
+  The predictor's one program (per input shape); replicated output.
+  """
   @functools.partial(jax.jit, static_argnums=2,
                      out_shardings=sharding.replicated(mesh))
   def forward(tree, images, batch):
     model = nnx.merge(graphdef, tree["params"], tree["batch_stats"])
     model.eval()
     return unet_lib.foreground_probability(model(images))[:batch]
+
+  return forward
+
+
+def load_predictor(config: ml_collections.ConfigDict,
+                   workdir: str) -> Callable[[np.ndarray], jax.Array]:
+  """predict(images [B, H, W, 3] in [-1, 1]) -> probs [B, H, W] from W/unet/."""
+  mesh = sharding.data_mesh()
+  graphdef, tree = restore_unet(config, workdir, mesh)
+  batch_sh = sharding.batch_sharded(mesh)
+  forward = jitted_forward(graphdef, mesh)
 
   def predict(images) -> jax.Array:
     images = np.asarray(images, np.float32)

@@ -1,0 +1,525 @@
+r"""Every jitted program of a real run, compiled for Cloud TPU slices on a CPU.
+
+  # needs `pip install -e ".[tpu]"` (libtpu; `make tpu-check` does it).
+  # small sizes, every program, one slice (a few minutes):
+  JAX_PLATFORMS=cpu python benchmarks/aot_tpu.py --size=small --slices=v5e-8
+  # the paper's sizes, the whole matrix in priority order (hours on 2 cores;
+  # resumable: entries already in the JSON are skipped):
+  JAX_PLATFORMS=cpu python benchmarks/aot_tpu.py --size=paper
+
+Compiler-derived estimates, not measurements: nothing runs on a TPU. Each
+program is built by the project's own code with the mesh and shardings the
+real run builds (a 1-D 'data' mesh over the slice's chips):
+  train_step     segmentation.build(...).step: synthesis + U-Net + Adam
+                 (global batch --batch, default 96)
+  holdout_eval   segmentation.build(...).eval_sums on one hold-out batch
+  synth_export   synth.export._candidates: one call of config.export.batch_size
+                 candidates (the stage runs on one chip of process 0)
+  encoder        convert.embed.jitted_latents of the BigBiGAN ResNet-50
+                 encoder (ENCODER_SPECS) on config.embed.batch_size images
+  discover_step  directions.discover.make_train_step (ResNet-18, 128 px)
+  score          directions.score._scorer on one call's candidates (120
+                 candidates in config.log.score_chunks calls)
+  predict_HxW    train.load.jitted_forward at a padded eval shape
+  train_loop     segmentation.steps_program: the steps of one call
+                 (config.train.steps_per_call) in one XLA while loop, whose
+                 body XLA costs once: about one train_step
+For each: compiled or the exact error, compile time (this CPU), per-chip
+argument / output / temp / peak bytes against the chip's HBM, FLOPs and
+bytes accessed per chip (`cost_analysis()`), and the roofline estimate
+max(FLOPs / bf16 peak, bytes / HBM bandwidth) (aot_compile.CHIPS cites
+each chip's numbers).
+
+XLA costs a while_loop body once, whatever its trip count. The components
+filter's label propagation is such a loop (6-7 rounds on smooth masks,
+synth/filters.py), so for train_step the script also compiles that filter
+alone at the step's per-chip mask shape with its loop unrolled to 1 and 2
+rounds: the difference is one round; the corrected estimate adds
+(--components_rounds - 1) rounds. The synthesis loop over batch-filling
+rounds (config.synth.max_rounds) is counted once, i.e. one round, the usual
+case at the default oversample.
+
+`--search` finds the largest per-chip train_step batch that still compiles
+within HBM: a linear fit of peak bytes over two batches predicts it, then
+that batch and the next are compiled.
+
+Writes benchmarks/results/aot_tpu.json after every entry (keyed by slice,
+program, size, dtype and global batch; existing entries are kept and skipped
+unless --force) and prints the markdown table.
+"""
+import functools
+import json
+import math
+import os
+import traceback
+import types
+from unittest import mock
+
+from absl import app
+from absl import flags
+from flax import nnx
+import jax
+from jax.sharding import SingleDeviceSharding
+import numpy as np
+
+from gansseg_jax import fileio
+from gansseg_jax.convert import embed
+from gansseg_jax.directions import discover
+from gansseg_jax.directions import score
+from gansseg_jax.models import encoder
+from gansseg_jax.synth import batch as synth_batch
+from gansseg_jax.synth import export
+from gansseg_jax.synth import filters
+from gansseg_jax.synth import latents as synth_latents
+from gansseg_jax.train import checkpointing
+from gansseg_jax.train import holdout
+from gansseg_jax.train import load as train_load
+from gansseg_jax.train import segmentation
+from gansseg_jax.train import sharding
+
+import aot_compile  # pylint: disable=g-bad-import-order
+import bench_train  # pylint: disable=g-bad-import-order
+
+RESULTS = os.path.join(aot_compile.ROOT, "benchmarks", "results",
+                       "aot_tpu.json")
+PAPER_STEPS = 12_000
+
+# name -> (topology, chip_config). 'v4-8' / 'v5p-8' name 8 TensorCores = 4
+# chips (megacore: one device per chip); v5e-8 is 8 chips. libtpu lays
+# v5e:2x4 out as 2 hosts and v5e:4x4 as 4 (aot_compile.Slice.hosts).
+SLICES = {
+    "v5e-8": ("v5e:2x4", ""),
+    "v4-8": ("v4:2x2x1", "megacore"),
+    "v5p-8": ("v5p:2x2x1", "megacore"),
+    "v5e-16": ("v5e:4x4", ""),
+}
+# BigBiGAN's ResNet-50 encoder (TF-Hub bigbigan-resnet50): v2 bottlenecks,
+# width 64, (3, 4, 6, 3); the head's hidden widths are this benchmark's
+# assumption (its cost is small next to the ResNet).
+ENCODER_SPECS = {
+    "paper": encoder.EncoderSpec("v2", 64, (3, 4, 6, 3), (4096, 4096, 240),
+                                 1e-5),
+    "small": encoder.EncoderSpec("v2", 4, (1, 1, 1, 1), (32, 240), 1e-5),
+}
+# Padded eval shapes [H, W] (image_size 128 shorter side, pad_multiple 32):
+# a 4:3 photo and the longest side max_long_side allows.
+PREDICT_SHAPES = {"paper": ((128, 192), (128, 1024)),
+                  "small": ((32, 64),)}
+SMALL = dict(discover_width=8, discover_batch=16, score_steps=4,
+             score_heldout=1, export_batch=16, embed_size=64, embed_batch=16,
+             eval_batch=16)
+
+flags.DEFINE_enum("size", "paper", ["paper", "small"], "Model sizes.")
+flags.DEFINE_list("slices", ["v5e-8", "v4-8", "v5p-8"], "Slices (SLICES).")
+flags.DEFINE_list("programs", [], "Programs; empty = all.")
+flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "generator/unet dtype.")
+flags.DEFINE_integer("batch", 96, "Global train batch (a multiple of chips).")
+flags.DEFINE_bool("search", True, "Largest-batch search after the matrix "
+                  "(paper size).")
+flags.DEFINE_list("multihost", ["v5e-16"], "Multi-host slices for train_step "
+                  "(last).")
+flags.DEFINE_integer("components_rounds", 7, "Rounds of the components "
+                     "filter's loop assumed per step (smooth masks: 6-7).")
+flags.DEFINE_bool("force", False, "Recompile entries already in the JSON.")
+flags.DEFINE_string("hlo_dir", "", "Write each train_step's optimized HLO "
+                    "text here.")
+flags.DEFINE_string("hlo_report", "", "Only print the top-level HLO traffic "
+                    "of this saved HLO text file (--hlo_dir), by part.")
+flags.DEFINE_string("aot_out", RESULTS, "JSON results file.")
+FLAGS = flags.FLAGS
+
+
+def make_config(size: str, dtype: str, batch: int):
+  """configs/default.py at `size` (bench_train.PRESETS) and `dtype`."""
+  config = aot_compile.load_default_config()
+  preset = bench_train.PRESETS[size]
+  for field in ("resolution", "ch", "shared_dim", "attention_resolution"):
+    config.generator[field] = preset[field]
+  config.generator.dtype = config.unet.dtype = dtype
+  config.unet.width = preset["unet_width"]
+  config.train.batch_size = batch
+  if size == "small":
+    config.directions.resnet_width = SMALL["discover_width"]
+    config.directions.batch_size = SMALL["discover_batch"]
+    config.score.steps = SMALL["score_steps"]
+    config.score.heldout_batches = SMALL["score_heldout"]
+    config.export.batch_size = SMALL["export_batch"]
+    config.embed.image_size = SMALL["embed_size"]
+    config.embed.batch_size = SMALL["embed_batch"]
+    config.eval.batch_size = SMALL["eval_batch"]
+  return config
+
+
+def train_loop(config, tpu):
+  """segmentation.steps_program: config.train.steps_per_call steps per call."""
+  generate, _ = aot_compile.generator_parts(config, tpu.mesh)
+  program, args = segmentation.steps_program(
+      config, tpu.mesh, generate,
+      aot_compile.abstract_frozen(config, tpu.mesh))
+  return lambda: program.lower(*args)
+
+
+def holdout_eval(config, tpu):
+  mesh = tpu.mesh
+  fused = aot_compile.fused_training(config, mesh)
+  frozen = aot_compile.abstract_frozen(config, mesh)
+  made = jax.eval_shape(lambda i, f: fused.synthesize("holdout", i, f),
+                        fused.abstract_state["step"], frozen)
+  batch = holdout.HoldoutBatch(*checkpointing.abstract_like(
+      tuple(made[:3]), sharding.batch_sharded(mesh)))
+  return lambda: fused.eval_sums.lower(fused.abstract_state, batch)
+
+
+def synth_export(config, tpu):
+  one_chip = SingleDeviceSharding(tpu.mesh.devices.flat[0])
+  generate, params = aot_compile.generator_parts(config, tpu.mesh)
+  params = checkpointing.abstract_like(params, one_chip)
+  key = jax.eval_shape(lambda: export.stage_key(config.seed))
+  n = config.export.batch_size
+  args = (aot_compile.abstract(key.shape, key.dtype, one_chip),
+          aot_compile.abstract((n,), np.uint32, one_chip), generate, params,
+          aot_compile.abstract((config.generator.z_dim,), np.float32,
+                               one_chip),
+          synth_latents.make_sampler(config.synth, config.generator.z_dim),
+          synth_batch.SynthSpec.from_config(config.synth), None)
+  candidates = export._candidates  # pylint: disable=protected-access
+  return lambda: candidates.lower(*args)
+
+
+def encoder_forward(config, tpu):
+  mesh, spec = tpu.mesh, ENCODER_SPECS[FLAGS.size]
+  latents = embed.jitted_latents(encoder.make_encode(spec), config)
+  params = checkpointing.abstract_like(encoder.abstract_params(spec),
+                                       sharding.replicated(mesh))
+  batch = config.embed.batch_size + (-config.embed.batch_size % mesh.size)
+  size = config.embed.image_size
+  images = aot_compile.abstract((batch, size, size, 3), np.float32,
+                    sharding.batch_sharded(mesh))
+  start = aot_compile.abstract((), np.int32, sharding.replicated(mesh))
+  return lambda: latents.lower(params, images, start)
+
+
+def discover_step(config, tpu):
+  mesh, cfg, z_dim = tpu.mesh, config.directions, config.generator.z_dim
+  generate, gen_params = aot_compile.generator_parts(config, mesh)
+  graphdef, model_state, fixed = discover.split_model(nnx.eval_shape(
+      lambda: discover.build_model(cfg, z_dim, jax.random.key(0))))
+  state = dict(model_state, opt_state=jax.eval_shape(
+      discover.make_optimizer(cfg.learning_rate).init,
+      model_state["params"]))
+  rep = sharding.replicated(mesh)
+  state, fixed = checkpointing.abstract_like((state, fixed), rep)
+  step_fn = discover.make_train_step(
+      graphdef, generate, discover.DiscoverySpec.from_config(cfg, z_dim),
+      cfg.learning_rate, mesh)
+  return lambda: step_fn.lower(state, fixed, gen_params,
+                               aot_compile.abstract((2,), np.uint32, rep),
+                               aot_compile.abstract((), np.int32, rep))
+
+
+def candidates_per_call(config, num_devices: int) -> int:
+  """Rows of one scoring call (score.score_candidates' padding)."""
+  chunks = max(1, int(config.log.score_chunks))
+  return num_devices * math.ceil(config.directions.num_directions
+                                 / (num_devices * chunks))
+
+
+def score_call(config, tpu):
+  mesh = tpu.mesh
+  generate, gen_params = aot_compile.generator_parts(config, mesh)
+  scorer = score._scorer(  # pylint: disable=protected-access
+      generate, score.ScoreSpec.from_config(config.score), mesh)
+  rows = candidates_per_call(config, mesh.size)
+  directions = aot_compile.abstract((rows, config.generator.z_dim), np.float32,
+                        sharding.batch_sharded(mesh))
+  key_data = aot_compile.abstract((2,), np.uint32, sharding.replicated(mesh))
+  return lambda: scorer.lower(gen_params, directions, key_data)
+
+
+def predict(height, width, config, tpu):
+  mesh = tpu.mesh
+  model = nnx.eval_shape(
+      lambda: segmentation.new_unet(config.unet, nnx.Rngs(0)))
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  tree = checkpointing.abstract_like(
+      {"params": nnx.to_pure_dict(params),
+       "batch_stats": nnx.to_pure_dict(batch_stats)},
+      sharding.replicated(mesh))
+  batch = config.eval.batch_size
+  images = aot_compile.abstract((batch, height, width, 3), np.float32,
+                    sharding.batch_sharded(mesh))
+  forward = train_load.jitted_forward(graphdef, mesh)
+  return lambda: forward.lower(tree, images, batch)
+
+
+def programs(size: str) -> dict:
+  """name -> (builder, dtypes it depends on) in priority order."""
+  both = ("float32", "bfloat16")
+  out = {"train_step": (aot_compile.train_step, both),
+         "synth_export": (synth_export, both),
+         "encoder": (encoder_forward, ("float32",)),  # HIGHEST precision.
+         "discover_step": (discover_step, both),
+         "score": (score_call, both),
+         "holdout_eval": (holdout_eval, both)}
+  for h, w in PREDICT_SHAPES[size]:
+    out[f"predict_{h}x{w}"] = (functools.partial(predict, h, w), both)
+  out["train_loop"] = (train_loop, both)
+  return out
+
+
+class _UnrolledLax(types.ModuleType):
+  """jax.lax whose while_loop runs its body exactly `rounds` times."""
+
+  def __init__(self, rounds: int):
+    super().__init__("unrolled_lax")
+    self._rounds = rounds
+
+  def __getattr__(self, name):
+    return getattr(jax.lax, name)
+
+  def while_loop(self, cond, body, state):
+    del cond
+    for _ in range(self._rounds):
+      state = body(state)
+    return state
+
+
+def components_round(config, tpu, masks: int) -> dict:
+  """FLOPs and bytes of one round of the components filter's loop.
+
+  The filter alone on one chip at [masks, H, W], its loop unrolled to 2
+  rounds minus unrolled to 1.
+  """
+  one_chip = SingleDeviceSharding(tpu.mesh.devices.flat[0])
+  side = config.generator.resolution
+  mask = aot_compile.abstract((masks, side, side), np.bool_, one_chip)
+  costs = []
+  for rounds in (1, 2):
+    filter_fn = jax.jit(functools.partial(
+        filters.connected_components_filter.__wrapped__,
+        connectivity=config.synth.connectivity,
+        min_ratio=config.synth.min_component_ratio,
+        strict=config.synth.strict_ratio))
+    with mock.patch.object(filters, "lax", _UnrolledLax(rounds)):
+      lowered = filter_fn.lower(mask)
+    costs.append(aot_compile.analysis(lowered.compile()))
+  return {"masks_per_chip": masks,
+          "round_flops": costs[1]["flops"] - costs[0]["flops"],
+          "round_bytes": costs[1]["bytes_accessed"]
+                         - costs[0]["bytes_accessed"]}
+
+
+def masks_per_chip(config, num_devices: int) -> int:
+  """Candidates one chip's components filter sees in one synthesis round."""
+  chunks = sharding.synth_chunks(config.train, num_devices)
+  spec = synth_batch.SynthSpec.from_config(config.synth)
+  return (chunks // num_devices) * spec.num_candidates(
+      config.train.batch_size // chunks)
+
+
+def compile_entry(tpu, program: str, size: str, dtype: str,
+                  batch: int) -> dict:
+  """One matrix entry: compiled program's analysis, or the exact error."""
+  config = make_config(size, dtype, batch)
+  builder, _ = programs(size)[program]
+  entry = {"slice": tpu.name, "topology": tpu.topology,
+           "chips": tpu.mesh.size, "hosts": tpu.hosts,
+           "device_kind": tpu.device_kind, "program": program, "size": size,
+           "dtype": dtype, "batch": batch, "jax": jax.__version__,
+           "hbm_bytes": tpu.chip.hbm, "peak_flops": tpu.chip.peak_flops,
+           "hbm_bw": tpu.chip.hbm_bw, "chip_source": tpu.chip.source}
+  try:
+    compiled, seconds = aot_compile.compile_lowered(builder(config, tpu))
+  except Exception as e:  # pylint: disable=broad-except
+    entry.update(status="error", error=f"{type(e).__name__}: {e}"[:2000],
+                 traceback=traceback.format_exc()[-3000:])
+    return entry
+  entry.update(status="compiled", compile_s=seconds,
+               **aot_compile.analysis(compiled))
+  entry.update(aot_compile.roofline(entry["flops"], entry["bytes_accessed"],
+                                    tpu.chip))
+  entry["hbm_fraction"] = entry["peak_bytes"] / tpu.chip.hbm
+  if program == "train_step":
+    if FLAGS.hlo_dir:
+      os.makedirs(FLAGS.hlo_dir, exist_ok=True)
+      with open(os.path.join(FLAGS.hlo_dir, f"{tpu.name}_{size}_{dtype}_"
+                             f"{batch}.hlo.txt"), "w") as f:
+        f.write(compiled.as_text())
+    entry.update(train_estimates(entry, config, tpu))
+  return entry
+
+
+def train_estimates(entry: dict, config, tpu) -> dict:
+  """The 12,000-step estimate, before and after the components correction."""
+  out = {"steps_12k_h": entry["roofline_s"] * PAPER_STEPS / 3600}
+  try:
+    cc = components_round(config, tpu, masks_per_chip(config, tpu.mesh.size))
+  except Exception as e:  # pylint: disable=broad-except
+    out["components_error"] = f"{type(e).__name__}: {e}"[:1000]
+    return out
+  extra = FLAGS.components_rounds - 1
+  corrected = aot_compile.roofline(
+      entry["flops"] + extra * cc["round_flops"],
+      entry["bytes_accessed"] + extra * cc["round_bytes"], tpu.chip)
+  out.update(components=cc, components_rounds=FLAGS.components_rounds,
+             corrected_s=corrected["roofline_s"],
+             corrected_bound=corrected["bound"],
+             corrected_12k_h=corrected["roofline_s"] * PAPER_STEPS / 3600,
+             components_share=(extra + 1) * cc["round_bytes"]
+             / tpu.chip.hbm_bw / corrected["roofline_s"])
+  return out
+
+
+def key(e) -> tuple:
+  return (e["slice"], e["program"], e["size"], e["dtype"], e["batch"])
+
+
+class Results:
+  """The JSON file, rewritten after every entry."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.entries = []
+    if os.path.exists(path):
+      with open(path) as f:
+        self.entries = json.load(f)
+
+  def get(self, k):
+    return next((e for e in self.entries if key(e) == k), None)
+
+  def put(self, entry):
+    self.entries = [e for e in self.entries if key(e) != key(entry)]
+    self.entries.append(entry)
+    fileio.write_json(self.path, self.entries)
+
+
+def matrix(size: str) -> list[tuple[str, str, str]]:
+  """(slice, program, dtype) in priority order (module docstring)."""
+  table = programs(size)
+  wanted = FLAGS.programs or list(table)
+  first = [p for p in ("train_step", "synth_export") if p in wanted]
+  rest = [p for p in wanted if p not in first]
+  order = []
+  for dtype in FLAGS.dtypes:
+    order += [(s, p, dtype) for s in FLAGS.slices for p in first]
+  for dtype in FLAGS.dtypes:
+    order += [(s, p, dtype) for s in FLAGS.slices for p in rest
+              if dtype in table[p][1]]
+  return order
+
+
+def run_entry(results, slices, name, program, size, dtype, batch):
+  """The entry of the JSON, compiling it first unless present."""
+  k = (name, program, size, dtype, batch)
+  if results.get(k) and not FLAGS.force:
+    return results.get(k)
+  if name not in slices:
+    slices[name] = aot_compile.tpu_slice(name, *SLICES[name])
+  entry = compile_entry(slices[name], program, size, dtype, batch)
+  print(json.dumps({x: entry.get(x) for x in (
+      "slice", "program", "dtype", "batch", "status", "compile_s",
+      "peak_bytes", "flops", "bytes_accessed", "roofline_s", "error")}),
+        flush=True)
+  results.put(entry)
+  return entry
+
+
+def search_batch(results, slices, name, size, dtype):
+  """Largest per-chip train_step batch that compiles within HBM."""
+  base = run_entry(results, slices, name, "train_step", size, dtype,
+                   FLAGS.batch)
+  chips = base["chips"]
+  if base["status"] != "compiled":
+    return
+  double = run_entry(results, slices, name, "train_step", size, dtype,
+                     2 * FLAGS.batch)
+  if double["status"] != "compiled":
+    return
+  per_chip = FLAGS.batch // chips
+  slope = (double["peak_bytes"] - base["peak_bytes"]) / per_chip
+  predicted = int((base["hbm_bytes"] - base["peak_bytes"]) / slope) + per_chip
+  for b in (predicted, predicted + 1):
+    run_entry(results, slices, name, "train_step", size, dtype, b * chips)
+
+
+# Programs whose shapes follow config.train.batch_size (the others: module
+# docstring).
+TRAIN_BATCH_PROGRAMS = ("train_step", "train_loop", "holdout_eval")
+
+
+def markdown(entries) -> str:
+  lines = ["| slice (chips, hosts) | program | size | dtype | train batch "
+           "| compiled "
+           "| compile s | peak GiB / chip (of HBM) | TFLOP / chip | "
+           "GB accessed / chip | roofline ms (bound) | 12k steps h "
+           "(components-corrected) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for e in entries:
+    batch = e["batch"] if e["program"] in TRAIN_BATCH_PROGRAMS else "-"
+    head = (f"| {e['slice']} ({e['chips']}, {e['hosts']}) | {e['program']} "
+            f"| {e['size']} | {e['dtype']} | {batch} ")
+    if e["status"] != "compiled":
+      lines.append(head + f"| no: {e['error'][:120]} | | | | | | |")
+      continue
+    steps = ""
+    if "steps_12k_h" in e:
+      steps = f"{e['steps_12k_h']:.2f}"
+      if "corrected_12k_h" in e:
+        steps += f" ({e['corrected_12k_h']:.2f})"
+    lines.append(
+        head + f"| yes | {e['compile_s']:.0f} "
+        f"| {e['peak_bytes'] / 2**30:.2f} ({e['hbm_bytes'] / 2**30:.0f}) "
+        f"| {e['flops'] / 1e12:.3f} | {e['bytes_accessed'] / 1e9:.2f} "
+        f"| {1e3 * e['roofline_s']:.2f} ({e['bound']}) | {steps} |")
+  return "\n".join(lines)
+
+
+# op_name markers of a train_step's parts, first match wins.
+STEP_PARTS = (("components filter", "connected_components_filter"),
+              ("histogram filter", "histogram_filter"),
+              ("synthesis: generator, masks", "shard_map"),
+              ("U-Net backward", "transpose("), ("U-Net forward", "jvp("))
+
+
+def hlo_report(path: str, top: int = 15) -> str:
+  """Proxy HBM traffic (aot_compile.hlo_traffic) of a step, by part."""
+  with open(path) as f:
+    rows = aot_compile.hlo_traffic(f.read())
+  parts = {}
+  for r in rows:
+    part = next((p for p, marker in STEP_PARTS if marker in r["op_name"]),
+                "other (optimizer, loss, copies)")
+    parts[part] = parts.get(part, 0) + r["bytes"]
+  total = sum(parts.values())
+  lines = [f"{len(rows)} top-level instructions, {total / 1e9:.2f} GB "
+           "(outputs + operands)", "| part | GB | share |", "|---|---|---|"]
+  lines += [f"| {p} | {b / 1e9:.2f} | {b / total:.0%} |"
+            for p, b in sorted(parts.items(), key=lambda x: -x[1])]
+  lines += ["", "| instruction | op | GB | op_name |", "|---|---|---|---|"]
+  lines += [f"| {r['name']} | {r['op']} {r['kind']} | {r['bytes'] / 1e9:.3f} "
+            f"| {r['op_name'][:90]} |"
+            for r in sorted(rows, key=lambda r: -r["bytes"])[:top]]
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  if FLAGS.hlo_report:
+    print(hlo_report(FLAGS.hlo_report))
+    return
+  results, slices, size = Results(FLAGS.aot_out), {}, FLAGS.size
+  batch = FLAGS.batch if size == "paper" else 16
+  for name, program, dtype in matrix(size):
+    run_entry(results, slices, name, program, size, dtype, batch)
+  if FLAGS.search and size == "paper":
+    for dtype in FLAGS.dtypes:
+      for name in FLAGS.slices:
+        search_batch(results, slices, name, size, dtype)
+  for name in FLAGS.multihost:
+    run_entry(results, slices, name, "train_step", size, FLAGS.dtypes[0],
+              batch)
+  print(markdown(results.entries))
+
+
+if __name__ == "__main__":
+  app.run(main)
