@@ -27,7 +27,7 @@ from jax.experimental import topologies
 from jax.sharding import Mesh
 import numpy as np
 
-from gansseg_jax.convert import load as convert_load
+from gansseg_jax.generators import bigbigan
 from gansseg_jax.models import biggan
 from gansseg_jax.train import checkpointing
 from gansseg_jax.train import segmentation
@@ -135,7 +135,7 @@ def abstract(shape, dtype, sharding_) -> jax.ShapeDtypeStruct:
 
 def generator_parts(config, mesh):
   """(generate, abstract generator params replicated on `mesh`)."""
-  spec = convert_load.generator_spec(config)
+  spec = bigbigan.generator_spec(config)
   params = checkpointing.abstract_like(biggan.abstract_params(spec),
                                        sharding.replicated(mesh))
   return biggan.make_generate(spec, config.generator.dtype), params
