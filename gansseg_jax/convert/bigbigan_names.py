@@ -76,8 +76,35 @@ class Plain:
   dest_shape: tuple[int, ...]
 
 
-def _block_scope(index: int) -> str:
+def block_scope(index: int) -> str:
+  """TF scope of GBlock `index`: Generator/GBlock, Generator/GBlock_1, ..."""
   return "Generator/GBlock" + ("" if index == 0 else f"_{index}")
+
+
+def block_convolutions(scope: str, index: int, cin: int,
+                       cout: int) -> list[SNWeight]:
+  """conv0, conv1 and the 1x1 shortcut of GBlock `index` (BigGAN's names)."""
+  return [
+      SNWeight(f"{scope}/conv0", ("blocks", index, "conv0", "kernel"),
+               (3, 3, cin, cout), True),
+      SNWeight(f"{scope}/conv1", ("blocks", index, "conv1", "kernel"),
+               (3, 3, cout, cout), True),
+      SNWeight(f"{scope}/conv_sc", ("blocks", index, "conv_sc", "kernel"),
+               (1, 1, cin, cout), True),
+  ]
+
+
+def attention(channels: int) -> list[Any]:
+  """The self-attention layer's 1x1 convolutions and gamma (BigGAN's names)."""
+  c = channels
+  entries: list[Any] = [
+      SNWeight(f"Generator/attention/{name}", ("attention", name, "kernel"),
+               (1, 1, cin, cout), False)
+      for name, cin, cout in (("theta", c, c // 8), ("phi", c, c // 8),
+                              ("g", c, c // 2), ("o_conv", c // 2, c))]
+  entries.append(Plain("Generator/attention/gamma", ("attention", "gamma"),
+                       (), ()))
+  return entries
 
 
 def layout(spec: biggan.BigGANSpec) -> list[Any]:
@@ -90,7 +117,7 @@ def layout(spec: biggan.BigGANSpec) -> list[Any]:
                (spec.chunk_size, biggan.BOTTOM_WIDTH ** 2 * first), True),
   ]
   for i, (cin, cout) in enumerate(spec.block_channels):
-    scope = _block_scope(i)
+    scope = block_scope(i)
     for bn_name, dest, channels in (("BatchNorm", "bn0", cin),
                                     ("BatchNorm_1", "bn1", cout)):
       entries += [
@@ -102,23 +129,9 @@ def layout(spec: biggan.BigGANSpec) -> list[Any]:
                    (spec.cond_dim, channels), False),
           BNStats(f"{scope}/{bn_name}", ("blocks", i, dest), channels),
       ]
-    entries += [
-        SNWeight(f"{scope}/conv0", ("blocks", i, "conv0", "kernel"),
-                 (3, 3, cin, cout), True),
-        SNWeight(f"{scope}/conv1", ("blocks", i, "conv1", "kernel"),
-                 (3, 3, cout, cout), True),
-        SNWeight(f"{scope}/conv_sc", ("blocks", i, "conv_sc", "kernel"),
-                 (1, 1, cin, cout), True),
-    ]
+    entries += block_convolutions(scope, i, cin, cout)
   if spec.attention_block >= 0:
-    c = spec.attention_channels
-    for name, cin, cout in (("theta", c, c // 8), ("phi", c, c // 8),
-                            ("g", c, c // 2), ("o_conv", c // 2, c)):
-      entries.append(SNWeight(f"Generator/attention/{name}",
-                              ("attention", name, "kernel"),
-                              (1, 1, cin, cout), False))
-    entries.append(Plain("Generator/attention/gamma", ("attention", "gamma"),
-                         (), ()))
+    entries += attention(spec.attention_channels)
   last = spec.block_channels[-1][1]
   entries += [
       Plain("Generator/BatchNorm/scale", ("out_bn", "scale"), (last,),

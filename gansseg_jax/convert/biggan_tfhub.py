@@ -51,10 +51,6 @@ BNStats = bigbigan_names.BNStats
 Plain = bigbigan_names.Plain
 
 
-def _block_scope(index: int) -> str:
-  return "Generator/GBlock" + ("" if index == 0 else f"_{index}")
-
-
 def layout(spec: imagenet_biggan.ImageNetBigGANSpec) -> list[Any]:
   """Every TF layer of the module with its Flax destination."""
   b = spec.backbone
@@ -66,7 +62,7 @@ def layout(spec: imagenet_biggan.ImageNetBigGANSpec) -> list[Any]:
                (b.chunk_size, biggan.BOTTOM_WIDTH ** 2 * first), True),
   ]
   for i, (cin, cout) in enumerate(b.block_channels):
-    scope = _block_scope(i)
+    scope = bigbigan_names.block_scope(i)
     for suffix, dest, channels in (("", "bn0", cin), ("_1", "bn1", cout)):
       entries += [
           SNWeight(f"{scope}/HyperBN{suffix}/gamma",
@@ -78,23 +74,9 @@ def layout(spec: imagenet_biggan.ImageNetBigGANSpec) -> list[Any]:
           BNStats(f"{scope}/CrossReplicaBN{suffix}", ("blocks", i, dest),
                   channels),
       ]
-    entries += [
-        SNWeight(f"{scope}/conv0", ("blocks", i, "conv0", "kernel"),
-                 (3, 3, cin, cout), True),
-        SNWeight(f"{scope}/conv1", ("blocks", i, "conv1", "kernel"),
-                 (3, 3, cout, cout), True),
-        SNWeight(f"{scope}/conv_sc", ("blocks", i, "conv_sc", "kernel"),
-                 (1, 1, cin, cout), True),
-    ]
+    entries += bigbigan_names.block_convolutions(scope, i, cin, cout)
   if b.attention_block >= 0:
-    c = b.attention_channels
-    for name, cin, cout in (("theta", c, c // 8), ("phi", c, c // 8),
-                            ("g", c, c // 2), ("o_conv", c // 2, c)):
-      entries.append(SNWeight(f"Generator/attention/{name}",
-                              ("attention", name, "kernel"),
-                              (1, 1, cin, cout), False))
-    entries.append(Plain("Generator/attention/gamma", ("attention", "gamma"),
-                         (), ()))
+    entries += bigbigan_names.attention(b.attention_channels)
   last = b.block_channels[-1][1]
   entries += [
       Plain("Generator/ScaledCrossReplicaBN/gamma", ("out_bn", "scale"),
