@@ -145,9 +145,10 @@ def layout(spec: biggan.BigGANSpec) -> list[Any]:
   return entries
 
 
-def _with_ema(name: str, shape, use_ema: bool) -> tuple[dict, dict]:
+def _with_ema(name: str, shape, use_ema: bool,
+              suffix: str) -> tuple[dict, dict]:
   """({used name: shape}, {alternative copy: reason})."""
-  ema = f"{name}/{EMA_SUFFIX}"
+  ema = f"{name}/{suffix}"
   if use_ema:
     return {ema: shape}, {name: "raw weight; its EMA copy is used "
                                 "(config.convert.use_ema)"}
@@ -155,21 +156,28 @@ def _with_ema(name: str, shape, use_ema: bool) -> tuple[dict, dict]:
                               "(config.convert.use_ema)"}
 
 
-def expected_variables(spec: biggan.BigGANSpec, use_ema: bool
-                       ) -> tuple[dict[str, tuple], dict[str, str]]:
-  """(required {name: shape}, known optional {name: reason it is unused})."""
+def variables_of(entries: list[Any], use_ema: bool,
+                 ema_suffix: str = EMA_SUFFIX
+                 ) -> tuple[dict[str, tuple], dict[str, str]]:
+  """(required {name: shape}, known optional {name: reason it is unused}).
+
+  The TF variables behind `entries` (a `layout`): an SN weight is w, u0 and
+  optionally b; BN statistics are mean, var and counter; weights and plain
+  variables come with an EMA copy (`name/ema_suffix`), of which `use_ema`
+  picks one.
+  """
   required: dict[str, tuple] = {}
   optional: dict[str, str] = {}
 
   def add(name, shape, ema):
     if ema:
-      used, alt = _with_ema(name, tuple(shape), use_ema)
+      used, alt = _with_ema(name, tuple(shape), use_ema, ema_suffix)
       required.update(used)
       optional.update(alt)
     else:
       required[name] = tuple(shape)
 
-  for entry in layout(spec):
+  for entry in entries:
     if isinstance(entry, SNWeight):
       add(f"{entry.scope}/w", entry.shape, True)
       add(f"{entry.scope}/u0", (1, entry.shape[-1]), False)
@@ -182,6 +190,12 @@ def expected_variables(spec: biggan.BigGANSpec, use_ema: bool
     else:
       add(entry.name, entry.shape, True)
   return required, optional
+
+
+def expected_variables(spec: biggan.BigGANSpec, use_ema: bool
+                       ) -> tuple[dict[str, tuple], dict[str, str]]:
+  """(required {name: shape}, known optional {name: reason it is unused})."""
+  return variables_of(layout(spec), use_ema)
 
 
 def manifest_lines(spec: biggan.BigGANSpec) -> list[str]:

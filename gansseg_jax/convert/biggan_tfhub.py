@@ -94,32 +94,7 @@ def expected_variables(spec: imagenet_biggan.ImageNetBigGANSpec,
                        use_ema: bool) -> tuple[dict[str, tuple],
                                                dict[str, str]]:
   """(required {name: shape}, {known alternative copy: why it is unused})."""
-  required: dict[str, tuple] = {}
-  alternatives: dict[str, str] = {}
-
-  def add(name, shape, ema):
-    if not ema:
-      required[name] = tuple(shape)
-      return
-    copy = f"{name}/{EMA_SUFFIX}"
-    used, other = (copy, name) if use_ema else (name, copy)
-    required[used] = tuple(shape)
-    alternatives[other] = ("raw weight; the EMA copy is used" if use_ema
-                           else "EMA copy; the raw weight is used")
-
-  for entry in layout(spec):
-    if isinstance(entry, SNWeight):
-      add(f"{entry.scope}/w", entry.shape, True)
-      add(f"{entry.scope}/u0", (1, entry.shape[-1]), False)
-      if entry.bias:
-        add(f"{entry.scope}/b", (entry.shape[-1],), True)
-    elif isinstance(entry, BNStats):
-      for name in ("accumulated_mean", "accumulated_var"):
-        add(f"{entry.scope}/{name}", (entry.channels,), False)
-      add(f"{entry.scope}/accumulation_counter", (), False)
-    else:
-      add(entry.name, entry.shape, True)
-  return required, alternatives
+  return bigbigan_names.variables_of(layout(spec), use_ema, EMA_SUFFIX)
 
 
 def check(spec: imagenet_biggan.ImageNetBigGANSpec,
