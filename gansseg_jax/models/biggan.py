@@ -120,7 +120,8 @@ def activation_dtype(name: str) -> jnp.dtype:
   return jnp.dtype(name)
 
 
-def _precision(dtype) -> jax.lax.Precision:
+def matmul_precision(dtype) -> jax.lax.Precision:
+  """Full precision for float32 activations (no silent TF32/bf16 passes)."""
   return (jax.lax.Precision.HIGHEST if dtype == jnp.float32
           else jax.lax.Precision.DEFAULT)
 
@@ -151,7 +152,7 @@ class Conv(nnx.Module):
     y = jax.lax.conv_general_dilated(
         x.astype(self.dtype), self.kernel[...].astype(self.dtype), (1, 1),
         "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        precision=_precision(self.dtype))
+        precision=matmul_precision(self.dtype))
     if self.bias is not None:
       y = y + self.bias[...].astype(self.dtype)
     return y
@@ -166,7 +167,8 @@ class Dense(nnx.Module):
     self.dtype = dtype
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return (jnp.dot(x, self.kernel[...], precision=_precision(self.dtype))
+    return (jnp.dot(x, self.kernel[...],
+                    precision=matmul_precision(self.dtype))
             + self.bias[...])
 
 
@@ -255,7 +257,7 @@ class SelfAttention(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     b, h, w, c = x.shape
-    prec = _precision(self.dtype)
+    prec = matmul_precision(self.dtype)
     theta = self.theta(x).reshape(b, h * w, c // 8)
     phi = max_pool_2x2(self.phi(x)).reshape(b, h * w // 4, c // 8)
     g = max_pool_2x2(self.g(x)).reshape(b, h * w // 4, c // 2)

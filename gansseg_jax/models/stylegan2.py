@@ -44,6 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gansseg_jax.models import biggan
+
 LATENT_SPACES = ("z", "w", "w+")
 NOISE_MODES = ("const", "random", "none")
 ARCHITECTURE = "skip"  # Config F's generator; the only one implemented.
@@ -125,18 +127,6 @@ def check_latent_space(latent_space: str) -> None:
                      f"{LATENT_SPACES}")
 
 
-def activation_dtype(name: str) -> jnp.dtype:
-  """'float32' or 'bfloat16' -> the jnp dtype; ValueError otherwise."""
-  if name not in ("float32", "bfloat16"):
-    raise ValueError(f"dtype: {name!r} is not 'float32' or 'bfloat16'")
-  return jnp.dtype(name)
-
-
-def _precision(dtype) -> jax.lax.Precision:
-  return (jax.lax.Precision.HIGHEST if dtype == jnp.float32
-          else jax.lax.Precision.DEFAULT)
-
-
 def _fir_kernel(channels: int, gain: float, dtype) -> jax.Array:
   """The [1,3,3,1] outer-product filter / its sum * gain, depthwise HWIO."""
   f = np.asarray(RESAMPLE_FILTER, np.float32)
@@ -151,7 +141,8 @@ def _depthwise(x: jax.Array, kernel: jax.Array, padding, lhs_dilation=(1, 1)
   return jax.lax.conv_general_dilated(
       x, kernel, (1, 1), padding, lhs_dilation=lhs_dilation,
       dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      feature_group_count=x.shape[-1], precision=_precision(x.dtype))
+      feature_group_count=x.shape[-1],
+      precision=biggan.matmul_precision(x.dtype))
 
 
 def upsample_image(img: jax.Array) -> jax.Array:
@@ -220,7 +211,7 @@ class SynthesisLayer(nnx.Module):
         "bi,hwio->bo", styles * styles, weight * weight,
         precision=jax.lax.Precision.HIGHEST) + NORMALIZE_EPS)  # [B, out]
     x = x * styles[:, None, None, :].astype(self.dtype)
-    prec = _precision(self.dtype)
+    prec = biggan.matmul_precision(self.dtype)
     if self.up:  # Transposed conv = dilated input, flipped kernel, pad k-1.
       x = jax.lax.conv_general_dilated(
           x, weight[::-1, ::-1].astype(self.dtype), (1, 1), ((2, 2), (2, 2)),
@@ -253,7 +244,7 @@ class ToRGB(nnx.Module):
     styles = self.affine(w)
     x = x * styles[:, None, None, :].astype(self.dtype)
     y = jnp.einsum("bhwi,io->bhwo", x, self.weight[...].astype(self.dtype),
-                   precision=_precision(self.dtype),
+                   precision=biggan.matmul_precision(self.dtype),
                    preferred_element_type=jnp.float32) + self.bias[...]
     return y if self.clamp is None else jnp.clip(y, -self.clamp, self.clamp)
 
@@ -337,7 +328,7 @@ def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
   check_latent_space(latent_space)
   if noise_mode not in NOISE_MODES:
     raise ValueError(f"noise_mode: {noise_mode!r} is not one of {NOISE_MODES}")
-  act_dtype = activation_dtype(dtype)
+  act_dtype = biggan.activation_dtype(dtype)
   graphdef, abstract_state = nnx.split(nnx.eval_shape(
       lambda: StyleGAN2(spec, dtype=act_dtype)))
 
