@@ -5,7 +5,9 @@ r"""BigGAN-deep 128 (class-conditional ImageNet).
     --config.generator.checkpoint=biggan-deep-128
 
 The checkpoint is a pytorch-pretrained-biggan model: the folder holding its
-pytorch_model.bin and config.json (docs/generators.md). Latents: z ~ t N(0, 1)
+pytorch_model.bin and config.json (docs/generators.md). Or read the TF-Hub
+module: --config.generator.source=tfhub
+--config.generator.handle=https://tfhub.dev/deepmind/biggan-deep-128/1 Latents: z ~ t N(0, 1)
 cut to [-2, 2] and one ImageNet class per latent (config.generator.classes,
 '' = all); t = config.generator.truncation also chooses the network's BN
 statistics. Directions move z only, never the class.

@@ -45,6 +45,7 @@ def import_unless_absent(module):
 
 tf = import_unless_absent("tensorflow")
 hub = import_unless_absent("tensorflow_hub")
+import tf_biggan_ops  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 MANIFEST = os.path.join(os.path.dirname(__file__),
                         "bigbigan_generator_manifest.txt")
@@ -203,16 +204,9 @@ def tf_generate(z, var, spec):
   def ema(name):
     return var(f"{name}/{bigbigan_names.EMA_SUFFIX}")
 
-  def normalize(x):
-    return x / (tf.sqrt(tf.reduce_sum(x * x)) + 1e-4)
-
   def sn(scope):
-    w = ema(f"{scope}/w")
-    mat = tf.reshape(w, [-1, w.shape[-1]])
-    v = normalize(tf.matmul(var(f"{scope}/u0"), mat, transpose_b=True))
-    u = normalize(tf.matmul(v, mat))
-    sigma = tf.matmul(tf.matmul(v, mat), u, transpose_b=True)[0, 0]
-    return w / sigma
+    return tf_biggan_ops.spectral_normalized(ema(f"{scope}/w"),
+                                             var(f"{scope}/u0"))
 
   def stats(scope):
     count = var(f"{scope}/accumulation_counter")
@@ -230,9 +224,7 @@ def tf_generate(z, var, spec):
     y = tf.nn.conv2d(x, sn(scope), 1, "SAME")
     return y + ema(f"{scope}/b") if bias else y
 
-  def up(x):
-    return tf.compat.v1.image.resize_nearest_neighbor(
-        x, [2 * x.shape[1], 2 * x.shape[2]])
+  up = tf_biggan_ops.upsample
 
   chunks = tf.split(z, spec.num_blocks + 1, axis=1)
   one_hot = tf.ones_like(z[:, :1])  # The single class of BigBiGAN.
@@ -250,16 +242,8 @@ def tf_generate(z, var, spec):
              f"{scope}/conv1")
     h = h + conv(up(x), f"{scope}/conv_sc")
     if i == spec.attention_block:
-      a, c = "Generator/attention", h.shape[-1]
-      n = h.shape[1] * h.shape[2]
-      theta = tf.reshape(conv(h, f"{a}/theta", False), [-1, n, c // 8])
-      phi = tf.nn.max_pool2d(conv(h, f"{a}/phi", False), 2, 2, "VALID")
-      phi = tf.reshape(phi, [-1, n // 4, c // 8])
-      g = tf.nn.max_pool2d(conv(h, f"{a}/g", False), 2, 2, "VALID")
-      g = tf.reshape(g, [-1, n // 4, c // 2])
-      attn = tf.nn.softmax(tf.matmul(theta, phi, transpose_b=True), axis=-1)
-      o = tf.reshape(tf.matmul(attn, g), [-1, h.shape[1], h.shape[2], c // 2])
-      h = h + ema(f"{a}/gamma") * conv(o, f"{a}/o_conv", False)
+      h = h + ema("Generator/attention/gamma") * tf_biggan_ops.attention(
+          h, lambda x, scope: conv(x, scope, False))
   mean, variance = stats("Generator/BatchNorm")
   h = ((h - mean) * tf.math.rsqrt(variance + 1e-4)
        * ema("Generator/BatchNorm/scale") + ema("Generator/BatchNorm/offset"))
@@ -301,31 +285,23 @@ def tf_encode(x, var):
 
 def write_module(path, generator_values, encoder_values):
   """A TF1-format SavedModel (tags []) with `generate` and `encode`."""
-  graph = tf.Graph()
-  with graph.as_default():
-    variables = {}
-    everything = {**generator_values, **encoder_values}
-    everything.update({k[len(WRAPPER):] if k.startswith(WRAPPER) else k:
-                       np.zeros(s, np.float32) for k, s in EXTRAS.items()})
-    for name, value in everything.items():
-      full = name if name == "global_step" else WRAPPER + name
-      variables[name] = tf.compat.v1.get_variable(
-          full, initializer=tf.constant(value))
-    var = variables.__getitem__
+  everything = {**generator_values, **encoder_values}
+  everything.update({k[len(WRAPPER):] if k.startswith(WRAPPER) else k:
+                     np.zeros(s, np.float32) for k, s in EXTRAS.items()})
+
+  def full(name):
+    return name if name == "global_step" else WRAPPER + name
+
+  def signatures(variable):
+    var = lambda name: variable(full(name))
     z = tf.compat.v1.placeholder(tf.float32, [None, TINY.z_dim], name="z")
     x = tf.compat.v1.placeholder(tf.float32, [None, ENC_SIZE, ENC_SIZE, 3],
                                  name="x")
-    images = tf_generate(z, var, TINY)
-    encoded = tf_encode(x, var)
-    signature = tf.compat.v1.saved_model.signature_def_utils
-    with tf.compat.v1.Session() as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      builder = tf.compat.v1.saved_model.Builder(path)
-      builder.add_meta_graph_and_variables(session, tags=[], signature_def_map={
-          "generate": signature.predict_signature_def({"z": z},
-                                                      {"default": images}),
-          "encode": signature.predict_signature_def({"x": x}, encoded)})
-      builder.save()
+    return {"generate": ({"z": z}, {"default": tf_generate(z, var, TINY)}),
+            "encode": ({"x": x}, tf_encode(x, var))}
+  tf_biggan_ops.save_module(
+      path, {full(name): value for name, value in everything.items()},
+      signatures)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ def import_unless_absent(module):
 
 tf = import_unless_absent("tensorflow")
 import_unless_absent("tensorflow_hub")
+import tf_biggan_ops  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 TINY = imagenet_biggan.ImageNetBigGANSpec(
     resolution=32, z_dim=20, ch=4, shared_dim=8, n_classes=1000,
@@ -72,15 +73,9 @@ def tf_generate(z, y, var):
   def ema(name):
     return var(f"{name}/{EMA}")
 
-  def normalize(x):
-    return x / (tf.sqrt(tf.reduce_sum(x * x)) + 1e-4)
-
   def sn(scope):
-    w = ema(f"{scope}/w")
-    mat = tf.reshape(w, [-1, w.shape[-1]])
-    v = normalize(tf.matmul(var(f"{scope}/u0"), mat, transpose_b=True))
-    u = normalize(tf.matmul(v, mat))
-    return w / tf.matmul(tf.matmul(v, mat), u, transpose_b=True)[0, 0]
+    return tf_biggan_ops.spectral_normalized(ema(f"{scope}/w"),
+                                             var(f"{scope}/u0"))
 
   def normalized(x, scope):
     count = var(f"{scope}/accumulation_counter")
@@ -98,9 +93,7 @@ def tf_generate(z, y, var):
     out = tf.nn.conv2d(x, sn(scope), 1, "SAME")
     return out + ema(f"{scope}/b") if bias else out
 
-  def up(x):
-    return tf.compat.v1.image.resize_nearest_neighbor(
-        x, [2 * x.shape[1], 2 * x.shape[2]])
+  up = tf_biggan_ops.upsample
 
   chunks = tf.split(z, b.num_blocks + 1, axis=1)
   embedding = tf.matmul(y, ema("linear/w"))
@@ -115,16 +108,8 @@ def tf_generate(z, y, var):
     h = conv(tf.nn.relu(hyper_bn(h, cond, scope, "_1")), f"{scope}/conv1")
     h = h + conv(up(x), f"{scope}/conv_sc")
     if i == b.attention_block:
-      a, c = "Generator/attention", h.shape[-1]
-      n = h.shape[1] * h.shape[2]
-      theta = tf.reshape(conv(h, f"{a}/theta", False), [-1, n, c // 8])
-      phi = tf.nn.max_pool2d(conv(h, f"{a}/phi", False), 2, 2, "VALID")
-      phi = tf.reshape(phi, [-1, n // 4, c // 8])
-      g = tf.nn.max_pool2d(conv(h, f"{a}/g", False), 2, 2, "VALID")
-      g = tf.reshape(g, [-1, n // 4, c // 2])
-      attn = tf.nn.softmax(tf.matmul(theta, phi, transpose_b=True), axis=-1)
-      o = tf.reshape(tf.matmul(attn, g), [-1, h.shape[1], h.shape[2], c // 2])
-      h = h + ema(f"{a}/gamma") * conv(o, f"{a}/o_conv", False)
+      h = h + ema("Generator/attention/gamma") * tf_biggan_ops.attention(
+          h, lambda x, scope: conv(x, scope, False))
   h = (normalized(h, "Generator/ScaledCrossReplicaBNbn")
        * ema("Generator/ScaledCrossReplicaBN/gamma")
        + ema("Generator/ScaledCrossReplicaBN/beta"))
@@ -132,23 +117,13 @@ def tf_generate(z, y, var):
 
 
 def write_module(path, values):
-  graph = tf.Graph()
-  with graph.as_default():
-    variables = {name: tf.compat.v1.get_variable(
-        name, initializer=tf.constant(value)) for name, value in values.items()}
+  def signatures(var):
     z = tf.compat.v1.placeholder(tf.float32, [None, TINY.z_dim], name="z")
     y = tf.compat.v1.placeholder(tf.float32, [None, TINY.n_classes], name="y")
     truncation = tf.compat.v1.placeholder(tf.float32, [], name="truncation")
-    images = tf_generate(z, y, variables.__getitem__)
-    signature = tf.compat.v1.saved_model.signature_def_utils
-    with tf.compat.v1.Session() as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      builder = tf.compat.v1.saved_model.Builder(path)
-      builder.add_meta_graph_and_variables(session, tags=[], signature_def_map={
-          "default": signature.predict_signature_def(
-              {"z": z, "y": y, "truncation": truncation},
-              {"default": images})})
-      builder.save()
+    return {"default": ({"z": z, "y": y, "truncation": truncation},
+                        {"default": tf_generate(z, y, var)})}
+  tf_biggan_ops.save_module(path, values, signatures)
 
 
 @pytest.fixture(scope="module")

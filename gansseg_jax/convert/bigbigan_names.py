@@ -253,10 +253,33 @@ def counters(spec: biggan.BigGANSpec,
           for e in layout(spec) if isinstance(e, BNStats)}
 
 
-def _set(tree: dict, path: tuple, value: np.ndarray) -> None:
+def put(tree: dict, path: tuple, value: np.ndarray) -> None:
+  """tree[path[0]][path[1]].. = value, making the dicts on the way."""
   for key in path[:-1]:
     tree = tree.setdefault(key, {})
   tree[path[-1]] = value
+
+
+def weight_leaves(entry: Any, values: Mapping[str, np.ndarray], *,
+                  use_ema: bool, ema_suffix: str, sn_eps: float, sn_mode: str
+                  ) -> list[tuple[tuple[Any, ...], np.ndarray]]:
+  """[(Flax path, value)] of an SNWeight (W / sigma, and its bias) or a Plain
+  entry; the EMA copy (`name/ema_suffix`) of a weight when `use_ema`."""
+
+  def read(name, ema):
+    return np.asarray(values[f"{name}/{ema_suffix}" if ema and use_ema
+                             else name], np.float32)
+
+  if isinstance(entry, SNWeight):
+    w = read(f"{entry.scope}/w", True).reshape(entry.shape)
+    u0 = read(f"{entry.scope}/u0", False)
+    leaves = [(entry.dest,
+               spectral_norm.spectral_normalize(w, u0, sn_eps, sn_mode))]
+    if entry.bias:
+      leaves.append((entry.bias_dest(),
+                     read(f"{entry.scope}/b", True).reshape(entry.shape[-1])))
+    return leaves
+  return [(entry.dest, read(entry.name, True).reshape(entry.dest_shape))]
 
 
 def assemble(spec: biggan.BigGANSpec, values: Mapping[str, np.ndarray], *,
@@ -276,15 +299,7 @@ def assemble(spec: biggan.BigGANSpec, values: Mapping[str, np.ndarray], *,
 
   params: dict[str, Any] = {}
   for entry in layout(spec):
-    if isinstance(entry, SNWeight):
-      w = read(f"{entry.scope}/w", True).reshape(entry.shape)
-      u0 = read(f"{entry.scope}/u0", False)
-      _set(params, entry.dest,
-           spectral_norm.spectral_normalize(w, u0, sn_eps, sn_mode))
-      if entry.bias:
-        _set(params, entry.bias_dest(),
-             read(f"{entry.scope}/b", True).reshape(entry.shape[-1]))
-    elif isinstance(entry, BNStats):
+    if isinstance(entry, BNStats):
       mean = read(f"{entry.scope}/accumulated_mean", False).reshape(-1)
       var = read(f"{entry.scope}/accumulated_var", False).reshape(-1)
       if bn_stats == "divide":
@@ -295,8 +310,11 @@ def assemble(spec: biggan.BigGANSpec, values: Mapping[str, np.ndarray], *,
               f"config.convert.bn_stats: 'divide' but {entry.scope}/"
               f"accumulation_counter is {count}; use 'raw'")
         mean, var = mean / count, var / count
-      _set(params, entry.dest + ("mean",), mean)
-      _set(params, entry.dest + ("var",), var)
+      put(params, entry.dest + ("mean",), mean)
+      put(params, entry.dest + ("var",), var)
     else:
-      _set(params, entry.dest, read(entry.name, True).reshape(entry.dest_shape))
+      for path, leaf in weight_leaves(entry, values, use_ema=use_ema,
+                                      ema_suffix=EMA_SUFFIX, sn_eps=sn_eps,
+                                      sn_mode=sn_mode):
+        put(params, path, leaf)
   return params

@@ -102,10 +102,21 @@ def check(spec: imagenet_biggan.ImageNetBigGANSpec,
           ) -> dict[str, str]:
   """UserError on a missing, misshapen or unknown variable; {unused: why}."""
   required, alternatives = expected_variables(spec, use_ema)
+  return check_against(required, alternatives, _UNUSED, shapes, where,
+                       str(spec))
+
+
+def check_against(required: Mapping[str, tuple],
+                  alternatives: Mapping[str, str], unused_rules,
+                  shapes: Mapping[str, tuple], where: str, what: str
+                  ) -> dict[str, str]:
+  """UserError naming the first missing, misshapen or unknown variable of a
+  module (`what` is the architecture in messages); {unused name: why}: the
+  known alternatives and the names an (is_unused, why) rule accepts."""
   for name, shape in required.items():
     if name not in shapes:
       raise errors.UserError(f"{where}: variable {name} is missing (expected "
-                             f"shape {list(shape)} for {spec})")
+                             f"shape {list(shape)} for {what})")
     if not bigbigan_names.same_shape(shapes[name], shape):
       raise errors.UserError(f"{where}: variable {name} has shape "
                              f"{list(shapes[name])}, expected {list(shape)}")
@@ -114,10 +125,10 @@ def check(spec: imagenet_biggan.ImageNetBigGANSpec,
     if name in required:
       continue
     reason = alternatives.get(name) or next(
-        (why for match, why in _UNUSED if match(name)), None)
+        (why for match, why in unused_rules if match(name)), None)
     if reason is None:
       raise errors.UserError(f"{where}: variable {name} is not part of the "
-                             "BigGAN generator and not on the unused list")
+                             "generator and not on the unused list")
     unused[name] = reason
   return unused
 
@@ -129,38 +140,26 @@ def assemble(spec: imagenet_biggan.ImageNetBigGANSpec,
   """Flax params from checked variables: W / sigma, BN statistics raw or
   divided by the accumulation counter ('divide')."""
 
-  def read(name, ema):
-    return np.asarray(values[f"{name}/{EMA_SUFFIX}" if ema and use_ema
-                             else name], np.float32)
+  def read(name):
+    return np.asarray(values[name], np.float32)
 
   params: dict[str, Any] = {}
-
-  def put(path, value):
-    tree = params
-    for key in path[:-1]:
-      tree = tree.setdefault(key, {})
-    tree[path[-1]] = value
-
   for entry in layout(spec):
-    if isinstance(entry, SNWeight):
-      w = read(f"{entry.scope}/w", True).reshape(entry.shape)
-      put(entry.dest, spectral_norm.spectral_normalize(
-          w, read(f"{entry.scope}/u0", False), sn_eps, sn_mode))
-      if entry.bias:
-        put(entry.bias_dest(),
-            read(f"{entry.scope}/b", True).reshape(entry.shape[-1]))
-    elif isinstance(entry, BNStats):
-      mean = read(f"{entry.scope}/accumulated_mean", False).reshape(-1)
-      var = read(f"{entry.scope}/accumulated_var", False).reshape(-1)
+    if isinstance(entry, BNStats):
+      mean = read(f"{entry.scope}/accumulated_mean").reshape(-1)
+      var = read(f"{entry.scope}/accumulated_var").reshape(-1)
       if bn_stats == "divide":
-        count = float(read(f"{entry.scope}/accumulation_counter", False))
+        count = float(read(f"{entry.scope}/accumulation_counter"))
         if count <= 0:
           return {}  # This reading cannot be the module's.
         mean, var = mean / count, var / count
-      put(entry.dest + ("mean",), mean)
-      put(entry.dest + ("var",), var)
+      bigbigan_names.put(params, entry.dest + ("mean",), mean)
+      bigbigan_names.put(params, entry.dest + ("var",), var)
     else:
-      put(entry.dest, read(entry.name, True).reshape(entry.dest_shape))
+      for path, leaf in bigbigan_names.weight_leaves(
+          entry, values, use_ema=use_ema, ema_suffix=EMA_SUFFIX,
+          sn_eps=sn_eps, sn_mode=sn_mode):
+        bigbigan_names.put(params, path, leaf)
   return params
 
 

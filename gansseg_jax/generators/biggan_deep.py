@@ -1,6 +1,11 @@
 """Kind 'biggan_deep': BigGAN-deep (class-conditional, ImageNet).
 
 Sources (config.generator.source):
+  'tfhub'   config.generator.handle: deepmind/biggan-deep-{128,256,512}/1
+            (URL, folder or .tar.gz), its BN statistics read from the module's
+            graph and the result verified against its own `default` signature
+            (convert/biggan_deep_tfhub.py; config.convert.use_ema,
+            verify_batch); needs the `tf` extra
   'torch'   config.generator.checkpoint: a pytorch-pretrained-biggan model
             (the folder of pytorch_model.bin + config.json, or the .bin with
             config.json beside it; convert/biggan_torch.py)
@@ -16,6 +21,7 @@ from typing import Any
 import ml_collections
 
 from gansseg_jax import errors
+from gansseg_jax.convert import biggan_deep_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.generators import imagenet_biggan as imagenet_kind
 from gansseg_jax.models import biggan_deep
@@ -35,6 +41,11 @@ def _random_spec(g: ml_collections.ConfigDict) -> biggan_deep.BigGANDeepSpec:
 def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
   del workdir
   g = config.generator
+  if g.source == "tfhub":
+    spec, params, record = biggan_deep_tfhub.convert_module(
+        g.handle, config.convert.use_ema, config.convert.verify_batch)
+    return api.Converted(spec.to_dict(), params,
+                         {"handle": g.handle, **record})
   if g.source == "torch":
     spec, params = biggan_torch.read_pretrained_biggan(g.checkpoint)
     return api.Converted(spec.to_dict(), params,
@@ -58,5 +69,5 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       latent_projection=biggan_deep.latent_projection)
 
 
-KIND = api.GeneratorKind(name="biggan_deep", sources=("torch", "random"),
+KIND = api.GeneratorKind(name="biggan_deep", sources=("tfhub", "torch", "random"),
                          convert=convert, build=build, conditional=True)
