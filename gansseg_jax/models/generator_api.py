@@ -207,10 +207,11 @@ def build_options(generator_config) -> BuildOptions:
   if not (isinstance(truncation, (int, float)) and 0 < truncation < math.inf):
     raise errors.UserError(f"config.generator.truncation: must be finite and "
                            f"> 0, got {truncation!r}")
-  return BuildOptions(dtype=dtype, latent_space=space, classes=parse_classes(
-      generator_config.get("classes", "")), truncation=float(truncation),
-                      noise_mode=str(generator_config.get("noise_mode",
-                                                          "const")))
+  return BuildOptions(
+      dtype=dtype, latent_space=space,
+      classes=parse_classes(generator_config.get("classes", "")),
+      truncation=float(truncation),
+      noise_mode=str(generator_config.get("noise_mode", "const")))
 
 
 def check_options(kind: GeneratorKind, options: BuildOptions) -> None:
