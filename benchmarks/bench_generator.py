@@ -10,7 +10,8 @@ count for the compiled program (`.lower().compile().cost_analysis()`) divided
 by the batch. Throughput is measured over --iters calls after one warm-up
 call (compilation excluded, compile time reported separately).
 Updates benchmarks/results/bench_generator.json (one entry per device kind,
-batch and dtype) and prints its markdown table. On an accelerator:
+batch and dtype; the machine and the load average before/after are
+recorded) and prints its markdown table. On an accelerator:
   --batch 95 --dtype float32   and   --batch 95 --dtype bfloat16
 """
 import argparse
@@ -82,7 +83,10 @@ def table(entries: list[dict]) -> str:
   rows = ["| device | batch | dtype | images/s | s/batch | GFLOP/image "
           "(XLA) | compile s |", "|---|---|---|---|---|---|---|"]
   for e in entries:
-    rows.append(f"| {e['device']} ({e['cpu_count']} CPUs) | {e['batch']} | "
+    load = (f", load {e['load'][0]:.1f}/{e['load'][1]:.1f}" if "load" in e
+            else "")
+    rows.append(f"| {e['device']} ({e['cpu_count']} CPUs{load}) | "
+                f"{e['batch']} | "
                 f"{e['dtype']} | {e['images_per_s']:.3g} | "
                 f"{e['seconds_per_batch']:.3g} | {e['gflops_per_image']:.1f} "
                 f"| {e['compile_s']} |")
@@ -96,7 +100,10 @@ def main():
                       default="float32")
   parser.add_argument("--iters", type=int, default=5)
   args = parser.parse_args()
+  load_before = os.getloadavg()[0]
   entry = measure(args.batch, args.dtype, args.iters)
+  entry.update(machine=machine.describe(),
+               load=[load_before, os.getloadavg()[0]])
   entries = []
   if os.path.exists(RESULTS):
     with open(RESULTS) as f:

@@ -1,13 +1,16 @@
 """StyleGAN2 generator forward images/s: Flax beside NVlabs' PyTorch, one run.
 
-  .venv/bin/python benchmarks/bench_stylegan2.py --nvlabs_dir=SRC
+  .venv/bin/python benchmarks/bench_stylegan2.py [--nvlabs_dir=SRC]
       [--reference_python=PY] [--resolution 256] [--batch 4] [--iters 3]
+      [--dtype float32|bfloat16]
 
 Both generators are config F at --resolution (z_dim = w_dim = 512, 8 mapping
-layers, channel_base 32768, channel_max 512, no clamp, fp32, const noise)
-with random weights (values do not change the cost), z -> image. Flax:
-`jax.jit(stylegan2.make_generate(spec, latent_space='z'))` on the default
-backend. Reference: NVlabs/stylegan2-ada-pytorch's training/networks.py
+layers, channel_base 32768, channel_max 512, no clamp, const noise) with
+random weights (values do not change the cost), z -> image. Flax:
+`jax.jit(stylegan2.make_generate(spec, --dtype, latent_space='z'))` on the
+default backend (--dtype is the activation dtype; parameters stay fp32).
+Without --nvlabs_dir only Flax is timed (the row's reference is empty).
+Reference (always fp32): NVlabs/stylegan2-ada-pytorch's training/networks.py
 Generator from --nvlabs_dir (any checkout; tools/make_stylegan2_golden.py
 names the commit used), in eval mode under torch.no_grad(), its reference ops
 on CPU (its CUDA plug-ins are for GPUs), torch's default thread count. Each
@@ -85,20 +88,24 @@ def measure_flax(resolution: int, batch: int, iters: int,
 
 def table(entries: list[dict]) -> str:
   rows = ["| machine (load before/after) | px | batch | dtype | Flax images/s "
-          "| PyTorch ref images/s | Flax / PyTorch |", "|---|---|---|---|---|"
-          "---|---|"]
+          "| PyTorch fp32 images/s | Flax / PyTorch |",
+          "|---|---|---|---|---|---|---|"]
   for e in entries:
+    reference, ratio = "—", "—"
+    if e["reference"]:
+      reference = f"{e['reference']['images_per_s']:.3g}"
+      ratio = f"{e['ratio']:.2f}"
     rows.append(
         f"| {e['machine']} ({e['load'][0]:.1f}/{e['load'][1]:.1f}) | "
         f"{e['resolution']} | {e['batch']} | {e['dtype']} | "
-        f"{e['flax']['images_per_s']:.3g} | "
-        f"{e['reference']['images_per_s']:.3g} | {e['ratio']:.2f} |")
+        f"{e['flax']['images_per_s']:.3g} | {reference} | {ratio} |")
   return "\n".join(rows)
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--nvlabs_dir", required=True)
+  parser.add_argument("--nvlabs_dir", default="",
+                      help="NVlabs checkout; empty: time Flax only")
   parser.add_argument("--reference_python", default=sys.executable)
   parser.add_argument("--resolution", type=int, default=256)
   parser.add_argument("--batch", type=int, default=4)
@@ -115,25 +122,29 @@ def main():
   from gansseg_jax import machine  # pylint: disable=import-outside-toplevel
   load_before = os.getloadavg()[0]
   flax = measure_flax(args.resolution, args.batch, args.iters, args.dtype)
-  reference = subprocess.run(
-      [args.reference_python, os.path.abspath(__file__), "--part=reference",
-       f"--nvlabs_dir={args.nvlabs_dir}", f"--resolution={args.resolution}",
-       f"--batch={args.batch}", f"--iters={args.iters}"],
-      check=True, capture_output=True, text=True).stdout
-  reference = json.loads(reference.strip().splitlines()[-1])
+  reference = None
+  if args.nvlabs_dir:
+    reference = subprocess.run(
+        [args.reference_python, os.path.abspath(__file__), "--part=reference",
+         f"--nvlabs_dir={args.nvlabs_dir}", f"--resolution={args.resolution}",
+         f"--batch={args.batch}", f"--iters={args.iters}"],
+        check=True, capture_output=True, text=True).stdout
+    reference = json.loads(reference.strip().splitlines()[-1])
   entry = {
       "machine": machine.describe(), "host": platform.node(),
       "load": [load_before, os.getloadavg()[0]],
       "date": time.strftime("%Y-%m-%d"), "resolution": args.resolution,
       "batch": args.batch, "iters": args.iters, "dtype": args.dtype,
       "flax": flax, "reference": reference,
-      "ratio": flax["images_per_s"] / reference["images_per_s"],
+      "ratio": (flax["images_per_s"] / reference["images_per_s"]
+                if reference else None),
   }
   entries = []
   if os.path.exists(RESULTS):
     with open(RESULTS) as f:
       entries = json.load(f)["runs"]
-  key = lambda e: (e["machine"], e["resolution"], e["batch"], e["dtype"])
+  key = lambda e: (e["machine"], e["resolution"], e["batch"], e["dtype"],
+                   bool(e["reference"]))  # A Flax-only run keeps a full row.
   entries = [e for e in entries if key(e) != key(entry)] + [entry]
   os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
   with open(RESULTS, "w") as f:

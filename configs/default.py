@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.generator.num_classes = 1000  # Classes of a conditional kind's 'random' source (checkpoints carry theirs).
   c.generator.classes = ""  # Class-conditional kinds: '' or 'all', one id ('207') or a list ('1,5,9'); one drawn per latent.
   c.generator.truncation = 1.0  # The kind's own: StyleGAN2's psi (w_avg + psi (w - w_avg)); ImageNet BigGAN's t (t * N(0,1) cut to [-2, 2]).
+  c.generator.noise_mode = "const"  # Noise inputs of a kind that has them (StyleGAN2): 'const' stored maps, 'random' per image (shared by G(z), G(z+h)), 'none'.
   c.generator.resolution = 128  # Output side in pixels.
   c.generator.z_dim = 120  # Latent size; 6 chunks of 20 for BigGAN-128.
   c.generator.ch = 96  # Base channel width (BigGAN G_ch).

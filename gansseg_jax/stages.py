@@ -74,7 +74,7 @@ _EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
 _ADDED_WITH_DEFAULTS = {
     "generator.checkpoint": "", "generator.latent_space": "z",
     "generator.num_classes": 1000, "generator.classes": "",
-    "generator.truncation": 1.0,
+    "generator.truncation": 1.0, "generator.noise_mode": "const",
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from configs import default
 from examples import tiny_generator
+from gansseg_jax import config_checks
 from gansseg_jax import errors
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage
@@ -237,7 +238,7 @@ def test_workdirs_from_before_the_new_generator_fields_keep_their_hashes():
   new = workdir.config_to_dict(default.get_config())
   old = workdir.config_to_dict(default.get_config())
   for field in ("checkpoint", "latent_space", "num_classes", "classes",
-                "truncation"):
+                "truncation", "noise_mode"):
     del old["generator"][field]
   for stage in stages.STAGES:
     assert stages.stage_hash(stage, new) == stages.stage_hash(stage, old)
@@ -281,3 +282,119 @@ def test_a_spec_json_that_misses_fields_is_one_line(tmp_path):
   with pytest.raises(errors.UserError, match=r"spec.json: its spec does not "
                      r"describe a biggan generator \(KeyError: 'ch'\)"):
     load.load_generator(default.get_config(), str(tmp_path))
+
+
+def noisy_stylegan2():
+  """A tiny random StyleGAN2 whose noise strengths are non-zero (an untrained
+  network's are 0, which would hide the noise)."""
+  from gansseg_jax.models import stylegan2  # pylint: disable=g-import-not-at-top
+  spec = stylegan2.StyleGAN2Spec(resolution=16, z_dim=8, w_dim=8,
+                                 mapping_layers=2, channel_base=64,
+                                 channel_max=16)
+  params = stylegan2.init_params(spec, jax.random.key(0))
+  for layer in params["layers"].values():
+    layer["noise_strength"] = np.float32(0.5)
+  return spec, params
+
+
+def stylegan2_network(spec, noise_mode):
+  return api.build(api.resolve("stylegan2"), spec.to_dict(),
+                   api.BuildOptions(latent_space="w", noise_mode=noise_mode))
+
+
+def test_random_noise_rows_follow_their_seed():
+  """Row i of Network 'random' on [w, s] is the model's 'random' generate of
+  w alone with noise_key = jax.random.key(s)."""
+  from gansseg_jax.models import stylegan2  # pylint: disable=g-import-not-at-top
+  spec, params = noisy_stylegan2()
+  network = stylegan2_network(spec, "random")
+  assert network.conditions == ("noise_seed",) and network.latent_dim == 9
+  latents = api.draw(network, params, jax.random.key(1), (3,), 0)
+  seeds = np.asarray(latents[:, -1])
+  assert (seeds == np.round(seeds)).all() and (seeds < 2**24).all()
+  assert len(set(seeds)) == 3
+  np.testing.assert_array_equal(
+      latents[:, :8], api.draw(stylegan2_network(spec, "const"), params,
+                               jax.random.split(jax.random.key(1))[0], (3,),
+                               0))
+  images = np.asarray(jax.jit(network)(params, latents))
+  model = jax.jit(stylegan2.make_generate(spec, latent_space="w",
+                                          noise_mode="random"))
+  for row, seed in enumerate(seeds):
+    alone = model(params, latents[row:row + 1, :8],
+                  jax.random.key(int(seed)))
+    np.testing.assert_allclose(images[row], np.asarray(alone)[0], atol=1e-5)
+  const = np.asarray(stylegan2_network(spec, "const")(params, latents[:, :8]))
+  assert np.abs(images - const).max() > 0.05  # The noise shows.
+
+
+def test_random_noise_is_shared_by_a_pair_and_not_across_seeds():
+  from gansseg_jax.models import stylegan2  # pylint: disable=g-import-not-at-top
+  spec, params = noisy_stylegan2()
+  network = jax.jit(stylegan2_network(spec, "random"))
+  latents = api.draw(stylegan2_network(spec, "random"), params,
+                     jax.random.key(3), (2,), 0)
+  images = np.asarray(network(params, latents))
+  np.testing.assert_array_equal(
+      np.asarray(network(params, api.shift(latents, jnp.zeros(8)))), images)
+  h = jnp.linspace(-1.0, 1.0, 8)
+  shifted = api.shift(latents, h)
+  np.testing.assert_array_equal(shifted[:, -1], latents[:, -1])
+  model = jax.jit(stylegan2.make_generate(spec, latent_space="w",
+                                          noise_mode="random"))
+  keys = jax.vmap(jax.random.key)(latents[:, -1].astype(jnp.uint32))
+  np.testing.assert_allclose(np.asarray(network(params, shifted)),
+                             np.asarray(model(params, shifted[:, :8], keys)),
+                             atol=1e-5)
+  twin = latents.at[:, -1].set(latents[:, -1] + 1)  # Same w, other seeds.
+  assert np.abs(np.asarray(network(params, twin)) - images).max() > 0.05
+
+
+def test_synthesis_pairs_of_random_noise_differ_by_the_shift_only():
+  """With h = 0 the pair is identical, so synth finds no lighting mask."""
+  spec, params = noisy_stylegan2()
+  network = stylegan2_network(spec, "random")
+  synth_spec = batch.SynthSpec.from_config(default.get_config().synth)
+  z = api.draw(network, params, jax.random.key(0), (4,), 0)
+  cand = batch.make_candidates(z, network, params, jnp.zeros(8), synth_spec)
+  np.testing.assert_allclose(np.asarray(cand.images),
+                             np.asarray(network(params, z)), atol=1e-5)
+  assert not np.asarray(cand.masks).any()
+
+
+def test_no_noise_is_the_models_none():
+  from gansseg_jax.models import stylegan2  # pylint: disable=g-import-not-at-top
+  spec, params = noisy_stylegan2()
+  network = stylegan2_network(spec, "none")
+  assert network.condition_dim == 0
+  w = api.draw(network, params, jax.random.key(5), (2,), 0)
+  np.testing.assert_array_equal(
+      np.asarray(network(params, w)),
+      np.asarray(stylegan2.make_generate(spec, latent_space="w",
+                                         noise_mode="none")(params, w)))
+
+
+@pytest.mark.parametrize("arch, mode", [("stylegan2", "fresh"),
+                                        ("biggan", "random"),
+                                        ("builtin", "none"),
+                                        (TINY, "random")])
+def test_a_noise_mode_the_kind_lacks_names_the_field(arch, mode):
+  config = default.get_config()
+  config.generator.arch, config.generator.noise_mode = arch, mode
+  with pytest.raises(errors.UserError,
+                     match="config.generator.noise_mode") as raised:
+    config_checks.check_values(config)
+  assert "\n" not in str(raised.value)
+
+
+def test_a_noise_mode_other_than_const_changes_the_generators_stages():
+  from gansseg_jax import stages  # pylint: disable=g-import-not-at-top
+  from gansseg_jax import workdir  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.generator.arch, config.generator.source = "stylegan2", "random"
+  old = workdir.config_to_dict(config)
+  new = workdir.config_to_dict(config)
+  new["generator"]["noise_mode"] = "random"
+  for name in ("convert", "discover", "score", "synth", "train", "report"):
+    assert stages.stage_hash(stages.BY_NAME[name], new) != (
+        stages.stage_hash(stages.BY_NAME[name], old)), name

@@ -88,9 +88,11 @@ def test_biggan_deep_random_with_all_classes(tmp_path):
   check_outputs(tmp_path, direction_dim=8, num_directions=8)
 
 
-def test_stylegan2_random_in_w_space(tmp_path):
+def test_stylegan2_random_in_w_space_with_random_noise(tmp_path):
+  """Per-latent noise (a trailing seed coordinate) through every stage; the
+  const noise runs in the pickle test below."""
   config = tiny("stylegan2", z_dim=8, ch=4, latent_space="w",
-                truncation=0.7)
+                truncation=0.7, noise_mode="random")
   config.synth.mask_rule = "affine"
   stages.run(config, str(tmp_path))
   check_outputs(tmp_path, direction_dim=8, num_directions=8)

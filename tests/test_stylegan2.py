@@ -165,6 +165,14 @@ def test_random_noise_follows_the_key(nvlabs):
   assert np.abs(a - np.clip(golden["images_w"], -1, 1)).max() > 1e-3
   with pytest.raises(ValueError, match="noise_key"):
     stylegan2.make_generate(spec, noise_mode="random")(params, w)
+  keys = jax.vmap(jax.random.key)(np.arange(len(w), dtype=np.uint32) + 7)
+  per_row = np.asarray(generate(params, w, keys))
+  for row in range(len(w)):  # Row i: a batch of one drawn from key i.
+    np.testing.assert_allclose(
+        per_row[row], np.asarray(generate(params, w[row:row + 1],
+                                          keys[row]))[0], atol=1e-5)
+  with pytest.raises(ValueError, match="noise_key: 1 keys for"):
+    generate(params, w, keys[:1])
 
 
 def test_sampled_latents_agree_across_spaces(nvlabs):

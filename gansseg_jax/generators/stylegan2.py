@@ -17,8 +17,14 @@ Latent spaces (config.generator.latent_space):
         SeFa reads the style affine maps, as SeFa does for StyleGAN
   'w+'  directions move every layer's w separately ([num_ws * w_dim];
         config.generator.z_dim must be that); sampled as the same w repeated
-Noise inputs are the network's stored buffers (NVlabs' noise_mode 'const'),
-so G(w) and G(w + h) differ by the shift only. StyleGAN2 has no output tanh;
+Noise inputs (config.generator.noise_mode, NVlabs' noise_mode):
+  'const'   the network's stored buffers (default), the same for every image;
+  'random'  fresh N(0, 1) maps per image: the latent carries a trailing noise
+            seed s (generator_api.draw), row maps drawn from jax.random.key(s)
+            (models/stylegan2.make_generate with per-row keys); `shift` never
+            moves s, so G(w) and G(w + h) share their noise;
+  'none'    no noise.
+In each, G(w) and G(w + h) differ by the shift only. StyleGAN2 has no output tanh;
 make_generate clips images to [-1, 1] (as NVlabs' scripts clamp to 8 bits).
 The 'pkl' reader also takes NVlabs' original TensorFlow StyleGAN2 pickles
 (e.g. stylegan2-church-config-f.pkl), recognised by their content.
@@ -106,13 +112,16 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
   if spec.latent_dim(options.latent_space) < spec.z_dim:
     raise ValueError(f"latent_space: {options.latent_space!r} is narrower "
                      f"than z ({spec.z_dim}); w_dim {spec.w_dim} < z_dim")
+  generate = stylegan2.make_generate(spec, options.dtype, options.latent_space,
+                                     truncation_psi=options.truncation,
+                                     noise_mode=options.noise_mode)
+  seeded = options.noise_mode == "random"
   return api.Network(
-      generate=stylegan2.make_generate(spec, options.dtype,
-                                       options.latent_space,
-                                       truncation_psi=options.truncation),
+      generate=api.noise_seeded(generate) if seeded else generate,
       abstract_params=stylegan2.abstract_params(spec),
       resolution=spec.resolution,
       direction_dim=spec.latent_dim(options.latent_space),
+      noise_seeded=seeded,
       prior=(None if options.latent_space == "z"
              else w_prior(spec, options.truncation, options.latent_space)),
       latent_projection={"z": z_projection, "w": stylegan2.latent_projection,
@@ -123,4 +132,5 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
 KIND = api.GeneratorKind(name="stylegan2",
                          sources=("pkl", "rosinality", "random"),
                          convert=convert, build=build,
-                         latent_spaces=("z", "w", "w+"))
+                         latent_spaces=("z", "w", "w+"),
+                         noise_modes=stylegan2.NOISE_MODES)

@@ -17,14 +17,18 @@ and 'biggan_deep' (class-conditional ImageNet BigGANs) and 'stylegan2'.
 
 Latents. A stage sees one latent vector per image, [latent_dim] =
 [direction_dim + condition_dim]: the first direction_dim coordinates are the
-space directions live in (z, StyleGAN2's w, ...); a class-conditional kind
-appends its class id as one trailing coordinate. Every site that moves a
-latent calls `shift(latents, h)`, which pads h with zeros over the condition
-coordinates, so G(z) and G(z + h) always share their class and no direction
-moves it. `draw` samples latents: N(0, I) noise (or the stage's own sampler:
-truncation, encoder embeddings), mapped by the kind's `prior` when it has one
-(StyleGAN2 in W space: w = mapping(z)), then a class per latent drawn
-uniformly from `Network.classes`.
+space directions live in (z, StyleGAN2's w, ...), then the trailing
+condition coordinates (`Network.conditions`), each an integer-valued
+float32: a class-conditional kind's class id, then, for a kind with random
+noise inputs (StyleGAN2's noise_mode 'random'), a noise seed < 2**24 from
+which the image's noise maps are drawn. Every site that moves a latent calls
+`shift(latents, h)`, which pads h with zeros over the condition coordinates,
+so G(z) and G(z + h) always share their class and noise and no direction
+moves them. `draw` samples latents: N(0, I) noise (or the stage's own
+sampler: truncation, encoder embeddings), mapped by the kind's `prior` when
+it has one (StyleGAN2 in W space: w = mapping(z)), then a class per latent
+drawn uniformly from `Network.classes`, then a noise seed uniform in
+[0, 2**24).
 """
 import dataclasses
 import importlib
@@ -48,6 +52,7 @@ SHORT_NAMES = {
 }
 LATENT_SPACES = ("z", "w", "w+")
 DTYPES = ("float32", "bfloat16")
+NOISE_SEEDS = 2**24  # Noise seeds are integers below this (exact in float32).
 
 Params = Any
 Sampler = Callable[[jax.Array, int], jax.Array]
@@ -60,6 +65,7 @@ class BuildOptions:
   latent_space: str = "z"  # One of the kind's latent_spaces.
   classes: tuple[int, ...] = ()  # Class ids sampled per latent; () = all.
   truncation: float = 1.0  # The kind's own truncation (config.generator).
+  noise_mode: str = "const"  # One of the kind's noise_modes.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +88,7 @@ class Network:
   direction_dim: int  # Leading latent coordinates that directions move.
   num_classes: int = 0  # > 0: one trailing class-id coordinate.
   classes: tuple[int, ...] = ()  # Ids drawn per latent (conditional only).
+  noise_seeded: bool = False  # One trailing noise-seed coordinate, last.
   # prior(params, noise [n, direction_dim] ~ N(0, I)) -> [n, direction_dim].
   prior: Optional[Callable[[Params, jax.Array], jax.Array]] = None
   latent_projection: Optional[Callable[[Params], Any]] = None  # SeFa's W.
@@ -99,8 +106,14 @@ class Network:
     return self.generate(params, latents)
 
   @property
+  def conditions(self) -> tuple[str, ...]:
+    """Names of the trailing coordinates, in order ('class', 'noise_seed')."""
+    return (("class",) * bool(self.num_classes)
+            + ("noise_seed",) * self.noise_seeded)
+
+  @property
   def condition_dim(self) -> int:
-    return 1 if self.num_classes else 0
+    return len(self.conditions)
 
   @property
   def latent_dim(self) -> int:
@@ -116,6 +129,7 @@ class GeneratorKind:
   build: Callable[[dict[str, Any], BuildOptions], Network]
   latent_spaces: tuple[str, ...] = ("z",)
   conditional: bool = False  # Takes config.generator.classes.
+  noise_modes: tuple[str, ...] = ("const",)  # config.generator.noise_mode.
 
 
 def kind_name(generator_config) -> str:
@@ -193,16 +207,24 @@ def build_options(generator_config) -> BuildOptions:
   if not (isinstance(truncation, (int, float)) and 0 < truncation < math.inf):
     raise errors.UserError(f"config.generator.truncation: must be finite and "
                            f"> 0, got {truncation!r}")
-  return BuildOptions(dtype=dtype, latent_space=space, classes=parse_classes(
-      generator_config.get("classes", "")), truncation=float(truncation))
+  return BuildOptions(
+      dtype=dtype, latent_space=space,
+      classes=parse_classes(generator_config.get("classes", "")),
+      truncation=float(truncation),
+      noise_mode=str(generator_config.get("noise_mode", "const")))
 
 
 def check_options(kind: GeneratorKind, options: BuildOptions) -> None:
-  """UserError when the kind does not take the latent space or classes."""
+  """UserError when the kind does not take the latent space, noise mode or
+  classes."""
   if options.latent_space not in kind.latent_spaces:
     raise errors.UserError(
         f"config.generator.latent_space: {options.latent_space!r}; the "
         f"{kind.name} generator has {kind.latent_spaces}")
+  if options.noise_mode not in kind.noise_modes:
+    raise errors.UserError(
+        f"config.generator.noise_mode: {options.noise_mode!r}; the "
+        f"{kind.name} generator has {kind.noise_modes}")
   if options.classes and not kind.conditional:
     raise errors.UserError(
         f"config.generator.classes: {list(options.classes)}; the {kind.name} "
@@ -257,6 +279,9 @@ def draw(generate: Callable, params: Params, key: jax.Array,
   if network is not None:
     dim = network.direction_dim
   conditional = network is not None and network.num_classes > 0
+  seeded = network is not None and network.noise_seeded
+  if seeded:
+    key, seed_key = jax.random.split(key)
   if conditional:
     key, class_key = jax.random.split(key)
   noise = (base(key, n) if base is not None
@@ -268,6 +293,9 @@ def draw(generate: Callable, params: Params, key: jax.Array,
     classes = jnp.asarray(network.classes, jnp.float32)
     latents = jnp.concatenate(
         [latents, jax.random.choice(class_key, classes, (n, 1))], axis=-1)
+  if seeded:
+    seeds = jax.random.randint(seed_key, (n, 1), 0, NOISE_SEEDS)
+    latents = jnp.concatenate([latents, seeds.astype(jnp.float32)], axis=-1)
   return latents.reshape(tuple(batch_shape) + (latents.shape[-1],))
 
 
@@ -286,3 +314,23 @@ def split_latents(latents: jax.Array, direction_dim: int
   """(direction part [..., d], class ids int32 [...]) of conditional latents."""
   return (latents[..., :direction_dim],
           jnp.round(latents[..., direction_dim]).astype(jnp.int32))
+
+
+def noise_seeded(generate: Callable) -> Callable:
+  """generate(params, latents) of a generate(params, rest, noise_key).
+
+  The last latent coordinate is the noise seed s (`draw`); the wrapped
+  function gets the other coordinates and one key per row,
+  jax.random.key(s) [B], from which it draws that row's noise.
+  """
+  def by_latents(params, latents):
+    rest, keys = split_noise_seeds(latents)
+    return generate(params, rest, noise_key=keys)
+  return by_latents
+
+
+def split_noise_seeds(latents: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(latents less the last coordinate, keys jax.random.key(seed) [...])."""
+  seeds = jnp.round(latents[..., -1]).astype(jnp.uint32)
+  keys = jax.vmap(jax.random.key)(seeds.ravel()).reshape(seeds.shape)
+  return latents[..., :-1], keys

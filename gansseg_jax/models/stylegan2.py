@@ -30,7 +30,9 @@ Latent spaces of `make_generate` (`LATENT_SPACES`): 'z' [B, z_dim] (mapping,
 truncation, synthesis), 'w' [B, w_dim] (one w for every layer) and 'w+'
 [B, num_ws * w_dim] (per-layer ws, flattened so the pipeline keeps 2-D
 latents). Noise: 'const' uses the stored per-layer buffers, 'random' draws
-N(0, 1) maps from a key, 'none' adds nothing (NVlabs' noise_mode).
+N(0, 1) maps from a key (one key for the batch, or one key per row: row i's
+maps are then those of a batch of one drawn from key i), 'none' adds nothing
+(NVlabs' noise_mode).
 
 Parameters stay float32; `dtype` is the activation dtype. In float32 every
 matmul/conv asks for full precision.
@@ -296,6 +298,12 @@ class StyleGAN2(nnx.Module):
     return img.astype(jnp.float32)
 
 
+def _per_row(key: jax.Array) -> bool:
+  """Whether `key` is one typed key per row ([B] of jax.random.key)."""
+  return (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+          and key.ndim == 1)
+
+
 def _noise_maps(model: StyleGAN2, mode: str, batch: int,
                 key: Optional[jax.Array]) -> Optional[list[jax.Array]]:
   if mode == "none":
@@ -305,7 +313,13 @@ def _noise_maps(model: StyleGAN2, mode: str, batch: int,
   if key is None:
     raise ValueError("noise_key: noise_mode 'random' needs a key")
   sides = [layer.noise_const.shape[0] for layer in model.layers]
-  flat = jax.random.normal(key, (batch, sum(s * s for s in sides)))
+  size = sum(s * s for s in sides)
+  if _per_row(key):
+    if key.shape != (batch,):
+      raise ValueError(f"noise_key: {key.shape[0]} keys for {batch} rows")
+    flat = jax.vmap(lambda k: jax.random.normal(k, (1, size))[0])(key)
+  else:
+    flat = jax.random.normal(key, (batch, size))
   offsets = np.cumsum([0] + [s * s for s in sides])
   return [flat[:, a:b].reshape(batch, s, s)
           for a, b, s in zip(offsets, offsets[1:], sides)]
@@ -323,7 +337,8 @@ def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
   `make_sample_latents`). StyleGAN2 has no output tanh: its raw RGB is
   nominally [-1, 1] and overshoots; with `clip_output` (the default) it is
   clipped to [-1, 1], as NVlabs' generate.py clamps when it saves images.
-  `noise_key` is needed only with noise_mode 'random'.
+  `noise_key` is needed only with noise_mode 'random': one key for the
+  batch, or typed keys [B] (jax.random.key), one per row.
   """
   check_latent_space(latent_space)
   if noise_mode not in NOISE_MODES:
