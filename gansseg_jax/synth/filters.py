@@ -398,10 +398,11 @@ def label_components(mask: jax.Array, *, connectivity: int,
   return local.reshape(mask.shape), rounds
 
 
-@functools.partial(jax.jit,
-                   static_argnames=("connectivity", "min_ratio", "strict"))
+@functools.partial(jax.jit, static_argnames=("connectivity", "min_ratio",
+                                             "strict", "method"))
 def connected_components_filter(mask: jax.Array, *, connectivity: int,
-                                min_ratio: float, strict: bool) -> jax.Array:
+                                min_ratio: float, strict: bool,
+                                method: str = "auto") -> jax.Array:
   """Remove components with |M_i| < min_ratio |M_1| (docs/method.md §6).
 
   M_1 is the largest component of the sample. `strict=True` also removes
@@ -413,6 +414,7 @@ def connected_components_filter(mask: jax.Array, *, connectivity: int,
     connectivity: 4 or 8.
     min_ratio: in [0, 1] (0.2).
     strict: see above.
+    method: the labelling's ('auto', 'sweep', 'hook'; _root_labels).
 
   Returns:
     bool [..., H, W], the mask without the small components.
@@ -421,7 +423,7 @@ def connected_components_filter(mask: jax.Array, *, connectivity: int,
   num, den = as_fraction(min_ratio, "config.synth.min_component_ratio")
   height, width = mask.shape[-2:]
   foreground = (mask != 0).reshape((-1, height, width))
-  labels, _ = _root_labels(foreground, connectivity, "auto")
+  labels, _ = _root_labels(foreground, connectivity, method)
   flat_labels = labels.reshape(-1)
   sizes = jnp.zeros(flat_labels.shape, jnp.int32).at[flat_labels].add(
       foreground.reshape(-1).astype(jnp.int32), mode="promise_in_bounds")
