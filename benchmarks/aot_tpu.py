@@ -31,13 +31,17 @@ max(FLOPs / bf16 peak, bytes / HBM bandwidth) (aot_compile.CHIPS cites
 each chip's numbers).
 
 XLA costs a while_loop body once, whatever its trip count. The components
-filter's label propagation is such a loop (6-7 rounds on smooth masks,
-synth/filters.py), so for train_step the script also compiles that filter
-alone at the step's per-chip mask shape with its loop unrolled to 1 and 2
-rounds: the difference is one round; the corrected estimate adds
-(--components_rounds - 1) rounds. The synthesis loop over batch-filling
-rounds (config.synth.max_rounds) is counted once, i.e. one round, the usual
-case at the default oversample.
+filter labels masks with two such loops (synth/filters.py; on TPU: dense
+sweeps, --sweep_rounds per step, then hooking rounds, --hook_rounds, 0 on
+smooth masks), so for train_step the script also compiles that filter alone
+at the step's per-chip mask shape with its loops unrolled to (1, 0), (2, 0)
+and (1, 1) rounds: the differences are one round of each; the corrected
+estimate adds the rounds beyond the one of each the step's cost holds.
+`--sweep_estimates` does only this for train steps compiled when the filter
+hooked alone (7 rounds assumed then; their 'corrected' estimate is the
+before, the added 'after' one the step with sweeps). The synthesis loop over
+batch-filling rounds (config.synth.max_rounds) is counted once, i.e. one
+round, the usual case at the default oversample.
 
 `--search` finds the largest per-chip train_step batch that still compiles
 within HBM: a linear fit of peak bytes over two batches predicts it, then
@@ -118,8 +122,14 @@ flags.DEFINE_bool("search", True, "Largest-batch search after the matrix "
                   "(paper size).")
 flags.DEFINE_list("multihost", ["v5e-16"], "Multi-host slices for train_step "
                   "(last).")
-flags.DEFINE_integer("components_rounds", 7, "Rounds of the components "
-                     "filter's loop assumed per step (smooth masks: 6-7).")
+flags.DEFINE_integer("sweep_rounds", 10, "Sweep rounds of the components "
+                     "filter's labelling per step (batches of 18 saliency "
+                     "masks at 128 px: 7-16, median 8.5).")
+flags.DEFINE_integer("hook_rounds", 0, "Hooking rounds per step after the "
+                     "sweeps (0 unless a mask winds like a spiral).")
+flags.DEFINE_bool("sweep_estimates", False, "Only add the sweep labelling's "
+                  "estimate ('after') to train_step entries compiled before "
+                  "it, compiling the components filter alone.")
 flags.DEFINE_bool("force", False, "Recompile entries already in the JSON.")
 flags.DEFINE_string("hlo_dir", "", "Write each train_step's optimized HLO "
                     "text here.")
@@ -268,45 +278,50 @@ def programs(size: str) -> dict:
 
 
 class _UnrolledLax(types.ModuleType):
-  """jax.lax whose while_loop runs its body exactly `rounds` times."""
+  """jax.lax whose i-th while_loop runs its body exactly rounds[i] times."""
 
-  def __init__(self, rounds: int):
+  def __init__(self, rounds: tuple[int, ...]):
     super().__init__("unrolled_lax")
-    self._rounds = rounds
+    self._rounds = list(rounds)
 
   def __getattr__(self, name):
     return getattr(jax.lax, name)
 
   def while_loop(self, cond, body, state):
     del cond
-    for _ in range(self._rounds):
+    for _ in range(self._rounds.pop(0)):
       state = body(state)
     return state
 
 
 def components_round(config, tpu, masks: int) -> dict:
-  """FLOPs and bytes of one round of the components filter's loop.
+  """FLOPs and bytes of one round of each loop of the components filter.
 
-  The filter alone on one chip at [masks, H, W], its loop unrolled to 2
-  rounds minus unrolled to 1.
+  The filter alone on one chip at [masks, H, W] with the labelling TPU runs
+  ('sweep': a sweep loop, then a hooking loop; synth/filters.py), its loops
+  unrolled to (sweeps, hooking rounds) = (1, 0), (2, 0) and (1, 1): a sweep
+  round is the second minus the first, a hooking round the third minus the
+  first.
   """
   one_chip = SingleDeviceSharding(tpu.mesh.devices.flat[0])
   side = config.generator.resolution
   mask = aot_compile.abstract((masks, side, side), np.bool_, one_chip)
   costs = []
-  for rounds in (1, 2):
+  for rounds in ((1, 0), (2, 0), (1, 1)):
     filter_fn = jax.jit(functools.partial(
         filters.connected_components_filter.__wrapped__,
         connectivity=config.synth.connectivity,
         min_ratio=config.synth.min_component_ratio,
-        strict=config.synth.strict_ratio))
+        strict=config.synth.strict_ratio, method="sweep"))
     with mock.patch.object(filters, "lax", _UnrolledLax(rounds)):
       lowered = filter_fn.lower(mask)
     costs.append(aot_compile.analysis(lowered.compile()))
-  return {"masks_per_chip": masks,
-          "round_flops": costs[1]["flops"] - costs[0]["flops"],
-          "round_bytes": costs[1]["bytes_accessed"]
-                         - costs[0]["bytes_accessed"]}
+  out = {"masks_per_chip": masks}
+  for part, (a, b) in (("sweep", (0, 1)), ("hook", (0, 2))):
+    for cost in ("flops", "bytes_accessed"):
+      out[f"{part}_round_{cost.split('_')[0]}"] = (costs[b][cost]
+                                                   - costs[a][cost])
+  return out
 
 
 def masks_per_chip(config, num_devices: int) -> int:
@@ -351,23 +366,59 @@ def compile_entry(tpu, program: str, size: str, dtype: str,
 
 def train_estimates(entry: dict, config, tpu) -> dict:
   """The 12,000-step estimate, before and after the components correction."""
-  out = {"steps_12k_h": entry["roofline_s"] * PAPER_STEPS / 3600}
+  out = {"steps_12k_h": entry["roofline_s"] * PAPER_STEPS / 3600,
+         "labelling": "sweep"}
   try:
     cc = components_round(config, tpu, masks_per_chip(config, tpu.mesh.size))
   except Exception as e:  # pylint: disable=broad-except
     out["components_error"] = f"{type(e).__name__}: {e}"[:1000]
     return out
-  extra = FLAGS.components_rounds - 1
-  corrected = aot_compile.roofline(
-      entry["flops"] + extra * cc["round_flops"],
-      entry["bytes_accessed"] + extra * cc["round_bytes"], tpu.chip)
-  out.update(components=cc, components_rounds=FLAGS.components_rounds,
-             corrected_s=corrected["roofline_s"],
-             corrected_bound=corrected["bound"],
-             corrected_12k_h=corrected["roofline_s"] * PAPER_STEPS / 3600,
-             components_share=(extra + 1) * cc["round_bytes"]
-             / tpu.chip.hbm_bw / corrected["roofline_s"])
+  # The compiled step costs one body of each loop.
+  out.update(components=cc, **with_rounds(
+      entry, cc, FLAGS.sweep_rounds - 1, FLAGS.hook_rounds - 1, tpu.chip))
   return out
+
+
+def with_rounds(entry: dict, cc: dict, sweeps: int, hooks: int,
+                chip) -> dict:
+  """The step's roofline with `sweeps` sweep and `hooks` hooking rounds
+  (negative: fewer) added to its compiled cost."""
+  estimate = aot_compile.roofline(
+      entry["flops"] + sweeps * cc["sweep_round_flops"]
+      + hooks * cc["hook_round_flops"],
+      entry["bytes_accessed"] + sweeps * cc["sweep_round_bytes"]
+      + hooks * cc["hook_round_bytes"], chip)
+  filter_bytes = (FLAGS.sweep_rounds * cc["sweep_round_bytes"]
+                  + FLAGS.hook_rounds * cc["hook_round_bytes"])
+  return {"corrected_s": estimate["roofline_s"],
+          "corrected_bound": estimate["bound"],
+          "corrected_12k_h": estimate["roofline_s"] * PAPER_STEPS / 3600,
+          "components_share": filter_bytes / chip.hbm_bw
+                              / estimate["roofline_s"],
+          "sweep_rounds": FLAGS.sweep_rounds, "hook_rounds": FLAGS.hook_rounds}
+
+
+def add_sweep_estimates(results, slices) -> None:
+  """For train steps compiled before the sweeps (hooking alone, 'before'):
+  the filter's new round costs and the step they imply ('after'): the
+  compiled step less its one hooking body plus --sweep_rounds sweeps (and
+  --hook_rounds hooking rounds)."""
+  for entry in list(results.entries):
+    if (entry["program"] != "train_step" or entry["status"] != "compiled"
+        or "labelling" in entry or "after" in entry
+        or entry["slice"] not in FLAGS.slices):
+      continue
+    name = entry["slice"]
+    if name not in slices:
+      slices[name] = aot_compile.tpu_slice(name, *SLICES[name])
+    tpu = slices[name]
+    config = make_config(entry["size"], entry["dtype"], entry["batch"])
+    cc = components_round(config, tpu, masks_per_chip(config, tpu.mesh.size))
+    after = with_rounds(entry, cc, FLAGS.sweep_rounds,
+                        FLAGS.hook_rounds - 1, tpu.chip)
+    print(json.dumps({"slice": name, "dtype": entry["dtype"], **cc,
+                      **after}), flush=True)
+    results.put({**entry, "after": {"components": cc, **after}})
 
 
 def key(e) -> tuple:
@@ -465,7 +516,10 @@ def markdown(entries) -> str:
     if "steps_12k_h" in e:
       steps = f"{e['steps_12k_h']:.2f}"
       if "corrected_12k_h" in e:
-        steps += f" ({e['corrected_12k_h']:.2f})"
+        steps += f" ({e['corrected_12k_h']:.2f}"
+        if "after" in e:
+          steps += f" -> {e['after']['corrected_12k_h']:.2f}"
+        steps += ")"
     lines.append(
         head + f"| yes | {e['compile_s']:.0f} "
         f"| {e['peak_bytes'] / 2**30:.2f} ({e['hbm_bytes'] / 2**30:.0f}) "
@@ -508,6 +562,10 @@ def main(argv):
     print(hlo_report(FLAGS.hlo_report))
     return
   results, slices, size = Results(FLAGS.aot_out), {}, FLAGS.size
+  if FLAGS.sweep_estimates:
+    add_sweep_estimates(results, slices)
+    print(markdown(results.entries))
+    return
   batch = FLAGS.batch if size == "paper" else 16
   for name, program, dtype in matrix(size):
     run_entry(results, slices, name, program, size, dtype, batch)

@@ -6,6 +6,7 @@ scipy.ndimage.label with the matching structure, on random masks
 diagonal chains, single pixels, empty and full masks).
 """
 import functools
+import itertools
 
 from hypothesis import given, settings, strategies as st
 import jax
@@ -139,11 +140,16 @@ def adversarial_masks(n=32):
 # ------------------------------------------------------------ labelling
 
 
+METHODS = ("sweep", "hook")
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("connectivity", [4, 8])
-def test_labels_exact_on_adversarial_masks(connectivity):
+def test_labels_exact_on_adversarial_masks(connectivity, method):
   named = adversarial_masks()
   batch = np.stack(list(named.values()))
-  labels, rounds = filters.label_components(batch, connectivity=connectivity)
+  labels, rounds = filters.label_components(batch, connectivity=connectivity,
+                                            method=method)
   labels = np.asarray(labels)
   for i, (name, mask) in enumerate(named.items()):
     ref, _ = ndimage.label(mask, structure=STRUCTURES[connectivity])
@@ -155,14 +161,17 @@ def test_labels_exact_on_adversarial_masks(connectivity):
       members = np.flatnonzero(ref.ravel() == comp)
       assert np.all(flat[members] == members.min()), name
     assert np.all(flat[~np.isin(np.arange(mask.size), fg)] == -1)
-  # A 512-pixel-long spiral needs few rounds, not its length.
-  assert int(rounds) <= 12
+  # A 512-pixel-long spiral needs few hooking rounds, not its length; the
+  # sweeps stop at SWEEP_ROUNDS and leave it to hooking.
+  assert int(rounds) <= 12 + (filters.SWEEP_ROUNDS if method == "sweep"
+                              else 0)
 
 
-def test_checkerboard_and_diagonals_differ_by_connectivity():
+@pytest.mark.parametrize("method", METHODS)
+def test_checkerboard_and_diagonals_differ_by_connectivity(method):
   checker = adversarial_masks(8)["checkerboard"]
-  l4, _ = filters.label_components(checker, connectivity=4)
-  l8, _ = filters.label_components(checker, connectivity=8)
+  l4, _ = filters.label_components(checker, connectivity=4, method=method)
+  l8, _ = filters.label_components(checker, connectivity=8, method=method)
   assert len(np.unique(np.asarray(l4)[checker])) == checker.sum()
   assert len(np.unique(np.asarray(l8)[checker])) == 1
 
@@ -173,8 +182,9 @@ def test_labels_exact_on_thin_shapes(shape):
   batch = rng.random((6,) + shape) < 0.6
   batch[0] = True
   batch[1] = False
-  for connectivity in (4, 8):
-    labels, _ = filters.label_components(batch, connectivity=connectivity)
+  for connectivity, method in itertools.product((4, 8), METHODS):
+    labels, _ = filters.label_components(batch, connectivity=connectivity,
+                                         method=method)
     for mask, lab in zip(batch, np.asarray(labels)):
       ref, _ = ndimage.label(mask, structure=STRUCTURES[connectivity])
       assert same_partition(lab, ref, mask)
@@ -182,24 +192,50 @@ def test_labels_exact_on_thin_shapes(shape):
 
 @HYPOTHESIS
 @given(seed=st.integers(0, 2**32 - 1), density=st.floats(0.05, 0.95),
-       connectivity=st.sampled_from([4, 8]), smooth=st.booleans())
-def test_labels_exact_on_random_masks(seed, density, connectivity, smooth):
+       connectivity=st.sampled_from([4, 8]), smooth=st.booleans(),
+       method=st.sampled_from(METHODS))
+def test_labels_exact_on_random_masks(seed, density, connectivity, smooth,
+                                      method):
   rng = np.random.default_rng(seed)
   noise = rng.random((4, 24, 20))
   if smooth:
     noise = ndimage.uniform_filter(noise, size=(1, 3, 3))
   batch = noise < np.quantile(noise, density)
-  labels, _ = filters.label_components(batch, connectivity=connectivity)
+  labels, _ = filters.label_components(batch, connectivity=connectivity,
+                                       method=method)
   for mask, lab in zip(batch, np.asarray(labels)):
     ref, _ = ndimage.label(mask, structure=STRUCTURES[connectivity])
     assert same_partition(lab, ref, mask)
 
 
 def test_few_rounds_on_ordinary_masks():
+  """Smooth masks: a few hooking rounds, or sweeps alone (no hooking)."""
   rng = np.random.default_rng(0)
   smooth = ndimage.gaussian_filter(rng.normal(size=(8, 64, 64)), (0, 3, 3))
-  _, rounds = filters.label_components(smooth > 0, connectivity=4)
-  assert int(rounds) <= 10
+  _, hooks = filters.label_components(smooth > 0, connectivity=4,
+                                      method="hook")
+  assert int(hooks) <= 10
+  _, sweeps = filters.label_components(smooth > 0, connectivity=4,
+                                       method="sweep")
+  assert int(sweeps) < filters.SWEEP_ROUNDS
+
+
+def test_auto_hooks_on_cpu_and_sweeps_when_lowered_for_tpu():
+  batch = np.stack(list(adversarial_masks().values()))  # With the spiral.
+  auto = filters.label_components(batch, connectivity=4)
+  hook = filters.label_components(batch, connectivity=4, method="hook")
+  sweep = filters.label_components(batch, connectivity=4, method="sweep")
+  assert int(auto[1]) == int(hook[1]) != int(sweep[1])
+  np.testing.assert_array_equal(auto[0], sweep[0])
+  # Lowered for TPU (no TPU needed to lower), only the sweep loop is left
+  # beside the hooking fallback: two while loops, and `auto` picks the
+  # branch at lowering (no runtime conditional on the platform).
+  text = jax.jit(functools.partial(filters.label_components, connectivity=4)
+                 ).trace(batch).lower(lowering_platforms=("tpu",)).as_text()
+  assert text.count("stablehlo.while") == 2
+  text = jax.jit(functools.partial(filters.label_components, connectivity=4)
+                 ).trace(batch).lower(lowering_platforms=("cpu",)).as_text()
+  assert text.count("stablehlo.while") == 1
 
 
 def test_labelling_is_vmappable_and_jittable():
