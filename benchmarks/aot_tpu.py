@@ -337,7 +337,7 @@ def compile_entry(tpu, program: str, size: str, dtype: str,
   entry.update(status="compiled", compile_s=seconds,
                **aot_compile.analysis(compiled))
   entry.update(aot_compile.roofline(entry["flops"], entry["bytes_accessed"],
-                                    tpu.chip))
+                                    tpu.chip, entry.get("flops_by_class")))
   entry["hbm_fraction"] = entry["peak_bytes"] / tpu.chip.hbm
   if program == "train_step":
     if FLAGS.hlo_dir:
@@ -360,7 +360,8 @@ def train_estimates(entry: dict, config, tpu) -> dict:
   extra = FLAGS.components_rounds - 1
   corrected = aot_compile.roofline(
       entry["flops"] + extra * cc["round_flops"],
-      entry["bytes_accessed"] + extra * cc["round_bytes"], tpu.chip)
+      entry["bytes_accessed"] + extra * cc["round_bytes"], tpu.chip,
+      entry.get("flops_by_class"))
   out.update(components=cc, components_rounds=FLAGS.components_rounds,
              corrected_s=corrected["roofline_s"],
              corrected_bound=corrected["bound"],
@@ -408,13 +409,20 @@ def matrix(size: str) -> list[tuple[str, str, str]]:
   return order
 
 
+def make_slice(name: str) -> aot_compile.Slice:
+  """A TPU slice of SLICES or GPUs of aot_compile.GPU_SLICES (aot_gpu.py)."""
+  if name in aot_compile.GPU_SLICES:
+    return aot_compile.gpu_slice(name, *aot_compile.GPU_SLICES[name])
+  return aot_compile.tpu_slice(name, *SLICES[name])
+
+
 def run_entry(results, slices, name, program, size, dtype, batch):
   """The entry of the JSON, compiling it first unless present."""
   k = (name, program, size, dtype, batch)
   if results.get(k) and not FLAGS.force:
     return results.get(k)
   if name not in slices:
-    slices[name] = aot_compile.tpu_slice(name, *SLICES[name])
+    slices[name] = make_slice(name)
   entry = compile_entry(slices[name], program, size, dtype, batch)
   print(json.dumps({x: entry.get(x) for x in (
       "slice", "program", "dtype", "batch", "status", "compile_s",
