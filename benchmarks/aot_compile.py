@@ -127,9 +127,9 @@ def tpu_slice(name: str, topology: str, chip_config: str = "") -> Slice:
 def gpu_slice(name: str, gpu: str, count: int) -> Slice:
   """`count` compile-only GPUs of kind `gpu` (GPUS) in one process.
 
-  Needs the CUDA plugin and JAX_SKIP_CUDA_CONSTRAINTS_CHECK=1 (its check of
-  the CUDA libraries, absent here, would fail); topology 1x1xN = one slice,
-  one host, N devices.
+  Needs the CUDA plugin, whose check of the CUDA libraries (absent here)
+  is skipped with JAX_PLATFORMS=cpu or JAX_SKIP_CUDA_CONSTRAINTS_CHECK=1;
+  topology 1x1xN = one slice, one host, N devices.
   """
   path = os.path.join(ROOT, "benchmarks", "gpu_targets", GPU_TARGETS[gpu])
   with open(path) as f:
