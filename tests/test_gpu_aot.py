@@ -9,7 +9,8 @@ import importlib.util
 import os
 import sys
 
-# No GPU backend starts (the plugin skips its check of CUDA libraries).
+# The CUDA plugin skips its check of the CUDA libraries (absent here):
+# compiling needs neither them nor a GPU.
 os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
