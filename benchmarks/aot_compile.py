@@ -19,7 +19,7 @@ Roofline estimate of one call (per chip, programs are SPMD):
   max(FLOPs / peak_flops, bytes accessed / hbm_bw).
 A GPU also has tf32_flops and fp32_flops: XLA:GPU runs float32 matmuls and
 convolutions as TF32 on tensor cores at the default precision and on the
-FP32 cores at Precision.HIGHEST (which the models ask for in float32), so
+FP32 cores at Precision.HIGHEST (the generator's float32 matmuls), so
 its FLOP time is the sum over those three classes (`hlo_flops`).
 
 XLA:GPU's compile-only executables report no cost analysis (None); their
@@ -94,8 +94,7 @@ GPUS = {
 }
 GPU_TARGETS = {"h100": "h100_sxm_80gb.txtpb", "a100": "a100_sxm_80gb.txtpb"}
 # name -> (GPUS key, GPUs): one process, one device per GPU.
-GPU_SLICES = {"h100x8": ("h100", 8), "a100x8": ("a100", 8),
-              "h100x2": ("h100", 2)}
+GPU_SLICES = {"h100x8": ("h100", 8), "a100x8": ("a100", 8)}
 
 
 class Slice(NamedTuple):
@@ -198,7 +197,8 @@ def roofline(flops: float, bytes_accessed: float, chip: Chip,
              flops_by_class: dict | None = None) -> dict:
   """Seconds per call: compute time, memory time, their max and the bound.
 
-  With `flops_by_class` (hlo_flops) each class runs at its own peak.
+  With `flops_by_class` (hlo_flops) each class runs at its own peak and
+  `flops` is not used.
   """
   if flops_by_class:
     t_flops = sum(f / chip.peak(c) for c, f in flops_by_class.items())
@@ -343,10 +343,13 @@ def _first_array(type_text: str) -> tuple[str, list[int]]:
   return dtype, [int(d) for d in dims.split(",") if d]
 
 
+_HIGHEST = re.compile(r"operand_precision[^}\]]*highest", re.IGNORECASE)
+
+
 def _flop_class(dtype: str, rest: str) -> str:
   if dtype in ("bf16", "f16"):
     return "bf16"
-  return "fp32" if "highest" in rest.lower() else "tf32"
+  return "fp32" if _HIGHEST.search(rest) else "tf32"
 
 
 def hlo_flops(text: str) -> dict[str, float]:

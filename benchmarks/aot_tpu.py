@@ -110,7 +110,8 @@ SMALL = dict(discover_width=8, discover_batch=16, score_steps=4,
              eval_batch=16)
 
 flags.DEFINE_enum("size", "paper", ["paper", "small"], "Model sizes.")
-flags.DEFINE_list("slices", ["v5e-8", "v4-8", "v5p-8"], "Slices (SLICES).")
+flags.DEFINE_list("slices", ["v5e-8", "v4-8", "v5p-8"], "Slices (SLICES; "
+                  "GPUs: aot_compile.GPU_SLICES).")
 flags.DEFINE_list("programs", [], "Programs; empty = all.")
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "generator/unet dtype.")
 flags.DEFINE_integer("batch", 96, "Global train batch (a multiple of chips).")
