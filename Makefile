@@ -6,6 +6,8 @@
 #   make tpu-check - every jitted program compiled for Cloud TPU slices on
 #                 this CPU (libtpu in .venv-tpu; hours at the paper's sizes,
 #                 resumable; TPU_CHECK_ARGS='--size=small' for minutes)
+#   make gpu-check - the same for NVIDIA GPUs (H100, A100) on this CPU (the
+#                 CUDA plugin in .venv-gpu; GPU_CHECK_ARGS passes flags)
 # make demo WORKDIR=dir DEMO_ARGS='--config.train.steps=500' changes the run.
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +19,12 @@ TPU_VENV := .venv-tpu
 TPU_PY := $(TPU_VENV)/bin/python
 TPU_ENV := JAX_PLATFORMS=cpu ALLOW_MULTIPLE_LIBTPU_LOAD=1
 
-.PHONY: demo test test-fast venv clean-venv install-check tpu-check
+GPU_VENV := .venv-gpu
+GPU_PY := $(GPU_VENV)/bin/python
+JAX_PIN = $(shell sed -n 's/^JAX_VERSION = "\(.*\)"/\1/p' setup.py)
+
+.PHONY: demo test test-fast venv clean-venv install-check tpu-check \
+	gpu-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +59,19 @@ $(TPU_VENV)/.installed: setup.py
 tpu-check: $(TPU_VENV)/.installed
 	$(TPU_ENV) $(TPU_PY) -m pytest -q tests/test_tpu_aot.py
 	$(TPU_ENV) $(TPU_PY) benchmarks/aot_tpu.py $(TPU_CHECK_ARGS)
+
+# Compile-only: the plugin without CUDA libraries (no GPU needed).
+$(GPU_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_PY) -m pip install --quiet --upgrade pip
+	$(GPU_PY) -m pip install --quiet -e ".[test]"
+	$(GPU_PY) -m pip install --quiet "jax-cuda12-plugin==$(JAX_PIN)" \
+	  "jax-cuda12-pjrt==$(JAX_PIN)"
+	touch $@
+
+gpu-check: $(GPU_VENV)/.installed
+	JAX_PLATFORMS=cpu $(GPU_PY) -m pytest -q tests/test_gpu_aot.py
+	$(GPU_PY) benchmarks/aot_gpu.py $(GPU_CHECK_ARGS)
 
 install-check:
 	$(PYTHON) tools/install_check.py $(INSTALL_CHECK_ARGS)

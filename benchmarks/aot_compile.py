@@ -1,11 +1,14 @@
 """Compiling the project's jitted programs for Cloud TPU slices on a CPU.
 
-Shared by aot_tpu.py (every program, every slice) and aot_fill.py (the
-fused step at several max_rounds). Needs libtpu (`pip install
-"jax[tpu]==<pinned jax>"`): `jax.experimental.topologies` then describes a
-real TPU slice without a TPU, and `jit(f).lower(*abstract).compile()`
-compiles for it. Nothing here runs on a device: every input is a
-`jax.ShapeDtypeStruct` with the sharding the real run gives it.
+Shared by aot_tpu.py (every program, every slice), aot_gpu.py (the same for
+NVIDIA GPUs) and aot_fill.py (the fused step at several max_rounds). Needs
+libtpu (`pip install "jax[tpu]==<pinned jax>"`): `jax.experimental.
+topologies` then describes a real TPU slice without a TPU, and
+`jit(f).lower(*abstract).compile()` compiles for it. For GPUs the CUDA
+plugin (`jax-cuda12-plugin`, `jax-cuda12-pjrt` at the pinned jax; no CUDA
+libraries, no GPU) does the same from a target config (gpu_targets/).
+Nothing here runs on a device: every input is a `jax.ShapeDtypeStruct` with
+the sharding the real run gives it.
 
 A chip's numbers (published; `CHIPS` cites each):
   peak_flops  bf16 peak FLOP/s per chip. No fp32 peak is published; XLA
@@ -14,6 +17,14 @@ A chip's numbers (published; `CHIPS` cites each):
   hbm_bw      HBM bytes/s per chip;  hbm  HBM bytes per chip.
 Roofline estimate of one call (per chip, programs are SPMD):
   max(FLOPs / peak_flops, bytes accessed / hbm_bw).
+A GPU also has tf32_flops and fp32_flops: XLA:GPU runs float32 matmuls and
+convolutions as TF32 on tensor cores at the default precision and on the
+FP32 cores at Precision.HIGHEST (the generator's float32 matmuls), so
+its FLOP time is the sum over those three classes (`hlo_flops`).
+
+XLA:GPU's compile-only executables report no cost analysis (None); their
+FLOPs and bytes are then counted from the optimized HLO (`hlo_flops`,
+`hlo_traffic`), `cost_source` says which.
 """
 import dataclasses
 import importlib.util
@@ -44,6 +55,13 @@ class Chip:
   hbm_bw: float  # bytes/s.
   hbm: float  # bytes.
   source: str
+  tf32_flops: float = 0.0  # FLOP/s of float32 at default precision; 0: bf16.
+  fp32_flops: float = 0.0  # FLOP/s of float32 at HIGHEST; 0: bf16 peak.
+
+  def peak(self, flop_class: str) -> float:
+    """FLOP/s of a `hlo_flops` class ('bf16', 'tf32', 'fp32')."""
+    return {"tf32": self.tf32_flops, "fp32": self.fp32_flops}.get(
+        flop_class, 0.0) or self.peak_flops
 
 
 # Keyed by the topology name's generation ('v5e:2x4' -> 'v5e').
@@ -59,9 +77,28 @@ CHIPS = {
                 "bf16; HBM2e 95 GiB, 2765 GBps)"),
 }
 
+# NVIDIA's dense (no sparsity) tensor-core peaks; the datasheets list
+# TF32/BF16 "with sparsity", twice these. Each GPU's target config (the
+# GpuTargetConfigProto XLA compiles for) is in gpu_targets/.
+GPUS = {
+    "h100": Chip("NVIDIA H100 SXM5 80GB", 989.5e12, 3.35e12, 80e9,
+                 "https://www.nvidia.com/en-us/data-center/h100/ datasheet, "
+                 "H100 SXM: FP32 67 TFLOPS, TF32 989 / BF16 1,979 TFLOPS "
+                 "with sparsity (halved here), 80 GB HBM3, 3.35 TB/s",
+                 tf32_flops=494.5e12, fp32_flops=67e12),
+    "a100": Chip("NVIDIA A100 SXM4 80GB", 312e12, 2.039e12, 80e9,
+                 "https://www.nvidia.com/en-us/data-center/a100/ datasheet, "
+                 "A100 80GB SXM: FP32 19.5, TF32 156, BF16 312 TFLOPS "
+                 "(dense), 80 GB HBM2e, 2,039 GB/s",
+                 tf32_flops=156e12, fp32_flops=19.5e12),
+}
+GPU_TARGETS = {"h100": "h100_sxm_80gb.txtpb", "a100": "a100_sxm_80gb.txtpb"}
+# name -> (GPUS key, GPUs): one process, one device per GPU.
+GPU_SLICES = {"h100x8": ("h100", 8), "a100x8": ("a100", 8)}
+
 
 class Slice(NamedTuple):
-  """A TPU slice as libtpu describes it, and the 1-D 'data' mesh over it."""
+  """A TPU slice (or GPU box) and the 1-D 'data' mesh over its chips."""
   name: str
   topology: str
   chip: Chip
@@ -86,6 +123,27 @@ def tpu_slice(name: str, topology: str, chip_config: str = "") -> Slice:
                devices[0].device_kind)
 
 
+def gpu_slice(name: str, gpu: str, count: int) -> Slice:
+  """`count` compile-only GPUs of kind `gpu` (GPUS) in one process.
+
+  Needs the CUDA plugin, whose check of the CUDA libraries (absent here)
+  is skipped with JAX_PLATFORMS=cpu or JAX_SKIP_CUDA_CONSTRAINTS_CHECK=1;
+  topology 1x1xN = one slice, one host, N devices.
+  """
+  path = os.path.join(ROOT, "benchmarks", "gpu_targets", GPU_TARGETS[gpu])
+  with open(path) as f:
+    target_config = f.read()
+  topology = f"1x1x{count}"
+  desc = topologies.get_topology_desc(
+      topology_name=topology, platform="cuda", topology=topology,
+      target_config=target_config)
+  devices = desc.devices
+  mesh = Mesh(np.array(devices), (sharding.DATA_AXIS,))
+  return Slice(name, topology, GPUS[gpu], mesh,
+               len({d.process_index for d in devices}),
+               devices[0].device_kind)
+
+
 def load_default_config():
   """configs/default.py's config (the benchmarks import no configs module)."""
   path = os.path.join(ROOT, "configs", "default.py")
@@ -102,10 +160,14 @@ def compile_lowered(lower: Callable[[], Any]) -> tuple[Any, float]:
   return compiled, time.perf_counter() - start
 
 
-def analysis(compiled) -> dict[str, float]:
+def analysis(compiled) -> dict:
   """Per-chip memory (bytes), FLOPs and bytes accessed of a compiled program.
 
   peak = arguments + outputs + temporaries - aliased (donated) bytes.
+  FLOPs and bytes from XLA's cost analysis, or where it gives none
+  (XLA:GPU compile-only) from the optimized HLO: FLOPs of its dots and
+  convolutions by class (`flops_by_class`), bytes = the kernels' operand +
+  output bytes (`hlo_traffic`).
   """
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
@@ -113,17 +175,36 @@ def analysis(compiled) -> dict[str, float]:
   out = {"argument_bytes": memory.argument_size_in_bytes,
          "output_bytes": memory.output_size_in_bytes,
          "temp_bytes": memory.temp_size_in_bytes,
-         "alias_bytes": memory.alias_size_in_bytes,
-         "flops": float(cost.get("flops", float("nan"))),
-         "bytes_accessed": float(cost.get("bytes accessed", float("nan")))}
+         "alias_bytes": memory.alias_size_in_bytes}
+  if cost:
+    out.update(cost_source="xla",
+               flops=float(cost.get("flops", float("nan"))),
+               bytes_accessed=float(cost.get("bytes accessed",
+                                             float("nan"))))
+  else:
+    text = compiled.as_text()
+    by_class = hlo_flops(text)
+    out.update(cost_source="hlo", flops_by_class=by_class,
+               flops=float(sum(by_class.values())),
+               bytes_accessed=float(sum(r["bytes"]
+                                        for r in hlo_traffic(text))))
   out["peak_bytes"] = (out["argument_bytes"] + out["output_bytes"]
                        + out["temp_bytes"] - out["alias_bytes"])
   return out
 
 
-def roofline(flops: float, bytes_accessed: float, chip: Chip) -> dict:
-  """Seconds per call: compute time, memory time, their max and the bound."""
-  t_flops, t_bytes = flops / chip.peak_flops, bytes_accessed / chip.hbm_bw
+def roofline(flops: float, bytes_accessed: float, chip: Chip,
+             flops_by_class: dict | None = None) -> dict:
+  """Seconds per call: compute time, memory time, their max and the bound.
+
+  With `flops_by_class` (hlo_flops) each class runs at its own peak and
+  `flops` is not used.
+  """
+  if flops_by_class:
+    t_flops = sum(f / chip.peak(c) for c, f in flops_by_class.items())
+  else:
+    t_flops = flops / chip.peak_flops
+  t_bytes = bytes_accessed / chip.hbm_bw
   return {"t_flops_s": t_flops, "t_bytes_s": t_bytes,
           "roofline_s": max(t_flops, t_bytes),
           "bound": "memory" if t_bytes >= t_flops else "compute"}
@@ -191,6 +272,23 @@ def type_bytes(text: str) -> int:
   return total
 
 
+def _inner_computations(text: str) -> set[str]:
+  """Computations run inside one instruction: fusion bodies, reducers.
+
+  Fusion bodies by the fusions' `calls=` (XLA:GPU names them
+  'fused_*', 'gemm_fusion_*', ...), and by name; reducers and comparators
+  by `to_apply=`.
+  """
+  names = set(re.findall(r"to_apply=%?([\w.\-]+)", text))
+  for line in text.splitlines():
+    if " fusion(" in line:
+      names.update(re.findall(r"calls=%?([\w.\-]+)", line))
+  names.update(m.group("name") for m in map(_COMPUTATION.match,
+                                            text.splitlines())
+               if m and "fused" in m.group("name"))
+  return names
+
+
 def hlo_traffic(text: str) -> list[dict]:
   """Top-level instructions of optimized HLO text with their HBM traffic.
 
@@ -201,6 +299,7 @@ def hlo_traffic(text: str) -> list[dict]:
   metadata (the jitted functions it is inside). Per-op costs are not
   exposed by the compiled object.
   """
+  inner = _inner_computations(text)
   rows, sizes, computation = [], {}, ""
   for line in text.splitlines():
     header = _COMPUTATION.match(line)
@@ -212,7 +311,7 @@ def hlo_traffic(text: str) -> list[dict]:
       continue
     out = type_bytes(m.group("type"))
     sizes[m.group("name")] = out
-    if ("fused" in computation or m.group("op") in _NO_TRAFFIC
+    if (computation in inner or m.group("op") in _NO_TRAFFIC
         or m.group("op").endswith("-done")):  # Counted at its -start.
       continue
     operands = re.findall(r"%([\w.\-]+)", m.group("args"))
@@ -225,3 +324,81 @@ def hlo_traffic(text: str) -> list[dict]:
         "bytes": out + sum(sizes.get(o, 0) for o in operands),
         "op_name": op_name.group(1) if op_name else ""})
   return rows
+
+
+# cuDNN convolution custom call -> (the forward convolution's output, its
+# kernel): "out" = the call's first result, an int = that operand.
+_CUDNN_CONVOLUTIONS = {
+    "__cudnn$convForward": ("out", 1),
+    "__cudnn$convBiasActivationForward": ("out", 1),
+    "__cudnn$convBackwardInput": (0, 1),
+    "__cudnn$convBackwardFilter": (1, "out"),
+}
+_CUBLAS_GEMMS = ("__cublas$gemm", "__cublas$lt$matmul")
+
+
+def _first_array(type_text: str) -> tuple[str, list[int]]:
+  """(dtype, dims) of the first array of an HLO type (a tuple's first)."""
+  dtype, dims = _ARRAY.search(type_text).groups()
+  return dtype, [int(d) for d in dims.split(",") if d]
+
+
+_HIGHEST = re.compile(r"operand_precision[^}\]]*highest", re.IGNORECASE)
+
+
+def _flop_class(dtype: str, rest: str) -> str:
+  if dtype in ("bf16", "f16"):
+    return "bf16"
+  return "fp32" if _HIGHEST.search(rest) else "tf32"
+
+
+def hlo_flops(text: str) -> dict[str, float]:
+  """FLOPs of the dots and convolutions of optimized HLO text, by class.
+
+  Each instruction once, fusion bodies included (a while body once, as
+  XLA's cost analysis counts it); elementwise work is not counted.
+    dot, cuBLAS gemm: 2 * output elements * contracted size (the lhs's
+      contracting dimensions);
+    convolution, cuDNN convolutions: 2 * forward output elements * kernel
+      elements / kernel output features ('o' of dim_labels), i.e. two
+      FLOPs per multiply-add (backward input and filter passes do as many
+      as the forward).
+  Class (Chip.peak): 'bf16' for 16-bit operands; float32 is 'fp32' at
+  operand_precision highest (FP32 cores), else 'tf32' (XLA:GPU's default).
+  """
+  types, flops = {}, {}
+  for line in text.splitlines():
+    m = _INSTRUCTION.match(line)
+    if not m:
+      continue
+    types[m.group("name")] = m.group("type")
+    op, rest = m.group("op"), m.group("rest")
+    operands = [types.get(o, "") for o in
+                re.findall(r"%([\w.\-]+)", m.group("args"))]
+    target = re.search(r'custom_call_target="([^"]+)"', rest)
+    target = target.group(1) if target else ""
+    if op == "dot" or target in _CUBLAS_GEMMS:
+      if op == "dot":
+        contracting = re.search(r"lhs_contracting_dims=\{([0-9,]*)\}", rest)
+        contracting = contracting.group(1).split(",")
+      else:
+        contracting = re.search(
+            r'"lhs_contracting_dimensions":\[([^\]]*)\]', rest)
+        contracting = re.findall(r"\d+", contracting.group(1))
+      dtype, lhs = _first_array(operands[0])
+      _, out = _first_array(m.group("type"))
+      macs = np.prod(out) * np.prod([lhs[int(d)] for d in contracting if d])
+    elif op == "convolution" or target in _CUDNN_CONVOLUTIONS:
+      output, kernel = _CUDNN_CONVOLUTIONS.get(target, ("out", 1))
+      arrays = {"out": m.group("type"), 0: operands[0], 1: operands[1]}
+      _, output = _first_array(arrays[output])
+      _, kernel_dims = _first_array(arrays[kernel])
+      labels = re.search(r"dim_labels=[^_]+_([^-]+)->", rest).group(1)
+      dtype, _ = _first_array(operands[0])
+      macs = (np.prod(output) * np.prod(kernel_dims)
+              / kernel_dims[labels.index("o")])
+    else:
+      continue
+    cls = _flop_class(dtype, rest)
+    flops[cls] = flops.get(cls, 0.0) + 2.0 * float(macs)
+  return flops

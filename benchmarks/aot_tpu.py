@@ -114,7 +114,8 @@ SMALL = dict(discover_width=8, discover_batch=16, score_steps=4,
              eval_batch=16)
 
 flags.DEFINE_enum("size", "paper", ["paper", "small"], "Model sizes.")
-flags.DEFINE_list("slices", ["v5e-8", "v4-8", "v5p-8"], "Slices (SLICES).")
+flags.DEFINE_list("slices", ["v5e-8", "v4-8", "v5p-8"], "Slices (SLICES; "
+                  "GPUs: aot_compile.GPU_SLICES).")
 flags.DEFINE_list("programs", [], "Programs; empty = all.")
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "generator/unet dtype.")
 flags.DEFINE_integer("batch", 96, "Global train batch (a multiple of chips).")
@@ -127,6 +128,8 @@ flags.DEFINE_integer("sweep_rounds", 10, "Sweep rounds of the components "
                      "masks at 128 px: 7-16, median 8.5).")
 flags.DEFINE_integer("hook_rounds", 0, "Hooking rounds per step after the "
                      "sweeps (0 unless a mask winds like a spiral).")
+flags.DEFINE_integer("components_rounds", 7, "Hooking rounds per step where "
+                     "the filter hooks alone (GPU; smooth masks: 5-7).")
 flags.DEFINE_bool("sweep_estimates", False, "Only add the sweep labelling's "
                   "estimate ('after') to train_step entries compiled before "
                   "it, compiling the components filter alone.")
@@ -352,7 +355,7 @@ def compile_entry(tpu, program: str, size: str, dtype: str,
   entry.update(status="compiled", compile_s=seconds,
                **aot_compile.analysis(compiled))
   entry.update(aot_compile.roofline(entry["flops"], entry["bytes_accessed"],
-                                    tpu.chip))
+                                    tpu.chip, entry.get("flops_by_class")))
   entry["hbm_fraction"] = entry["peak_bytes"] / tpu.chip.hbm
   if program == "train_step":
     if FLAGS.hlo_dir:
@@ -373,29 +376,36 @@ def train_estimates(entry: dict, config, tpu) -> dict:
   except Exception as e:  # pylint: disable=broad-except
     out["components_error"] = f"{type(e).__name__}: {e}"[:1000]
     return out
-  # The compiled step costs one body of each loop.
-  out.update(components=cc, **with_rounds(
-      entry, cc, FLAGS.sweep_rounds - 1, FLAGS.hook_rounds - 1, tpu.chip))
+  # The compiled step costs one body of each loop its platform lowers:
+  # TPU sweeps then hooks, other platforms hook alone (synth/filters.py).
+  if tpu.name in SLICES:
+    out.update(components=cc, **with_rounds(
+        entry, cc, (FLAGS.sweep_rounds, FLAGS.hook_rounds), (1, 1), tpu.chip))
+  else:
+    out.update(labelling="hook", components=cc, **with_rounds(
+        entry, cc, (0, FLAGS.components_rounds), (0, 1), tpu.chip))
   return out
 
 
-def with_rounds(entry: dict, cc: dict, sweeps: int, hooks: int,
-                chip) -> dict:
-  """The step's roofline with `sweeps` sweep and `hooks` hooking rounds
-  (negative: fewer) added to its compiled cost."""
+def with_rounds(entry: dict, cc: dict, rounds: tuple[int, int],
+                compiled: tuple[int, int], chip) -> dict:
+  """The step's roofline when its components filter runs `rounds` = (sweep,
+  hooking) rounds and its compiled cost holds `compiled` bodies of each."""
+  extra = [r - c for r, c in zip(rounds, compiled)]
   estimate = aot_compile.roofline(
-      entry["flops"] + sweeps * cc["sweep_round_flops"]
-      + hooks * cc["hook_round_flops"],
-      entry["bytes_accessed"] + sweeps * cc["sweep_round_bytes"]
-      + hooks * cc["hook_round_bytes"], chip)
-  filter_bytes = (FLAGS.sweep_rounds * cc["sweep_round_bytes"]
-                  + FLAGS.hook_rounds * cc["hook_round_bytes"])
+      entry["flops"] + extra[0] * cc["sweep_round_flops"]
+      + extra[1] * cc["hook_round_flops"],
+      entry["bytes_accessed"] + extra[0] * cc["sweep_round_bytes"]
+      + extra[1] * cc["hook_round_bytes"], chip,
+      entry.get("flops_by_class"))
+  filter_bytes = (rounds[0] * cc["sweep_round_bytes"]
+                  + rounds[1] * cc["hook_round_bytes"])
   return {"corrected_s": estimate["roofline_s"],
           "corrected_bound": estimate["bound"],
           "corrected_12k_h": estimate["roofline_s"] * PAPER_STEPS / 3600,
           "components_share": filter_bytes / chip.hbm_bw
                               / estimate["roofline_s"],
-          "sweep_rounds": FLAGS.sweep_rounds, "hook_rounds": FLAGS.hook_rounds}
+          "sweep_rounds": rounds[0], "hook_rounds": rounds[1]}
 
 
 def add_sweep_estimates(results, slices) -> None:
@@ -406,16 +416,16 @@ def add_sweep_estimates(results, slices) -> None:
   for entry in list(results.entries):
     if (entry["program"] != "train_step" or entry["status"] != "compiled"
         or "labelling" in entry or "after" in entry
-        or entry["slice"] not in FLAGS.slices):
+        or entry["slice"] not in FLAGS.slices or entry["slice"] not in SLICES):
       continue
     name = entry["slice"]
     if name not in slices:
-      slices[name] = aot_compile.tpu_slice(name, *SLICES[name])
+      slices[name] = make_slice(name)
     tpu = slices[name]
     config = make_config(entry["size"], entry["dtype"], entry["batch"])
     cc = components_round(config, tpu, masks_per_chip(config, tpu.mesh.size))
-    after = with_rounds(entry, cc, FLAGS.sweep_rounds,
-                        FLAGS.hook_rounds - 1, tpu.chip)
+    after = with_rounds(entry, cc, (FLAGS.sweep_rounds, FLAGS.hook_rounds),
+                        (0, 1), tpu.chip)
     print(json.dumps({"slice": name, "dtype": entry["dtype"], **cc,
                       **after}), flush=True)
     results.put({**entry, "after": {"components": cc, **after}})
@@ -459,13 +469,20 @@ def matrix(size: str) -> list[tuple[str, str, str]]:
   return order
 
 
+def make_slice(name: str) -> aot_compile.Slice:
+  """A TPU slice of SLICES or GPUs of aot_compile.GPU_SLICES (aot_gpu.py)."""
+  if name in aot_compile.GPU_SLICES:
+    return aot_compile.gpu_slice(name, *aot_compile.GPU_SLICES[name])
+  return aot_compile.tpu_slice(name, *SLICES[name])
+
+
 def run_entry(results, slices, name, program, size, dtype, batch):
   """The entry of the JSON, compiling it first unless present."""
   k = (name, program, size, dtype, batch)
   if results.get(k) and not FLAGS.force:
     return results.get(k)
   if name not in slices:
-    slices[name] = aot_compile.tpu_slice(name, *SLICES[name])
+    slices[name] = make_slice(name)
   entry = compile_entry(slices[name], program, size, dtype, batch)
   print(json.dumps({x: entry.get(x) for x in (
       "slice", "program", "dtype", "batch", "status", "compile_s",

@@ -1,0 +1,155 @@
+"""Compiling for NVIDIA GPUs on a CPU, and the FLOPs counted from HLO.
+
+The HLO FLOP count (what benchmarks/aot_gpu.py reports, XLA:GPU having no
+cost analysis) is checked on XLA:CPU programs against hand formulas. The
+GPU compiles need the CUDA plugin (`make gpu-check` installs it and runs
+this file); they are skipped without it.
+"""
+import importlib.util
+import os
+import sys
+
+# The CUDA plugin skips its check of the CUDA libraries (absent here):
+# compiling needs neither them nor a GPU.
+os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
+from jax.sharding import PartitionSpec  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import aot_compile  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+needs_cuda_plugin = pytest.mark.skipif(
+    importlib.util.find_spec("jax_cuda12_plugin") is None,
+    reason="the CUDA plugin is not installed (pip install "
+    "jax-cuda12-plugin==<jax> jax-cuda12-pjrt==<jax>; make gpu-check runs "
+    "this test)")
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def conv(x, w, precision=None):
+  return jax.lax.conv_general_dilated(
+      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=precision)
+
+
+def compiled_flops(f, *args) -> dict:
+  return aot_compile.hlo_flops(jax.jit(f).lower(*args).compile().as_text())
+
+
+def test_hlo_flops_of_dots_and_convolutions_match_hand_counts():
+  a, b = jnp.zeros((32, 64)), jnp.zeros((64, 16))
+  assert compiled_flops(jnp.matmul, a, b) == {"tf32": 2 * 32 * 64 * 16}
+  batched = jnp.zeros((3, 5, 7)), jnp.zeros((3, 7, 2))
+  assert compiled_flops(jnp.matmul, *batched) == {"tf32": 2 * 3 * 5 * 7 * 2}
+
+  x, w = jnp.zeros((4, 16, 16, 3)), jnp.zeros((3, 3, 3, 8))
+  forward = 2 * (4 * 16 * 16 * 8) * (3 * 3 * 3)  # Per output: 3x3x3 taps.
+  assert compiled_flops(conv, x, w) == {"tf32": forward}
+
+  def both_gradients(x, w, dy):  # Backward input + backward filter.
+    _, back = jax.vjp(lambda x, w: conv(x, w, HIGHEST), x, w)
+    return back(dy)
+  assert compiled_flops(both_gradients, x, w, jnp.zeros((4, 16, 16, 8))) == {
+      "fp32": 2 * forward}
+
+  grouped = jnp.zeros((2, 8, 8, 6)), jnp.zeros((3, 3, 2, 6))
+  depthwise = lambda x, w: jax.lax.conv_general_dilated(  # 3 groups of 2.
+      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=3)
+  assert compiled_flops(depthwise, *grouped) == {
+      "tf32": 2 * (2 * 8 * 8 * 6) * (3 * 3 * 2)}
+
+
+def test_gpu_roofline_runs_each_flop_class_at_its_peak():
+  h100 = aot_compile.GPUS["h100"]
+  by_class = {"bf16": 989.5e12, "tf32": 494.5e12, "fp32": 67e12}
+  result = aot_compile.roofline(sum(by_class.values()), 1.0, h100, by_class)
+  assert result["t_flops_s"] == pytest.approx(3.0)
+  assert result["bound"] == "compute"
+  tpu = aot_compile.CHIPS["v5e"]  # No class peaks: all at bf16 peak.
+  assert tpu.peak("fp32") == tpu.peak("bf16") == 197e12
+
+
+@needs_cuda_plugin
+def test_sgd_step_compiles_for_two_h100s_with_its_inputs_per_device():
+  gpus = aot_compile.gpu_slice("h100x2", "h100", 2)
+  assert gpus.mesh.size == 2 and gpus.hosts == 1
+  assert gpus.device_kind == "NVIDIA H100 80GB HBM3"
+  batch, features, classes = 64, 96, 40
+  replicated = NamedSharding(gpus.mesh, PartitionSpec())
+  sharded = NamedSharding(gpus.mesh, PartitionSpec("data"))
+  w = jax.ShapeDtypeStruct((features, classes), jnp.float32,
+                           sharding=replicated)
+  x = jax.ShapeDtypeStruct((batch, features), jnp.float32, sharding=sharded)
+
+  def step(w, x):
+    loss = lambda w: jnp.mean(jnp.dot(x, w, precision=HIGHEST) ** 2)
+    return w - 0.1 * jax.grad(loss)(w)
+
+  compiled = jax.jit(step, donate_argnums=0).lower(w, x).compile()
+  result = aot_compile.analysis(compiled)
+
+  # Per device: the whole w (replicated, donated: the output aliases it)
+  # and half of x.
+  w_bytes, x_bytes = features * classes * 4, batch * features * 4
+  assert result["argument_bytes"] == w_bytes + x_bytes // 2
+  assert result["alias_bytes"] == result["output_bytes"] == w_bytes
+  assert result["cost_source"] == "hlo"
+  # x @ w and x.T @ dy on 32 rows per device, float32 at HIGHEST.
+  assert result["flops_by_class"] == {
+      "fp32": 2 * (2 * (batch // 2) * features * classes)}
+  # The gradient is summed over the two devices.
+  assert "all-reduce" in compiled.as_text()
+  assert result["bytes_accessed"] >= w_bytes + x_bytes // 2
+
+  # XLA:GPU keeps bfloat16 dots in bfloat16 (XLA:CPU upcasts them).
+  half = jax.ShapeDtypeStruct((batch, features), jnp.bfloat16,
+                              sharding=sharded)
+  bf16_w = jax.ShapeDtypeStruct((features, classes), jnp.bfloat16,
+                                sharding=replicated)
+  assert aot_compile.hlo_flops(
+      jax.jit(jnp.dot).lower(half, bf16_w).compile().as_text()) == {
+          "bf16": 2 * (batch // 2) * features * classes}
+
+
+def tree_bytes(tree) -> int:
+  return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+             for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.slow  # About a minute of compiling on two loaded cores.
+@needs_cuda_plugin
+def test_fused_training_step_compiles_for_two_a100s():
+  gpus = aot_compile.gpu_slice("a100x2", "a100", 2)
+  assert gpus.device_kind == "NVIDIA A100-SXM4-80GB"
+  config = aot_compile.load_default_config()
+  config.generator.update(resolution=32, ch=2, shared_dim=4,
+                          attention_resolution=0)
+  config.unet.width = 4
+  config.train.batch_size = 4
+  config.synth.max_rounds = 1
+  fused = aot_compile.fused_training(config, gpus.mesh)
+  frozen = aot_compile.abstract_frozen(config, gpus.mesh)
+  sums = jax.eval_shape(fused.zero_sums, frozen)
+
+  result = aot_compile.analysis(aot_compile.compile_lowered(
+      aot_compile.train_step(config, gpus))[0])
+
+  # Replicated state, sums and generator on each GPU, unpadded (XLA:GPU
+  # keeps dense layouts); state and sums donated: outputs alias them.
+  state_bytes = tree_bytes(fused.abstract_state) + tree_bytes(sums)
+  assert result["alias_bytes"] == state_bytes
+  assert result["argument_bytes"] == state_bytes + tree_bytes(frozen)
+  assert 0 < result["peak_bytes"] < gpus.chip.hbm
+  # The U-Net's first conv alone, forward, on 2 of the 4 samples: 3x3,
+  # 3 -> 4 channels at 32x32 (default precision: TF32).
+  assert result["flops_by_class"]["tf32"] > 2 * 2 * 1024 * 4 * 27
+  # The generator asks for HIGHEST precision in float32.
+  assert result["flops_by_class"]["fp32"] > 0
