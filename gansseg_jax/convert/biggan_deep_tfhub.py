@@ -4,14 +4,14 @@ The variables by name (those pytorch-pretrained-biggan 0.1.1's
 convert_tf_to_pytorch.py reads; a `module/` prefix, which hub.Module adds and
 hub.load does not, is dropped):
 
-  linear/w                                       [n_classes, z]  class embedding
-  Generator/GenZ/G_linear/{w,b,u0}               [2 z, 16 C0]    -> 4x4xC0
+  linear/w                          [n_classes, z]  class embedding
+  Generator/GenZ/G_linear/{w,b,u0}  [2 z, 16 C0]    -> 4x4xC0
   Generator/GBlock{,_1,..}/BatchNorm{,_1,_2,_3}/{scale,offset}/{w,u0}
-                                                 [2 z, C]   conditional gain, bias
-  Generator/GBlock{,_1,..}/conv{0,1,2,3}/{w,b,u0}  1x1, 3x3, 3x3, 1x1 kernels
+                                    [2 z, C]        conditional gain, bias
+  Generator/GBlock{,_1,..}/conv{0,1,2,3}/{w,b,u0}   1x1, 3x3, 3x3, 1x1
   Generator/attention/{theta,phi,g,o_conv}/{w,u0}, Generator/attention/gamma
-  Generator/BatchNorm/{scale,offset}             [C]   output BN
-  Generator/conv_to_rgb/{w,b,u0}                 [3, 3, C, C]  first 3 outputs kept
+  Generator/BatchNorm/{scale,offset}  [C]           output BN
+  Generator/conv_to_rgb/{w,b,u0}    [3, 3, C, C]    first 3 outputs kept
   every w, b, scale, offset, gamma also as <name>/ema_0.9999
 
 The batch-norm statistics are not variables. The module keeps them for its

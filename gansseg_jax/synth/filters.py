@@ -243,7 +243,8 @@ def _run_lengths(foreground: jax.Array, axis: int,
 
 
 def _shift_along(array: jax.Array, k: int, axis: int, fill) -> jax.Array:
-  """out[i] = array[i - k] along `axis` (k < 0: array[i + |k|]), `fill` outside."""
+  """out[i] = array[i - k] along `axis` (so k < 0 reads i + |k|), `fill`
+  where that falls outside."""
   n = array.shape[axis]
   pad = [(0, 0)] * array.ndim
   pad[axis] = (k, 0) if k > 0 else (0, -k)
