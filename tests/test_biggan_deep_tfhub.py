@@ -10,11 +10,10 @@ is BigGAN-deep written again here in TF ops (as pytorch-pretrained-biggan's
 `BigGAN` computes it), reading the statistics by linear interpolation over
 the truncation grid, with SN normalised x / (||x|| + eps) and EMA weights.
 """
-import importlib
-import importlib.util
 
 import numpy as np
 import pytest
+import skips  # pylint: disable=g-bad-import-order
 
 from configs import biggan_deep as biggan_deep_config
 from gansseg_jax import errors
@@ -24,15 +23,8 @@ from gansseg_jax.convert import load
 from gansseg_jax.models import biggan_deep
 
 
-def import_unless_absent(module):
-  if importlib.util.find_spec(module) is None:
-    pytest.skip(f"{module} is not installed (the `tf` extra)",
-                allow_module_level=True)
-  return importlib.import_module(module)
-
-
-tf = import_unless_absent("tensorflow")
-import_unless_absent("tensorflow_hub")
+tf = skips.import_unless_absent("tensorflow")
+skips.import_unless_absent("tensorflow_hub")
 import tf_biggan_ops  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 # 64 px: every side's first block has its own width, so the attention's

@@ -12,14 +12,13 @@ their distributions are not installed; an installed one that fails to import
 (e.g. tensorflow-hub without pkg_resources) fails them.
 """
 import hashlib
-import importlib
-import importlib.util
 import os
 import shutil
 
 import jax
 import numpy as np
 import pytest
+import skips  # pylint: disable=g-bad-import-order
 from PIL import Image
 
 from configs import default
@@ -35,16 +34,8 @@ from gansseg_jax.models import biggan
 
 
 
-def import_unless_absent(module):
-  """The module; a skip only when it is not installed at all."""
-  if importlib.util.find_spec(module) is None:
-    pytest.skip(f"{module} is not installed (the `tf` extra)",
-                allow_module_level=True)
-  return importlib.import_module(module)
-
-
-tf = import_unless_absent("tensorflow")
-hub = import_unless_absent("tensorflow_hub")
+tf = skips.import_unless_absent("tensorflow")
+hub = skips.import_unless_absent("tensorflow_hub")
 import tf_biggan_ops  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 MANIFEST = os.path.join(os.path.dirname(__file__),

@@ -7,26 +7,18 @@ is the generator written again here in TF ops with the readings the converter
 must discover: SN normalised x / (||x|| + eps) and BN statistics divided by
 the accumulation counter, EMA weights.
 """
-import importlib
-import importlib.util
 
 import numpy as np
 import pytest
+import skips  # pylint: disable=g-bad-import-order
 
 from gansseg_jax import errors
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.models import imagenet_biggan
 
 
-def import_unless_absent(module):
-  if importlib.util.find_spec(module) is None:
-    pytest.skip(f"{module} is not installed (the `tf` extra)",
-                allow_module_level=True)
-  return importlib.import_module(module)
-
-
-tf = import_unless_absent("tensorflow")
-import_unless_absent("tensorflow_hub")
+tf = skips.import_unless_absent("tensorflow")
+skips.import_unless_absent("tensorflow_hub")
 import tf_biggan_ops  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 TINY = imagenet_biggan.ImageNetBigGANSpec(
