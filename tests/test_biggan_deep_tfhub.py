@@ -19,6 +19,7 @@ from configs import biggan_deep as biggan_deep_config
 from gansseg_jax import errors
 from gansseg_jax import stages
 from gansseg_jax.convert import biggan_deep_tfhub
+from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import load
 from gansseg_jax.models import biggan_deep
 
@@ -190,7 +191,7 @@ def test_converted_generator_matches_module_off_the_grid(module_dir,
   path, _, _ = module_dir
   spec, params, _ = converted
   assert biggan_deep.statistics_weights(0.73, spec.n_stats)[:2] == (36, 37)
-  z, y = biggan_deep_tfhub.verification_inputs(spec, 2, 0.73)
+  z, y = biggan_tfhub.verification_inputs(spec, 2, 0.73)
   module = tf.saved_model.load(path, tags=[])
   reference = module.signatures["default"](
       z=tf.constant(z), y=tf.constant(y), truncation=tf.constant(0.73))

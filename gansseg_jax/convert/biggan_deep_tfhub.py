@@ -42,7 +42,6 @@ from gansseg_jax.convert import spectral_norm
 from gansseg_jax.convert import tfhub
 from gansseg_jax.models import biggan
 from gansseg_jax.models import biggan_deep
-from gansseg_jax.models import imagenet_biggan
 
 EMA_SUFFIX = "ema_0.9999"
 MODULE_PREFIX = biggan_tfhub.MODULE_PREFIX
@@ -249,15 +248,6 @@ def assemble(spec: biggan_deep.BigGANDeepSpec,
   return params
 
 
-def verification_inputs(spec: biggan_deep.BigGANDeepSpec, batch: int,
-                        truncation: float) -> tuple[np.ndarray, np.ndarray]:
-  """(z, y): truncated z at `truncation` and one-hot classes spread out."""
-  z = np.asarray(imagenet_biggan.truncated_z(
-      jax.random.key(0), batch, spec.z_dim, truncation))
-  classes = (np.arange(batch) * 997 + 1) % spec.n_classes
-  return z, np.asarray(imagenet_biggan.one_hot(classes, spec.n_classes))
-
-
 def convert_module(handle: str, use_ema: bool = True, verify_batch: int = 2,
                    attention_resolution: Optional[int] = None
                    ) -> tuple[biggan_deep.BigGANDeepSpec, dict[str, Any],
@@ -280,11 +270,11 @@ def convert_module(handle: str, use_ema: bool = True, verify_batch: int = 2,
     tf = optional.load("tensorflow", f"reading {handle}", optional.TF_EXTRA)
     cases = []
     for t in VERIFY_TRUNCATIONS:
-      z, y = verification_inputs(spec, verify_batch, t)
+      z, y = biggan_tfhub.verification_inputs(spec, verify_batch, t)
       images = module.signatures[SIGNATURE](
           z=tf.constant(z), y=tf.constant(y), truncation=tf.constant(t))
       cases.append((t, z, y, np.asarray(images["default"])))
-  forward = jax.jit(biggan_deep.make_forward(spec), static_argnums=3)
+  forward = jax.jit(biggan_deep.make_forward(spec))  # One compile, every t.
   tried = []
   for sn_mode in spectral_norm.NORMALIZE_MODES:
     params = assemble(spec, values, stats, use_ema=use_ema, sn_mode=sn_mode)

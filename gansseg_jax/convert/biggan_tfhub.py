@@ -209,10 +209,10 @@ def spec_from_shapes(shapes: Mapping[str, tuple], where: str,
     raise errors.UserError(f"{where}: {e}") from e
 
 
-def verification_inputs(spec: imagenet_biggan.ImageNetBigGANSpec,
-                        batch: int, truncation: float = 0.5
+def verification_inputs(spec, batch: int, truncation: float = 0.5
                         ) -> tuple[np.ndarray, np.ndarray]:
-  """(z, y): truncated z and one-hot classes spread over the range."""
+  """(z, y): truncated z and one-hot classes spread over the range, for any
+  spec with z_dim and n_classes (BigGAN's and BigGAN-deep's)."""
   z = np.asarray(imagenet_biggan.truncated_z(
       jax.random.key(0), batch, spec.z_dim, truncation))
   classes = (np.arange(batch) * 997 + 1) % spec.n_classes

@@ -24,8 +24,9 @@ Noise inputs (config.generator.noise_mode, NVlabs' noise_mode):
             (models/stylegan2.make_generate with per-row keys); `shift` never
             moves s, so G(w) and G(w + h) share their noise;
   'none'    no noise.
-In each, G(w) and G(w + h) differ by the shift only. StyleGAN2 has no output tanh;
-make_generate clips images to [-1, 1] (as NVlabs' scripts clamp to 8 bits).
+In each, G(w) and G(w + h) differ by the shift only. StyleGAN2 has no output
+tanh; make_generate clips images to [-1, 1] (as NVlabs' scripts clamp to 8
+bits).
 The 'pkl' reader also takes NVlabs' original TensorFlow StyleGAN2 pickles
 (e.g. stylegan2-church-config-f.pkl), recognised by their content.
 """
