@@ -45,6 +45,9 @@ flags.FLAGS.set_default("slices", ["h100x8"])
 flags.FLAGS.set_default("aot_out", RESULTS)
 flags.FLAGS.set_default("multihost", [])
 flags.FLAGS.set_default("search", False)
+# A batch fits within JAX's default pool: 75% of the GPU's memory
+# (XLA_PYTHON_CLIENT_MEM_FRACTION).
+flags.FLAGS.set_default("hbm_fraction", 0.75)
 
 if __name__ == "__main__":
   app.run(aot_tpu.main)

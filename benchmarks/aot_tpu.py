@@ -44,8 +44,11 @@ batch-filling rounds (config.synth.max_rounds) is counted once, i.e. one
 round, the usual case at the default oversample.
 
 `--search` finds the largest per-chip train_step batch that still compiles
-within HBM: a linear fit of peak bytes over two batches predicts it, then
-that batch and the next are compiled.
+within HBM (--hbm_fraction of it) by bracketing (batch_search.py): from the
+train steps already in the JSON it doubles until a batch does not fit, then
+bisects on multiples of --search_step, at most --search_probes compiles per
+slice and dtype; peak memory is not monotonic in the batch, so every probe
+is kept and the second table lists them.
 
 Writes benchmarks/results/aot_tpu.json after every entry (keyed by slice,
 program, size, dtype and global batch; existing entries are kept and skipped
@@ -57,6 +60,7 @@ import math
 import os
 import traceback
 import types
+from typing import Optional
 from unittest import mock
 
 from absl import app
@@ -82,6 +86,7 @@ from gansseg_jax.train import segmentation
 from gansseg_jax.train import sharding
 
 import aot_compile  # pylint: disable=g-bad-import-order
+import batch_search  # pylint: disable=g-bad-import-order
 import bench_train  # pylint: disable=g-bad-import-order
 
 RESULTS = os.path.join(aot_compile.ROOT, "benchmarks", "results",
@@ -133,6 +138,12 @@ flags.DEFINE_integer("components_rounds", 7, "Hooking rounds per step where "
 flags.DEFINE_bool("sweep_estimates", False, "Only add the sweep labelling's "
                   "estimate ('after') to train_step entries compiled before "
                   "it, compiling the components filter alone.")
+flags.DEFINE_integer("search_probes", 6, "Compiles the batch search may "
+                     "add per slice and dtype (batch_search.py).")
+flags.DEFINE_integer("search_step", 8, "The search's per-chip batches are "
+                     "multiples of this (TPU tiles are (8, 128)).")
+flags.DEFINE_float("hbm_fraction", 1.0, "A batch fits when its peak bytes "
+                   "are within this fraction of the chip's memory.")
 flags.DEFINE_bool("force", False, "Recompile entries already in the JSON.")
 flags.DEFINE_string("hlo_dir", "", "Write each train_step's optimized HLO "
                     "text here.")
@@ -492,22 +503,67 @@ def run_entry(results, slices, name, program, size, dtype, batch):
   return entry
 
 
-def search_batch(results, slices, name, size, dtype):
-  """Largest per-chip train_step batch that compiles within HBM."""
+def fits(entry: dict, hbm_fraction: float) -> Optional[bool]:
+  """Whether a train_step entry fits: compiled with its peak within
+  hbm_fraction of the chip's memory; False when the compiler ran out of
+  memory, None for any other error (the search stops there)."""
+  if entry["status"] == "compiled":
+    return entry["peak_bytes"] <= hbm_fraction * entry["hbm_bytes"]
+  error = entry.get("error", "")
+  return False if "RESOURCE_EXHAUSTED" in error or "memory" in error else None
+
+
+def search_batch(results, slices, name, size, dtype) -> dict:
+  """Largest per-chip train_step batch that fits (batch_search.py): from
+  every entry already compiled for this slice, size and dtype, up to
+  --search_probes more compiles. Returns the bracket and the probes."""
   base = run_entry(results, slices, name, "train_step", size, dtype,
                    FLAGS.batch)
   chips = base["chips"]
-  if base["status"] != "compiled":
-    return
-  double = run_entry(results, slices, name, "train_step", size, dtype,
-                     2 * FLAGS.batch)
-  if double["status"] != "compiled":
-    return
-  per_chip = FLAGS.batch // chips
-  slope = (double["peak_bytes"] - base["peak_bytes"]) / per_chip
-  predicted = int((base["hbm_bytes"] - base["peak_bytes"]) / slope) + per_chip
-  for b in (predicted, predicted + 1):
-    run_entry(results, slices, name, "train_step", size, dtype, b * chips)
+  probes = {}
+  for e in results.entries:
+    if (e["program"], e["slice"], e["size"], e["dtype"]) == (
+        "train_step", name, size, dtype) and fits(
+            e, FLAGS.hbm_fraction) is not None:
+      probes[e["batch"] // chips] = fits(e, FLAGS.hbm_fraction)
+  if probes:
+    probes = batch_search.search(
+        probes, lambda per_chip: fits(run_entry(
+            results, slices, name, "train_step", size, dtype,
+            per_chip * chips), FLAGS.hbm_fraction),
+        FLAGS.search_step, FLAGS.search_probes)
+  lo, hi = batch_search.bracket(probes)
+  summary = {"slice": name, "dtype": dtype, "chips": chips,
+             "largest_fitting_per_chip": lo, "smallest_failing_per_chip": hi,
+             "probes": dict(sorted(probes.items()))}
+  print(json.dumps(summary), flush=True)
+  return summary
+
+
+def search_markdown(entries, hbm_fraction: float) -> str:
+  """Per slice and dtype: every train_step batch compiled, and the bracket."""
+  groups = {}
+  for e in entries:
+    if e["program"] == "train_step" and e["size"] == "paper":
+      groups.setdefault((e["slice"], e["dtype"]), []).append(e)
+  lines = ["| slice | dtype | per-chip batches compiled: peak GiB (fits?) "
+           "| largest fitting per chip (global) | smallest failing |",
+           "|---|---|---|---|---|"]
+  for (name, dtype), group in sorted(groups.items()):
+    chips, probes, cells = group[0]["chips"], {}, []
+    for e in sorted(group, key=lambda e: e["batch"]):
+      ok = fits(e, hbm_fraction)
+      if ok is not None:
+        probes[e["batch"] // chips] = ok
+      peak = (f"{e['peak_bytes'] / 2**30:.1f}" if e["status"] == "compiled"
+              else "error")
+      verdict = {True: "yes", False: "no", None: "error"}[ok]
+      cells.append(f"{e['batch'] // chips}: {peak} ({verdict})")
+    lo, hi = batch_search.bracket(probes)
+    lines.append(f"| {name} | {dtype} | {'; '.join(cells)} | "
+                 f"{lo if lo is None else f'{lo} ({lo * chips})'} | "
+                 f"{'none probed' if hi is None else hi} |")
+  return "\n".join(lines)
 
 
 # Programs whose shapes follow config.train.batch_size (the others: module
@@ -594,6 +650,7 @@ def main(argv):
     run_entry(results, slices, name, "train_step", size, FLAGS.dtypes[0],
               batch)
   print(markdown(results.entries))
+  print(search_markdown(results.entries, FLAGS.hbm_fraction))
 
 
 if __name__ == "__main__":
