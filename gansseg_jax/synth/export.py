@@ -22,9 +22,13 @@ OUTPUTS:
                         foreground_fraction.
     summary.json        counts, rejection counts per filter, and the rules used.
 
-Reproducing a row: z = sample(fold_in(stage_key, key_index), 1)[0], with
-stage_key = fold_in(key(config.seed), crc32('synth')) and `sample` from
-`latents.make_sampler(config.synth, ...)`.
+Reproducing a row: its latent is generator_api.draw(generate, params,
+fold_in(stage_key, key_index), (), z_dim, base=sample), with stage_key =
+fold_in(key(config.seed), crc32('synth')) and `sample` from
+`latents.make_sampler(config.synth, ...)`: the noise, mapped by the
+generator's prior where it has one (StyleGAN2's w), then its trailing
+class id and noise seed where the generator takes them
+(models/generator_api.py).
 
 Only process 0 writes; the other processes of a multi-host run return at once
 (the stage has no collectives).
