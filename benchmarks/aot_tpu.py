@@ -45,7 +45,8 @@ round, the usual case at the default oversample.
 
 `--search` finds the largest per-chip train_step batch that still compiles
 within HBM (--hbm_fraction of it) by bracketing (batch_search.py): from the
-train steps already in the JSON it doubles until a batch does not fit, then
+train steps already in the JSON it grows the batch (doubling it, or scaling
+it by HBM over its peak when that is more) until a batch does not fit, then
 bisects on multiples of --search_step, at most --search_probes compiles per
 slice and dtype; peak memory is not monotonic in the batch, so every probe
 is kept and the second table lists them.
@@ -520,18 +521,28 @@ def search_batch(results, slices, name, size, dtype) -> dict:
   base = run_entry(results, slices, name, "train_step", size, dtype,
                    FLAGS.batch)
   chips = base["chips"]
-  probes = {}
+  probes, peaks = {}, {}
+
+  def verdict(e):
+    if e["status"] == "compiled":
+      peaks[e["batch"] // chips] = e["peak_bytes"]
+    return fits(e, FLAGS.hbm_fraction)
+
   for e in results.entries:
     if (e["program"], e["slice"], e["size"], e["dtype"]) == (
-        "train_step", name, size, dtype) and fits(
-            e, FLAGS.hbm_fraction) is not None:
-      probes[e["batch"] // chips] = fits(e, FLAGS.hbm_fraction)
+        "train_step", name, size, dtype) and verdict(e) is not None:
+      probes[e["batch"] // chips] = verdict(e)
+  # The guess scales a fitting batch by HBM over its peak: where peak memory
+  # is a fixed part (parameters, optimizer state) plus a part proportional
+  # to the batch, that lands below the boundary.
+  limit = FLAGS.hbm_fraction * base["hbm_bytes"]
   if probes:
     probes = batch_search.search(
-        probes, lambda per_chip: fits(run_entry(
+        probes, lambda per_chip: verdict(run_entry(
             results, slices, name, "train_step", size, dtype,
-            per_chip * chips), FLAGS.hbm_fraction),
-        FLAGS.search_step, FLAGS.search_probes)
+            per_chip * chips)),
+        FLAGS.search_step, FLAGS.search_probes,
+        guess=lambda lo: int(lo * limit / peaks[lo]) if lo in peaks else 0)
   lo, hi = batch_search.bracket(probes)
   summary = {"slice": name, "dtype": dtype, "chips": chips,
              "largest_fitting_per_chip": lo, "smallest_failing_per_chip": hi,

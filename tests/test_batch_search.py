@@ -17,19 +17,28 @@ def brute_force_largest(start: int, limit: int, step: int) -> int | None:
   return max(fitting, default=None)
 
 
+def linear_peak(per_chip: int) -> float:
+  """A planted memory curve: a fixed 2 GB plus 0.1 GB per sample."""
+  return 2.0 + 0.1 * per_chip
+
+
+@pytest.mark.parametrize("with_guess", [False, True])
 @pytest.mark.parametrize("start", [12, 24, 16, 121])
 @pytest.mark.parametrize("limit", [5, 8, 12, 15, 16, 17, 100, 127, 128, 129,
                                    700, 1000])
-def test_monotone_memory_finds_the_largest_fitting_multiple_of_8(start,
-                                                                  limit):
+def test_monotone_memory_finds_the_largest_fitting_multiple_of_8(
+    start, limit, with_guess):
   calls = []
 
   def fits(per_chip):
     calls.append(per_chip)
     return per_chip <= limit
 
+  # A guess from the planted curve with its memory limit at `limit`.
+  hbm = linear_peak(limit)
+  guess = (lambda lo: int(lo * hbm / linear_peak(lo))) if with_guess else None
   probes = batch_search.search({start: start <= limit}, fits, step=8,
-                               budget=100)
+                               budget=100, guess=guess)
   lo, hi = batch_search.bracket(probes)
   assert lo == brute_force_largest(start, limit, 8)
   # The bracket is tight: nothing between lo and hi is left unprobed.
@@ -38,6 +47,17 @@ def test_monotone_memory_finds_the_largest_fitting_multiple_of_8(start,
   # Doubling then bisection: about 2 log2 probes, never the same twice.
   assert len(calls) == len(set(calls)) <= 2 * (limit + start).bit_length()
   assert all(b % 8 == 0 for b in calls)
+
+
+def test_guess_jumps_past_doubling_and_stays_below_the_boundary():
+  hbm = linear_peak(300)  # Fits up to 300 per chip.
+  probes = batch_search.search(
+      {12: True}, lambda b: linear_peak(b) <= hbm, budget=1,
+      guess=lambda lo: int(lo * hbm / linear_peak(lo)))
+  # 12 * 32 / 3.2 = 120: one probe instead of 24, 48, 96.
+  assert probes == {12: True, 120: True}
+  # A guess below doubling is ignored.
+  assert batch_search.next_probe({12: True}, guess=lambda lo: 13) == 24
 
 
 def test_budget_stops_the_search_and_keeps_the_bracket():
