@@ -11,16 +11,21 @@ Nothing here runs on a device: every input is a `jax.ShapeDtypeStruct` with
 the sharding the real run gives it.
 
 A chip's numbers (published; `CHIPS` cites each):
-  peak_flops  bf16 peak FLOP/s per chip. No fp32 peak is published; XLA
-              runs fp32 matmuls at the default precision as bf16 passes on
-              the MXU, so bf16 peak is the bound for both dtypes.
+  peak_flops  bf16 peak FLOP/s per chip. No fp32 peak is published: the
+              MXU runs a float32 matmul or convolution as bfloat16 passes,
+              one at the default precision and six at Precision.HIGHEST
+              (jax.lax.Precision's docstring), which the generator's
+              float32 layers ask for; so the float32 classes of `hlo_flops`
+              run at peak_flops ('tf32', default) and peak_flops / 6
+              ('fp32', HIGHEST). XLA's TPU cost analysis counts each
+              multiply-add once whatever the precision, so these classes
+              are counted from the optimized HLO too.
   hbm_bw      HBM bytes/s per chip;  hbm  HBM bytes per chip.
 Roofline estimate of one call (per chip, programs are SPMD):
-  max(FLOPs / peak_flops, bytes accessed / hbm_bw).
-A GPU also has tf32_flops and fp32_flops: XLA:GPU runs float32 matmuls and
-convolutions as TF32 on tensor cores at the default precision and on the
-FP32 cores at Precision.HIGHEST (the generator's float32 matmuls), so
-its FLOP time is the sum over those three classes (`hlo_flops`).
+  max(sum over classes of FLOPs / the class's peak, bytes / hbm_bw).
+A GPU has its own tf32_flops and fp32_flops: XLA:GPU runs float32 matmuls
+and convolutions as TF32 on tensor cores at the default precision and on
+the FP32 cores at Precision.HIGHEST.
 
 XLA:GPU's compile-only executables report no cost analysis (None); their
 FLOPs and bytes are then counted from the optimized HLO (`hlo_flops`,
@@ -64,17 +69,20 @@ class Chip:
         flop_class, 0.0) or self.peak_flops
 
 
+# bfloat16 MXU passes of a float32 matmul at Precision.HIGHEST on TPU.
+HIGHEST_PASSES = 6
 # Keyed by the topology name's generation ('v5e:2x4' -> 'v5e').
 CHIPS = {
     "v5e": Chip("TPU v5e", 197e12, 819e9, 16e9,
                 "https://cloud.google.com/tpu/docs/v5e (197 TFLOPs bf16; "
-                "HBM2 16 GB, 819 GBps)"),
+                "HBM2 16 GB, 819 GBps)", fp32_flops=197e12 / HIGHEST_PASSES),
     "v4": Chip("TPU v4", 275e12, 1200e9, 32 * GIB,
                "https://cloud.google.com/tpu/docs/v4 (275 teraflops bf16; "
-               "HBM2 32 GiB, 1200 GBps)"),
+               "HBM2 32 GiB, 1200 GBps)", fp32_flops=275e12 / HIGHEST_PASSES),
     "v5p": Chip("TPU v5p", 459e12, 2765e9, 95 * GIB,
                 "https://cloud.google.com/tpu/docs/v5p-training (459 TFLOPs "
-                "bf16; HBM2e 95 GiB, 2765 GBps)"),
+                "bf16; HBM2e 95 GiB, 2765 GBps)",
+                fp32_flops=459e12 / HIGHEST_PASSES),
 }
 
 # NVIDIA's dense (no sparsity) tensor-core peaks; the datasheets list
@@ -165,9 +173,9 @@ def analysis(compiled) -> dict:
 
   peak = arguments + outputs + temporaries - aliased (donated) bytes.
   FLOPs and bytes from XLA's cost analysis, or where it gives none
-  (XLA:GPU compile-only) from the optimized HLO: FLOPs of its dots and
-  convolutions by class (`flops_by_class`), bytes = the kernels' operand +
-  output bytes (`hlo_traffic`).
+  (XLA:GPU compile-only) from the optimized HLO: bytes = the kernels'
+  operand + output bytes (`hlo_traffic`). Either way the FLOPs of the dots
+  and convolutions by class (`flops_by_class`) come from the optimized HLO.
   """
   memory = compiled.memory_analysis()
   cost = compiled.cost_analysis()
@@ -176,14 +184,14 @@ def analysis(compiled) -> dict:
          "output_bytes": memory.output_size_in_bytes,
          "temp_bytes": memory.temp_size_in_bytes,
          "alias_bytes": memory.alias_size_in_bytes}
+  text = compiled.as_text()
+  by_class = hlo_flops(text)
   if cost:
-    out.update(cost_source="xla",
+    out.update(cost_source="xla", flops_by_class=by_class,
                flops=float(cost.get("flops", float("nan"))),
                bytes_accessed=float(cost.get("bytes accessed",
                                              float("nan"))))
   else:
-    text = compiled.as_text()
-    by_class = hlo_flops(text)
     out.update(cost_source="hlo", flops_by_class=by_class,
                flops=float(sum(by_class.values())),
                bytes_accessed=float(sum(r["bytes"]
@@ -197,8 +205,9 @@ def roofline(flops: float, bytes_accessed: float, chip: Chip,
              flops_by_class: dict | None = None) -> dict:
   """Seconds per call: compute time, memory time, their max and the bound.
 
-  With `flops_by_class` (hlo_flops) each class runs at its own peak and
-  `flops` is not used.
+  With `flops_by_class` (hlo_flops) each class runs at its own peak
+  (Chip.peak) and `flops` is not used: elementwise work, which XLA's cost
+  analysis counts too, does not run on the MXU or tensor cores.
   """
   if flops_by_class:
     t_flops = sum(f / chip.peak(c) for c, f in flops_by_class.items())
@@ -352,6 +361,32 @@ def _flop_class(dtype: str, rest: str) -> str:
   return "fp32" if _HIGHEST.search(rest) else "tf32"
 
 
+def operand_names(args: str) -> list[str]:
+  """Operand names of an instruction's argument list: '%name's in optimized
+  HLO ('f32[4]{0} %a, ...'), bare names before optimization ('a.1, b.1')."""
+  return (re.findall(r"%([\w.\-]+)", args)
+          or [a.strip() for a in args.split(",") if a.strip()])
+
+
+def one_device_slice() -> Slice:
+  """This process's first CPU device as a one-chip 'slice': a program
+  lowered on it holds all its work in one HLO module (no partitioning),
+  which is what `flop_shares` counts."""
+  device = jax.devices("cpu")[0]
+  return Slice("cpu-1", "", Chip("CPU", 0.0, 0.0, 0.0, ""),
+               Mesh(np.array([device]), (sharding.DATA_AXIS,)), 1,
+               device.device_kind)
+
+
+def flop_shares(lower: Callable[[], Any]) -> dict[str, float]:
+  """Each class's share of the dot and convolution FLOPs (`hlo_flops`) of a
+  lowered program, counted before optimization (`lower()` returns the
+  Lowered program; build it on `one_device_slice()`)."""
+  by_class = hlo_flops(lower().as_text(dialect="hlo"))
+  total = sum(by_class.values())
+  return {c: f / total for c, f in by_class.items()} if total else {}
+
+
 def hlo_flops(text: str) -> dict[str, float]:
   """FLOPs of the dots and convolutions of optimized HLO text, by class.
 
@@ -364,7 +399,10 @@ def hlo_flops(text: str) -> dict[str, float]:
       FLOPs per multiply-add (backward input and filter passes do as many
       as the forward).
   Class (Chip.peak): 'bf16' for 16-bit operands; float32 is 'fp32' at
-  operand_precision highest (FP32 cores), else 'tf32' (XLA:GPU's default).
+  operand_precision highest (GPU: FP32 cores; TPU: six bf16 passes), else
+  'tf32' (the default: GPU TF32, TPU one bf16 pass). Reads optimized HLO
+  (compiled.as_text()) and HLO before optimization (lowered.as_text(
+  dialect='hlo'), whose operands are bare names).
   """
   types, flops = {}, {}
   for line in text.splitlines():
@@ -373,8 +411,7 @@ def hlo_flops(text: str) -> dict[str, float]:
       continue
     types[m.group("name")] = m.group("type")
     op, rest = m.group("op"), m.group("rest")
-    operands = [types.get(o, "") for o in
-                re.findall(r"%([\w.\-]+)", m.group("args"))]
+    operands = [types.get(o, "") for o in operand_names(m.group("args"))]
     target = re.search(r'custom_call_target="([^"]+)"', rest)
     target = target.group(1) if target else ""
     if op == "dot" or target in _CUBLAS_GEMMS:

@@ -145,6 +145,10 @@ flags.DEFINE_integer("search_step", 8, "The search's per-chip batches are "
                      "multiples of this (TPU tiles are (8, 128)).")
 flags.DEFINE_float("hbm_fraction", 1.0, "A batch fits when its peak bytes "
                    "are within this fraction of the chip's memory.")
+flags.DEFINE_bool("precision_estimates", False, "Only split the FLOPs of "
+                  "TPU entries compiled without flops_by_class into their "
+                  "precision classes (shares of the program lowered on one "
+                  "CPU device) and estimate them again.")
 flags.DEFINE_bool("force", False, "Recompile entries already in the JSON.")
 flags.DEFINE_string("hlo_dir", "", "Write each train_step's optimized HLO "
                     "text here.")
@@ -443,6 +447,74 @@ def add_sweep_estimates(results, slices) -> None:
     results.put({**entry, "after": {"components": cc, **after}})
 
 
+def reestimate(entry: dict) -> dict:
+  """A TPU entry's roofline and train-step estimates again, from its FLOPs
+  (by class), bytes and components-filter rounds."""
+  chip = aot_compile.CHIPS[entry["topology"].split(":")[0]]
+  entry.update(aot_compile.roofline(entry["flops"], entry["bytes_accessed"],
+                                    chip, entry.get("flops_by_class")))
+  if entry["program"] != "train_step":
+    return entry
+  entry["steps_12k_h"] = entry["roofline_s"] * PAPER_STEPS / 3600
+  cc = entry["components"]
+  if entry.get("labelling") == "sweep":
+    entry.update(with_rounds(entry, cc, (entry["sweep_rounds"],
+                                         entry["hook_rounds"]), (1, 1), chip))
+    return entry
+  # Compiled when the filter hooked alone: its 'corrected' estimate is the
+  # before (components_rounds hooking rounds), 'after' the step with sweeps.
+  hooks = {"sweep_round_flops": 0.0, "sweep_round_bytes": 0.0,
+           "hook_round_flops": cc["round_flops"],
+           "hook_round_bytes": cc["round_bytes"]}
+  before = with_rounds(entry, hooks, (0, entry["components_rounds"]), (0, 1),
+                       chip)
+  entry.update({k: before[k] for k in ("corrected_s", "corrected_bound",
+                                       "corrected_12k_h", "components_share")})
+  if "after" in entry:
+    after = entry["after"]
+    rounds = (after["sweep_rounds"], after["hook_rounds"])
+    after.update(with_rounds(entry, after["components"], rounds, (0, 1), chip))
+    if "verified" in after:  # That step compiled with the sweeps.
+      check = after["verified"]
+      scale = check["flops"] / entry["flops"]
+      compiled = {"flops": check["flops"],
+                  "bytes_accessed": check["bytes_accessed"],
+                  "flops_by_class": {
+                      c: f * scale
+                      for c, f in entry.get("flops_by_class", {}).items()}}
+      check["roofline_s"] = aot_compile.roofline(
+          compiled["flops"], compiled["bytes_accessed"], chip,
+          compiled["flops_by_class"])["roofline_s"]
+      check.update({k: v for k, v in with_rounds(
+          compiled, after["components"], rounds, (1, 1), chip).items()
+                    if k in check})
+  return entry
+
+
+def add_precision_estimates(results) -> None:
+  """For TPU entries compiled before the FLOPs were split by class
+  (aot_compile.CHIPS: float32 at HIGHEST runs as six bf16 passes): each
+  class's share of the program lowered on one device (aot_compile.
+  flop_shares) times XLA's FLOPs, and every estimate again (reestimate)."""
+  shares, cpu = {}, aot_compile.one_device_slice()
+  for entry in list(results.entries):
+    if (entry["status"] != "compiled" or "flops_by_class" in entry
+        or entry["slice"] not in SLICES):
+      continue
+    k = (entry["program"], entry["size"], entry["dtype"], entry["batch"])
+    if k not in shares:
+      builder, _ = programs(entry["size"])[entry["program"]]
+      shares[k] = aot_compile.flop_shares(
+          builder(make_config(*k[1:]), cpu))
+      print(json.dumps({"program": k[0], "dtype": k[2], "batch": k[3],
+                        "shares": shares[k]}), flush=True)
+    by_class = {c: share * entry["flops"] for c, share in shares[k].items()}
+    results.put(reestimate({
+        **entry, "flops_by_class": by_class,
+        "flops_class_source": "class shares of the program lowered on one "
+                              "device (before optimization) x XLA's FLOPs"}))
+
+
 def key(e) -> tuple:
   return (e["slice"], e["program"], e["size"], e["dtype"], e["batch"])
 
@@ -648,6 +720,10 @@ def main(argv):
   results, slices, size = Results(FLAGS.aot_out), {}, FLAGS.size
   if FLAGS.sweep_estimates:
     add_sweep_estimates(results, slices)
+    print(markdown(results.entries))
+    return
+  if FLAGS.precision_estimates:
+    add_precision_estimates(results)
     print(markdown(results.entries))
     return
   batch = FLAGS.batch if size == "paper" else 16

@@ -67,14 +67,37 @@ def test_hlo_flops_of_dots_and_convolutions_match_hand_counts():
       "tf32": 2 * (2 * 8 * 8 * 6) * (3 * 3 * 2)}
 
 
+def test_hlo_flops_reads_hlo_before_optimization_and_flop_shares():
+  # Lowered HLO names operands bare ('dot(a.1, b.1)'); same counts as the
+  # compiled program's.
+  x, w = jnp.zeros((4, 16, 16, 3)), jnp.zeros((3, 3, 3, 8))
+  a, b = jnp.zeros((32, 64)), jnp.zeros((64, 16))
+
+  def mixed(x, w, a, b):
+    return conv(x, w, HIGHEST).sum() + jnp.matmul(a, b).sum()
+  lowered = jax.jit(mixed).lower(x, w, a, b)
+  counts = {"fp32": 2 * (4 * 16 * 16 * 8) * (3 * 3 * 3),
+            "tf32": 2 * 32 * 64 * 16}
+  assert aot_compile.hlo_flops(lowered.as_text(dialect="hlo")) == counts
+  assert compiled_flops(mixed, x, w, a, b) == counts
+  shares = aot_compile.flop_shares(lambda: lowered)
+  assert shares == pytest.approx(
+      {c: f / sum(counts.values()) for c, f in counts.items()})
+
+
 def test_gpu_roofline_runs_each_flop_class_at_its_peak():
   h100 = aot_compile.GPUS["h100"]
   by_class = {"bf16": 989.5e12, "tf32": 494.5e12, "fp32": 67e12}
   result = aot_compile.roofline(sum(by_class.values()), 1.0, h100, by_class)
   assert result["t_flops_s"] == pytest.approx(3.0)
   assert result["bound"] == "compute"
-  tpu = aot_compile.CHIPS["v5e"]  # No class peaks: all at bf16 peak.
-  assert tpu.peak("fp32") == tpu.peak("bf16") == 197e12
+  # TPU: float32 runs as bf16 MXU passes, one at the default precision and
+  # six at HIGHEST.
+  tpu = aot_compile.CHIPS["v5e"]
+  assert tpu.peak("tf32") == tpu.peak("bf16") == 197e12
+  assert tpu.peak("fp32") == 197e12 / 6
+  result = aot_compile.roofline(0.0, 0.0, tpu, {"fp32": 197e12, "bf16": 0.0})
+  assert result["t_flops_s"] == pytest.approx(6.0)
 
 
 @needs_cuda_plugin

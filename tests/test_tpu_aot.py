@@ -9,6 +9,7 @@ import os
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import aot_compile  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gansseg_jax.train import sharding  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("libtpu") is None,
@@ -64,3 +66,43 @@ def test_fused_step_compiles_for_v5e_2x2_with_its_inputs_in_hbm():
   # Per chip: 2 of the 8 samples; the U-Net's first conv alone (3x3,
   # 3 -> 4 channels at 32x32, forward) is 2 * 2 * 1024 * 27 * 4 FLOPs.
   assert result["flops"] > 2 * 2 * 1024 * 27 * 4
+
+
+def test_highest_precision_flops_are_split_out_of_xlas_count():
+  # XLA's TPU cost analysis counts a float32 multiply-add once whatever the
+  # precision; HIGHEST runs as six bf16 MXU passes. The classes come from
+  # the optimized HLO (aot_compile.hlo_flops) and the roofline charges them.
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+  tpu = aot_compile.tpu_slice("v5e-4", "v5e:2x2")
+  rows = jax.sharding.NamedSharding(tpu.mesh, jax.sharding.PartitionSpec(
+      sharding.DATA_AXIS))
+  whole = jax.sharding.NamedSharding(tpu.mesh, jax.sharding.PartitionSpec())
+  a = jax.ShapeDtypeStruct((8, 64, 256), np.float32, sharding=rows)
+  b = jax.ShapeDtypeStruct((256, 128), np.float32, sharding=whole)
+  f = jax.jit(lambda a, b: (jnp.einsum("bij,jk->bik", a, b, precision="highest")
+                            + jnp.einsum("bij,jk->bik", a, b)))
+  result = aot_compile.analysis(f.lower(a, b).compile())
+  one_dot = 2 * 2 * 64 * 256 * 128  # Per chip: 2 of the 8 rows.
+  assert result["flops_by_class"] == {"fp32": one_dot, "tf32": one_dot}
+  assert result["flops"] == pytest.approx(2 * one_dot, rel=0.01)
+  roofline = aot_compile.roofline(result["flops"], 0.0, tpu.chip,
+                                  result["flops_by_class"])
+  assert roofline["t_flops_s"] == pytest.approx(7 * one_dot / 197e12)
+
+
+def test_flop_shares_of_the_one_device_lowering_match_the_tpu_compile():
+  # add_precision_estimates splits XLA's FLOPs of entries compiled without
+  # classes by the shares of the program lowered on one CPU device; here
+  # those shares against the classes counted in the compiled TPU step.
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+  tpu = aot_compile.tpu_slice("v5e-4", "v5e:2x2")
+  config = tiny_config(batch_size=8)
+  compiled, _ = aot_compile.compile_lowered(
+      aot_compile.train_step(config, tpu))
+  by_class = aot_compile.analysis(compiled)["flops_by_class"]
+  shares = aot_compile.flop_shares(
+      aot_compile.train_step(config, aot_compile.one_device_slice()))
+  assert set(shares) == set(by_class) == {"fp32", "tf32"}
+  total = sum(by_class.values())
+  for flop_class, share in shares.items():
+    assert by_class[flop_class] / total == pytest.approx(share, abs=0.02)
