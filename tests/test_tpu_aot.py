@@ -90,19 +90,28 @@ def test_highest_precision_flops_are_split_out_of_xlas_count():
   assert roofline["t_flops_s"] == pytest.approx(7 * one_dot / 197e12)
 
 
-def test_flop_shares_of_the_one_device_lowering_match_the_tpu_compile():
+def test_flop_shares_of_the_one_device_lowering_against_the_tpu_compile():
   # add_precision_estimates splits XLA's FLOPs of entries compiled without
-  # classes by the shares of the program lowered on one CPU device; here
-  # those shares against the classes counted in the compiled TPU step.
+  # classes by the shares of the program lowered on one CPU device (the
+  # math: no padding). The TPU compile of the same step counts its MXU
+  # work, padding included (this config's 2-4 channels pad; XLA:TPU may
+  # also rewrite a default-precision float32 convolution as a bf16 one,
+  # both one pass): per chip at least the math's FLOPs of each kind, and
+  # the generator's HIGHEST share close to the lowering's.
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   tpu = aot_compile.tpu_slice("v5e-4", "v5e:2x2")
   config = tiny_config(batch_size=8)
   compiled, _ = aot_compile.compile_lowered(
       aot_compile.train_step(config, tpu))
   by_class = aot_compile.analysis(compiled)["flops_by_class"]
-  shares = aot_compile.flop_shares(
-      aot_compile.train_step(config, aot_compile.one_device_slice()))
-  assert set(shares) == set(by_class) == {"fp32", "tf32"}
-  total = sum(by_class.values())
-  for flop_class, share in shares.items():
-    assert by_class[flop_class] / total == pytest.approx(share, abs=0.02)
+  lowered = aot_compile.train_step(config, aot_compile.one_device_slice())()
+  math = aot_compile.hlo_flops(lowered.as_text(dialect="hlo"))
+  shares = aot_compile.flop_shares(lambda: lowered)
+  assert set(math) == {"fp32", "tf32"} and set(by_class) <= {
+      "fp32", "tf32", "bf16"}
+  chips = tpu.mesh.size
+  assert by_class["fp32"] >= math["fp32"] / chips
+  single_pass = by_class.get("tf32", 0) + by_class.get("bf16", 0)
+  assert single_pass >= math["tf32"] / chips
+  share = by_class["fp32"] / sum(by_class.values())
+  assert share == pytest.approx(shares["fp32"], abs=0.05)
