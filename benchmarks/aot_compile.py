@@ -13,10 +13,11 @@ the sharding the real run gives it.
 A chip's numbers (published; `CHIPS` cites each):
   peak_flops  bf16 peak FLOP/s per chip. No fp32 peak is published: the
               MXU runs a float32 matmul or convolution as bfloat16 passes,
-              one at the default precision and six at Precision.HIGHEST
-              (jax.lax.Precision's docstring), which the generator's
-              float32 layers ask for; so the float32 classes of `hlo_flops`
-              run at peak_flops ('tf32', default) and peak_flops / 6
+              one at the default precision, three at Precision.HIGH and
+              six at Precision.HIGHEST (jax.lax.Precision's docstring),
+              which the generator's float32 layers ask for by default; so
+              the float32 classes of `hlo_flops` run at peak_flops ('tf32',
+              default), peak_flops / 3 ('fp32_high') and peak_flops / 6
               ('fp32', HIGHEST). XLA's TPU cost analysis counts each
               multiply-add once whatever the precision, so these classes
               are counted from the optimized HLO too.
@@ -62,27 +63,33 @@ class Chip:
   source: str
   tf32_flops: float = 0.0  # FLOP/s of float32 at default precision; 0: bf16.
   fp32_flops: float = 0.0  # FLOP/s of float32 at HIGHEST; 0: bf16 peak.
+  high_flops: float = 0.0  # FLOP/s of float32 at HIGH; 0: bf16 peak.
 
   def peak(self, flop_class: str) -> float:
-    """FLOP/s of a `hlo_flops` class ('bf16', 'tf32', 'fp32')."""
-    return {"tf32": self.tf32_flops, "fp32": self.fp32_flops}.get(
-        flop_class, 0.0) or self.peak_flops
+    """FLOP/s of a `hlo_flops` class ('bf16', 'tf32', 'fp32', 'fp32_high')."""
+    return {"tf32": self.tf32_flops, "fp32": self.fp32_flops,
+            "fp32_high": self.high_flops}.get(flop_class,
+                                              0.0) or self.peak_flops
 
 
-# bfloat16 MXU passes of a float32 matmul at Precision.HIGHEST on TPU.
-HIGHEST_PASSES = 6
+# bfloat16 MXU passes of a float32 matmul on TPU at Precision.HIGHEST and
+# Precision.HIGH (jax.lax.Precision).
+HIGHEST_PASSES, HIGH_PASSES = 6, 3
 # Keyed by the topology name's generation ('v5e:2x4' -> 'v5e').
 CHIPS = {
     "v5e": Chip("TPU v5e", 197e12, 819e9, 16e9,
                 "https://cloud.google.com/tpu/docs/v5e (197 TFLOPs bf16; "
-                "HBM2 16 GB, 819 GBps)", fp32_flops=197e12 / HIGHEST_PASSES),
+                "HBM2 16 GB, 819 GBps)", fp32_flops=197e12 / HIGHEST_PASSES,
+                high_flops=197e12 / HIGH_PASSES),
     "v4": Chip("TPU v4", 275e12, 1200e9, 32 * GIB,
                "https://cloud.google.com/tpu/docs/v4 (275 teraflops bf16; "
-               "HBM2 32 GiB, 1200 GBps)", fp32_flops=275e12 / HIGHEST_PASSES),
+               "HBM2 32 GiB, 1200 GBps)", fp32_flops=275e12 / HIGHEST_PASSES,
+               high_flops=275e12 / HIGH_PASSES),
     "v5p": Chip("TPU v5p", 459e12, 2765e9, 95 * GIB,
                 "https://cloud.google.com/tpu/docs/v5p-training (459 TFLOPs "
                 "bf16; HBM2e 95 GiB, 2765 GBps)",
-                fp32_flops=459e12 / HIGHEST_PASSES),
+                fp32_flops=459e12 / HIGHEST_PASSES,
+                high_flops=459e12 / HIGH_PASSES),
 }
 
 # NVIDIA's dense (no sparsity) tensor-core peaks; the datasheets list
@@ -93,12 +100,14 @@ GPUS = {
                  "https://www.nvidia.com/en-us/data-center/h100/ datasheet, "
                  "H100 SXM: FP32 67 TFLOPS, TF32 989 / BF16 1,979 TFLOPS "
                  "with sparsity (halved here), 80 GB HBM3, 3.35 TB/s",
-                 tf32_flops=494.5e12, fp32_flops=67e12),
+                 tf32_flops=494.5e12, fp32_flops=67e12,
+                 high_flops=494.5e12),
     "a100": Chip("NVIDIA A100 SXM4 80GB", 312e12, 2.039e12, 80e9,
                  "https://www.nvidia.com/en-us/data-center/a100/ datasheet, "
                  "A100 80GB SXM: FP32 19.5, TF32 156, BF16 312 TFLOPS "
                  "(dense), 80 GB HBM2e, 2,039 GB/s",
-                 tf32_flops=156e12, fp32_flops=19.5e12),
+                 tf32_flops=156e12, fp32_flops=19.5e12,
+                 high_flops=156e12),
 }
 GPU_TARGETS = {"h100": "h100_sxm_80gb.txtpb", "a100": "a100_sxm_80gb.txtpb"}
 # name -> (GPUS key, GPUs): one process, one device per GPU.
@@ -352,13 +361,17 @@ def _first_array(type_text: str) -> tuple[str, list[int]]:
   return dtype, [int(d) for d in dims.split(",") if d]
 
 
-_HIGHEST = re.compile(r"operand_precision[^}\]]*highest", re.IGNORECASE)
+_PRECISION = re.compile(r"operand_precision=\{(\w+)", re.IGNORECASE)
+# float32 classes by operand precision (absent: the default).
+_FLOAT32_CLASSES = {"highest": "fp32", "high": "fp32_high"}
 
 
 def _flop_class(dtype: str, rest: str) -> str:
   if dtype in ("bf16", "f16"):
     return "bf16"
-  return "fp32" if _HIGHEST.search(rest) else "tf32"
+  precision = _PRECISION.search(rest)
+  return _FLOAT32_CLASSES.get(precision.group(1).lower() if precision else "",
+                              "tf32")
 
 
 def operand_names(args: str) -> list[str]:
@@ -399,8 +412,9 @@ def hlo_flops(text: str) -> dict[str, float]:
       FLOPs per multiply-add (backward input and filter passes do as many
       as the forward).
   Class (Chip.peak): 'bf16' for 16-bit operands; float32 is 'fp32' at
-  operand_precision highest (GPU: FP32 cores; TPU: six bf16 passes), else
-  'tf32' (the default: GPU TF32, TPU one bf16 pass). Reads optimized HLO
+  operand_precision highest (GPU: FP32 cores; TPU: six bf16 passes),
+  'fp32_high' at high (GPU: TF32; TPU: three passes), else 'tf32' (the
+  default: GPU TF32, TPU one bf16 pass). Reads optimized HLO
   (compiled.as_text()) and HLO before optimization (lowered.as_text(
   dialect='hlo'), whose operands are bare names).
   """

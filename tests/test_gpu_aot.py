@@ -74,10 +74,11 @@ def test_hlo_flops_reads_hlo_before_optimization_and_flop_shares():
   a, b = jnp.zeros((32, 64)), jnp.zeros((64, 16))
 
   def mixed(x, w, a, b):
-    return conv(x, w, HIGHEST).sum() + jnp.matmul(a, b).sum()
+    return (conv(x, w, HIGHEST).sum() + jnp.matmul(a, b).sum()
+            + jnp.matmul(b.T, a.T, precision="high").sum())
   lowered = jax.jit(mixed).lower(x, w, a, b)
   counts = {"fp32": 2 * (4 * 16 * 16 * 8) * (3 * 3 * 3),
-            "tf32": 2 * 32 * 64 * 16}
+            "tf32": 2 * 32 * 64 * 16, "fp32_high": 2 * 32 * 64 * 16}
   assert aot_compile.hlo_flops(lowered.as_text(dialect="hlo")) == counts
   assert compiled_flops(mixed, x, w, a, b) == counts
   shares = aot_compile.flop_shares(lambda: lowered)
@@ -95,7 +96,8 @@ def test_gpu_roofline_runs_each_flop_class_at_its_peak():
   # six at HIGHEST.
   tpu = aot_compile.CHIPS["v5e"]
   assert tpu.peak("tf32") == tpu.peak("bf16") == 197e12
-  assert tpu.peak("fp32") == 197e12 / 6
+  assert tpu.peak("fp32") == 197e12 / 6 and tpu.peak("fp32_high") == 197e12 / 3
+  assert h100.peak("fp32_high") == h100.peak("tf32")
   result = aot_compile.roofline(0.0, 0.0, tpu, {"fp32": 197e12, "bf16": 0.0})
   assert result["t_flops_s"] == pytest.approx(6.0)
 
