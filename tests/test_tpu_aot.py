@@ -13,11 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gansseg_jax.train import sharding
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import aot_compile  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gansseg_jax.train import sharding  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("libtpu") is None,
