@@ -75,6 +75,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.checkpoint": "", "generator.latent_space": "z",
     "generator.num_classes": 1000, "generator.classes": "",
     "generator.truncation": 1.0, "generator.noise_mode": "const",
+    "generator.matmul_precision": "highest",
 }
 
 

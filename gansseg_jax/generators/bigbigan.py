@@ -254,7 +254,8 @@ def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
 def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
   biggan_spec = biggan.BigGANSpec.from_dict(spec)
   return api.Network(
-      generate=biggan.make_generate(biggan_spec, options.dtype),
+      generate=biggan.make_generate(biggan_spec, options.dtype,
+                                    options.matmul_precision),
       abstract_params=biggan.abstract_params(biggan_spec),
       resolution=biggan_spec.resolution, direction_dim=biggan_spec.z_dim,
       latent_projection=biggan.latent_projection)

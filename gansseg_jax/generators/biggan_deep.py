@@ -60,7 +60,8 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
   spec = biggan_deep.BigGANDeepSpec.from_dict(spec)
   return api.Network(
       generate=api.class_conditional(
-          biggan_deep.make_generate(spec, options.dtype, options.truncation),
+          biggan_deep.make_generate(spec, options.dtype, options.truncation,
+                                    options.matmul_precision),
           spec.z_dim, spec.n_classes),
       abstract_params=biggan_deep.abstract_params(spec),
       resolution=spec.resolution, direction_dim=spec.z_dim,

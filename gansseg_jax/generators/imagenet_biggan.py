@@ -82,8 +82,9 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
     raise ValueError(f"truncation: {options.truncation} is not in (0, 1]")
   return api.Network(
       generate=api.class_conditional(
-          imagenet_biggan.make_generate(spec, options.dtype), spec.z_dim,
-          spec.n_classes),
+          imagenet_biggan.make_generate(spec, options.dtype,
+                                        options.matmul_precision),
+          spec.z_dim, spec.n_classes),
       abstract_params=imagenet_biggan.abstract_params(spec),
       resolution=spec.resolution, direction_dim=spec.z_dim,
       num_classes=spec.n_classes, classes=options.classes,

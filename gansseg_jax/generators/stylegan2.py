@@ -71,12 +71,14 @@ def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
       {"seed": config.seed})
 
 
-def w_prior(spec: stylegan2.StyleGAN2Spec, psi: float, latent_space: str):
+def w_prior(spec: stylegan2.StyleGAN2Spec, psi: float, latent_space: str,
+            dtype: str = "float32", precision: str = "highest"):
   """prior(params, noise) = w_avg + psi (mapping(z) - w_avg), z = noise[:, :z_dim].
 
   In 'w+' that w is repeated for every layer and flattened [n, num_ws w_dim].
+  dtype, precision: the generator's (stylegan2.make_mapping).
   """
-  mapping = stylegan2.make_mapping(spec)
+  mapping = stylegan2.make_mapping(spec, dtype, precision)
 
   def prior(params, noise):
     w_avg = jnp.asarray(params["w_avg"])
@@ -115,7 +117,8 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
                      f"than z ({spec.z_dim}); w_dim {spec.w_dim} < z_dim")
   generate = stylegan2.make_generate(spec, options.dtype, options.latent_space,
                                      truncation_psi=options.truncation,
-                                     noise_mode=options.noise_mode)
+                                     noise_mode=options.noise_mode,
+                                     precision=options.matmul_precision)
   seeded = options.noise_mode == "random"
   return api.Network(
       generate=api.noise_seeded(generate) if seeded else generate,
@@ -124,7 +127,8 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       direction_dim=spec.latent_dim(options.latent_space),
       noise_seeded=seeded,
       prior=(None if options.latent_space == "z"
-             else w_prior(spec, options.truncation, options.latent_space)),
+             else w_prior(spec, options.truncation, options.latent_space,
+                          options.dtype, options.matmul_precision)),
       latent_projection={"z": z_projection, "w": stylegan2.latent_projection,
                          "w+": functools.partial(w_plus_projection, spec)}[
                              options.latent_space])

@@ -18,8 +18,9 @@ here: the converter divides every weight by its singular value once, so the
 parameters are the effective weights (see gansseg_jax/convert/spectral_norm.py).
 
 Parameters stay float32; `dtype` is the activation dtype ('bfloat16' for
-speed on accelerators). In float32 every matmul/conv asks for full precision,
-so accelerators do not silently drop to TF32/bf16 passes.
+speed on accelerators). In float32 every matmul/conv asks for `precision`
+(config.generator.matmul_precision, `float32_precision`): full precision by
+default, so accelerators do not silently drop to TF32/bf16 passes.
 """
 import dataclasses
 from typing import Any, Callable
@@ -41,6 +42,10 @@ CHANNEL_MULTIPLIERS = {
 BOTTOM_WIDTH = 4  # Side of the first feature map.
 
 Params = dict[str, Any]
+# config.generator.matmul_precision -> precision of float32 matmuls and convs.
+PRECISIONS = {"highest": jax.lax.Precision.HIGHEST,
+              "high": jax.lax.Precision.HIGH,
+              "default": jax.lax.Precision.DEFAULT}
 _INIT_POWER_ITERATIONS = 8  # Power iterations that normalise random kernels.
 
 
@@ -120,10 +125,28 @@ def activation_dtype(name: str) -> jnp.dtype:
   return jnp.dtype(name)
 
 
-def matmul_precision(dtype) -> jax.lax.Precision:
-  """Full precision for float32 activations (no silent TF32/bf16 passes)."""
-  return (jax.lax.Precision.HIGHEST if dtype == jnp.float32
-          else jax.lax.Precision.DEFAULT)
+def float32_precision(name: str, dtype) -> jax.lax.Precision:
+  """The precision of a generator's float32 matmuls and convolutions.
+
+  `name` is config.generator.matmul_precision (jax.lax.Precision): 'highest'
+  (TPU: six bf16 passes; GPU: the FP32 cores), 'high' (TPU: three bf16
+  passes; GPU: TF32) or 'default' (TPU: one bf16 pass; GPU: TF32); CPUs
+  compute float32 whatever it says. With bfloat16 activations `dtype` the
+  name is not used: their few float32 dots (conditional BN gains, StyleGAN2's
+  mapping and styles) keep HIGHEST, so a bfloat16 generator is the same for
+  every name. ValueError names a bad name.
+  """
+  if name not in PRECISIONS:
+    raise ValueError(f"matmul_precision: {name!r} is not one of "
+                     f"{tuple(PRECISIONS)}")
+  return PRECISIONS[name] if dtype == jnp.float32 else (
+      jax.lax.Precision.HIGHEST)
+
+
+def matmul_precision(dtype, precision=jax.lax.Precision.HIGHEST
+                     ) -> jax.lax.Precision:
+  """`precision` for float32 activations, one pass (DEFAULT) for bfloat16."""
+  return precision if dtype == jnp.float32 else jax.lax.Precision.DEFAULT
 
 
 def upsample_nearest(x: jax.Array) -> jax.Array:
@@ -142,17 +165,19 @@ class Conv(nnx.Module):
   """Stride-1 'SAME' convolution, kernel HWIO (TF layout)."""
 
   def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-               use_bias: bool, dtype=jnp.float32):
+               use_bias: bool, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
     shape = (kernel_size, kernel_size, in_channels, out_channels)
     self.kernel = nnx.Param(jnp.zeros(shape))
     self.bias = (nnx.Param(jnp.zeros((out_channels,))) if use_bias else None)
     self.dtype = dtype
+    self.precision = precision
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = jax.lax.conv_general_dilated(
         x.astype(self.dtype), self.kernel[...].astype(self.dtype), (1, 1),
         "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        precision=matmul_precision(self.dtype))
+        precision=matmul_precision(self.dtype, self.precision))
     if self.bias is not None:
       y = y + self.bias[...].astype(self.dtype)
     return y
@@ -161,14 +186,16 @@ class Conv(nnx.Module):
 class Dense(nnx.Module):
   """y = x W + b, W [in, out] (TF layout)."""
 
-  def __init__(self, in_features: int, out_features: int, dtype=jnp.float32):
+  def __init__(self, in_features: int, out_features: int, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
     self.kernel = nnx.Param(jnp.zeros((in_features, out_features)))
     self.bias = nnx.Param(jnp.zeros((out_features,)))
     self.dtype = dtype
+    self.precision = precision
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return (jnp.dot(x, self.kernel[...],
-                    precision=matmul_precision(self.dtype))
+                    precision=matmul_precision(self.dtype, self.precision))
             + self.bias[...])
 
 
@@ -180,18 +207,19 @@ class ConditionalBatchNorm(nnx.Module):
   """
 
   def __init__(self, cond_dim: int, channels: int, eps: float,
-               dtype=jnp.float32):
+               dtype=jnp.float32, precision=jax.lax.Precision.HIGHEST):
     self.gamma_kernel = nnx.Param(jnp.zeros((cond_dim, channels)))
     self.beta_kernel = nnx.Param(jnp.zeros((cond_dim, channels)))
     self.mean = nnx.Param(jnp.zeros((channels,)))
     self.var = nnx.Param(jnp.ones((channels,)))
     self.eps = eps
     self.dtype = dtype
+    self.precision = precision  # Of the float32 gain and bias maps.
 
   def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
-    hi = jax.lax.Precision.HIGHEST
-    gain = 1.0 + jnp.dot(cond, self.gamma_kernel[...], precision=hi)
-    bias = jnp.dot(cond, self.beta_kernel[...], precision=hi)
+    prec = self.precision
+    gain = 1.0 + jnp.dot(cond, self.gamma_kernel[...], precision=prec)
+    bias = jnp.dot(cond, self.beta_kernel[...], precision=prec)
     scale = gain * jax.lax.rsqrt(self.var[...] + self.eps)
     shift = bias - self.mean[...] * scale
     scale = scale[:, None, None, :].astype(self.dtype)
@@ -225,12 +253,14 @@ class GBlock(nnx.Module):
   """
 
   def __init__(self, in_channels: int, out_channels: int, cond_dim: int,
-               eps: float, dtype=jnp.float32):
-    self.bn0 = ConditionalBatchNorm(cond_dim, in_channels, eps, dtype=dtype)
-    self.conv0 = Conv(in_channels, out_channels, 3, True, dtype=dtype)
-    self.bn1 = ConditionalBatchNorm(cond_dim, out_channels, eps, dtype=dtype)
-    self.conv1 = Conv(out_channels, out_channels, 3, True, dtype=dtype)
-    self.conv_sc = Conv(in_channels, out_channels, 1, True, dtype=dtype)
+               eps: float, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
+    numerics = {"dtype": dtype, "precision": precision}
+    self.bn0 = ConditionalBatchNorm(cond_dim, in_channels, eps, **numerics)
+    self.conv0 = Conv(in_channels, out_channels, 3, True, **numerics)
+    self.bn1 = ConditionalBatchNorm(cond_dim, out_channels, eps, **numerics)
+    self.conv1 = Conv(out_channels, out_channels, 3, True, **numerics)
+    self.conv_sc = Conv(in_channels, out_channels, 1, True, **numerics)
 
   def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
     h = upsample_nearest(jax.nn.relu(self.bn0(x, cond)))
@@ -247,17 +277,20 @@ class SelfAttention(nnx.Module):
   out = x + gamma * (A g) W_o.
   """
 
-  def __init__(self, channels: int, dtype=jnp.float32):
-    self.theta = Conv(channels, channels // 8, 1, False, dtype=dtype)
-    self.phi = Conv(channels, channels // 8, 1, False, dtype=dtype)
-    self.g = Conv(channels, channels // 2, 1, False, dtype=dtype)
-    self.o_conv = Conv(channels // 2, channels, 1, False, dtype=dtype)
+  def __init__(self, channels: int, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
+    numerics = {"dtype": dtype, "precision": precision}
+    self.theta = Conv(channels, channels // 8, 1, False, **numerics)
+    self.phi = Conv(channels, channels // 8, 1, False, **numerics)
+    self.g = Conv(channels, channels // 2, 1, False, **numerics)
+    self.o_conv = Conv(channels // 2, channels, 1, False, **numerics)
     self.gamma = nnx.Param(jnp.zeros(()))
     self.dtype = dtype
+    self.precision = precision
 
   def __call__(self, x: jax.Array) -> jax.Array:
     b, h, w, c = x.shape
-    prec = matmul_precision(self.dtype)
+    prec = matmul_precision(self.dtype, self.precision)
     theta = self.theta(x).reshape(b, h * w, c // 8)
     phi = max_pool_2x2(self.phi(x)).reshape(b, h * w // 4, c // 8)
     g = max_pool_2x2(self.g(x)).reshape(b, h * w // 4, c // 2)
@@ -273,24 +306,28 @@ class BigGAN(nnx.Module):
   """z [B, z_dim] -> images [B, H, W, 3] float32 in [-1, 1].
 
   The constructor holds placeholder values (zero kernels, identity BN); the
-  real values come from the converter or from `init_params`.
+  real values come from the converter or from `init_params`. `precision`:
+  of the float32 matmuls and convolutions (`float32_precision`).
   """
 
-  def __init__(self, spec: BigGANSpec, dtype=jnp.float32):
+  def __init__(self, spec: BigGANSpec, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
     self.spec = spec
     self.dtype = dtype
+    numerics = {"dtype": dtype, "precision": precision}
     first_channels = spec.block_channels[0][0]
     self.embedding = nnx.Param(jnp.zeros((spec.shared_dim,)))
     self.z_linear = Dense(spec.chunk_size,
-                          BOTTOM_WIDTH * BOTTOM_WIDTH * first_channels, dtype)
+                          BOTTOM_WIDTH * BOTTOM_WIDTH * first_channels,
+                          **numerics)
     self.blocks = nnx.List([
-        GBlock(cin, cout, spec.cond_dim, spec.bn_eps, dtype=dtype)
+        GBlock(cin, cout, spec.cond_dim, spec.bn_eps, **numerics)
         for cin, cout in spec.block_channels])
-    self.attention = (SelfAttention(spec.attention_channels, dtype=dtype)
+    self.attention = (SelfAttention(spec.attention_channels, **numerics)
                       if spec.attention_block >= 0 else None)
     last_channels = spec.block_channels[-1][1]
     self.out_bn = BatchNorm(last_channels, spec.bn_eps, dtype=dtype)
-    self.out_conv = Conv(last_channels, 3, 3, True, dtype=dtype)
+    self.out_conv = Conv(last_channels, 3, 3, True, **numerics)
 
   def __call__(self, z: jax.Array) -> jax.Array:
     spec = self.spec
@@ -376,12 +413,18 @@ def latent_projection(params: Params) -> np.ndarray:
   return np.concatenate(rows)
 
 
-def make_generate(spec: BigGANSpec, dtype: str = "float32"
+def make_generate(spec: BigGANSpec, dtype: str = "float32",
+                  precision: str = "highest"
                   ) -> Callable[[Params, jax.Array], jax.Array]:
-  """A pure `generate(params, z) -> images` (jit it at the call site)."""
+  """A pure `generate(params, z) -> images` (jit it at the call site).
+
+  dtype: config.generator.dtype; precision: the name in
+  config.generator.matmul_precision (`float32_precision`).
+  """
   act_dtype = activation_dtype(dtype)
+  float32 = float32_precision(precision, act_dtype)
   graphdef, abstract_state = nnx.split(nnx.eval_shape(
-      lambda: BigGAN(spec, dtype=act_dtype)))
+      lambda: BigGAN(spec, dtype=act_dtype, precision=float32)))
 
   def generate(params: Params, z: jax.Array) -> jax.Array:
     state = jax.tree.map(lambda leaf: leaf, abstract_state)

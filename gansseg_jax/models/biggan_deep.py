@@ -143,7 +143,7 @@ class TruncationBatchNorm(nnx.Module):
   """
 
   def __init__(self, cond_dim: int, channels: int, n_stats: int, eps: float,
-               dtype=jnp.float32):
+               dtype=jnp.float32, precision=jax.lax.Precision.HIGHEST):
     if cond_dim:
       self.gamma_kernel = nnx.Param(jnp.zeros((cond_dim, channels)))
       self.beta_kernel = nnx.Param(jnp.zeros((cond_dim, channels)))
@@ -155,15 +155,16 @@ class TruncationBatchNorm(nnx.Module):
     self.conditional = bool(cond_dim)
     self.eps = eps
     self.dtype = dtype
+    self.precision = precision  # Of the float32 gain and bias maps.
 
   def __call__(self, x: jax.Array, weights: tuple, cond=None) -> jax.Array:
     k0, k1, w0, w1 = weights
     mean = self.mean[k0] * w0 + self.mean[k1] * w1
     var = self.var[k0] * w0 + self.var[k1] * w1
-    hi = jax.lax.Precision.HIGHEST
+    prec = self.precision
     if self.conditional:
-      gain = 1.0 + jnp.dot(cond, self.gamma_kernel[...], precision=hi)
-      bias = jnp.dot(cond, self.beta_kernel[...], precision=hi)
+      gain = 1.0 + jnp.dot(cond, self.gamma_kernel[...], precision=prec)
+      bias = jnp.dot(cond, self.beta_kernel[...], precision=prec)
     else:
       gain, bias = self.scale[...][None], self.offset[...][None]
     scale = gain * jax.lax.rsqrt(var + self.eps)
@@ -177,15 +178,17 @@ class DeepGBlock(nnx.Module):
   """The bottleneck residual block (module docstring)."""
 
   def __init__(self, in_channels: int, out_channels: int, upsample: bool,
-               spec: BigGANDeepSpec, dtype=jnp.float32):
+               spec: BigGANDeepSpec, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
     mid = in_channels // BOTTLENECK
     widths = ((in_channels, mid, 1), (mid, mid, 3), (mid, mid, 3),
               (mid, out_channels, 1))
+    numerics = {"dtype": dtype, "precision": precision}
     for index, (cin, cout, kernel) in enumerate(widths):
       setattr(self, f"bn{index}", TruncationBatchNorm(
-          spec.cond_dim, cin, spec.n_stats, spec.eps, dtype=dtype))
+          spec.cond_dim, cin, spec.n_stats, spec.eps, **numerics))
       setattr(self, f"conv{index}", biggan.Conv(cin, cout, kernel, True,
-                                                dtype=dtype))
+                                                **numerics))
     self.out_channels = out_channels
     self.upsample = upsample
 
@@ -207,23 +210,27 @@ class DeepGBlock(nnx.Module):
 class BigGANDeep(nnx.Module):
   """(z [B, z_dim], y [B, n_classes]) -> images [B, H, W, 3] in [-1, 1]."""
 
-  def __init__(self, spec: BigGANDeepSpec, dtype=jnp.float32):
+  def __init__(self, spec: BigGANDeepSpec, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
     self.spec = spec
     self.dtype = dtype
+    self.precision = precision  # Of float32 matmuls (biggan.float32_precision).
+    numerics = {"dtype": dtype, "precision": precision}
     bottom = spec.block_layout[0][0]
     self.embedding = nnx.Param(jnp.zeros((spec.n_classes, spec.z_dim)))
     self.z_linear = biggan.Dense(spec.cond_dim,
-                                 BOTTOM_WIDTH * BOTTOM_WIDTH * bottom, dtype)
+                                 BOTTOM_WIDTH * BOTTOM_WIDTH * bottom,
+                                 **numerics)
     self.blocks = nnx.List([
-        DeepGBlock(cin, cout, up, spec, dtype=dtype)
+        DeepGBlock(cin, cout, up, spec, **numerics)
         for cin, cout, up in spec.block_layout])
     self.attention = (
-        biggan.SelfAttention(spec.attention_channels, dtype=dtype)
+        biggan.SelfAttention(spec.attention_channels, **numerics)
         if spec.attention_position >= 0 else None)
     last = spec.block_layout[-1][1]
     self.out_bn = TruncationBatchNorm(0, last, spec.n_stats, spec.eps,
-                                      dtype=dtype)
-    self.out_conv = biggan.Conv(last, 3, 3, True, dtype=dtype)
+                                      **numerics)
+    self.out_conv = biggan.Conv(last, 3, 3, True, **numerics)
 
   def __call__(self, z: jax.Array, y: jax.Array, weights: tuple
                ) -> jax.Array:
@@ -231,7 +238,7 @@ class BigGANDeep(nnx.Module):
     spec = self.spec
     z = z.astype(jnp.float32)
     embedding = jnp.dot(y.astype(jnp.float32), self.embedding[...],
-                        precision=jax.lax.Precision.HIGHEST)
+                        precision=self.precision)
     cond = jnp.concatenate([z, embedding], axis=-1)
     h = self.z_linear(cond).reshape(z.shape[0], BOTTOM_WIDTH, BOTTOM_WIDTH,
                                     spec.block_layout[0][0])
@@ -287,17 +294,19 @@ def latent_projection(params: Params) -> np.ndarray:
   return np.concatenate(rows).astype(np.float32)
 
 
-def make_forward(spec: BigGANDeepSpec, dtype: str = "float32"
-                 ) -> Callable[..., jax.Array]:
+def make_forward(spec: BigGANDeepSpec, dtype: str = "float32",
+                 precision: str = "highest") -> Callable[..., jax.Array]:
   """A pure `forward(params, z, y, weights) -> images` for any truncation.
 
   `weights` is `statistics_weights(truncation, spec.n_stats)`, computed on
   the host (it must follow the package's float64 arithmetic exactly) and
   passed as values, so one compiled function serves every truncation.
+  dtype, precision: as biggan.make_generate's.
   """
   act_dtype = biggan.activation_dtype(dtype)
+  float32 = biggan.float32_precision(precision, act_dtype)
   graphdef, abstract_state = nnx.split(nnx.eval_shape(
-      lambda: BigGANDeep(spec, dtype=act_dtype)))
+      lambda: BigGANDeep(spec, dtype=act_dtype, precision=float32)))
 
   def forward(params: Params, z: jax.Array, y: jax.Array,
               weights: tuple) -> jax.Array:
@@ -309,14 +318,14 @@ def make_forward(spec: BigGANDeepSpec, dtype: str = "float32"
 
 
 def make_generate(spec: BigGANDeepSpec, dtype: str = "float32",
-                  truncation: float = 1.0
+                  truncation: float = 1.0, precision: str = "highest"
                   ) -> Callable[[Params, jax.Array, jax.Array], jax.Array]:
   """A pure `generate(params, z, y) -> images` at a fixed truncation.
 
   The truncation picks the BN statistics (module docstring); z itself should
   be drawn as `imagenet_biggan.truncated_z` with the same truncation.
   """
-  forward = make_forward(spec, dtype)
+  forward = make_forward(spec, dtype, precision)
   weights = statistics_weights(truncation, spec.n_stats)
 
   def generate(params: Params, z: jax.Array, y: jax.Array) -> jax.Array:

@@ -52,6 +52,7 @@ SHORT_NAMES = {
 }
 LATENT_SPACES = ("z", "w", "w+")
 DTYPES = ("float32", "bfloat16")
+MATMUL_PRECISIONS = ("highest", "high", "default")  # jax.lax.Precision names.
 NOISE_SEEDS = 2**24  # Noise seeds are integers below this (exact in float32).
 
 Params = Any
@@ -66,6 +67,7 @@ class BuildOptions:
   classes: tuple[int, ...] = ()  # Class ids sampled per latent; () = all.
   truncation: float = 1.0  # The kind's own truncation (config.generator).
   noise_mode: str = "const"  # One of the kind's noise_modes.
+  matmul_precision: str = "highest"  # Of float32 matmuls: MATMUL_PRECISIONS.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +201,10 @@ def build_options(generator_config) -> BuildOptions:
   if dtype not in DTYPES:
     raise errors.UserError(
         f"config.generator.dtype: {dtype!r} is not one of {DTYPES}")
+  precision = str(generator_config.get("matmul_precision", "highest"))
+  if precision not in MATMUL_PRECISIONS:
+    raise errors.UserError(f"config.generator.matmul_precision: {precision!r} "
+                           f"is not one of {MATMUL_PRECISIONS}")
   space = str(generator_config.get("latent_space", "z"))
   if space not in LATENT_SPACES:
     raise errors.UserError(f"config.generator.latent_space: {space!r} is "
@@ -211,7 +217,8 @@ def build_options(generator_config) -> BuildOptions:
       dtype=dtype, latent_space=space,
       classes=parse_classes(generator_config.get("classes", "")),
       truncation=float(truncation),
-      noise_mode=str(generator_config.get("noise_mode", "const")))
+      noise_mode=str(generator_config.get("noise_mode", "const")),
+      matmul_precision=precision)
 
 
 def check_options(kind: GeneratorKind, options: BuildOptions) -> None:

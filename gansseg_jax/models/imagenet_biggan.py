@@ -86,31 +86,34 @@ class ImageNetBigGANSpec:
 class ImageNetBigGAN(nnx.Module):
   """(z [B, z_dim], y [B, n_classes]) -> images [B, H, W, 3] in [-1, 1]."""
 
-  def __init__(self, spec: ImageNetBigGANSpec, dtype=jnp.float32):
+  def __init__(self, spec: ImageNetBigGANSpec, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
     backbone = spec.backbone
     self.spec = spec
     self.dtype = dtype
+    self.precision = precision  # Of float32 matmuls (biggan.float32_precision).
+    numerics = {"dtype": dtype, "precision": precision}
     first_channels = backbone.block_channels[0][0]
     self.shared = nnx.Param(jnp.zeros((spec.n_classes, spec.shared_dim)))
     side = biggan.BOTTOM_WIDTH
     self.z_linear = biggan.Dense(backbone.chunk_size,
-                                 side * side * first_channels, dtype)
+                                 side * side * first_channels, **numerics)
     self.blocks = nnx.List([
-        biggan.GBlock(cin, cout, backbone.cond_dim, spec.bn_eps, dtype=dtype)
+        biggan.GBlock(cin, cout, backbone.cond_dim, spec.bn_eps, **numerics)
         for cin, cout in backbone.block_channels])
     self.attention = (
-        biggan.SelfAttention(backbone.attention_channels, dtype=dtype)
+        biggan.SelfAttention(backbone.attention_channels, **numerics)
         if backbone.attention_block >= 0 else None)
     last_channels = backbone.block_channels[-1][1]
     self.out_bn = biggan.BatchNorm(last_channels, spec.output_bn_eps,
                                    dtype=dtype)
-    self.out_conv = biggan.Conv(last_channels, 3, 3, True, dtype=dtype)
+    self.out_conv = biggan.Conv(last_channels, 3, 3, True, **numerics)
 
   def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
     backbone = self.spec.backbone
     z = z.astype(jnp.float32)
     embedding = jnp.dot(y.astype(jnp.float32), self.shared[...],
-                        precision=jax.lax.Precision.HIGHEST)
+                        precision=self.precision)
     chunks = jnp.split(z, backbone.num_blocks + 1, axis=-1)
     side = biggan.BOTTOM_WIDTH
     h = self.z_linear(chunks[0]).reshape(z.shape[0], side, side,
@@ -182,12 +185,17 @@ def sample_classes(key: jax.Array, batch: int, classes,
   return one_hot(drawn, n_classes)
 
 
-def make_generate(spec: ImageNetBigGANSpec, dtype: str = "float32"
+def make_generate(spec: ImageNetBigGANSpec, dtype: str = "float32",
+                  precision: str = "highest"
                   ) -> Callable[[Params, jax.Array, jax.Array], jax.Array]:
-  """A pure `generate(params, z, y) -> images` (jit it at the call site)."""
+  """A pure `generate(params, z, y) -> images` (jit it at the call site).
+
+  dtype, precision: as biggan.make_generate's.
+  """
   act_dtype = biggan.activation_dtype(dtype)
+  float32 = biggan.float32_precision(precision, act_dtype)
   graphdef, abstract_state = nnx.split(nnx.eval_shape(
-      lambda: ImageNetBigGAN(spec, dtype=act_dtype)))
+      lambda: ImageNetBigGAN(spec, dtype=act_dtype, precision=float32)))
 
   def generate(params: Params, z: jax.Array, y: jax.Array) -> jax.Array:
     state = jax.tree.map(lambda leaf: leaf, abstract_state)

@@ -35,7 +35,8 @@ maps are then those of a batch of one drawn from key i), 'none' adds nothing
 (NVlabs' noise_mode).
 
 Parameters stay float32; `dtype` is the activation dtype. In float32 every
-matmul/conv asks for full precision.
+matmul/conv asks for `precision` (config.generator.matmul_precision,
+biggan.float32_precision), full precision by default.
 """
 import dataclasses
 import math
@@ -138,23 +139,25 @@ def _fir_kernel(channels: int, gain: float, dtype) -> jax.Array:
   return jnp.asarray(np.tile(f[:, :, None, None], (1, 1, 1, channels)), dtype)
 
 
-def _depthwise(x: jax.Array, kernel: jax.Array, padding, lhs_dilation=(1, 1)
-               ) -> jax.Array:
+def _depthwise(x: jax.Array, kernel: jax.Array, padding, precision,
+               lhs_dilation=(1, 1)) -> jax.Array:
   return jax.lax.conv_general_dilated(
       x, kernel, (1, 1), padding, lhs_dilation=lhs_dilation,
       dimension_numbers=("NHWC", "HWIO", "NHWC"),
       feature_group_count=x.shape[-1],
-      precision=biggan.matmul_precision(x.dtype))
+      precision=biggan.matmul_precision(x.dtype, precision))
 
 
-def upsample_image(img: jax.Array) -> jax.Array:
+def upsample_image(img: jax.Array, precision=jax.lax.Precision.HIGHEST
+                   ) -> jax.Array:
   """NVlabs upsample2d: zeros after each pixel, pad (2, 1), FIR with gain 4.
 
   lhs_dilation inserts zeros between pixels only, so the trailing zero row
   and column become one more pixel of padding after: (2, 2).
   """
   kernel = _fir_kernel(img.shape[-1], 4.0, img.dtype)
-  return _depthwise(img, kernel, ((2, 2), (2, 2)), lhs_dilation=(2, 2))
+  return _depthwise(img, kernel, ((2, 2), (2, 2)), precision,
+                    lhs_dilation=(2, 2))
 
 
 def lrelu_gain_clamp(x: jax.Array, clamp: Optional[float]) -> jax.Array:
@@ -164,23 +167,25 @@ def lrelu_gain_clamp(x: jax.Array, clamp: Optional[float]) -> jax.Array:
 
 
 class Dense(nnx.Module):
-  """y = x W + b, W [in, out] (effective weights, gains folded in)."""
+  """y = x W + b in float32, W [in, out] (effective weights, gains folded)."""
 
-  def __init__(self, in_features: int, out_features: int):
+  def __init__(self, in_features: int, out_features: int, precision):
     self.kernel = nnx.Param(jnp.zeros((in_features, out_features)))
     self.bias = nnx.Param(jnp.zeros((out_features,)))
+    self.precision = precision
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return (jnp.dot(x.astype(jnp.float32), self.kernel[...],
-                    precision=jax.lax.Precision.HIGHEST) + self.bias[...])
+                    precision=self.precision) + self.bias[...])
 
 
 class MappingNetwork(nnx.Module):
   """z [B, z_dim] -> w [B, w_dim] (normalize, then fc + lrelu * sqrt(2))."""
 
-  def __init__(self, spec: StyleGAN2Spec):
+  def __init__(self, spec: StyleGAN2Spec, precision):
     widths = [spec.z_dim] + [spec.w_dim] * spec.mapping_layers
-    self.layers = nnx.List([Dense(a, b) for a, b in zip(widths, widths[1:])])
+    self.layers = nnx.List([Dense(a, b, precision)
+                            for a, b in zip(widths, widths[1:])])
 
   def __call__(self, z: jax.Array) -> jax.Array:
     x = z.astype(jnp.float32)
@@ -195,8 +200,8 @@ class SynthesisLayer(nnx.Module):
   """Modulated, demodulated 3x3 conv (optionally x2 up) + noise + bias + act."""
 
   def __init__(self, in_channels: int, out_channels: int, w_dim: int,
-               side: int, up: bool, clamp: Optional[float], dtype):
-    self.affine = Dense(w_dim, in_channels)
+               side: int, up: bool, clamp: Optional[float], dtype, precision):
+    self.affine = Dense(w_dim, in_channels, precision)
     self.weight = nnx.Param(jnp.zeros((3, 3, in_channels, out_channels)))
     self.bias = nnx.Param(jnp.zeros((out_channels,)))
     self.noise_strength = nnx.Param(jnp.zeros(()))
@@ -204,6 +209,7 @@ class SynthesisLayer(nnx.Module):
     self.up = up
     self.clamp = clamp
     self.dtype = dtype
+    self.precision = precision
 
   def __call__(self, x: jax.Array, w: jax.Array,
                noise: Optional[jax.Array]) -> jax.Array:
@@ -211,16 +217,16 @@ class SynthesisLayer(nnx.Module):
     weight = self.weight[...]
     dcoefs = jax.lax.rsqrt(jnp.einsum(
         "bi,hwio->bo", styles * styles, weight * weight,
-        precision=jax.lax.Precision.HIGHEST) + NORMALIZE_EPS)  # [B, out]
+        precision=self.precision) + NORMALIZE_EPS)  # [B, out]
     x = x * styles[:, None, None, :].astype(self.dtype)
-    prec = biggan.matmul_precision(self.dtype)
+    prec = biggan.matmul_precision(self.dtype, self.precision)
     if self.up:  # Transposed conv = dilated input, flipped kernel, pad k-1.
       x = jax.lax.conv_general_dilated(
           x, weight[::-1, ::-1].astype(self.dtype), (1, 1), ((2, 2), (2, 2)),
           lhs_dilation=(2, 2), dimension_numbers=("NHWC", "HWIO", "NHWC"),
           precision=prec)
       x = _depthwise(x, _fir_kernel(x.shape[-1], 4.0, self.dtype),
-                     ((1, 1), (1, 1)))
+                     ((1, 1), (1, 1)), self.precision)
     else:
       x = jax.lax.conv_general_dilated(
           x, weight.astype(self.dtype), (1, 1), ((1, 1), (1, 1)),
@@ -235,18 +241,20 @@ class ToRGB(nnx.Module):
   """Modulated 1x1 conv to RGB without demodulation, + bias, clamped."""
 
   def __init__(self, in_channels: int, w_dim: int, clamp: Optional[float],
-               dtype):
-    self.affine = Dense(w_dim, in_channels)
+               dtype, precision):
+    self.affine = Dense(w_dim, in_channels, precision)
     self.weight = nnx.Param(jnp.zeros((in_channels, 3)))
     self.bias = nnx.Param(jnp.zeros((3,)))
     self.clamp = clamp
     self.dtype = dtype
+    self.precision = precision
 
   def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
     styles = self.affine(w)
     x = x * styles[:, None, None, :].astype(self.dtype)
     y = jnp.einsum("bhwi,io->bhwo", x, self.weight[...].astype(self.dtype),
-                   precision=biggan.matmul_precision(self.dtype),
+                   precision=biggan.matmul_precision(self.dtype,
+                                                     self.precision),
                    preferred_element_type=jnp.float32) + self.bias[...]
     return y if self.clamp is None else jnp.clip(y, -self.clamp, self.clamp)
 
@@ -255,20 +263,25 @@ class StyleGAN2(nnx.Module):
   """Mapping + synthesis; `synthesize(ws, noise)` -> images [B, R, R, 3].
 
   The constructor holds placeholder zeros; the real values come from a
-  converter or `init_params`.
+  converter or `init_params`. `precision`: of the float32 matmuls and
+  convolutions (biggan.float32_precision).
   """
 
-  def __init__(self, spec: StyleGAN2Spec, dtype=jnp.float32):
+  def __init__(self, spec: StyleGAN2Spec, dtype=jnp.float32,
+               precision=jax.lax.Precision.HIGHEST):
     self.spec = spec
     self.dtype = dtype
-    self.mapping = MappingNetwork(spec)
+    self.precision = precision
+    self.mapping = MappingNetwork(spec, precision)
     self.w_avg = nnx.Param(jnp.zeros((spec.w_dim,)))
     self.const = nnx.Param(jnp.zeros((BOTTOM, BOTTOM, spec.channels(BOTTOM))))
     self.layers = nnx.List([
-        SynthesisLayer(cin, cout, spec.w_dim, side, up, spec.conv_clamp, dtype)
+        SynthesisLayer(cin, cout, spec.w_dim, side, up, spec.conv_clamp, dtype,
+                       precision)
         for cin, cout, side, up in spec.layer_shapes()])
     self.torgbs = nnx.List([
-        ToRGB(spec.channels(side), spec.w_dim, spec.conv_clamp, dtype)
+        ToRGB(spec.channels(side), spec.w_dim, spec.conv_clamp, dtype,
+              precision)
         for side in spec.block_resolutions])
 
   def truncate(self, ws: jax.Array, psi: float,
@@ -294,7 +307,7 @@ class StyleGAN2(nnx.Module):
       if index % 2 == 0:  # The last layer of block index // 2.
         block = index // 2
         y = self.torgbs[block](x, ws[:, 2 * block + 1])
-        img = y if img is None else upsample_image(img) + y
+        img = y if img is None else upsample_image(img, self.precision) + y
     return img.astype(jnp.float32)
 
 
@@ -328,8 +341,8 @@ def _noise_maps(model: StyleGAN2, mode: str, batch: int,
 def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
                   latent_space: str = "w", truncation_psi: float = 1.0,
                   truncation_cutoff: Optional[int] = None,
-                  noise_mode: str = "const", clip_output: bool = True
-                  ) -> Callable[..., jax.Array]:
+                  noise_mode: str = "const", clip_output: bool = True,
+                  precision: str = "highest") -> Callable[..., jax.Array]:
   """A pure `generate(params, latents, noise_key=None) -> images [B, R, R, 3]`.
 
   latents are in `latent_space` ([B, spec.latent_dim(latent_space)]);
@@ -338,14 +351,16 @@ def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
   nominally [-1, 1] and overshoots; with `clip_output` (the default) it is
   clipped to [-1, 1], as NVlabs' generate.py clamps when it saves images.
   `noise_key` is needed only with noise_mode 'random': one key for the
-  batch, or typed keys [B] (jax.random.key), one per row.
+  batch, or typed keys [B] (jax.random.key), one per row. dtype, precision:
+  as biggan.make_generate's.
   """
   check_latent_space(latent_space)
   if noise_mode not in NOISE_MODES:
     raise ValueError(f"noise_mode: {noise_mode!r} is not one of {NOISE_MODES}")
   act_dtype = biggan.activation_dtype(dtype)
+  float32 = biggan.float32_precision(precision, act_dtype)
   graphdef, abstract_state = nnx.split(nnx.eval_shape(
-      lambda: StyleGAN2(spec, dtype=act_dtype)))
+      lambda: StyleGAN2(spec, dtype=act_dtype, precision=float32)))
 
   def generate(params: Params, latents: jax.Array,
                noise_key: Optional[jax.Array] = None) -> jax.Array:
@@ -369,10 +384,18 @@ def make_generate(spec: StyleGAN2Spec, dtype: str = "float32",
   return generate
 
 
-def make_mapping(spec: StyleGAN2Spec) -> Callable[[Params, jax.Array],
-                                                  jax.Array]:
-  """A pure `mapping(params, z [B, z_dim]) -> w [B, w_dim]` (no truncation)."""
-  graphdef, abstract_state = nnx.split(nnx.eval_shape(lambda: StyleGAN2(spec)))
+def make_mapping(spec: StyleGAN2Spec, dtype: str = "float32",
+                 precision: str = "highest"
+                 ) -> Callable[[Params, jax.Array], jax.Array]:
+  """A pure `mapping(params, z [B, z_dim]) -> w [B, w_dim]` (no truncation).
+
+  The mapping runs in float32 at the precision that `make_generate(spec,
+  dtype, precision=precision)` gives it.
+  """
+  float32 = biggan.float32_precision(precision,
+                                     biggan.activation_dtype(dtype))
+  graphdef, abstract_state = nnx.split(nnx.eval_shape(
+      lambda: StyleGAN2(spec, precision=float32)))
 
   def mapping(params: Params, z: jax.Array) -> jax.Array:
     state = jax.tree.map(lambda leaf: leaf, abstract_state)
