@@ -237,7 +237,9 @@ def generator_parts(config, mesh):
   spec = bigbigan.generator_spec(config)
   params = checkpointing.abstract_like(biggan.abstract_params(spec),
                                        sharding.replicated(mesh))
-  return biggan.make_generate(spec, config.generator.dtype), params
+  return biggan.make_generate(
+      spec, config.generator.dtype,
+      precision=config.generator.matmul_precision), params
 
 
 def abstract_frozen(config, mesh) -> segmentation.Frozen:

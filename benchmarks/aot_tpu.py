@@ -123,7 +123,9 @@ flags.DEFINE_enum("size", "paper", ["paper", "small"], "Model sizes.")
 flags.DEFINE_list("slices", ["v5e-8", "v4-8", "v5p-8"], "Slices (SLICES; "
                   "GPUs: aot_compile.GPU_SLICES).")
 flags.DEFINE_list("programs", [], "Programs; empty = all.")
-flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "generator/unet dtype.")
+flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "generator/unet dtype; "
+                  "'float32:high' or 'float32:default' also sets "
+                  "generator.matmul_precision (default 'highest').")
 flags.DEFINE_integer("batch", 96, "Global train batch (a multiple of chips).")
 flags.DEFINE_bool("search", True, "Largest-batch search after the matrix "
                   "(paper size).")
@@ -159,12 +161,16 @@ FLAGS = flags.FLAGS
 
 
 def make_config(size: str, dtype: str, batch: int):
-  """configs/default.py at `size` (bench_train.PRESETS) and `dtype`."""
+  """configs/default.py at `size` (bench_train.PRESETS) and `dtype`:
+  'float32' or 'bfloat16' for the generator and the U-Net, or
+  'float32:<generator.matmul_precision>' ('float32:high')."""
   config = aot_compile.load_default_config()
   preset = bench_train.PRESETS[size]
   for field in ("resolution", "ch", "shared_dim", "attention_resolution"):
     config.generator[field] = preset[field]
+  dtype, _, precision = dtype.partition(":")
   config.generator.dtype = config.unet.dtype = dtype
+  config.generator.matmul_precision = precision or "highest"
   config.unet.width = preset["unet_width"]
   config.train.batch_size = batch
   if size == "small":

@@ -121,7 +121,8 @@ def load_generator(config):
     generate, params, _ = demo.import_demo_gan().load_builtin()
     return generate, params
   spec = bigbigan.generator_spec(config)
-  return (biggan.make_generate(spec, config.generator.dtype),
+  return (biggan.make_generate(spec, config.generator.dtype,
+                               config.generator.matmul_precision),
           biggan.init_params(spec, seed=0))
 
 
