@@ -148,9 +148,8 @@ flags.DEFINE_integer("search_step", 8, "The search's per-chip batches are "
 flags.DEFINE_float("hbm_fraction", 1.0, "A batch fits when its peak bytes "
                    "are within this fraction of the chip's memory.")
 flags.DEFINE_bool("precision_estimates", False, "Only split the FLOPs of "
-                  "TPU entries compiled without flops_by_class into their "
-                  "precision classes (shares of the program lowered on one "
-                  "CPU device) and estimate them again.")
+                  "TPU entries compiled before split_flops into their "
+                  "precision classes and estimate them again.")
 flags.DEFINE_bool("force", False, "Recompile entries already in the JSON.")
 flags.DEFINE_string("hlo_dir", "", "Write each train_step's optimized HLO "
                     "text here.")
@@ -376,6 +375,8 @@ def compile_entry(tpu, program: str, size: str, dtype: str,
     return entry
   entry.update(status="compiled", compile_s=seconds,
                **aot_compile.analysis(compiled))
+  if "flops_by_class" not in entry:  # TPU: XLA's FLOPs, split by precision.
+    entry.update(split_flops(entry, builder, config))
   entry.update(aot_compile.roofline(entry["flops"], entry["bytes_accessed"],
                                     tpu.chip, entry.get("flops_by_class")))
   entry["hbm_fraction"] = entry["peak_bytes"] / tpu.chip.hbm
@@ -497,28 +498,35 @@ def reestimate(entry: dict) -> dict:
   return entry
 
 
+def split_flops(entry: dict, builder, config) -> dict:
+  """XLA's FLOPs of a TPU entry by precision class (aot_compile.CHIPS:
+  float32 at HIGHEST runs as six bf16 passes): each class's share of the
+  program lowered on one CPU device (aot_compile.flop_shares)."""
+  shares = aot_compile.flop_shares(
+      builder(config, aot_compile.one_device_slice()))
+  return {"flops_by_class": {c: share * entry["flops"]
+                             for c, share in shares.items()},
+          "flops_class_source": "class shares of the program lowered on "
+                                "one device (before optimization) x XLA's "
+                                "FLOPs"}
+
+
 def add_precision_estimates(results) -> None:
-  """For TPU entries compiled before the FLOPs were split by class
-  (aot_compile.CHIPS: float32 at HIGHEST runs as six bf16 passes): each
-  class's share of the program lowered on one device (aot_compile.
-  flop_shares) times XLA's FLOPs, and every estimate again (reestimate)."""
-  shares, cpu = {}, aot_compile.one_device_slice()
+  """For TPU entries compiled before their FLOPs were split by class
+  (split_flops): the split, and every estimate again (reestimate)."""
   for entry in list(results.entries):
-    if (entry["status"] != "compiled" or "flops_by_class" in entry
+    if (entry["status"] != "compiled"
+        or entry.get("flops_class_source")
         or entry["slice"] not in SLICES):
       continue
-    k = (entry["program"], entry["size"], entry["dtype"], entry["batch"])
-    if k not in shares:
-      builder, _ = programs(entry["size"])[entry["program"]]
-      shares[k] = aot_compile.flop_shares(
-          builder(make_config(*k[1:]), cpu))
-      print(json.dumps({"program": k[0], "dtype": k[2], "batch": k[3],
-                        "shares": shares[k]}), flush=True)
-    by_class = {c: share * entry["flops"] for c, share in shares[k].items()}
-    results.put(reestimate({
-        **entry, "flops_by_class": by_class,
-        "flops_class_source": "class shares of the program lowered on one "
-                              "device (before optimization) x XLA's FLOPs"}))
+    builder, _ = programs(entry["size"])[entry["program"]]
+    split = split_flops(entry, builder, make_config(
+        entry["size"], entry["dtype"], entry["batch"]))
+    print(json.dumps({k: entry[k] for k in ("slice", "program", "dtype",
+                                            "batch")}
+                     | {"flops_by_class": split["flops_by_class"]}),
+          flush=True)
+    results.put(reestimate({**entry, **split}))
 
 
 def key(e) -> tuple:

@@ -71,8 +71,8 @@ def test_fused_step_compiles_for_v5e_2x2_with_its_inputs_in_hbm():
 
 def test_highest_precision_flops_are_split_out_of_xlas_count():
   # XLA's TPU cost analysis counts a float32 multiply-add once whatever the
-  # precision; HIGHEST runs as six bf16 MXU passes. The classes come from
-  # the optimized HLO (aot_compile.hlo_flops) and the roofline charges them.
+  # precision; HIGHEST runs as six bf16 MXU passes, and the TPU compile
+  # keeps each dot's precision. The roofline charges the classes.
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   tpu = aot_compile.tpu_slice("v5e-4", "v5e:2x2")
   rows = jax.sharding.NamedSharding(tpu.mesh, jax.sharding.PartitionSpec(
@@ -82,29 +82,30 @@ def test_highest_precision_flops_are_split_out_of_xlas_count():
   b = jax.ShapeDtypeStruct((256, 128), np.float32, sharding=whole)
   f = jax.jit(lambda a, b: (jnp.einsum("bij,jk->bik", a, b, precision="highest")
                             + jnp.einsum("bij,jk->bik", a, b)))
-  result = aot_compile.analysis(f.lower(a, b).compile())
+  compiled = f.lower(a, b).compile()
+  result = aot_compile.analysis(compiled)
+  by_class = aot_compile.hlo_flops(compiled.as_text())
   one_dot = 2 * 2 * 64 * 256 * 128  # Per chip: 2 of the 8 rows.
-  assert result["flops_by_class"] == {"fp32": one_dot, "tf32": one_dot}
+  assert by_class == {"fp32": one_dot, "tf32": one_dot}
   assert result["flops"] == pytest.approx(2 * one_dot, rel=0.01)
-  roofline = aot_compile.roofline(result["flops"], 0.0, tpu.chip,
-                                  result["flops_by_class"])
+  roofline = aot_compile.roofline(result["flops"], 0.0, tpu.chip, by_class)
   assert roofline["t_flops_s"] == pytest.approx(7 * one_dot / 197e12)
 
 
 def test_flop_shares_of_the_one_device_lowering_against_the_tpu_compile():
-  # add_precision_estimates splits XLA's FLOPs of entries compiled without
-  # classes by the shares of the program lowered on one CPU device (the
-  # math: no padding). The TPU compile of the same step counts its MXU
-  # work, padding included (this config's 2-4 channels pad; XLA:TPU may
+  # aot_tpu.split_flops splits XLA's FLOPs by the shares of the program
+  # lowered on one CPU device (the math: no padding). The TPU compile of
+  # the same step keeps the generator's HIGHEST convolutions; counted from
+  # its HLO (padding included: this config's 2-4 channels pad; XLA:TPU may
   # also rewrite a default-precision float32 convolution as a bf16 one,
-  # both one pass): per chip at least the math's FLOPs of each kind, and
-  # the generator's HIGHEST share close to the lowering's.
+  # both one pass), per chip at least the math's FLOPs of each kind, and
+  # the HIGHEST share close to the lowering's.
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   tpu = aot_compile.tpu_slice("v5e-4", "v5e:2x2")
   config = tiny_config(batch_size=8)
   compiled, _ = aot_compile.compile_lowered(
       aot_compile.train_step(config, tpu))
-  by_class = aot_compile.analysis(compiled)["flops_by_class"]
+  by_class = aot_compile.hlo_flops(compiled.as_text())
   lowered = aot_compile.train_step(config, aot_compile.one_device_slice())()
   math = aot_compile.hlo_flops(lowered.as_text(dialect="hlo"))
   shares = aot_compile.flop_shares(lambda: lowered)
