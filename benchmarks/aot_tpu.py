@@ -616,8 +616,10 @@ def search_batch(results, slices, name, size, dtype) -> dict:
 
   for e in results.entries:
     if (e["program"], e["slice"], e["size"], e["dtype"]) == (
-        "train_step", name, size, dtype) and verdict(e) is not None:
-      probes[e["batch"] // chips] = verdict(e)
+        "train_step", name, size, dtype):
+      ok = verdict(e)
+      if ok is not None:
+        probes[e["batch"] // chips] = ok
   # The guess scales a fitting batch by HBM over its peak: where peak memory
   # is a fixed part (parameters, optimizer state) plus a part proportional
   # to the batch, that lands below the boundary.
