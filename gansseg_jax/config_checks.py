@@ -17,6 +17,7 @@ import urllib.parse
 import ml_collections
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 from gansseg_jax.convert import embed as embed_lib
 from gansseg_jax.convert import tfhub_cache
 from gansseg_jax.data import folder
@@ -349,6 +350,24 @@ def _must_be_file(field: str, path: str, what: str) -> None:
     _fail(field, f"must be an existing file ({what})", path)
 
 
+def _check_generator_file(g: ml_collections.ConfigDict) -> None:
+  """The file (or folder) the kind's source reads exists, and its reader's
+  optional module imports: an error names the field the source reads."""
+  kind = generator_api.resolve(generator_api.kind_name(g))
+  needed = kind.files.get(g.source)
+  if needed is None:
+    return
+  field, path = f"generator.{needed.field}", g[needed.field]
+  if needed.folder:
+    if not path or not os.path.exists(path):
+      _fail(field, f"must be an existing file or folder ({needed.what})", path)
+  else:
+    _must_be_file(field, path, needed.what)
+  if needed.module:
+    optional.load(needed.module, f"config.{field}: reading {path}",
+                  needed.install)
+
+
 def _check_tfhub_handle(handle: str) -> None:
   """A local module exists; a URL is in the TF-Hub cache or can be fetched."""
   if not handle:
@@ -377,9 +396,8 @@ def check_files(config: ml_collections.ConfigDict,
       "embed" in running and config.embed.source == "tfhub")
   if uses_hub:
     _check_tfhub_handle(g.handle)
-  if "convert" in running and g.source == "torch":
-    _must_be_file("generator.torch_checkpoint", g.torch_checkpoint,
-                  "the authors' BigBiGAN_x1.pth")
+  if "convert" in running:
+    _check_generator_file(g)
   if "embed" in running and config.embed.source == "file":
     _must_be_file("embed.file", config.embed.file, "a .npy of latents")
   if "discover" in running and config.directions.source == "file":

@@ -34,7 +34,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from gansseg_jax import errors
-from gansseg_jax import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import torch_checkpoint
 from gansseg_jax.models import biggan
@@ -47,6 +46,8 @@ TRAINED_EPS = {"bn_eps": 1e-5, "sn_eps": 1e-6}
 OUTPUT_BN_EPS = 1e-5
 DEEP_CONFIG_NAME = "config.json"
 DEEP_WEIGHTS_NAME = "pytorch_model.bin"
+# The config field both formats are read from (torch's errors name it).
+CHECKPOINT_FIELD = "config.generator.checkpoint"
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
@@ -54,7 +55,7 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   if not os.path.isfile(path):
     raise errors.UserError(f"{path}: no such checkpoint file")
   try:
-    return torch_checkpoint.read_state_dict(path)
+    return torch_checkpoint.read_state_dict(path, CHECKPOINT_FIELD)
   except (pickle.UnpicklingError, EOFError, ValueError) as e:
     # torch.load(weights_only=True) refuses anything but tensors and plain
     # containers with an UnpicklingError; a truncated file ends early.

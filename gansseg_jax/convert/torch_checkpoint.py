@@ -34,19 +34,20 @@ UNCONDITIONAL_CLASS = 0  # Row of shared.weight the authors' wrapper uses.
 _SN_MODE = "max"  # BigGAN-PyTorch normalises with F.normalize.
 
 
-def read_state_dict(path: str) -> dict[str, np.ndarray]:
-  """{key: float32 array} of a .pth state dict; needs the `torch` extra."""
-  torch = optional.load("torch",
-                        f"config.generator.torch_checkpoint: reading {path}",
+def read_state_dict(path: str, field: str) -> dict[str, np.ndarray]:
+  """{key: float32 array} of a .pth state dict; needs the `torch` extra.
+
+  `field` is the config field that named `path` (every error names it).
+  """
+  torch = optional.load("torch", f"{field}: reading {path}",
                         optional.TORCH_EXTRA)
   try:
     state = torch.load(path, map_location="cpu", weights_only=True)
   except (OSError, RuntimeError) as e:
-    raise errors.UserError(
-        f"config.generator.torch_checkpoint: cannot read {path} ({e})") from e
+    raise errors.UserError(f"{field}: cannot read {path} ({e})") from e
   if not isinstance(state, Mapping):
-    raise errors.UserError(f"config.generator.torch_checkpoint: {path} holds "
-                           f"a {type(state).__name__}, not a state dict")
+    raise errors.UserError(f"{field}: {path} holds a "
+                           f"{type(state).__name__}, not a state dict")
   return {k: v.detach().cpu().float().numpy() for k, v in state.items()}
 
 

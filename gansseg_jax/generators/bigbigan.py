@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import encoder_map
 from gansseg_jax.convert import load
@@ -38,6 +39,10 @@ from gansseg_jax.models import generator_api as api
 
 # Outputs of the module's `encode` compared with the converted encoder's.
 ENCODER_OUTPUTS = ("avepool_feat", "z_mean", "z_stdev")
+# Source 'torch': the authors' checkpoint, read with the `torch` extra.
+TORCH_FILE = api.SourceFile("torch_checkpoint", "the authors' BigBiGAN_x1.pth",
+                            module="torch", install=optional.TORCH_EXTRA)
+TORCH_FIELD = f"config.generator.{TORCH_FILE.field}"
 
 
 def generator_spec(config: ml_collections.ConfigDict) -> biggan.BigGANSpec:
@@ -224,10 +229,10 @@ def _from_torch(config) -> api.Converted:
   spec = generator_spec(config)
   path = config.generator.torch_checkpoint
   if not path or not os.path.isfile(path):
-    raise errors.UserError(f"config.generator.torch_checkpoint: {path!r} is "
-                           "not a file (the authors' BigBiGAN_x1.pth)")
-  where = f"config.generator.torch_checkpoint ({path})"
-  state = torch_checkpoint.read_state_dict(path)
+    raise errors.UserError(f"{TORCH_FIELD}: {path!r} is not a file "
+                           f"({TORCH_FILE.what})")
+  where = f"{TORCH_FIELD} ({path})"
+  state = torch_checkpoint.read_state_dict(path, TORCH_FIELD)
   params, unused = torch_checkpoint.convert(spec, state,
                                             config.generator.sn_eps, where)
   logging.warning("Generator from %s: no reference forward pass to verify "
@@ -262,4 +267,5 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
 
 
 KIND = api.GeneratorKind(name="biggan", sources=("tfhub", "torch", "random"),
-                         convert=convert, build=build)
+                         convert=convert, build=build,
+                         files={"torch": TORCH_FILE})

@@ -21,6 +21,7 @@ from typing import Any
 import ml_collections
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 from gansseg_jax.convert import biggan_deep_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.generators import imagenet_biggan as imagenet_kind
@@ -70,5 +71,10 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       latent_projection=biggan_deep.latent_projection)
 
 
-KIND = api.GeneratorKind(name="biggan_deep", sources=("tfhub", "torch", "random"),
-                         convert=convert, build=build, conditional=True)
+KIND = api.GeneratorKind(
+    name="biggan_deep", sources=("tfhub", "torch", "random"),
+    convert=convert, build=build, conditional=True,
+    files={"torch": api.SourceFile(
+        "checkpoint", "a pytorch-pretrained-biggan folder of pytorch_model.bin "
+        "+ config.json, or its .bin", folder=True, module="torch",
+        install=optional.TORCH_EXTRA)})

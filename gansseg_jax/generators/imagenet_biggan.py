@@ -24,6 +24,7 @@ from jax.scipy import special
 import ml_collections
 
 from gansseg_jax import errors
+from gansseg_jax import optional
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.models import generator_api as api
@@ -92,6 +93,9 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       latent_projection=imagenet_biggan.latent_projection)
 
 
-KIND = api.GeneratorKind(name="biggan_imagenet",
-                         sources=("tfhub", "torch", "random"),
-                         convert=convert, build=build, conditional=True)
+KIND = api.GeneratorKind(
+    name="biggan_imagenet", sources=("tfhub", "torch", "random"),
+    convert=convert, build=build, conditional=True,
+    files={"torch": api.SourceFile(
+        "checkpoint", "a BigGAN-PyTorch G_ema.pth / biggan-128.pth",
+        module="torch", install=optional.TORCH_EXTRA)})

@@ -138,4 +138,8 @@ KIND = api.GeneratorKind(name="stylegan2",
                          sources=("pkl", "rosinality", "random"),
                          convert=convert, build=build,
                          latent_spaces=("z", "w", "w+"),
-                         noise_modes=stylegan2.NOISE_MODES)
+                         noise_modes=stylegan2.NOISE_MODES,
+                         files={"pkl": api.SourceFile(
+                                    "checkpoint", "an NVlabs network .pkl"),
+                                "rosinality": api.SourceFile(
+                                    "checkpoint", "a rosinality .pt")})

@@ -123,6 +123,21 @@ class Network:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceFile:
+  """The checkpoint a source reads: checked before any stage writes a file.
+
+  `field` is the config.generator field holding its path; `folder` accepts
+  a folder as well as a file; `module` (with `install`, the command that
+  brings it) is an optional dependency the reader imports, e.g. torch.
+  """
+  field: str  # e.g. 'checkpoint': config.generator.checkpoint.
+  what: str  # Shown in errors: "a BigGAN-PyTorch G*.pth".
+  folder: bool = False
+  module: str = ""
+  install: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorKind:
   """One kind of generator: how to convert it and how to rebuild it."""
   name: str  # Shown in messages.
@@ -132,6 +147,9 @@ class GeneratorKind:
   latent_spaces: tuple[str, ...] = ("z",)
   conditional: bool = False  # Takes config.generator.classes.
   noise_modes: tuple[str, ...] = ("const",)  # config.generator.noise_mode.
+  # {source: SourceFile} of the sources that read a file or folder.
+  files: dict[str, SourceFile] = dataclasses.field(default_factory=dict,
+                                                   hash=False)
 
 
 def kind_name(generator_config) -> str:
