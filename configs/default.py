@@ -8,13 +8,13 @@ alone: it has no dataset. Command line of a derived config, e.g.:
 import ml_collections
 
 # The pipeline in its canonical order; `config.stages` selects a subset.
-ALL_STAGES = "convert,embed,discover,score,train,eval,segment,report"
+ALL_STAGES = "convert,embed,discover,score,synth,train,eval,segment,report"
 
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # Root PRNG seed; every stage folds in its own name.
-  c.stages = "convert,discover,score,train,eval,report"  # Comma-separated, run in canonical order.
+  c.stages = "convert,discover,score,synth,train,eval,report"  # Comma-separated, run in canonical order; synth writes pairs to inspect (report).
   c.force = False  # Re-run selected stages even if their outputs exist; accept a changed config.
 
   # Multi-host start (jax.distributed.initialize).

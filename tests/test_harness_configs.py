@@ -57,3 +57,23 @@ def test_every_default_field_has_a_comment():
   for line in source.splitlines():
     if re.match(r"\s+c\.\w+(\.\w+)* = (?!ml_collections)", line):
       assert "#" in line, f"uncommented field: {line.strip()}"
+
+
+def test_all_stages_is_the_canonical_order():
+  assert default.ALL_STAGES.split(",") == [s.name for s in stages.STAGES]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_stages_are_listed_in_canonical_order(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  assert config.stages.split(",") == [s.name for s in stages.selected(config)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_pipeline_that_trains_exports_pairs_to_inspect(name):
+  """synth is a stage like the others: a config that trains also writes the
+  synthetic pairs its report shows (README: a small fraction of training's
+  generator passes)."""
+  config = importlib.import_module(f"configs.{name}").get_config()
+  names = {s.name for s in stages.selected(config)}
+  assert "train" not in names or "synth" in names
