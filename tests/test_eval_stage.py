@@ -1,6 +1,8 @@
 """The `eval` and `segment` stages with a stand-in predictor (brightness)."""
+import hashlib
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -410,3 +412,86 @@ def test_segment_with_a_baseline_needs_no_unet(tmp_path, photos):
   image = _read(os.path.join(photos, "planted.png"))
   np.testing.assert_array_equal(prob, np.round(centre_prior(image) * 255))
 
+
+
+@pytest.mark.parametrize("key, name", [
+    ("ecssd", "ecssd"),
+    ("duts_te", "duts_te"),
+    ("folder:/home/someone/older_work/s_tmp_ecssd/images:"
+     "/home/someone/older_work/s_tmp_ecssd/masks", "s_tmp_ecssd"),
+    ("folder:" + "/very" * 60 + "/pascal-s/", "pascal-s"),  # <root> form.
+    ("folder:/data/photos/imgs:/elsewhere/gt", "imgs"),
+    ("folder:/d/My Photos (2024)/images:/d/My Photos (2024)/masks",
+     "My_Photos_2024"),
+    ("folder:relative/images:relative/masks", "relative"),
+    ("scenes:1:100:64", "scenes_1_100_64"),
+    ("folder:/x/" + "n" * 80 + "/images:/x/" + "n" * 80 + "/masks",
+     "n" * layout.NAME_CHARS),
+    ("folder:/::", "dataset"),
+])
+def test_dataset_folders_start_with_the_datasets_own_name(key, name):
+  directory = layout.dataset_dir(key)
+  parent, base = os.path.split(directory)
+  assert parent == layout.EVAL_DIR
+  assert re.fullmatch(r"[A-Za-z0-9.\-_]+", base), base
+  assert base == f"{name}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+  assert len(base) <= layout.NAME_CHARS + 9
+
+
+def test_folders_named_alike_stay_apart():
+  first = "folder:/a/ecssd/images:/a/ecssd/masks"
+  second = "folder:/b/ecssd/images:/b/ecssd/masks"
+  assert layout.dataset_dir(first) != layout.dataset_dir(second)
+  assert all(os.path.basename(layout.dataset_dir(k)).startswith("ecssd_")
+             for k in (first, second))
+
+
+def test_legacy_names_are_those_older_workdirs_hold():
+  """Names the eval stage wrote before issue 32 (values from that code)."""
+  assert layout.legacy_dataset_dir(
+      "folder:/home/someone/older_work/s_tmp_ecssd/images:"
+      "/home/someone/older_work/s_tmp_ecssd/masks") == (
+          "eval/ome_someone_older_work_s_tmp_ecssd_masks_df0542bc")
+  assert layout.legacy_dataset_dir("ecssd") == "eval/ecssd_de4203ce"
+
+
+def test_results_under_a_legacy_name_are_moved_and_kept(
+    tmp_path, saliency_folder, monkeypatch):
+  """An older workdir: its results move to the new folder, are not
+  recomputed, and eval.json points at the moved samples; a copy left under
+  the old name beside a new folder is ignored."""
+  workdir = str(tmp_path / "w")
+  key = f"folder:{saliency_folder}"
+  config = _config(eval__datasets=key, eval__predictor="centre_prior",
+                   eval__baselines="")
+  stage.evaluate(config, workdir)
+  new = os.path.join(workdir, layout.dataset_dir(key))
+  old = os.path.join(workdir, layout.legacy_dataset_dir(key))
+  assert old != new
+  result = os.path.join(new, "centre_prior.json")
+  with open(result) as f:
+    record = json.load(f)
+  legacy = dict(record, samples=os.path.relpath(
+      os.path.join(old, "centre_prior_samples.npz"), workdir))
+  os.rename(new, old)
+  with open(os.path.join(old, "centre_prior.json"), "w") as f:
+    json.dump(legacy, f)
+
+  def no_recompute(*args, **kwargs):
+    raise AssertionError("a kept result was recomputed")
+  monkeypatch.setattr(stage.evaluate_lib, "evaluate_source", no_recompute)
+  stage.evaluate(config, workdir)
+  assert not os.path.exists(old)
+  with open(result) as f:
+    assert json.load(f) == record
+  with open(os.path.join(workdir, "eval.json")) as f:
+    entry = json.load(f)["datasets"][key]
+  assert entry["samples"] == layout.samples_path(key, "centre_prior")
+  assert os.path.isfile(os.path.join(workdir, entry["samples"]))
+
+  shutil.copytree(new, old)  # Both names: the old copy is not read.
+  with open(os.path.join(old, "centre_prior.json"), "w") as f:
+    json.dump(dict(legacy, dataset="folder:/elsewhere"), f)
+  stage.write_summary(config, workdir)
+  with open(os.path.join(workdir, "eval.json")) as f:
+    assert list(json.load(f)["datasets"]) == [key]

@@ -5,24 +5,65 @@
   W/eval.json, W/eval.md                    every current result, rebuilt
                                             after each eval run
 
-<dataset> is a readable, file-system safe name of the config.eval.datasets
-entry plus a short hash of it (two folders named alike stay apart). Each
-result is its own file, so evaluating another dataset or predictor adds
-files and removes none. Pure path logic: the stage runner imports it.
+<dataset> is the dataset's own name, file-system safe and at most
+NAME_CHARS long, then '_' and 8 hex digits of the sha256 of the whole
+config.eval.datasets entry (two folders named alike stay apart): 'ecssd_…'
+for a TFDS name, the folder holding images/ and masks/ ('pascal-s_…') or else
+the images folder for a `folder:` entry, 'scenes_1_100_64_…' for
+procedural scenes. Each result is its own file, so evaluating another
+dataset or predictor adds files and removes none. Workdirs written before
+(folder names cut from the right end of the entry, `legacy_dataset_dir`)
+are moved to these names by the eval stage. Pure path logic: the stage
+runner imports it.
 """
 import hashlib
 import os
 import re
 
+from gansseg_jax.data import sources
+
 EVAL_DIR = "eval"
 SUMMARY_FILES = ("eval.json", "eval.md")
+NAME_CHARS = 32  # Longest readable part of a dataset folder's name.
+
+
+def _digest(key: str) -> str:
+  return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def dataset_name(key: str) -> str:
+  """The readable name of a config.eval.datasets entry (unsanitised).
+
+  `folder:<images>:<masks>`: the common parent of the two folders when they
+  share one ('pascal-s' for pascal-s/images + pascal-s/masks), else the
+  images folder; `folder:<root>`: root. Any other entry is its own name.
+  Read from the entry's text alone (no file system, no working directory).
+  """
+  if not key.startswith(sources.FOLDER_PREFIX):
+    return key
+  parts = [os.path.normpath(p)
+           for p in key[len(sources.FOLDER_PREFIX):].split(":") if p]
+  if len(parts) != 2:
+    return os.path.basename(parts[0]) if len(parts) == 1 else key
+  parent = os.path.dirname(parts[0])
+  if parent and parent == os.path.dirname(parts[1]):
+    return os.path.basename(parent)
+  return os.path.basename(parts[0])
 
 
 def dataset_dir(key: str) -> str:
-  """'eval/<slug>' for a config.eval.datasets entry."""
+  """'eval/<name>_<hash>' for a config.eval.datasets entry."""
+  readable = re.sub(r"[^A-Za-z0-9.-]+", "_", dataset_name(key))
+  readable = readable.strip("._-")[:NAME_CHARS].strip("._-") or "dataset"
+  return os.path.join(EVAL_DIR, f"{readable}_{_digest(key)}")
+
+
+def legacy_dataset_dir(key: str) -> str:
+  """The name workdirs written before issue 32 used: the entry's last 40
+  safe characters (often a path's tail, 'older_work_...'), then the hash."""
   readable = re.sub(r"[^A-Za-z0-9.-]+", "_", key).strip("._")[-40:]
-  digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-  return os.path.join(EVAL_DIR, f"{readable.strip('._') or 'dataset'}_{digest}")
+  return os.path.join(EVAL_DIR,
+                      f"{readable.strip('._') or 'dataset'}_{_digest(key)}")
 
 
 def result_path(key: str, predictor: str) -> str:

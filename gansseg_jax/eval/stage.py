@@ -103,6 +103,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   evaluate_lib.check_config(config.eval)
   baselines.check_config(config.eval)
   entries = sources.available_datasets(config.eval)
+  if jax.process_index() == 0:
+    for entry in entries:
+      _move_legacy_results(workdir, entry)
   names = layout.predictors(config.eval)
   identity = _unet_identity(workdir)
   jobs = []
@@ -140,6 +143,22 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
     write_summary(config, workdir)
 
 
+def _move_legacy_results(workdir: str, entry: str) -> None:
+  """Moves W/eval/<legacy name> of `entry` to its current name, with the
+  samples paths its records hold (results are kept, not recomputed)."""
+  old = os.path.join(workdir, layout.legacy_dataset_dir(entry))
+  new = os.path.join(workdir, layout.dataset_dir(entry))
+  if old == new or not os.path.isdir(old) or os.path.exists(new):
+    return
+  os.replace(old, new)
+  for path in glob.glob(os.path.join(new, "*.json")):
+    record = _read_record(path)
+    if isinstance(record, dict) and "predictor" in record:
+      record["samples"] = layout.samples_path(entry, record["predictor"])
+      fileio.write_json(path, record)
+  logging.info("eval %s: results moved from %s to %s", entry, old, new)
+
+
 def _write_result(workdir, entry, name, title, result, samples, eval_config,
                   identity) -> None:
   """W/eval/<dataset>/<predictor>.json and _samples.npz (atomic each)."""
@@ -173,6 +192,9 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
     record = _read_record(path)
     if not isinstance(record, dict) or "result" not in record:
       continue
+    if (os.path.dirname(os.path.relpath(path, workdir))
+        != layout.dataset_dir(str(record.get("dataset")))):
+      continue  # A copy left under a legacy folder name.
     if not _is_current(record, config.eval, identity):
       hidden += 1
       continue
