@@ -207,6 +207,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.wctr.compactness = 20.0  # SLIC compactness (authors' SLIC_Split: 20).
   c.eval.wctr.boundary_width = 8  # Boundary superpixels touch this band of pixels (authors' GetBndPatchIds: 8).
   c.eval.wctr.max_long_side = 640  # Larger images are downscaled to this for wCtr (0 = never).
+  c.eval.wctr.short_side = 0  # Resize to this shorter side before wCtr (0 = own size; 128 with pixels_per_superpixel 150 scores alike, ~4x faster: docs/baselines.md).
   c.eval.wctr.sigma_clr = 10.0  # Paper: sigma of geodesic weights and of the smoothness term.
   c.eval.wctr.sigma_bndcon = 1.0  # Paper (and code): BndCon -> background probability.
   c.eval.wctr.sigma_spa = 0.25  # Paper: spatial weight of the contrast (code: authors_sigma_spa).

@@ -291,6 +291,7 @@ def _check_eval(e) -> None:
       "compactness": positive,
       "boundary_width": integer_at_least(1),
       "max_long_side": integer_at_least(0),
+      "short_side": integer_at_least(0),
       "sigma_clr": positive,
       "sigma_bndcon": positive,
       "sigma_spa": positive,

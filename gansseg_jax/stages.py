@@ -75,7 +75,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.checkpoint": "", "generator.latent_space": "z",
     "generator.num_classes": 1000, "generator.classes": "",
     "generator.truncation": 1.0, "generator.noise_mode": "const",
-    "generator.matmul_precision": "highest",
+    "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
 }
 
 
@@ -153,11 +153,21 @@ def _own_values(stage: Stage, config_dict: dict) -> dict:
     if isinstance(own.get(section), dict):
       own[section] = {k: v for k, v in own[section].items() if k != field}
   for dotted, default in _ADDED_WITH_DEFAULTS.items():
-    section, _, field = dotted.rpartition(".")
-    if isinstance(own.get(section), dict) and own[section].get(field,
-                                                               default) == default:
-      own[section] = {k: v for k, v in own[section].items() if k != field}
+    own = _without_default(own, dotted.split("."), default)
   return own
+
+
+def _without_default(values: dict, path: list[str], default) -> dict:
+  """`values` less the field at `path` (nested keys) where it is `default`;
+  copies what it changes."""
+  head, rest = path[0], path[1:]
+  if not isinstance(values, dict) or head not in values:
+    return values
+  if rest:
+    return {**values, head: _without_default(values[head], rest, default)}
+  if values[head] != default:
+    return values
+  return {k: v for k, v in values.items() if k != head}
 
 
 def stage_hash(stage: Stage, config_dict: dict) -> str:

@@ -219,3 +219,52 @@ def test_worker_processes_give_the_in_process_maps():
   assert [tag for tag, _ in results] == [0, 1, 2] and engine.calls == 2
   for tag, probs in results:
     np.testing.assert_array_equal(probs, baseline.saliency(images[tag]))
+
+
+@pytest.mark.parametrize("size, short, cap, expected", [
+    ((375, 500), 128, 640, (128, 171)),  # A PASCAL-S photo at the U-Net's 128.
+    ((100, 1000), 128, 640, (64, 640)),  # The cap wins.
+    ((480, 640), 0, 640, (480, 640)),  # Own size (the default).
+    ((700, 900), 0, 640, (498, 640)),  # Only the cap.
+    ((60, 80), 128, 0, (128, 171)),  # Small images are enlarged.
+])
+def test_work_size(size, short, cap, expected):
+  config = default.get_config().eval.wctr
+  config.short_side, config.max_long_side = short, cap
+  assert wctr.work_size(*size, wctr.Params.from_config(config)) == expected
+
+
+def test_short_side_runs_at_that_size_and_returns_the_images():
+  """short_side 60: wCtr of the bilinear 60 x 100 image, brought back."""
+  from gansseg_jax.data import preprocess  # pylint: disable=g-import-not-at-top
+  config = default.get_config().eval
+  config.wctr.pixels_per_superpixel = 50.0
+  image, blob = _scene(5, 120, 200)
+  own_size = baselines.make("wctr", config)
+  config.wctr.short_side = 60
+  out = baselines.make("wctr", config).saliency(image)
+  small = np.asarray(Image.fromarray(image).resize((100, 60), Image.BILINEAR))
+  expected = np.clip(preprocess.resize_map(own_size.saliency(small),
+                                           (120, 200)), 0, 1)
+  assert out.shape == (120, 200) and out.dtype == np.float32
+  np.testing.assert_array_equal(out, expected)
+  predicted = out > 0.5
+  assert (predicted & blob).sum() / (predicted | blob).sum() > 0.8
+
+
+def test_short_side_keeps_older_workdirs_valid():
+  """Added with default 0: eval's hash without the field (older workdirs)
+  is the hash with it at 0; another value changes it."""
+  from gansseg_jax import stages  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.eval.datasets = "ecssd"
+  with_field = config.to_dict()
+  older = config.to_dict()
+  del older["eval"]["wctr"]["short_side"]
+  for name in ("eval", "segment", "report"):
+    stage = stages.BY_NAME[name]
+    assert stages.stage_hash(stage, older) == stages.stage_hash(stage,
+                                                                with_field)
+  config.eval.wctr.short_side = 128
+  assert stages.stage_hash(stages.BY_NAME["eval"], config.to_dict()) != (
+      stages.stage_hash(stages.BY_NAME["eval"], with_field))

@@ -44,6 +44,7 @@ class Params:
   compactness: float
   boundary_width: int
   max_long_side: int
+  short_side: int
   sigma_clr: float
   sigma_bndcon: float
   sigma_spa: float
@@ -247,14 +248,23 @@ def superpixel_saliency(sp: Superpixels, params: Params) -> np.ndarray:
   return (s - s.min()) / (s.max() - s.min() + np.finfo(np.float64).eps)
 
 
-def _resized(image: np.ndarray, max_long_side: int) -> Optional[np.ndarray]:
+def work_size(height: int, width: int, params: Params) -> tuple[int, int]:
+  """(h, w) wCtr runs at: the shorter side scaled to `short_side` (0: kept),
+  then the longer side capped at `max_long_side` (0: no cap)."""
+  scale = (params.short_side / min(height, width) if params.short_side > 0
+           else 1.0)
+  if params.max_long_side > 0:
+    scale = min(scale, params.max_long_side / max(height, width))
+  return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _resized(image: np.ndarray, params: Params) -> Optional[np.ndarray]:
+  """The image at work_size (bilinear), or None when that is its own size."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  h, w = image.shape[:2]
-  if max_long_side <= 0 or max(h, w) <= max_long_side:
+  h, w = work_size(*image.shape[:2], params)
+  if (h, w) == image.shape[:2]:
     return None
-  scale = max_long_side / max(h, w)
-  size = (max(1, round(w * scale)), max(1, round(h * scale)))
-  return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+  return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,7 +274,7 @@ class WCtr:
   name: str = "wctr"
 
   def saliency(self, image: np.ndarray) -> np.ndarray:
-    small = _resized(image, self.params.max_long_side)
+    small = _resized(image, self.params)
     work = image if small is None else small
     labels = slic_labels(work, self.params)
     sp = describe(work, labels, self.params.boundary_width)
