@@ -1,7 +1,7 @@
 r"""How much wCtr*'s scores move with the settings a published row may differ in.
 
-  python tools/wctr_sensitivity.py --images=<dir> --masks=<dir> \
-    --every=5 --out=wctr_sensitivity.json
+  PYTHONPATH=. python tools/wctr_sensitivity.py --images=<dir> --masks=<dir> \
+    --every=17 --out=wctr_sensitivity.json
 
 For every `--every`-th image (sorted by name; masks matched by file stem,
 binarised at >= 0.5 of their range) wCtr* (gansseg_jax/eval/baselines/wctr.py)
