@@ -36,11 +36,13 @@ def run_main(monkeypatch):
   monkeypatch.setattr(sys, "path", list(sys.path))
   monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
 
-  def run(config: str, *args: str) -> tuple[int, str]:
-    # config_flags defines one flag per override while parsing sys.argv.
+  def reset():  # config_flags defines a flag per override it parses.
     for name in [n for n in flags.FLAGS if n.startswith("config.")]:
       delattr(flags.FLAGS, name)
     flags.FLAGS.unparse_flags()
+
+  def run(config: str, *args: str) -> tuple[int, str]:
+    reset()
     argv = ["gansseg_jax.main", f"--config={ROOT}/configs/{config}", *args]
     monkeypatch.setattr(sys, "argv", argv)
     stderr, status = io.StringIO(), 0
@@ -51,7 +53,7 @@ def run_main(monkeypatch):
         status = e.code
     return status, stderr.getvalue()
   yield run
-  flags.FLAGS.unparse_flags()
+  reset()
 
 
 @pytest.fixture
