@@ -1,4 +1,4 @@
-r"""How much wCtr*'s scores move with the settings a published row may differ in.
+r"""How far wCtr*'s scores move with settings a published row may differ in.
 
   PYTHONPATH=. python tools/wctr_sensitivity.py --images=<dir> --masks=<dir> \
     --every=17 --out=wctr_sensitivity.json
