@@ -137,7 +137,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.synth.max_foreground = 0.5  # Size-filter threshold.
   c.synth.strict_size = False  # True: also drop fraction == max_foreground (authors' code keeps < 0.5).
   c.synth.histogram_filter = True  # Section 6 histogram filter.
-  c.synth.histogram_rule = "paper"  # 'paper' (gray, no interior maximum) or 'authors' (>= 2 maxima).
+  c.synth.histogram_rule = "authors"  # 'authors' (their code: >= 2 maxima; default, see docs/method.md section 6) or 'paper' (its text: no interior maximum; keeps ~0% of samples).
   c.synth.histogram_bins = 12  # Bins over [-1, 1].
   c.synth.histogram_window = 3  # Moving-average window.
   c.synth.pass_rate_samples = 256  # Pairs drawn to measure what share each filter keeps (score, train); 0 = skip.
