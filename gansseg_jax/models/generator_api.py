@@ -13,7 +13,8 @@ name; `resolve(arch)` imports it. The kind says
 The built-in kinds go through the same interface; their short names stay
 valid: 'biggan' (BigBiGAN: TF-Hub, the authors' .pth, random),
 'builtin' / 'demo' (the demo DCGAN shipped in the package), 'biggan_imagenet'
-and 'biggan_deep' (class-conditional ImageNet BigGANs) and 'stylegan2'.
+and 'biggan_deep' (class-conditional ImageNet BigGANs), 'stylegan2' and
+'dcgan' (PyTorch DCGAN-tutorial generators).
 
 Latents. A stage sees one latent vector per image, [latent_dim] =
 [direction_dim + condition_dim]: the first direction_dim coordinates are the
@@ -49,6 +50,7 @@ SHORT_NAMES = {
     "biggan_imagenet": "gansseg_jax.generators.imagenet_biggan:KIND",
     "biggan_deep": "gansseg_jax.generators.biggan_deep:KIND",
     "stylegan2": "gansseg_jax.generators.stylegan2:KIND",
+    "dcgan": "gansseg_jax.generators.dcgan:KIND",
 }
 LATENT_SPACES = ("z", "w", "w+")
 DTYPES = ("float32", "bfloat16")
