@@ -32,11 +32,12 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Section 1: the generator.
   c.generator = ml_collections.ConfigDict()
-  c.generator.arch = "biggan"  # Generator kind (docs/generators.md): 'biggan' (BigBiGAN), 'builtin' (demo) or 'package.module:name'.
+  c.generator.arch = "biggan"  # Generator kind (docs/generators.md): 'biggan' (BigBiGAN), 'builtin' (demo), 'stylegan2', 'dcgan', ... or 'package.module:name'.
   c.generator.source = "tfhub"  # One of the kind's sources; 'biggan': 'tfhub', 'torch' (authors' BigBiGAN_x1.pth), 'random' (tests).
   c.generator.handle = "https://tfhub.dev/deepmind/bigbigan-resnet50/1"  # TF-Hub URL, local dir or .tar.gz.
   c.generator.torch_checkpoint = ""  # Path of BigBiGAN_x1.pth when source='torch'.
   c.generator.checkpoint = ""  # Checkpoint file of kinds that read one (e.g. a StyleGAN2 .pkl / .pt).
+  c.generator.output_activation = "tanh"  # 'dcgan' kind: the nonlinearity after its last layer, 'tanh' or 'sigmoid' (no tensor stores it).
   c.generator.latent_space = "z"  # Space the directions live in: 'z', or 'w' / 'w+' where the kind has them (StyleGAN2).
   c.generator.num_classes = 1000  # Classes of a conditional kind's 'random' source (checkpoints carry theirs).
   c.generator.classes = ""  # Class-conditional kinds: '' or 'all', one id ('207') or a list ('1,5,9'); one drawn per latent.

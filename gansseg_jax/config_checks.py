@@ -29,6 +29,7 @@ from gansseg_jax.directions import stage as directions_lib
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate
 from gansseg_jax.eval import wsol
+from gansseg_jax.models import dcgan
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents
@@ -130,6 +131,7 @@ def _check_generator(g) -> None:
       "bn_eps": positive,
       "sn_eps": positive,
       "dtype": one_of(*DTYPES),
+      "output_activation": one_of(*dcgan.OUTPUTS),
   })
 
 
@@ -381,9 +383,13 @@ def check_files(config: ml_collections.ConfigDict,
       "embed" in running and config.embed.source == "tfhub")
   if uses_hub:
     _check_tfhub_handle(g.handle)
-  if "convert" in running and g.source == "torch":
+  arch = generator_api.kind_name(g)
+  if "convert" in running and arch == "biggan" and g.source == "torch":
     _must_be_file("generator.torch_checkpoint", g.torch_checkpoint,
                   "the authors' BigBiGAN_x1.pth")
+  if "convert" in running and arch == "dcgan":
+    _must_be_file("generator.checkpoint", g.checkpoint,
+                  "a torch DCGAN generator file, or a wheel holding one")
   if "embed" in running and config.embed.source == "file":
     _must_be_file("embed.file", config.embed.file, "a .npy of latents")
   if "discover" in running and config.directions.source == "file":

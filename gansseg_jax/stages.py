@@ -76,6 +76,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.num_classes": 1000, "generator.classes": "",
     "generator.truncation": 1.0, "generator.noise_mode": "const",
     "generator.matmul_precision": "highest",
+    "generator.output_activation": "tanh",
     "score.orient_rule": "minority",
 }
 
