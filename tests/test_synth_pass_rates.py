@@ -20,16 +20,26 @@ from test_synth_batch import sampler  # pylint: disable=unused-import
 CALLS, BATCH = 3, 16
 
 
+def reference_placement(mask):
+  """(border share, centre share) of one mask by explicit pixel lists."""
+  h, w = mask.shape
+  border = [mask[i, j] for i in range(h) for j in range(w)
+            if i in (0, h - 1) or j in (0, w - 1)]
+  centre = [mask[i, j] for i in range(h // 4, h // 4 + h // 2)
+            for j in range(w // 4, w // 4 + w // 2)]
+  return np.mean(border), np.mean(centre)
+
+
 def reference_rates(key, sampler, spec):
-  """(kept share, mean foreground share of kept masks) by a plain loop."""
+  """(kept share, mean foreground / border / centre share of kept masks)."""
   keeps, areas = [], []
   for i in range(CALLS):
     _, masks, keep = reference_candidates(jax.random.fold_in(key, i), sampler,
                                           spec, BATCH)
     keeps.append(keep)
-    areas.append(masks.mean(axis=(1, 2)))
-  keep, area = np.concatenate(keeps), np.concatenate(areas)
-  return keep.mean(), area[keep].mean() if keep.any() else 0.0
+    areas.extend((m.mean(),) + reference_placement(m) for m in masks)
+  keep, areas = np.concatenate(keeps), np.array(areas)
+  return keep.mean(), *(areas[keep].mean(axis=0) if keep.any() else (0,) * 3)
 
 
 @pytest.mark.parametrize("overrides,alone,decided", [
@@ -46,7 +56,7 @@ def test_one_filter_on_matches_the_loop(sampler, overrides, alone, decided):
   key = jax.random.key(3)
   rates = pass_rates.measure(key, blob_generator, PARAMS, DIRECTION, sampler,
                              spec, CALLS * BATCH - 5, BATCH)
-  kept, foreground = reference_rates(key, sampler, spec)
+  kept, foreground, border, centre = reference_rates(key, sampler, spec)
   assert rates.samples == CALLS * BATCH  # Rounded up to whole calls.
   assert (0.0 < kept < 1.0) == decided
   assert rates.kept == pytest.approx(kept)
@@ -54,6 +64,8 @@ def test_one_filter_on_matches_the_loop(sampler, overrides, alone, decided):
   other = "histogram" if alone == "size" else "size"
   assert getattr(rates, other) == 1.0  # An off filter keeps everything.
   assert rates.foreground == pytest.approx(foreground, rel=1e-5)
+  assert rates.border == pytest.approx(border, rel=1e-5, abs=1e-7)
+  assert rates.centre == pytest.approx(centre, rel=1e-5, abs=1e-7)
 
 
 def test_both_filters_keep_at_most_each_alone(sampler):
@@ -68,7 +80,7 @@ def test_both_filters_keep_at_most_each_alone(sampler):
 
 def planted(**shares):
   values = dict(samples=256, size=1.0, histogram=1.0, kept=1.0, pruned=0.0,
-                foreground=0.3)
+                foreground=0.3, border=0.0, centre=0.9)
   values.update(shares)
   return pass_rates.PassRates(**values)
 

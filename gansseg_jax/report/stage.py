@@ -163,7 +163,11 @@ def _direction_used(config: ml_collections.ConfigDict, workdir: str,
                  ("masks the components filter changed",
                   f"{rates['pruned']:.1%}"),
                  ("mean foreground share of kept masks",
-                  f"{rates['foreground']:.1%}")])]
+                  f"{rates['foreground']:.1%}"),
+                 ("... of their border pixels (low: the object is inside)",
+                  f"{rates.get('border', float('nan')):.1%}"),
+                 ("... of their central quarter",
+                  f"{rates.get('centre', float('nan')):.1%}")])]
 
 
 def _strip_figure(config: ml_collections.ConfigDict, strip: str):

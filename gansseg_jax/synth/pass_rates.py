@@ -56,9 +56,29 @@ class PassRates:
   kept: float  # Kept by every filter: the keep rate.
   pruned: float  # Pairs whose mask the components filter changed.
   foreground: float  # Mean foreground share of the kept pairs' masks.
+  border: float  # Their mean foreground share of the border pixels.
+  centre: float  # Their mean foreground share of the central quarter.
 
   def as_dict(self) -> dict:
     return dataclasses.asdict(self)
+
+
+def placement(masks: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Foreground shares of the border and of the centre, per mask [..., H, W].
+
+  Border: the outermost row and column on each side. Centre: the middle
+  half of the rows and of the columns (rows H//4 .. H//4 + H//2 - 1, the
+  same for columns). A mask of the object of a centred subject covers the
+  centre and not the border; one of the background, the reverse.
+  """
+  height, width = masks.shape[-2:]
+  border = np.ones((height, width), bool)
+  border[1:-1, 1:-1] = False
+  top, left = height // 4, width // 4
+  centre = masks[..., top:top + height // 2, left:left + width // 2]
+  fraction = lambda x, n: jnp.sum(x, axis=(-2, -1), dtype=jnp.float32) / n
+  return (fraction(masks & border, border.sum()),
+          fraction(centre, (height // 2) * (width // 2)))
 
 
 @functools.partial(jax.jit,
@@ -72,12 +92,15 @@ def _counts(key, generate, gen_params, direction, sample_latents, spec, num,
   cand = batch_lib.make_candidates(z, generate, gen_params, direction, spec,
                                    affine_maps)
   area = jnp.mean(cand.masks, axis=(1, 2))
+  border, centre = placement(cand.masks)
   return {
       "size": jnp.sum(cand.size_ok, dtype=jnp.int32),
       "histogram": jnp.sum(cand.histogram_ok, dtype=jnp.int32),
       "kept": jnp.sum(cand.keep, dtype=jnp.int32),
       "pruned": jnp.sum(cand.pruned_pixels > 0, dtype=jnp.int32),
       "foreground": jnp.sum(jnp.where(cand.keep, area, 0.0)),
+      "border": jnp.sum(jnp.where(cand.keep, border, 0.0)),
+      "centre": jnp.sum(jnp.where(cand.keep, centre, 0.0)),
   }
 
 
@@ -108,7 +131,9 @@ def measure(key: jax.Array, generate, gen_params, direction: np.ndarray,
       histogram=float(totals["histogram"]) / samples,
       kept=kept / samples,
       pruned=float(totals["pruned"]) / samples,
-      foreground=float(totals["foreground"]) / max(kept, 1))
+      foreground=float(totals["foreground"]) / max(kept, 1),
+      border=float(totals["border"]) / max(kept, 1),
+      centre=float(totals["centre"]) / max(kept, 1))
 
 
 def describe(rates: PassRates) -> str:
@@ -116,7 +141,9 @@ def describe(rates: PassRates) -> str:
   return (f"kept by every filter {rates.kept:.1%} (size filter alone "
           f"{rates.size:.1%}, histogram filter alone {rates.histogram:.1%}; "
           f"components filter changed {rates.pruned:.1%} of the masks; kept "
-          f"masks cover {rates.foreground:.1%} of the image on average)")
+          f"masks cover {rates.foreground:.1%} of the image, "
+          f"{rates.border:.1%} of its border and {rates.centre:.1%} of its "
+          f"central quarter on average)")
 
 
 def check_keep_rate(rates: PassRates, minimum: float) -> None:
