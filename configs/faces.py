@@ -32,6 +32,11 @@ def get_config():
   c.generator.resolution = SIDE
   c.directions.source = "sefa"
   c.directions.num_directions = 32
+  # Rank 1 of the shortlist by D_h, the paper's own description of its
+  # BigBiGAN choice ("the highest D with a small L"; docs/method.md section 3),
+  # as in the demo: the lowest-L_h candidate of this GAN changes colours
+  # everywhere, the highest-D_h one lights the face and darkens the rest.
+  c.score.order_by = "separation"
   c.score.steps = 100
   c.score.heldout_batches = 2
   c.export.num_pairs = 64
