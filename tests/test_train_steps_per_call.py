@@ -167,7 +167,7 @@ def runs(tmp_path_factory):
   out = tmp_path_factory.mktemp("steps_per_call")
   script = SCRIPT.format(schedule=SCHEDULE) + "\nprint('DONE')\n"
   proc = f.start_python(script, f.python_env(cache), (str(out),))
-  output, _ = proc.communicate(timeout=900)
+  output, _ = proc.communicate(timeout=1800)
   assert proc.returncode == 0 and "DONE" in output, output[-4000:]
   return str(out), output
 
