@@ -39,8 +39,7 @@ def get_config():
   c.score.order_by = "separation"
   c.score.steps = 100
   c.score.heldout_batches = 2
-  c.export.num_pairs = 64
-  c.export.include_rejected = True  # The report shows rejected samples too.
+  c.export.num_pairs = 256  # Kept pairs only: the report shows kept ones.
   c.synth.max_rounds = 4  # Bounds the generator calls per step.
   c.unet.width = 16
   c.train.steps = 300
