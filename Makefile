@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with python3 and make:
 #   make demo   - built-in end-to-end run on CPU, prints where the report is
-#   make test   - the whole test suite (make test-fast: without the slow ones)
+#   make test   - the whole test suite (make test-fast: without the slow ones);
+#                 fetches the pinned gan-face-generate wheel into weights/ first
 #   make install-check - every extras combination in throwaway venvs (slow;
 #                 before a release or a pin change, see docs/install.md)
 #   make tpu-check - every jitted program compiled for Cloud TPU slices on
@@ -23,8 +24,14 @@ GPU_VENV := .venv-gpu
 GPU_PY := $(GPU_VENV)/bin/python
 JAX_PIN = $(shell sed -n 's/^JAX_VERSION = "\(.*\)"/\1/p' setup.py)
 
+# The pretrained DCGAN of the PyPI package gan-face-generate (MIT, faces of
+# DigiFace-1M): configs/faces.py and the `dcgan` kind's real-weights test read
+# this wheel (tests never download it; `make test` fetches it first).
+FACES_WHEEL := weights/gan_face_generate-1.1.1-py3-none-any.whl
+FACES_SHA256 := 24102f4be41d164e44251168ede0458a45e498a888c81493e2aea48529640569
+
 .PHONY: demo test test-fast venv clean-venv install-check tpu-check \
-	gpu-check
+	gpu-check weights
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +51,17 @@ demo: $(VENV)/.installed-core
 	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
 	@echo "Results: $(WORKDIR)/report.html (and report.md, eval.md, ranking.md) in $(WORKDIR)/"
 
-test: $(VENV)/.installed-test
+$(FACES_WHEEL): | $(PY)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \
+	  gan-face-generate==1.1.1 -d weights/
+	$(PY) -c "import hashlib, sys; digest = hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest(); sys.exit(0 if digest == sys.argv[2] else sys.argv[1] + ': sha256 ' + digest + ', expected ' + sys.argv[2])" $@ $(FACES_SHA256)
+
+weights: $(FACES_WHEEL)
+
+test: $(VENV)/.installed-test $(FACES_WHEEL)
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test $(FACES_WHEEL)
 	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
 
 $(TPU_VENV)/.installed: setup.py

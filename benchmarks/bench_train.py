@@ -8,8 +8,11 @@ r"""Samples/s of the fused training step, a breakdown, and the 12k-step time.
   # on them), U-Net width 64, batch 95, fp32 then bf16:
   python benchmarks/bench_train.py --preset=paper --dtype=float32
   python benchmarks/bench_train.py --preset=paper --dtype=bfloat16
-  # The demo (configs/demo.py, its shipped generator), N steps per call:
-  python benchmarks/bench_train.py --preset=demo --steps_per_call=1,8
+  # The programs training runs against the plain step, on the demo and at
+  # the paper's sizes (batch 4 on a CPU):
+  python benchmarks/bench_train.py --preset=demo --rounds=10
+  python benchmarks/bench_train.py --preset=paper --batch_size=4 --steps=2 \
+      --rounds=3 --device_loop=
 
 Every piece runs jitted on all devices (batch sharded on 'data') as in the
 `train` stage (gansseg_jax.train.segmentation.build):
@@ -19,11 +22,19 @@ Every piece runs jitted on all devices (batch sharded on 'data') as in the
   masks+filters  synthesis - generator
   unet           U-Net forward/backward + Adam on a given batch
   fused step     everything in one program, one step per call
-  N per call     the looped program training runs (`steps`, one XLA while
-                 loop over a traced count; config.train.steps_per_call = N),
-                 per step: call time / N, wall and process CPU time
-Each is timed over --steps calls (the looped program: --steps steps) after
-one compiling call. The 12k-step
+Each is timed over --steps calls after one compiling call.
+
+Then the contenders, per step: call time / N, wall and process CPU time,
+median over --rounds rounds after --warmup rounds; a round makes one call of
+each contender in turn (so a change of load hits them alike), each on its
+own training state from step 0:
+  plain          `step`, the plain one-step program, one call per step
+  training N     `run_steps` at N steps per call (config.train.steps_per_call
+                 = N): what the `train` stage runs (on a CPU a host loop over
+                 `step`, on TPUs and GPUs the device loop)
+  device loop N  `steps`, the XLA while loop over N steps that TPUs and
+                 GPUs train with (on a CPU: slow, see `device_loop`)
+The 12k-step
 projection is 12000 x fused step at this batch; the paper reports about 7 h
 for 12k steps of batch 95 on two GTX 1080 Ti with online generation
 (docs/method.md section 7), i.e. 45.2 samples/s, which the last column
@@ -32,6 +43,7 @@ compares with (paper preset only).
 Writes benchmarks/results/bench_train.json (one entry per device, preset,
 dtype and batch, replaced on re-run) and prints the markdown table.
 """
+import functools
 import importlib.util
 import json
 import os
@@ -73,7 +85,11 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
 flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the preset's.")
 flags.DEFINE_integer("steps", 20, "Timed calls of each piece.")
 flags.DEFINE_list("steps_per_call", ["1", "8"],
-                  "Steps per call of the looped program to time.")
+                  "Steps per call of the program training runs to time.")
+flags.DEFINE_list("device_loop", ["1"],
+                  "Steps per call of the device loop to time (empty: none).")
+flags.DEFINE_integer("rounds", 5, "Timed rounds of the contenders.")
+flags.DEFINE_integer("warmup", 1, "Untimed rounds first (after compiling).")
 flags.DEFINE_string("out", RESULTS, "JSON results file.")
 FLAGS = flags.FLAGS
 
@@ -126,23 +142,47 @@ def load_generator(config):
           biggan.init_params(spec, seed=0))
 
 
-def per_step(fused, frozen, mesh, n, steps):
-  """(wall s, process CPU s) per step of `fused.steps` at n steps a call.
+def contenders(fused, frozen, mesh):
+  """{name: (steps per call, call(state, sums) -> (state, sums))}."""
+  out = {"plain": (1, lambda state, sums: fused.step(state, sums, frozen))}
+  for n in map(int, FLAGS.steps_per_call):
+    out[f"training N={n}"] = (n, functools.partial(
+        lambda state, sums, n: fused.run_steps(state, sums, frozen, n), n=n))
+  for n in map(int, FLAGS.device_loop):
+    count = sharding.replicate(np.int32(n), mesh)
+    out[f"device loop N={n}"] = (n, functools.partial(
+        lambda state, sums, count: fused.steps(state, sums, frozen, count),
+        count=count))
+  return out
 
-  The count is traced: one compiling call of 1 step, then every n times
-  the same steps 2, 3, ... (the same data, so the same synthesis rounds).
+
+def race(fused, frozen, mesh):
+  """{name: {steps_per_call, step_s, step_cpu_s, first_call_s}}: medians.
+
+  Each contender's first call compiles; then --warmup + --rounds rounds of
+  one call of each in turn; per step = call time / steps per call.
   """
-  state, sums = fused.steps(fused.init_state(), fused.zero_sums(frozen),
-                            frozen, sharding.replicate(np.int32(1), mesh))
-  jax.block_until_ready(state)
-  count = sharding.replicate(np.int32(n), mesh)
-  calls = max(1, steps // n)
-  wall, cpu = time.perf_counter(), time.process_time()
-  for _ in range(calls):
-    state, sums = fused.steps(state, sums, frozen, count)
-  jax.block_until_ready(state)
-  return ((time.perf_counter() - wall) / (calls * n),
-          (time.process_time() - cpu) / (calls * n))
+  runners = contenders(fused, frozen, mesh)
+  states, times = {}, {name: [] for name in runners}
+  first = {}
+  for name, (_, call) in runners.items():
+    start = time.perf_counter()
+    states[name] = call(fused.init_state(), fused.zero_sums(frozen))
+    jax.block_until_ready(states[name])
+    first[name] = time.perf_counter() - start
+  for round_ in range(FLAGS.warmup + FLAGS.rounds):
+    for name, (n, call) in runners.items():
+      wall, cpu = time.perf_counter(), time.process_time()
+      states[name] = call(*states[name])
+      jax.block_until_ready(states[name])
+      if round_ >= FLAGS.warmup:
+        times[name].append(((time.perf_counter() - wall) / n,
+                            (time.process_time() - cpu) / n))
+  return {name: {"steps_per_call": runners[name][0],
+                 "step_s": float(np.median([t[0] for t in times[name]])),
+                 "step_cpu_s": float(np.median([t[1] for t in times[name]])),
+                 "first_call_s": first[name]}
+          for name in runners}
 
 
 def measure(config):
@@ -180,12 +220,9 @@ def measure(config):
       lambda r: ((fused.init_state(), fused.zero_sums(frozen)) if r is None
                  else r) + (frozen,),
       FLAGS.steps)
-  for n in map(int, FLAGS.steps_per_call):
-    out[f"loop{n}_step_s"], out[f"loop{n}_step_cpu_s"] = per_step(
-        fused, frozen, mesh, n, FLAGS.steps)
   out["masks_filters_s"] = out["synthesis_s"] - out["generator_s"]
   out["generated_per_step"] = candidates
-  return out
+  return out, race(fused, frozen, mesh)
 
 
 def vs_paper(entry) -> str:
@@ -209,24 +246,27 @@ def markdown(entries) -> str:
         f"| {1e3 * t['unet_s']:.1f} | {1e3 * t['step_s']:.1f} "
         f"| {e['samples_per_s']:.1f} | {e['hours_12k_steps']:.2f} h "
         f"| {vs_paper(e)} |")
-  lines += ["", "| device | preset | dtype | batch | steps per call "
-            "| ms / step (wall) | ms / step (process CPU) |",
-            "|---|---|---|---|---|---|---|"]
+  lines += ["", "| device | preset | dtype | batch | program | steps per "
+            "call | ms / step (wall, median) | ms / step (process CPU) "
+            "| wall vs plain | load average (1 min, before/after) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
   for e in entries:
-    for n in sorted(int(k[4:-7]) for k in e["times"]
-                    if k.startswith("loop") and k.endswith("_step_s")):
+    plain = e.get("contenders", {}).get("plain")
+    for name, c in e.get("contenders", {}).items():
       lines.append(
           f"| {e['device']} | {e['preset']} | {e['dtype']} "
-          f"| {e['batch_size']} | {n} "
-          f"| {1e3 * e['times'][f'loop{n}_step_s']:.1f} "
-          f"| {1e3 * e['times'][f'loop{n}_step_cpu_s']:.1f} |")
+          f"| {e['batch_size']} | {name} | {c['steps_per_call']} "
+          f"| {1e3 * c['step_s']:.1f} | {1e3 * c['step_cpu_s']:.1f} "
+          f"| {c['step_s'] / plain['step_s']:.2f}x "
+          f"| {e['load_average'][0]} / {e['load_average_after'][0]} |")
   return "\n".join(lines)
 
 
 def main(argv):
   del argv
   config = load_config()
-  times = measure(config)
+  load_before = [round(x, 2) for x in os.getloadavg()]
+  times, raced = measure(config)
   step_s = times["step_s"]
   entry = {
       "device": machine.describe(), "preset": FLAGS.preset, "dtype": FLAGS.dtype,
@@ -236,9 +276,13 @@ def main(argv):
                     f"BigGAN-arch {config.generator.resolution}px "
                     f"ch{config.generator.ch} attn"
                     f"{config.generator.attention_resolution}, random weights"),
-      "load_average": [round(x, 2) for x in os.getloadavg()],
+      "load_average": load_before,
+      "load_average_after": [round(x, 2) for x in os.getloadavg()],
       "unet_width": config.unet.width, "timed_steps": FLAGS.steps,
+      "rounds": FLAGS.rounds, "warmup_rounds": FLAGS.warmup,
       "times": {k: round(v, 5) for k, v in times.items()},
+      "contenders": {name: {k: round(v, 5) for k, v in c.items()}
+                     for name, c in raced.items()},
       "samples_per_s": config.train.batch_size / step_s,
       "hours_12k_steps": PAPER_STEPS * step_s / 3600,
   }

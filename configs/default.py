@@ -32,11 +32,12 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Section 1: the generator.
   c.generator = ml_collections.ConfigDict()
-  c.generator.arch = "biggan"  # Generator kind (docs/generators.md): 'biggan' (BigBiGAN), 'builtin' (demo) or 'package.module:name'.
+  c.generator.arch = "biggan"  # Generator kind (docs/generators.md): 'biggan' (BigBiGAN), 'builtin' (demo), 'stylegan2', 'dcgan', ... or 'package.module:name'.
   c.generator.source = "tfhub"  # One of the kind's sources; 'biggan': 'tfhub', 'torch' (authors' BigBiGAN_x1.pth), 'random' (tests).
   c.generator.handle = "https://tfhub.dev/deepmind/bigbigan-resnet50/1"  # TF-Hub URL, local dir or .tar.gz.
   c.generator.torch_checkpoint = ""  # Path of BigBiGAN_x1.pth when arch='biggan' and source='torch' (other kinds read `checkpoint`).
-  c.generator.checkpoint = ""  # Checkpoint of the other kinds: StyleGAN2 .pkl / .pt, ImageNet BigGAN G*.pth, BigGAN-deep folder.
+  c.generator.checkpoint = ""  # Checkpoint of the other kinds: StyleGAN2 .pkl / .pt, ImageNet BigGAN G*.pth, BigGAN-deep folder, a DCGAN .pt/.pth/.tar/.whl.
+  c.generator.output_activation = "tanh"  # 'dcgan' kind: the nonlinearity after its last layer, 'tanh' or 'sigmoid' (no tensor stores it).
   c.generator.latent_space = "z"  # Space the directions live in: 'z', or 'w' / 'w+' where the kind has them (StyleGAN2).
   c.generator.num_classes = 1000  # Classes of a conditional kind's 'random' source (checkpoints carry theirs).
   c.generator.classes = ""  # Class-conditional kinds: '' or 'all', one id ('207') or a list ('1,5,9'); one drawn per latent.
@@ -115,8 +116,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.score.top_k = 10  # ... then the 10 with the lowest L_h.
   c.score.order_by = "loss"  # Rank 1 of those 10: 'loss' (lowest L_h) or 'separation' (highest D_h).
   c.score.index = -1  # Pick a candidate by hand (row of directions.npy); -1 = the top-ranked one.
-  c.score.orient = True  # Flip h if > half the pixels get visibly brighter (foreground = what brightens).
-  c.score.orient_tolerance = 2.0 / 255  # Gray rise that counts as "visibly brighter": one 8-bit level.
+  c.score.orient = True  # Choose the sign of h so that what brightens is the object (rule below).
+  c.score.orient_rule = "border"  # 'border': flip h if what brightens covers more of the image border than of the inside; 'minority': flip if > half the pixels brighten.
+  c.score.orient_tolerance = 2.0 / 255  # 'minority': gray rise that counts as "visibly brighter" (one 8-bit level).
   c.score.candidate_batch = 0  # Candidates fitted at once (vmap); 0 = all, else lax.map over chunks (memory).
   c.score.strip_samples = 3  # Latents (rows) per top-k strip in W/strips.
   c.score.strip_steps = 2  # Strip columns G(z + t h), t = -strip_steps..strip_steps (h = scaled shift).
@@ -136,9 +138,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.synth.max_foreground = 0.5  # Size-filter threshold.
   c.synth.strict_size = False  # True: also drop fraction == max_foreground (authors' code keeps < 0.5).
   c.synth.histogram_filter = True  # Section 6 histogram filter.
-  c.synth.histogram_rule = "paper"  # 'paper' (gray, no interior maximum) or 'authors' (>= 2 maxima).
+  c.synth.histogram_rule = "authors"  # 'authors' (their code: >= 2 maxima; default, see docs/method.md section 6) or 'paper' (its text: no interior maximum; keeps ~0% of samples).
   c.synth.histogram_bins = 12  # Bins over [-1, 1].
   c.synth.histogram_window = 3  # Moving-average window.
+  c.synth.pass_rate_samples = 256  # Pairs drawn to measure what share each filter keeps (score, train); 0 = skip.
   c.synth.components_filter = True  # Remove small connected components.
   c.synth.connectivity = 4  # 4 (paper) or 8 (authors' code, skimage default).
   c.synth.min_component_ratio = 0.2  # Drop components with |M_i| < 0.2 |M_1|.
@@ -173,6 +176,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.holdout_size = 1000  # Synthetic hold-out samples.
   c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
   c.train.shift_augment = 0.0  # Random shift of each pair by up to this fraction of the side (not in the paper); 0 = off.
+  c.train.min_kept_fraction = 0.05  # Refuse to train when fewer pairs pass every filter (measured first, W/filter_rates.json); 0 = train anyway.
   c.train.synth_chunks = 0  # Each step's batch = this many synthesize() calls on folded keys; 0 = one per device (a fixed value > 0 makes the data stream independent of the device count).
 
   # Sections 8-9: evaluation on real images.

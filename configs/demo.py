@@ -27,7 +27,6 @@ def get_config():
   c.generator.source = "builtin"
   c.generator.z_dim = 32
   c.generator.resolution = 32
-  c.synth.histogram_rule = "authors"  # The paper rule rejects every sample of this generator.
   c.directions.source = "sefa"
   c.directions.num_directions = 32
   # Its contrast direction (SeFa index 0, which lights the object and darkens

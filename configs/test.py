@@ -23,6 +23,7 @@ def get_config():
   c.score.steps = 20
   c.score.heldout_batches = 1
   c.export.num_pairs = 8
+  c.synth.pass_rate_samples = 32  # Filter pass rates (score, train): one call.
   c.export.include_rejected = True  # A random generator fails the filters.
   c.unet.width = 4
   c.train.steps = 6

@@ -25,10 +25,12 @@ from gansseg_jax.data import sources
 from gansseg_jax.directions import deformator
 from gansseg_jax.directions import discover as discover_lib
 from gansseg_jax.directions import ranking
+from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage as directions_lib
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate
 from gansseg_jax.eval import wsol
+from gansseg_jax.models import dcgan
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents
@@ -130,6 +132,7 @@ def _check_generator(g) -> None:
       "bn_eps": positive,
       "sn_eps": positive,
       "dtype": one_of(*DTYPES),
+      "output_activation": one_of(*dcgan.OUTPUTS),
   })
 
 
@@ -201,6 +204,7 @@ def _check_score(s) -> None:
       "top_k": integer_at_least(1),
       "order_by": one_of(*ranking.SHORTLIST_ORDERS),
       "index": integer_at_least(-1),
+      "orient_rule": one_of(*score_lib.ORIENT_RULES),
       "orient_tolerance": non_negative,
       "candidate_batch": integer_at_least(0),
       "strip_samples": integer_at_least(1),
@@ -219,6 +223,7 @@ def _check_synth(s) -> None:
       "max_starved_batches": integer_at_least(1),
       "starved_fraction": within(0, 1),
       "max_foreground": within(0, 1),
+      "pass_rate_samples": integer_at_least(0),
       "min_component_ratio": within(0, 1),
   })
   synth_batch.SynthSpec.from_config(s)  # Histogram bins/window, connectivity.
@@ -257,6 +262,7 @@ def _check_train(t) -> None:
       "holdout_seed": integer_at_least(0),
       "shift_augment": within(0, 1, open_high=True),
       "synth_chunks": integer_at_least(0),
+      "min_kept_fraction": within(0, 1),
   })
   steps = list(t.decay_steps)
   if not all(isinstance(s, int) and s >= 1 for s in steps):

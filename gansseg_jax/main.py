@@ -25,6 +25,8 @@ from gansseg_jax import config_checks
 from gansseg_jax import errors
 from gansseg_jax import runtime
 from gansseg_jax import stages
+from gansseg_jax.convert import load
+from gansseg_jax.models import generator_api
 from gansseg_jax.train import checkpointing
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -72,21 +74,54 @@ def _unknown_override(argv: list[str], config_arg: str) -> str | None:
   return None
 
 
+# The checkout's config package, beside this gansseg_jax (a checkout or an
+# editable install; a symlinked package is followed to its checkout).
+CHECKOUT_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.realpath(__file__))), "configs")
+CONFIGS = "configs"
+
+
+def make_configs_importable(config_file: str) -> None:
+  """Lets a config file `from configs import default` from any cwd.
+
+  The config file's grandparent (the checkout root for `configs/x.py`, or a
+  project of the user's with its own configs/) goes first on sys.path. When
+  no `configs` package is importable then, the checkout's (CHECKOUT_CONFIGS)
+  is registered as `configs`, so a config anywhere can build on the
+  repository's (`from configs import demo`); nothing else of the checkout
+  becomes importable.
+  """
+  sys.path.insert(0, os.path.dirname(os.path.dirname(
+      os.path.abspath(config_file))))
+  init = os.path.join(CHECKOUT_CONFIGS, "__init__.py")
+  if importlib.util.find_spec(CONFIGS) is None and os.path.isfile(init):
+    spec = importlib.util.spec_from_file_location(
+        CONFIGS, init, submodule_search_locations=[CHECKOUT_CONFIGS])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[CONFIGS] = module
+    spec.loader.exec_module(module)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl flag parsing, with any flag or config error reduced to one line.
 
-  The config file's grandparent (the checkout root for `configs/x.py`) goes on
-  sys.path, so configs can `from configs import default` from any cwd.
+  `make_configs_importable` runs first, so configs can `from configs import
+  default` from any cwd.
   """
   path = _config_path(argv)
+  config_file = None
   if path is not None:
     config_file = path.split(":", 1)[0]
     if not os.path.isfile(config_file):
       errors.exit_with_error(f"--config: no such file: {config_file}")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(
-        os.path.abspath(config_file))))
+    make_configs_importable(config_file)
   try:
     return flags.FLAGS(argv)
+  except ImportError as e:
+    hint = ("; put the gansseg_jax checkout (the folder that holds configs/) "
+            "on PYTHONPATH" if isinstance(e, ModuleNotFoundError)
+            and e.name == CONFIGS else "")
+    errors.exit_with_error(f"--config: {config_file}: {e}{hint}")
   except (AttributeError, KeyError) as e:
     # ml_collections: an override of a field the locked config does not have
     # raises the KeyError of the missing key, bare or inside an AttributeError.
@@ -125,12 +160,15 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value
+  workdir = os.path.abspath(_WORKDIR.value)
   try:
+    # A plug-in kind imports from where it did at convert, whatever the cwd.
+    generator_api.add_module_root(load.recorded_module_root(
+        workdir, generator_api.kind_name(config.generator)))
     config_checks.check_values(config)
     multi_host = runtime.distributed_wanted(config)
     # Absolute: orbax and multi-host runs need it, and logs name real paths.
-    plan = stages.plan(config, os.path.abspath(_WORKDIR.value),
-                       check_lock=not multi_host)
+    plan = stages.plan(config, workdir, check_lock=not multi_host)
     config_checks.check_files(config, plan.running())
     runtime.initialize(config)
     config_checks.check_devices(config, plan.running(), jax.device_count())

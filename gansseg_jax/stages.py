@@ -76,6 +76,8 @@ _ADDED_WITH_DEFAULTS = {
     "generator.num_classes": 1000, "generator.classes": "",
     "generator.truncation": 1.0, "generator.noise_mode": "const",
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
+    "generator.output_activation": "tanh",
+    "score.orient_rule": "minority",
 }
 
 
@@ -115,9 +117,12 @@ STAGES: tuple[Stage, ...] = (
           _fixed("ranking.csv", "ranking.md", "strips", "bg_direction.npy",
                  "bg_affine.npy")),
     Stage("synth", "gansseg_jax.synth.export:run", 3, ("synth", "export"), ("score", "embed"),
-          _synth_inputs, lambda config: (config.export.output_dir,)),
+          _synth_inputs, lambda config: (config.export.output_dir,),
+          ("synth.pass_rate_samples",)),
     Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
-          _synth_inputs, _fixed("unet"), ("train.steps_per_call",),
+          _synth_inputs, _fixed("unet"),
+          ("train.steps_per_call", "synth.pass_rate_samples",
+           "train.min_kept_fraction"),
           scratch=_fixed("checkpoints/train")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _unet_inputs, lambda config: eval_layout.output_paths(config.eval),

@@ -257,6 +257,7 @@ def scores_of(separation, restoration, area):
       separation=np.asarray(separation, float),
       dominant_area=np.asarray(area, float),
       brightening_area=np.full(n, 0.3), lighting_area=np.full(n, 0.3),
+      border_lighting=np.full(n, 0.1), inner_lighting=np.full(n, 0.4),
       sign=np.ones(n), fit_loss=np.zeros(n), maps=np.zeros((n, 2, 3, 4)))
 
 

@@ -5,8 +5,10 @@ cost analysis) is checked on XLA:CPU programs against hand formulas. The
 GPU compiles need the CUDA plugin (`make gpu-check` installs it and runs
 this file); they are skipped without it.
 """
+import collections
 import importlib.util
 import os
+import re
 import sys
 
 # The CUDA plugin skips its check of the CUDA libraries (absent here):
@@ -24,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import aot_compile  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gansseg_jax.train import segmentation  # pylint: disable=g-import-not-at-top
 
 needs_cuda_plugin = pytest.mark.skipif(
     importlib.util.find_spec("jax_cuda12_plugin") is None,
@@ -178,3 +181,101 @@ def test_fused_training_step_compiles_for_two_a100s():
   assert result["flops_by_class"]["tf32"] > 2 * 2 * 1024 * 4 * 27
   # The generator asks for HIGHEST precision in float32.
   assert result["flops_by_class"]["fp32"] > 0
+
+
+def convolutions_by_place(hlo: str) -> collections.Counter:
+  """Convolutions of optimized HLO: ('in while' | 'outside', kind).
+
+  kind: the cuDNN custom-call target, or 'convolution' for one left to
+  XLA's own emitter. 'in while' = in a while body or condition or in a
+  computation they call (fusions, nested loops), found by walking the
+  calls from every while loop's body and condition.
+  """
+  callees, loops, bodies = collections.defaultdict(set), set(), {}
+  computation = None
+  for line in hlo.splitlines():
+    header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+    if header:
+      computation = header.group(1)
+      bodies[computation] = []
+      continue
+    if computation is None:
+      continue
+    bodies[computation].append(line)
+    callees[computation].update(re.findall(
+        r"(?:body|condition|calls|to_apply|true_computation|"
+        r"false_computation)=%?([\w.\-]+)", line))
+    for branches in re.findall(r"branch_computations=\{([^}]*)\}", line):
+      callees[computation].update(
+          b.strip().lstrip("%") for b in branches.split(","))
+    if " while(" in line:
+      loops.update(re.findall(r"(?:body|condition)=%?([\w.\-]+)", line))
+  inside, todo = set(), list(loops)
+  while todo:
+    name = todo.pop()
+    if name not in inside:
+      inside.add(name)
+      todo.extend(callees[name])
+  counts = collections.Counter()
+  for name, lines in bodies.items():
+    place = "in while" if name in inside else "outside"
+    for line in lines:
+      target = re.search(r'custom_call_target="(__cudnn\$conv\w*)"', line)
+      if target:
+        counts[place, target.group(1)] += 1
+      elif re.search(r"= \S+ convolution\(", line):
+        counts[place, "convolution"] += 1
+  return counts
+
+
+def test_convolutions_by_place_walks_into_loops():
+  hlo = """
+fused_conv {
+  p = f32[2] parameter(0)
+  c = f32[2] custom-call(p), custom_call_target="__cudnn$convForward"
+}
+body {
+  x = f32[2] parameter(0)
+  f = f32[2] fusion(x), kind=kCustom, calls=fused_conv
+}
+cond {
+  x = f32[2] parameter(0)
+}
+ENTRY main {
+  a = f32[2] parameter(0)
+  w = f32[2] while(a), condition=cond, body=body
+  b = f32[2] convolution(a, a), dim_labels=b01f_01io->b01f
+  d = f32[2] custom-call(b), custom_call_target="__cudnn$convBackwardFilter"
+}
+"""
+  assert convolutions_by_place(hlo) == collections.Counter({
+      ("in while", "__cudnn$convForward"): 1,
+      ("outside", "convolution"): 1,
+      ("outside", "__cudnn$convBackwardFilter"): 1})
+
+
+@pytest.mark.slow  # About a minute of compiling on two loaded cores.
+@needs_cuda_plugin
+def test_looped_training_keeps_cudnn_convolutions_inside_its_loop():
+  """XLA:GPU gives a while body's convolutions cuDNN calls, unlike XLA:CPU.
+
+  The looped program (`steps`, what GPUs train with) holds the whole step
+  in its while loop: every convolution, the U-Net's gradient ones
+  included, must be a cuDNN call there, none left to XLA's emitter.
+  """
+  gpus = aot_compile.gpu_slice("h100x1", "h100", 1)
+  config = aot_compile.load_default_config()
+  config.generator.update(resolution=32, ch=2, shared_dim=4,
+                          attention_resolution=0)
+  config.unet.width = 4
+  config.train.batch_size = 4
+  config.synth.max_rounds = 1
+  generate, _ = aot_compile.generator_parts(config, gpus.mesh)
+  program, args = segmentation.steps_program(
+      config, gpus.mesh, generate,
+      aot_compile.abstract_frozen(config, gpus.mesh))
+  counts = convolutions_by_place(program.lower(*args).compile().as_text())
+  assert {place for place, _ in counts} == {"in while"}
+  assert "convolution" not in {kind for _, kind in counts}
+  for kind in ("convBackwardInput", "convBackwardFilter"):
+    assert counts["in while", f"__cudnn${kind}"] >= 5

@@ -25,7 +25,7 @@ RECIPES = {name: (bool(offline), [l for l in body.splitlines() if l.strip()])
 def test_the_readme_lists_its_recipes():
   assert {"demo", "segment", "evaluate", "convert-tfhub", "convert-torch",
           "cub", "flowers", "saliency", "multigpu", "slurm",
-          "tpu"} <= set(RECIPES)
+          "tpu", "faces"} <= set(RECIPES)
   assert {n for n, (offline, _) in RECIPES.items() if offline} == {
       "segment", "evaluate"}
 

@@ -122,3 +122,35 @@ def test_overlay_tints_exactly_the_foreground():
   np.testing.assert_array_equal(out[1, 1], tinted)
   np.testing.assert_array_equal(out[0, 1], image[0, 1])
   np.testing.assert_array_equal(out[1, 0], image[1, 0])
+
+
+def test_report_names_the_direction_used_and_its_pass_rates(workdir):
+  """Rank 1 by default; config.score.index's pick when set, with its strip
+  first; the train stage's pass rates when measured."""
+  config = default.get_config()
+  stage.run(config, workdir)
+  page = open(os.path.join(workdir, "report.md")).read()
+  used = page[page.index("### Direction used"):]
+  assert "| index (row of directions.npy) | 3 |" in used
+  assert "| chosen as | rank 1 of the ranking |" in used
+  assert "not measured yet" in used
+
+  save_png(os.path.join(workdir, "strips", "rank_02_index_007.png"),
+           np.zeros((16, 40, 3), np.uint8))
+  fileio.write_json(os.path.join(workdir, "filter_rates.json"), {
+      "rates": {"samples": 256, "size": 0.5, "histogram": 0.25, "kept": 0.125,
+                "pruned": 0.75, "foreground": 0.3, "border": 0.05,
+                "centre": 0.875},
+      "settings": {"histogram_rule": "authors"}})
+  config.score.index = 7
+  stage.run(config, workdir)
+  page = open(os.path.join(workdir, "report.md")).read()
+  used = page[page.index("### Direction used"):]
+  assert "| index (row of directions.npy) | 7 |" in used
+  assert "| chosen as | picked by config.score.index |" in used
+  assert "| rank | 2 |" in used and "| L_h (restoration loss) | 0.2 |" in used
+  assert "| every filter (the keep rate) | 12.5% |" in used
+  assert "| ... of their central quarter | 87.5% |" in used
+  assert "histogram_rule = authors" in used
+  strips = re.findall(r"strip_(rank_\d+_index_\d+)\.png", used)
+  assert strips[0] == "rank_02_index_007"  # The direction used comes first.

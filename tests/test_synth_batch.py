@@ -112,6 +112,7 @@ def reference_batch(key, sampler, spec, batch_size):
 def test_default_spec_reads_config():
   spec = make_spec()
   assert spec.mask_rule == "lighting" and spec.connectivity == 4
+  assert spec.histogram_rule == "authors"  # docs/method.md section 6.
   assert spec.num_candidates(95) == 143
   assert spec.max_rounds > 1
   hash(spec)

@@ -1,13 +1,17 @@
-"""config.train.steps_per_call: N fused steps per jitted call, same results.
+"""config.train.steps_per_call: N fused steps per call, same results.
 
 The reference for N > 1 is the run with N = 1 (one step per call), and for
-a resumed run the uninterrupted one; every comparison is bit for bit. The
-runs share one subprocess (and its persistent compilation cache: every run
-of one config compiles the looped step once).
+a resumed run the uninterrupted one; every comparison is bit for bit, for
+both ways of running N steps: the host loop over the plain one-step program
+(what CPUs run) and the device loop (TPUs and GPUs; forced here on the CPU
+by replacing `segmentation.device_loop`). The runs share one subprocess
+(and its persistent compilation cache: every run of one config compiles
+each program once).
 """
 import json
 import os
 import re
+import types
 
 import numpy as np
 import pytest
@@ -44,8 +48,26 @@ def train(c, name):
   np.savez(os.path.join(out, name + ".npz"),
            *[np.asarray(x) for x in jax.tree.leaves(state)])
 
+assert not segmentation.device_loop(sharding.data_mesh())
 train(config(1), "one")
 train(config(3), "three")
+
+# The plain one-step program called once per step, outside the loop.
+mesh = sharding.data_mesh()
+fused = segmentation.build(config(1), mesh, f.disc_generate)
+frozen = sharding.replicate(segmentation.Frozen(
+    f.DISC_PARAMS, f.background_direction(), None, None), mesh)
+state, sums = fused.init_state(), fused.zero_sums(frozen)
+for _ in range(SCHEDULE["steps"]):
+  state, sums = fused.step(state, sums, frozen)
+np.savez(os.path.join(out, "plain.npz"),
+         *[np.asarray(x) for x in jax.tree.leaves(state)])
+
+host_loop = segmentation.device_loop
+segmentation.device_loop = lambda mesh: True
+train(config(1), "device_one")
+train(config(3), "device_three")
+segmentation.device_loop = host_loop
 
 original_update = monitoring.Progress.update
 def update(self, done):
@@ -73,17 +95,16 @@ try:
 except segmentation.NonFiniteLossError as e:
   print("NONFINITE:", e, flush=True)
 print("NAN CHECKPOINTS:", sorted(os.listdir(out + "/nan/checkpoints/train")))
-mesh = sharding.data_mesh()
-fused = segmentation.build(nan, mesh, f.disc_generate)
-frozen = sharding.replicate(segmentation.Frozen(
-    f.DISC_PARAMS, f.background_direction(), None, None), mesh)
-for n in (1, 3):
-  state, sums = fused.steps(fused.init_state(), fused.zero_sums(frozen),
-                            frozen, sharding.replicate(np.int32(n), mesh))
-  np.savez(os.path.join(out, f"nan_call{{n}}.npz"),
-           *[np.asarray(x) for x in jax.tree.leaves(state)])
-  print(f"NAN CALL {{n}}:", int(state["step"]),
-        {{k: int(sums[k]) for k in ("steps", "skipped")}}, flush=True)
+for loop, on_device in (("host", False), ("device", True)):
+  segmentation.device_loop = lambda mesh: on_device
+  fused = segmentation.build(nan, mesh, f.disc_generate)
+  for n in (1, 3):
+    state, sums = fused.run_steps(fused.init_state(),
+                                  fused.zero_sums(frozen), frozen, n)
+    np.savez(os.path.join(out, f"nan_{{loop}}_call{{n}}.npz"),
+             *[np.asarray(x) for x in jax.tree.leaves(state)])
+    print(f"NAN {{loop}} CALL {{n}}:", int(state["step"]),
+          {{k: int(sums[k]) for k in ("steps", "skipped")}}, flush=True)
 """
 
 
@@ -146,20 +167,40 @@ def runs(tmp_path_factory):
   out = tmp_path_factory.mktemp("steps_per_call")
   script = SCRIPT.format(schedule=SCHEDULE) + "\nprint('DONE')\n"
   proc = f.start_python(script, f.python_env(cache), (str(out),))
-  output, _ = proc.communicate(timeout=900)
+  output, _ = proc.communicate(timeout=1800)
   assert proc.returncode == 0 and "DONE" in output, output[-4000:]
   return str(out), output
 
 
+def test_the_loop_runs_on_the_devices_except_on_cpus():
+  device = lambda platform: types.SimpleNamespace(platform=platform)
+  mesh = lambda *platforms: types.SimpleNamespace(
+      devices=np.array([device(p) for p in platforms]))
+  assert not segmentation.device_loop(mesh("cpu"))
+  assert not segmentation.device_loop(mesh("cpu", "cpu"))
+  assert segmentation.device_loop(mesh("tpu", "tpu"))
+  assert segmentation.device_loop(mesh("gpu"))
+
+
 @pytest.mark.slow
-def test_three_steps_per_call_is_bit_identical_to_one(runs):
+@pytest.mark.parametrize("loop", ["", "device_"])
+def test_three_steps_per_call_is_bit_identical_to_one(runs, loop):
   out, _ = runs
-  _assert_identical(_leaves(f"{out}/three.npz"), _leaves(f"{out}/one.npz"))
-  one, three = _records(f"{out}/one"), _records(f"{out}/three")
+  _assert_identical(_leaves(f"{out}/{loop}three.npz"),
+                    _leaves(f"{out}/{loop}one.npz"))
+  one, three = _records(f"{out}/{loop}one"), _records(f"{out}/{loop}three")
   assert one == three
   assert [r["step"] for r in one if "loss" in r] == [4, 8, 10]
   assert [r["step"] for r in one if "holdout/loss" in r] == [0, 5, 10]
-  assert sorted(os.listdir(f"{out}/three/checkpoints/train")) == ["10", "6"]
+  assert sorted(os.listdir(f"{out}/{loop}three/checkpoints/train")) == [
+      "10", "6"]
+
+
+@pytest.mark.slow
+def test_on_a_cpu_training_is_the_plain_step_program(runs):
+  """The host loop's bits are those of `build(...).step` called per step."""
+  out, _ = runs
+  _assert_identical(_leaves(f"{out}/one.npz"), _leaves(f"{out}/plain.npz"))
 
 
 @pytest.mark.slow
@@ -180,10 +221,11 @@ def test_a_nan_inside_a_call_is_not_applied_and_ends_the_call(runs):
                    r"state \(step 1\) is checkpoint 1 in ", output), output
   assert "NAN CHECKPOINTS: ['1']" in output
   # One call of 3 from step 0: step 1 applied, step 2 not, step 3 not run.
-  assert "NAN CALL 1: 1 {'steps': 1, 'skipped': 0}" in output
-  assert "NAN CALL 3: 1 {'steps': 2, 'skipped': 1}" in output
-  _assert_identical(_leaves(f"{out}/nan_call3.npz"),
-                    _leaves(f"{out}/nan_call1.npz"))
+  for loop in ("host", "device"):
+    assert f"NAN {loop} CALL 1: 1 {{'steps': 1, 'skipped': 0}}" in output
+    assert f"NAN {loop} CALL 3: 1 {{'steps': 2, 'skipped': 1}}" in output
+    _assert_identical(_leaves(f"{out}/nan_{loop}_call3.npz"),
+                      _leaves(f"{out}/nan_{loop}_call1.npz"))
 
 
 def test_steps_program_lowers_one_while_loop_for_any_count():

@@ -1,5 +1,7 @@
 """The pieces of training against numpy references and planted inputs."""
+import json
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -130,6 +132,40 @@ def test_stage_names_a_missing_or_wrong_direction_file(tmp_path):
   np.save(path, np.zeros(f.Z_DIM, np.float32))
   with pytest.raises(errors.UserError, match="all zeros"):
     stage.run(c, str(tmp_path))
+
+
+def test_stage_refuses_a_starved_direction_before_training(tmp_path,
+                                                           monkeypatch):
+  """Pass rates below train.min_kept_fraction: one error, no training;
+  min_kept_fraction=0 trains anyway and W/filter_rates.json says what kept."""
+  workdir = str(tmp_path)
+  f.write_inputs(workdir)
+  c = f.tiny_config()
+  c.synth.max_foreground = 0.001  # The size filter rejects all but empty masks.
+  c.synth.pass_rate_samples = 24
+  monkeypatch.setattr(stage.convert_load, "load_generator",
+                      lambda config, workdir: (f.disc_generate, f.DISC_PARAMS))
+  trained = []
+  monkeypatch.setattr(segmentation, "train",
+                      lambda *args: trained.append(args) or "state")
+  monkeypatch.setattr(stage.load, "save_unet", lambda workdir, state: None)
+  with pytest.raises(errors.UserError) as error:
+    stage.run(c, workdir)
+  assert re.match(r"config\.synth\.size_filter: keeps \d\.\d% of 24 pairs",
+                  str(error.value))
+  assert "config.train.min_kept_fraction=0" in str(error.value)
+  assert not trained
+  assert sorted(os.listdir(workdir)) == ["bg_direction.npy"]
+
+  c.train.min_kept_fraction = 0.0
+  stage.run(c, workdir)
+  assert len(trained) == 1
+  with open(os.path.join(workdir, "filter_rates.json")) as fh:
+    measured = json.load(fh)
+  rates = measured["rates"]
+  assert rates["kept"] == rates["size"] < 0.05 and rates["histogram"] == 1.0
+  assert measured["rates"]["samples"] == 24
+  assert measured["settings"]["max_foreground"] == 0.001
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """The converted networks in the workdir: writing them, and loading them back.
 
   W/generator/spec.json   what to rebuild: {"arch": <config.generator.arch>,
-                          "spec": {...}, "source": ..., "conversion": {...}}
+                          "spec": {...}, "source": ..., "conversion": {...}},
+                          and for a plug-in kind "module_root": the folder
+                          its module was imported from
                           (demo workdirs written before the plug-in interface
                           have {"arch": "builtin", "info": {...}}: loaded too)
   W/generator/params/     orbax checkpoint of the params (a nested dict)
@@ -31,6 +33,7 @@ GENERATOR_DIR = "generator"
 ENCODER_DIR = "encoder"
 SPEC_FILE = "spec.json"
 PARAMS_DIR = "params"
+MODULE_ROOT = "module_root"
 
 
 def save(path: str, description: dict[str, Any], params: Any) -> None:
@@ -55,6 +58,22 @@ def read_description(path: str) -> dict[str, Any]:
                            "(or use a new --workdir)") from e
   except ValueError as e:
     raise errors.UserError(f"{spec_path}: unreadable ({e})") from e
+
+
+def recorded_module_root(workdir: str, arch: str) -> Optional[str]:
+  """W/generator/spec.json's "module_root" when it was converted with `arch`.
+
+  Missing or unreadable files give None: the stages report those.
+  """
+  try:
+    with open(os.path.join(workdir, GENERATOR_DIR, SPEC_FILE)) as f:
+      description = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if not isinstance(description, dict) or description.get("arch") != arch:
+    return None
+  root = description.get(MODULE_ROOT)
+  return root if isinstance(root, str) else None
 
 
 def restore(path: str, like: Any) -> Any:

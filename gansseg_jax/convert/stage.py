@@ -58,6 +58,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   path = os.path.join(workdir, load.GENERATOR_DIR)
   description = {"arch": arch, "spec": converted.spec, "source": source,
                  "conversion": converted.record}
+  root = generator_api.module_root(arch)
+  if root is not None:
+    description[load.MODULE_ROOT] = root
   network = load.build_network(config, description, path)
   _check_structure(converted.params, network.abstract_params,
                    f"config.generator.arch ({arch})")

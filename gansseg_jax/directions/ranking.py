@@ -23,7 +23,8 @@ from gansseg_jax.directions import score as score_lib
 
 SHORTLIST_ORDERS = ("loss", "separation")
 COLUMNS = ("rank", "index", "L_h", "D_h", "area", "brightening_area",
-           "lighting_area", "sign", "status")
+           "lighting_area", "border_lighting", "inner_lighting", "sign",
+           "status")
 
 
 def check_config(score: ml_collections.ConfigDict) -> None:
@@ -98,6 +99,8 @@ def _rows(scores: score_lib.CandidateScores, ranks: np.ndarray,
         "area": f"{scores.dominant_area[i]:.4f}",
         "brightening_area": f"{scores.brightening_area[i]:.4f}",
         "lighting_area": f"{scores.lighting_area[i]:.4f}",
+        "border_lighting": f"{scores.border_lighting[i]:.4f}",
+        "inner_lighting": f"{scores.inner_lighting[i]:.4f}",
         "sign": f"{int(scores.sign[i]):+d}",
         "status": label,
     })
@@ -126,11 +129,24 @@ def rule_description(max_one_class: float, top_fraction: float, top_k: int,
       + "; then the other kept candidates by D_h.")
 
 
+def chosen_description(scores: score_lib.CandidateScores, ranks: np.ndarray,
+                       chosen: int, by_hand: bool) -> str:
+  """'index 5 (rank 1, sign -1, L_h 0.31, D_h 1.2, ...)': the direction used."""
+  how = "picked by config.score.index" if by_hand else "the top-ranked"
+  rank = f"rank {ranks[chosen]}" if ranks[chosen] else "dropped by the rule"
+  return (f"index {chosen} ({how}, {rank}; sign {int(scores.sign[chosen]):+d}, "
+          f"L_h {scores.restoration_loss[chosen]:.4f}, D_h "
+          f"{scores.separation[chosen]:.4f}; the lighting mask covers "
+          f"{scores.lighting_area[chosen]:.1%} of the pixels, "
+          f"{scores.border_lighting[chosen]:.1%} of the border)")
+
+
 def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
                      max_one_class: float, top_fraction: float,
                      chosen: int, top_k: int = 10,
-                     order_by: str = "loss") -> str:
-  """ranking.md: the rule, the chosen candidate, and the table."""
+                     order_by: str = "loss", by_hand: bool = False,
+                     notes: tuple[str, ...] = ()) -> str:
+  """ranking.md: the rule, the chosen candidate, `notes`, and the table."""
   lines = [
       "# Segmenting-direction ranking (paper appendix B)",
       "",
@@ -139,10 +155,12 @@ def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
       "applied (foreground = what brightens); `area` the share of pixels in "
       "the larger class.",
       "",
-      (f"Chosen: index {chosen} (written to bg_direction.npy)." if chosen >= 0
+      (f"Chosen: {chosen_description(scores, ranks, chosen, by_hand)}; "
+       "written to bg_direction.npy." if chosen >= 0
        else "Chosen: none — every candidate was dropped; set "
        "config.score.index."),
       "",
+      *(line for note in notes for line in (note, "")),
       "| " + " | ".join(COLUMNS) + " |",
       "|" + "---|" * len(COLUMNS),
   ]

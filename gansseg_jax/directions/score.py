@@ -6,14 +6,25 @@ A_1, A_2 (3x3 matrix + bias, outputs clamped to [-1, 1]). For each
 candidate direction u (rows of directions.npy):
 
 1. h = shift_scale * u / ||u|| (candidates are scaled x5).
-2. Orientation (`orient`): if more than half of the held-out pixels get
-   visibly brighter, gray(G(z + h)) > gray(G(z)) + orient_tolerance, h is
-   replaced by -h. What brightens is then the smaller region, the object —
-   the same bound as the size filter of section 6 (foreground fraction
-   <= 0.5) — so a direction that lightens the object and darkens the
-   background keeps the sign that makes the lighting rule mark the object.
-   The tolerance (one 8-bit gray level by default) keeps the far-off pixels
-   that a smooth generator changes by 1e-6 from deciding the sign.
+2. Orientation (`orient`, rule `orient_rule`; docs/method.md section 3):
+   h or -h, so that the lighting rule of section 4 marks the object.
+   - 'border' (default): the boundary prior of salient-object detection
+     (Wei et al., ECCV 2012, "Geodesic saliency using background priors";
+     Zhu et al., CVPR 2014, the wCtr baseline's boundary connectivity): the
+     background is what touches the image border. Over the held-out pairs,
+     let b be the share of border pixels (the outermost row and column on
+     each side) that the lighting mask gray(G(z + h)) > gray(G(z)) marks,
+     and c the share of the other pixels it marks; h is replaced by -h when
+     b > c, i.e. when what brightens lies more on the border than inside.
+     Right for small objects and for centred ones that fill most of the
+     frame alike.
+   - 'minority': if more than half of the held-out pixels get visibly
+     brighter, gray(G(z + h)) > gray(G(z)) + orient_tolerance, h is replaced
+     by -h, so what brightens is the smaller region — the same bound as the
+     size filter of section 6. Wrong when the object covers more than half
+     of the frame (centred faces). The tolerance (one 8-bit gray level by
+     default) keeps the far-off pixels that a smooth generator changes by
+     1e-6 from deciding the sign.
 3. Fit A_1, A_2 with Adam (lr, `steps` steps, `batch_size` fresh latents z ~
    N(0, I) per step) on the restoration loss
      L = mean over pixels of min_i ||A_i(c) - c'||_2,
@@ -54,6 +65,7 @@ from gansseg_jax.synth import masks
 from gansseg_jax.train import sharding
 
 Generate = Callable[..., jax.Array]
+ORIENT_RULES = ("border", "minority")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +78,7 @@ class ScoreSpec:
   init_noise: float
   heldout_batches: int
   orient: bool
+  orient_rule: str
   orient_tolerance: float
   candidate_batch: int
 
@@ -75,6 +88,10 @@ class ScoreSpec:
       if score[field] <= 0:
         raise errors.UserError(
             f"config.score.{field}: must be positive, got {score[field]}")
+    if score.orient_rule not in ORIENT_RULES:
+      raise errors.UserError(
+          f"config.score.orient_rule: {score.orient_rule!r} is not one of "
+          f"{', '.join(ORIENT_RULES)}")
     if score.candidate_batch < 0:
       raise errors.UserError(
           f"config.score.candidate_batch: must be >= 0, got "
@@ -84,6 +101,7 @@ class ScoreSpec:
                batch_size=score.batch_size, steps=score.steps,
                init_noise=score.init_noise,
                heldout_batches=score.heldout_batches, orient=score.orient,
+               orient_rule=score.orient_rule,
                orient_tolerance=score.orient_tolerance,
                candidate_batch=score.candidate_batch)
 
@@ -95,6 +113,8 @@ class CandidateScores(NamedTuple):
   dominant_area: Any  # [N] share of held-out pixels in the larger class.
   brightening_area: Any  # [N] share of pixels in class 0 (the brightening map).
   lighting_area: Any  # [N] share the lighting rule marks (oriented shift).
+  border_lighting: Any  # [N] share of border pixels it marks (oriented).
+  inner_lighting: Any  # [N] share of the other pixels it marks (oriented).
   sign: Any  # [N] +1 or -1: the oriented shift is sign * h.
   fit_loss: Any  # [N] restoration loss of the last fitting batch.
   maps: Any  # [N, 2, 3, 4] A_1 (brightens more), A_2.
@@ -108,6 +128,13 @@ def initial_maps(key: jax.Array, init_noise: float) -> jax.Array:
       w_key, (2, 3, 3), minval=-bound, maxval=bound)
   biases = jax.random.uniform(b_key, (2, 3, 1), minval=-bound, maxval=bound)
   return jnp.concatenate([weights, biases], axis=-1)
+
+
+def border_pixel_mask(size: tuple[int, int]) -> np.ndarray:
+  """bool [H, W]: the outermost row and column on each side of the image."""
+  border = np.ones(size, dtype=bool)
+  border[1:-1, 1:-1] = False
+  return border
 
 
 def _norm(x: jax.Array) -> jax.Array:
@@ -157,11 +184,23 @@ def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
   def lighting_count(image, shifted):
     return jnp.sum(masks.lighting_mask(image, shifted), dtype=jnp.float32)
 
+  border = border_pixel_mask(image_shape[-3:-1])
+  border_pixels = heldout_z.shape[0] * image_shape[0] * int(border.sum())
+
+  def border_lighting_counts(image, shifted):
+    lit = masks.lighting_mask(image, shifted)
+    return {"border": jnp.sum(lit & border, dtype=jnp.float32),
+            "inner": jnp.sum(lit & ~border, dtype=jnp.float32)}
+
   def brightening_count(image, shifted):
     rise = masks.gray(shifted) - masks.gray(image)
     return jnp.sum(rise > spec.orient_tolerance, dtype=jnp.float32)
 
-  if spec.orient:
+  if spec.orient and spec.orient_rule == "border":
+    marked = heldout_pass(border_lighting_counts, shift)
+    sign = jnp.where(marked["border"] / border_pixels
+                     > marked["inner"] / (pixels - border_pixels), -1.0, 1.0)
+  elif spec.orient:
     before = heldout_pass(brightening_count, shift) / pixels
     sign = jnp.where(before > 0.5, -1.0, 1.0)
   else:
@@ -189,18 +228,23 @@ def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
         "class_one": jnp.sum(
             affine.affine_class_map(maps, image, shifted), dtype=jnp.float32),
         "lighting": lighting_count(image, shifted),
+        **border_lighting_counts(image, shifted),
         "gain": jnp.sum(masks.gray(mapped) - masks.gray(image)[None],
                         axis=(1, 2, 3)),
     }
 
-  sums = jax.tree.map(lambda s: s / pixels, heldout_pass(heldout_sums, shift))
+  sums = heldout_pass(heldout_sums, shift)
+  border_share = sums.pop("border") / border_pixels
+  inner_share = sums.pop("inner") / (pixels - border_pixels)
+  sums = jax.tree.map(lambda s: s / pixels, sums)
   swap = sums["gain"][1] > sums["gain"][0]
   maps = jnp.where(swap, maps[::-1], maps)
   class_zero = jnp.where(swap, sums["class_one"], 1.0 - sums["class_one"])
   return CandidateScores(
       restoration_loss=sums["loss"], separation=sums["separation"],
       dominant_area=jnp.maximum(class_zero, 1.0 - class_zero),
-      brightening_area=class_zero, lighting_area=sums["lighting"], sign=sign,
+      brightening_area=class_zero, lighting_area=sums["lighting"],
+      border_lighting=border_share, inner_lighting=inner_share, sign=sign,
       fit_loss=fit_losses[-1], maps=maps)
 
 

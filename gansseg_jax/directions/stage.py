@@ -41,7 +41,10 @@ from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
 from gansseg_jax.directions import strips
 from gansseg_jax.models import generator_api
+from gansseg_jax.synth import batch as synth_batch
+from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.synth import masks
+from gansseg_jax.synth import pass_rates
 from gansseg_jax.train import sharding
 
 SOURCES = ("discover", "sefa", "file")
@@ -177,20 +180,26 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
   if not sharding.is_primary():
     return
   chosen = _choose(config, ranks)
+  norms = np.linalg.norm(directions, axis=1, keepdims=True)
+  units = directions / np.where(norms > 0, norms, 1.0) * scores.sign[:, None]
+  notes = ()
+  if chosen >= 0:
+    logging.info("score: chose %s.", ranking.chosen_description(
+        scores, ranks, chosen, cfg.index >= 0))
+    notes = (_pass_rates_note(config, workdir, generate, gen_params,
+                              units[chosen], scores.maps[chosen]),)
   fileio.write_text(os.path.join(workdir, "ranking.csv"), ranking.ranking_csv(
       scores, ranks, cfg.max_one_class, cfg.top_fraction))
   fileio.write_text(os.path.join(workdir, "ranking.md"),
                     ranking.ranking_markdown(scores, ranks, cfg.max_one_class,
                                              cfg.top_fraction, chosen,
-                                             cfg.top_k, cfg.order_by))
+                                             cfg.top_k, cfg.order_by,
+                                             cfg.index >= 0, notes))
   if chosen < 0:
     raise errors.UserError(
         "config.score.index: every candidate was dropped (one class "
         f">= {cfg.max_one_class:.0%} of pixels, see ranking.md); pick one by "
         "hand")
-
-  norms = np.linalg.norm(directions, axis=1, keepdims=True)
-  units = directions / np.where(norms > 0, norms, 1.0) * scores.sign[:, None]
   shortlist = [int(i) for i in np.argsort(np.where(ranks > 0, ranks,
                                                    len(ranks) + 1))
                if 0 < ranks[i] <= cfg.top_k]
@@ -204,6 +213,37 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
                    scores.maps[chosen].astype(np.float32))
   fileio.write_npy(os.path.join(workdir, "bg_direction.npy"),
                    units[chosen].astype(np.float32))
-  logging.info("score: chose candidate %d (rank %s, L_h %.4f, D_h %.4f).",
-               chosen, ranks[chosen] or "dropped",
-               scores.restoration_loss[chosen], scores.separation[chosen])
+
+
+def _pass_rates_note(config: ml_collections.ConfigDict, workdir: str,
+                     generate, gen_params, unit: np.ndarray,
+                     maps: np.ndarray) -> str:
+  """The filters' pass rates for the chosen direction, as a ranking.md line.
+
+  Measured under this config's synth settings (`train` measures again under
+  its own and refuses to start below config.train.min_kept_fraction). With
+  config.synth.latents='embeddings' the encoder's latents are used when
+  W/embeddings.npy exists, else the prior (said in the line).
+  """
+  synth = config.synth
+  if not synth.pass_rate_samples:
+    return "Filter pass rates: not measured (config.synth.pass_rate_samples=0)."
+  embeddings, latents = None, synth.latents
+  path = os.path.join(workdir, "embeddings.npy")
+  if latents == "embeddings" and os.path.exists(path):
+    embeddings = synth_latents.load_embeddings(path, config.generator.z_dim)
+  elif latents == "embeddings":
+    latents = "prior (W/embeddings.npy absent)"
+    synth = ml_collections.ConfigDict(synth.to_dict())
+    synth.latents = "prior"
+  sampler = synth_latents.make_sampler(synth, config.generator.z_dim,
+                                       embeddings)
+  affine_maps = maps if synth.mask_rule == "affine" else None
+  rates = pass_rates.measure(
+      _stage_key(config.seed, "score_pass_rates"), generate, gen_params, unit,
+      sampler, synth_batch.SynthSpec.from_config(synth),
+      synth.pass_rate_samples, min(synth.pass_rate_samples, 32), affine_maps)
+  line = pass_rates.describe(rates)
+  logging.info("score: %s", line)
+  return (f"Filter pass rates of the chosen direction ({rates.samples} pairs, "
+          f"latents {latents}, this config's synth settings): {line}.")

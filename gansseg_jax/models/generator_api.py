@@ -13,7 +13,8 @@ name; `resolve(arch)` imports it. The kind says
 The built-in kinds go through the same interface; their short names stay
 valid: 'biggan' (BigBiGAN: TF-Hub, the authors' .pth, random),
 'builtin' / 'demo' (the demo DCGAN shipped in the package), 'biggan_imagenet'
-and 'biggan_deep' (class-conditional ImageNet BigGANs) and 'stylegan2'.
+and 'biggan_deep' (class-conditional ImageNet BigGANs), 'stylegan2' and
+'dcgan' (PyTorch DCGAN-tutorial generators).
 
 Latents. A stage sees one latent vector per image, [latent_dim] =
 [direction_dim + condition_dim]: the first direction_dim coordinates are the
@@ -33,6 +34,8 @@ drawn uniformly from `Network.classes`, then a noise seed uniform in
 import dataclasses
 import importlib
 import math
+import os
+import sys
 from typing import Any, Callable, Optional
 
 import jax
@@ -49,6 +52,7 @@ SHORT_NAMES = {
     "biggan_imagenet": "gansseg_jax.generators.imagenet_biggan:KIND",
     "biggan_deep": "gansseg_jax.generators.biggan_deep:KIND",
     "stylegan2": "gansseg_jax.generators.stylegan2:KIND",
+    "dcgan": "gansseg_jax.generators.dcgan:KIND",
 }
 LATENT_SPACES = ("z", "w", "w+")
 DTYPES = ("float32", "bfloat16")
@@ -167,7 +171,8 @@ def kind_name(generator_config) -> str:
 def resolve(arch: str, field: str = "config.generator.arch") -> GeneratorKind:
   """The GeneratorKind that `arch` names (a short name or 'pkg.mod:name').
 
-  Any failure is one UserError naming `field`.
+  Any failure is one UserError naming `field`; when the module itself is
+  not found, it says which folder to put on PYTHONPATH.
   """
   target = SHORT_NAMES.get(arch, arch)
   module_name, sep, attribute = target.partition(":")
@@ -178,8 +183,13 @@ def resolve(arch: str, field: str = "config.generator.arch") -> GeneratorKind:
   try:
     module = importlib.import_module(module_name)
   except ImportError as e:
+    top = module_name.split(".")[0]
+    hint = ""
+    if isinstance(e, ModuleNotFoundError) and e.name == top:
+      hint = (f"; put the folder that holds {top}.py (or the package "
+              f"{top}/) on PYTHONPATH, or run from it")
     raise errors.UserError(
-        f"{field}: {arch!r}: cannot import {module_name} ({e})") from e
+        f"{field}: {arch!r}: cannot import {module_name} ({e}){hint}") from e
   kind = getattr(module, attribute, None)
   if kind is None:
     raise errors.UserError(
@@ -190,6 +200,30 @@ def resolve(arch: str, field: str = "config.generator.arch") -> GeneratorKind:
         f"{type(kind).__name__}, not a "
         "gansseg_jax.models.generator_api.GeneratorKind")
   return kind
+
+
+def module_root(arch: str) -> Optional[str]:
+  """The sys.path folder that a plug-in kind's module was imported from.
+
+  None for the built-in kinds. Stage `convert` records it in
+  W/generator/spec.json, so that later stages run from another cwd import
+  the same module (`add_module_root`). Call after `resolve(arch)`.
+  """
+  if arch in SHORT_NAMES:
+    return None
+  top = sys.modules.get(arch.partition(":")[0].split(".")[0])
+  if top is None or top.__name__ == __name__.split(".")[0]:
+    return None
+  paths = list(getattr(top, "__path__", None) or [])
+  where = paths[0] if paths else getattr(top, "__file__", None)
+  return os.path.dirname(os.path.abspath(where)) if where else None
+
+
+def add_module_root(root: Optional[str]) -> None:
+  """Appends a recorded `module_root` to sys.path (last: the cwd and
+  PYTHONPATH still come first) when it is a folder not there yet."""
+  if root and os.path.isdir(root) and root not in sys.path:
+    sys.path.append(root)
 
 
 def parse_classes(value, field: str = "config.generator.classes"

@@ -3,7 +3,9 @@
 Inputs (all optional; a section is left out, with a note, when its files are
 absent — W = workdir):
   W/stages/*.json               wall time of each finished stage
-  W/ranking.csv, W/strips/      the direction ranking and the top strips (score)
+  W/ranking.csv, W/strips/      the direction ranking, the direction used and
+                                its strip, the top strips (score)
+  W/filter_rates.json           the filters' pass rates of that direction (train)
   W/<export.output_dir>/        synthetic pairs with filter outcomes (synth)
   W/metrics.jsonl               training curves and last values (train)
   W/eval.json, W/eval/*/*_samples.npz  metrics of every dataset and
@@ -30,6 +32,7 @@ from gansseg_jax.eval import tables as eval_tables
 from gansseg_jax.report import charts
 from gansseg_jax.report import document as doc
 from gansseg_jax.report import images as pics
+from gansseg_jax.synth import pass_rates
 
 FILES_DIR = "report_files"
 THUMB = 96  # Pixel height of one picture in a grid row.
@@ -98,19 +101,86 @@ def _ranking(config: ml_collections.ConfigDict, workdir: str) -> list:
                 "picks another."),
             doc.Table(columns, [[r.get(c, "") for c in columns]
                                 for r in ranked[:RANKING_ROWS]])]
+  chosen = _chosen_row(config, rows)
   strips = sorted(glob.glob(os.path.join(workdir, "strips", "*.png")))
-  steps = config.score.strip_steps
-  for strip in strips[:STRIPS_SHOWN]:
-    name = os.path.basename(strip)
-    image = pics.read_png(strip)
-    factor = pics.readable_factor(image.shape[1], STRIP_WIDTH)
-    blocks.append(doc.Figure(
-        f"strip_{name}", pics.png_bytes(pics.upscale(image, factor)),
-        f"{name} (enlarged x{factor}): one latent z per row; columns "
-        f"G(z + t h) for t = -{steps}..{steps} (h scaled "
-        f"x{config.score.shift_scale:g}), then the lighting mask and the "
-        "affine mask (white = foreground)."))
+  shown = strips[:STRIPS_SHOWN]
+  if chosen is not None:
+    blocks += _direction_used(config, workdir, chosen)
+    mine = [s for s in strips
+            if s.endswith(f"index_{int(chosen['index']):03d}.png")]
+    shown = mine + [s for s in shown if s not in mine]
+  for strip in shown:
+    blocks.append(_strip_figure(config, strip))
   return blocks
+
+
+def _chosen_row(config: ml_collections.ConfigDict,
+                rows: list[dict[str, str]]):
+  """The ranking.csv row of the direction used: config.score.index or rank 1."""
+  wanted = (str(config.score.index) if config.score.index >= 0 else None)
+  for row in rows:
+    if (row["index"] == wanted if wanted is not None else row["rank"] == "1"):
+      return row
+  return None
+
+
+def _direction_used(config: ml_collections.ConfigDict, workdir: str,
+                    row: dict[str, str]) -> list:
+  """Which direction the run used, how it was oriented, what the filters keep."""
+  how = ("picked by config.score.index" if config.score.index >= 0
+         else "rank 1 of the ranking")
+  rule = (config.score.orient_rule if config.score.orient
+          else "off (config.score.orient=False)")
+  fields = [("index (row of directions.npy)", row["index"]),
+            ("chosen as", how), ("rank", row["rank"] or "dropped"),
+            ("sign (orientation rule: " + rule + ")", row.get("sign", "")),
+            ("L_h (restoration loss)", row["L_h"]),
+            ("D_h (separation)", row["D_h"])]
+  for column, label in (("lighting_area", "lighting mask, share of pixels"),
+                        ("border_lighting", "lighting mask, share of border "
+                                            "pixels")):
+    if column in row:
+      fields.append((label, row[column]))
+  blocks = [doc.Heading("Direction used", 3),
+            doc.Table(("", "value"), fields)]
+  path = os.path.join(workdir, pass_rates.RATES_FILE)
+  if not os.path.exists(path):
+    return blocks + [doc.Paragraph(
+        "Filter pass rates: not measured yet (the train stage measures them "
+        "before training).")]
+  with open(path) as f:
+    measured = json.load(f)
+  rates = measured["rates"]
+  settings = ", ".join(f"{k} = {v}" for k, v in measured["settings"].items())
+  return blocks + [
+      doc.Paragraph(f"Filter pass rates of this direction on "
+                    f"{rates['samples']} pairs, measured by the train stage "
+                    f"before training ({settings}):"),
+      doc.Table(("filter", "pairs kept"),
+                [("size filter alone", f"{rates['size']:.1%}"),
+                 ("histogram filter alone", f"{rates['histogram']:.1%}"),
+                 ("every filter (the keep rate)", f"{rates['kept']:.1%}"),
+                 ("masks the components filter changed",
+                  f"{rates['pruned']:.1%}"),
+                 ("mean foreground share of kept masks",
+                  f"{rates['foreground']:.1%}"),
+                 ("... of their border pixels (low: the object is inside)",
+                  f"{rates.get('border', float('nan')):.1%}"),
+                 ("... of their central quarter",
+                  f"{rates.get('centre', float('nan')):.1%}")])]
+
+
+def _strip_figure(config: ml_collections.ConfigDict, strip: str):
+  name = os.path.basename(strip)
+  steps = config.score.strip_steps
+  image = pics.read_png(strip)
+  factor = pics.readable_factor(image.shape[1], STRIP_WIDTH)
+  return doc.Figure(
+      f"strip_{name}", pics.png_bytes(pics.upscale(image, factor)),
+      f"{name} (enlarged x{factor}): one latent z per row; columns "
+      f"G(z + t h) for t = -{steps}..{steps} (h scaled "
+      f"x{config.score.shift_scale:g}), then the lighting mask and the "
+      "affine mask (white = foreground).")
 
 
 def outcome(row: dict[str, str]) -> str:

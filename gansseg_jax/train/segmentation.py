@@ -23,11 +23,15 @@ BatchNorm statistics use only the kept samples (weight 1); a batch with none
 kept uses all slots (its loss is 0 anyway). Empty slots enter the U-Net as
 zero images.
 
-The loop runs the step `config.train.steps_per_call` times per jitted call,
-in one XLA while loop over a traced count (`steps`): one program for every
-count, so any steps_per_call gives bit-identical results (the unlooped `step`
-compiles differently and may differ in the last bits). A call never crosses a
-log, hold-out or checkpoint step (the call before one runs fewer steps).
+The loop runs `config.train.steps_per_call` steps per call (`run_steps`). On
+TPUs and GPUs a call is one XLA while loop over a traced count (`steps`); on
+CPUs it is a host loop over the plain one-step program (`step`), because
+XLA:CPU gives the convolutions of a while body (the U-Net's gradients) naive
+kernels instead of its library ones (13x slower per step). Either way every
+count runs one program, so any steps_per_call gives bit-identical results;
+the two programs differ from each other in the last bits (`device_loop`
+picks one per platform). A call never crosses a log, hold-out or checkpoint
+step (the call before one runs fewer steps).
 
 A step whose loss, gradients or new state (params, BatchNorm statistics, Adam
 moments) hold a NaN or inf is not applied: the jitted step keeps the old state
@@ -158,6 +162,9 @@ class FusedTraining(NamedTuple):
                `count` times in one XLA while loop (count: a replicated
                int32 scalar, so every count runs the same program); stops
                early after a step that was not applied.
+  run_steps:   (state, sums, frozen, count: int) -> (state, sums): what
+               training calls: `steps` where `device_loop(mesh)`, else
+               `step` `count` times from the host, stopping early likewise.
   zero_sums:   (frozen) -> the metric
                sums of zero steps (replicated zeros shaped like `step`'s).
   eval_sums:   (state, HoldoutBatch) -> weighted metric sums (eval mode).
@@ -170,6 +177,7 @@ class FusedTraining(NamedTuple):
   update: Callable
   step: Callable
   steps: Callable
+  run_steps: Callable
   zero_sums: Callable
   eval_sums: Callable
   zeros_like: Callable
@@ -186,6 +194,37 @@ def combine_chunk_stats(name: str, values: jax.Array) -> jax.Array:
   if name in synth_batch.MAX_OVER_CHUNKS:
     return jax.lax.pmax(jnp.max(values, axis=0), sharding.DATA_AXIS)
   return jax.lax.psum(jnp.sum(values, axis=0), sharding.DATA_AXIS)
+
+
+def device_loop(mesh) -> bool:
+  """Whether training loops over its steps on the devices of `mesh`.
+
+  True on TPUs and GPUs (one XLA while loop per call: the host dispatches
+  and waits once per call), False on CPUs: XLA:CPU canonicalizes the layout
+  of convolutions only in a program's entry computation, so those of a while
+  body (the U-Net's gradient convolutions) get naive kernels instead of its
+  library ones, 13x slower per step than the plain one-step program.
+  """
+  return any(d.platform != "cpu" for d in mesh.devices.flat)
+
+
+def host_loop(step: Callable) -> Callable:
+  """(state, sums, frozen, count: int) -> (state, sums): `step` `count` times.
+
+  Stops after a step that was not applied, like `build`'s `steps`: the
+  state's step counter did not advance (one host sync per step; none for
+  count 1).
+  """
+
+  def steps(state, sums, frozen, count):
+    start = int(sharding.fetch(state["step"])) if count > 1 else 0
+    for done in range(1, count + 1):
+      state, sums = step(state, sums, frozen)
+      if done < count and int(sharding.fetch(state["step"])) != start + done:
+        break
+    return state, sums
+
+  return steps
 
 
 def build(config: ml_collections.ConfigDict, mesh,
@@ -330,13 +369,24 @@ def build(config: ml_collections.ConfigDict, mesh,
                             for k, dtype in shapes.items()},
                    out_shardings=rep)()
 
+  jitted_step = jax.jit(step, donate_argnums=(0, 1), out_shardings=(rep, rep))
+  jitted_steps = jax.jit(steps, donate_argnums=(0, 1),
+                         out_shardings=(rep, rep))
+  if device_loop(mesh):
+    counts = functools.lru_cache(
+        lambda n: sharding.replicate(np.int32(n), mesh))
+    run_steps = lambda state, sums, frozen, count: jitted_steps(
+        state, sums, frozen, counts(count))
+  else:
+    run_steps = host_loop(jitted_step)
   return FusedTraining(
       init_state=jax.jit(init_state, out_shardings=rep),
       synthesize=jax.jit(synthesize, static_argnums=0,
                          out_shardings=synth_out),
       update=jax.jit(update, donate_argnums=0, out_shardings=(rep, rep)),
-      step=jax.jit(step, donate_argnums=(0, 1), out_shardings=(rep, rep)),
-      steps=jax.jit(steps, donate_argnums=(0, 1), out_shardings=(rep, rep)),
+      step=jitted_step,
+      steps=jitted_steps,
+      run_steps=run_steps,
       zero_sums=zero_sums,
       eval_sums=jax.jit(eval_sums, out_shardings=rep),
       zeros_like=jax.jit(lambda t: jax.tree.map(jnp.zeros_like, t),
@@ -521,8 +571,6 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
   if step == 0:
     evaluate()
   sums = fused.zero_sums(frozen)
-  counts = functools.lru_cache(
-      lambda n: sharding.replicate(np.int32(n), mesh))
   start = step
   unfilled = synth_batch.UnfilledWarning(
       synth_batch.SynthSpec.from_config(config.synth))
@@ -533,7 +581,7 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
   calls = 0
   while step < cfg.steps:
     count = _call_size(step, cfg)
-    state, sums = fused.steps(state, sums, frozen, counts(count))
+    state, sums = fused.run_steps(state, sums, frozen, count)
     step += count
     calls += 1
     last = step == cfg.steps

@@ -7,7 +7,11 @@ run(config, workdir):
            (stage `embed`),
            W/bg_affine.npy [2, 3, 4] when config.synth.mask_rule='affine'
            (stage `score`).
-  OUTPUTS: W/unet/ (orbax: {'params', 'batch_stats'} of the final U-Net, read
+  Before training, the filters' pass rates for the direction are measured
+  on config.synth.pass_rate_samples pairs (gansseg_jax.synth.pass_rates);
+  below config.train.min_kept_fraction kept by every filter, the stage
+  stops with an error naming the filter and the setting to change.
+  OUTPUTS: W/filter_rates.json (those rates and the filter settings), W/unet/ (orbax: {'params', 'batch_stats'} of the final U-Net, read
            by gansseg_jax.train.load.load_predictor),
            W/checkpoints/train/<step>/ (the last config.train.keep_checkpoints
            training states; a rerun resumes from the latest),
@@ -17,19 +21,26 @@ run(config, workdir):
            holdout/{loss,iou,accuracy,samples}).
 """
 import os
+import zlib
 
+from absl import logging
+import jax
 import ml_collections
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax import fileio
 from gansseg_jax.convert import load as convert_load
+from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
+from gansseg_jax.synth import pass_rates
 from gansseg_jax.train import load
 from gansseg_jax.train import segmentation
 
 DIRECTION_FILE = "bg_direction.npy"
 EMBEDDINGS_FILE = "embeddings.npy"
 AFFINE_FILE = "bg_affine.npy"
+RATES_BATCH = 32  # Pairs per call when measuring the pass rates.
 
 
 def _load_array(path: str, shape: tuple[int, ...], hint: str) -> np.ndarray:
@@ -70,6 +81,34 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
     affine_maps = _load_array(os.path.join(workdir, AFFINE_FILE), (2, 3, 4),
                               "two 3x4 affine maps")
   generate, gen_params = convert_load.load_generator(config, workdir)
+  _check_filters(config, workdir, generate, gen_params, direction, embeddings,
+                 affine_maps)
   state = segmentation.train(config, workdir, generate, gen_params, direction,
                              embeddings, affine_maps)
   load.save_unet(workdir, state)
+
+
+def _check_filters(config: ml_collections.ConfigDict, workdir: str, generate,
+                   gen_params, direction: np.ndarray, embeddings,
+                   affine_maps) -> None:
+  """Measures the pass rates, refuses a starved run, writes the rates."""
+  num_samples = config.synth.pass_rate_samples
+  if not num_samples:
+    return
+  key = jax.random.fold_in(jax.random.key(config.seed),
+                           zlib.crc32(b"filter_rates") & 0x7FFFFFFF)
+  sampler = synth_latents.make_sampler(config.synth, config.generator.z_dim,
+                                       embeddings)
+  spec = synth_batch.SynthSpec.from_config(config.synth)
+  rates = pass_rates.measure(key, generate, gen_params, direction, sampler,
+                             spec, num_samples, min(num_samples, RATES_BATCH),
+                             affine_maps)
+  logging.info("train: the filters keep %.1f%% of %d pairs (size filter "
+               "alone %.1f%%, histogram filter alone %.1f%%).",
+               100 * rates.kept, rates.samples, 100 * rates.size,
+               100 * rates.histogram)
+  pass_rates.check_keep_rate(rates, config.train.min_kept_fraction)
+  if jax.process_index() == 0:
+    fileio.write_json(os.path.join(workdir, pass_rates.RATES_FILE), {
+        "rates": rates.as_dict(),
+        "settings": pass_rates.filter_settings(config.synth)})
