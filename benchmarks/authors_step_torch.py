@@ -305,7 +305,7 @@ class Step:
 
   def __call__(self):
     times = {"generator_ms": 0.0, "filters_ms": 0.0}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     x, masks, weights, rounds = self.synthesize(times)
     t = time.perf_counter()
     self.opt.zero_grad()
@@ -316,6 +316,7 @@ class Step:
     self.opt.step()
     end = time.perf_counter()
     times.update(unet_ms=1e3 * (end - t), step_ms=1e3 * (end - start),
+                 step_cpu_ms=1e3 * (time.process_time() - cpu),
                  rounds=rounds, kept=int(weights.sum()), loss=loss.item())
     return times
 

@@ -23,7 +23,8 @@ work per step is the same whatever is kept.
 The driver triggers one step at a time over each process's stdin,
 alternating authors, jax, authors, jax, ... (--calls each after --warmup
 each, the JAX warm-up compiling); each process times its own step
-(perf_counter around the step, the JAX one until block_until_ready) and
+(perf_counter around the step, the JAX one until block_until_ready, and
+the process's CPU time, which a shared machine's load disturbs less) and
 reports it with its parts: the authors' generator / filters / U-Net, and
 with --profile the JAX pieces compiled alone (generator on the 2 x batch
 latents, synthesis = generator + masks + filters, U-Net update), medians
@@ -97,13 +98,15 @@ def worker(args) -> None:
       continue
     before = int(sharding.fetch(state["step"]))
     sums = fused.zeros_like(sums)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     state, sums = fused.step(state, sums, frozen)
     jax.block_until_ready((state, sums))
     step_ms = 1e3 * (time.perf_counter() - t)
+    step_cpu_ms = 1e3 * (time.process_time() - cpu)
     totals = sharding.fetch(sums)
     print(json.dumps({
-        "step_ms": step_ms, "rounds": int(totals["synth/rounds"]),
+        "step_ms": step_ms, "step_cpu_ms": step_cpu_ms,
+        "rounds": int(totals["synth/rounds"]),
         "kept": int(totals["synth/filled"]), "loss": float(totals["loss"]),
         "applied": int(sharding.fetch(state["step"])) - before}), flush=True)
 
@@ -182,7 +185,9 @@ def markdown(entry: dict) -> str:
           f"| {entry['uptime_before'].split('load average:')[-1].strip()} "
           f"| batch {entry['batch']}, {entry['rounds']} round(s) "
           f"| {a['step_ms_median']:.0f} | {j['step_ms_median']:.0f} "
-          f"| {a['step_ms_median'] / j['step_ms_median']:.2f}x |")
+          f"| {entry['speedup_ms']:.2f}x "
+          f"| {a['step_cpu_ms_median']:.0f} | {j['step_cpu_ms_median']:.0f} "
+          f"| {entry['speedup_cpu']:.2f}x |")
 
 
 def main():
@@ -239,12 +244,13 @@ def main():
   for c in contenders:
     c.close()
   for name, run in runs.items():
-    run["step_ms_median"] = statistics.median(s["step_ms"]
-                                              for s in run["steps"])
+    for key in ("step_ms", "step_cpu_ms"):
+      run[f"{key}_median"] = statistics.median(s[key] for s in run["steps"])
     entry[name] = run
   entry["uptime_after"] = shell("uptime")
-  entry["speedup"] = (entry["authors"]["step_ms_median"]
-                      / entry["jax"]["step_ms_median"])
+  for key in ("step_ms", "step_cpu_ms"):
+    entry[f"speedup_{key.split('_')[1]}"] = (
+        entry["authors"][f"{key}_median"] / entry["jax"][f"{key}_median"])
   entries = []
   if os.path.exists(args.out):
     with open(args.out) as f:
@@ -252,7 +258,8 @@ def main():
   with open(args.out, "w") as f:
     json.dump(entries + [entry], f, indent=1)
   print("| date | machine | load (1, 5, 15 min) | step | authors ms "
-        "| JAX ms | authors / JAX |\n|---|---|---|---|---|---|---|")
+        "| JAX ms | authors / JAX | authors CPU ms | JAX CPU ms "
+        "| authors / JAX (CPU) |\n|---|---|---|---|---|---|---|---|---|---|")
   print(markdown(entry))
 
 
