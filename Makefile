@@ -9,6 +9,15 @@
 #                 resumable; TPU_CHECK_ARGS='--size=small' for minutes)
 #   make gpu-check - the same for NVIDIA GPUs (H100, A100) on this CPU (the
 #                 CUDA plugin in .venv-gpu; GPU_CHECK_ARGS passes flags)
+#   make device-check - the training step measured on this machine's GPU
+#                 (benchmarks/device_check.py: demo and paper steps, fp32 /
+#                 TF32 / bf16, plain and looped; ms/step, MFU, peak memory;
+#                 under 8 min on one H100). For a GPU machine without
+#                 network: its python3 has jax + CUDA plugin, flax, optax,
+#                 orbax, chex, absl; `make device-wheels` here downloads the
+#                 other pure-Python pins into .device_wheels/, carry that
+#                 folder with the checkout. DEVICE_CHECK_ARGS passes flags
+#                 ('--size=tiny' runs on a CPU in minutes).
 # make demo WORKDIR=dir DEMO_ARGS='--config.train.steps=500' changes the run.
 PYTHON ?= python3
 VENV := .venv
@@ -31,7 +40,7 @@ FACES_WHEEL := weights/gan_face_generate-1.1.1-py3-none-any.whl
 FACES_SHA256 := 24102f4be41d164e44251168ede0458a45e498a888c81493e2aea48529640569
 
 .PHONY: demo test test-fast venv clean-venv install-check tpu-check \
-	gpu-check weights
+	gpu-check weights device-wheels device-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +95,30 @@ $(GPU_VENV)/.installed: setup.py
 gpu-check: $(GPU_VENV)/.installed
 	JAX_PLATFORMS=cpu $(GPU_PY) -m pytest -q tests/test_gpu_aot.py
 	$(GPU_PY) benchmarks/aot_gpu.py $(GPU_CHECK_ARGS)
+
+# The pins device-check needs beyond a GPU machine's preinstalled JAX stack
+# (pure Python wheels, from setup.py).
+DEVICE_PY ?= python3
+DEVICE_WHEELS := .device_wheels
+DEVICE_PINS = $(shell sed -n 's/^ *"\(ml-collections==[^"]*\)",.*/\1/p; \
+	s/^ *"\(clu==[^"]*\)",.*/\1/p' setup.py)
+
+device-wheels:
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: \
+	  -d $(DEVICE_WHEELS) $(DEVICE_PINS)
+
+# Offline: the wheels from .device_wheels, the project without its deps
+# (if this python cannot build it, the script still runs from the checkout).
+device-check:
+	@test -d $(DEVICE_WHEELS) || { echo "error: $(DEVICE_WHEELS)/ missing: \
+	run 'make device-wheels' where pip reaches PyPI and carry it along"; \
+	exit 2; }
+	$(DEVICE_PY) -m pip install --quiet --no-index --no-deps \
+	  --find-links $(DEVICE_WHEELS) $(DEVICE_PINS)
+	-$(DEVICE_PY) -m pip install --quiet --no-index --no-deps \
+	  --no-build-isolation -e .
+	PYTHONPATH=$(CURDIR) $(DEVICE_PY) benchmarks/device_check.py \
+	  $(DEVICE_CHECK_ARGS)
 
 install-check:
 	$(PYTHON) tools/install_check.py $(INSTALL_CHECK_ARGS)

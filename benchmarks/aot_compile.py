@@ -102,6 +102,12 @@ GPUS = {
                  "with sparsity (halved here), 80 GB HBM3, 3.35 TB/s",
                  tf32_flops=494.5e12, fp32_flops=67e12,
                  high_flops=494.5e12),
+    "h200": Chip("NVIDIA H200 SXM 141GB", 989.5e12, 4.8e12, 141e9,
+                 "https://www.nvidia.com/en-us/data-center/h200/ datasheet, "
+                 "H200 SXM: FP32 67 TFLOPS, TF32 989 / BF16 1,979 TFLOPS "
+                 "with sparsity (halved here), 141 GB HBM3e, 4.8 TB/s",
+                 tf32_flops=494.5e12, fp32_flops=67e12,
+                 high_flops=494.5e12),
     "a100": Chip("NVIDIA A100 SXM4 80GB", 312e12, 2.039e12, 80e9,
                  "https://www.nvidia.com/en-us/data-center/a100/ datasheet, "
                  "A100 80GB SXM: FP32 19.5, TF32 156, BF16 312 TFLOPS "
