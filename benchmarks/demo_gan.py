@@ -20,6 +20,7 @@ from gansseg_jax import machine
 from gansseg_jax.data import scenes
 from gansseg_jax.train import gan
 
+_CONFIG = gan.define_flags()["config"]  # --config=configs/demo_gan.py
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed GAN steps.")
 _SCENES = flags.DEFINE_integer("scenes", 4096, "Timed scenes.")
 
@@ -28,8 +29,7 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results", "demo_gan.json")
 
 def main(argv):
   del argv
-  # --config is the flag gansseg_jax.train.gan defines (the GAN config file).
-  config = flags.FLAGS.config
+  config = _CONFIG.value
   if config is None:
     raise app.UsageError("--config=configs/demo_gan.py is required")
   resolution = config.model.resolution

@@ -388,31 +388,43 @@ def _readme(info: dict) -> str:
       f"    {info['command']}\n")
 
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path of configs/demo_gan.py.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None,
-                               "Checkpoints, samples and metrics go here.")
-_EXPORT_DIR = flags.DEFINE_string(
-    "export_dir", None, "Write the trained EMA generator here when done.")
-_EXPORT_ONLY = flags.DEFINE_bool(
-    "export_only", False, "Export the latest checkpoint without training.")
+def define_flags() -> dict:
+  """The command line's flags, defined when this module runs as a program.
+
+  Not at import: `gansseg_jax.main` defines `--config` and `--workdir` too,
+  and a process may import both modules (the test suite does).
+  """
+  return {
+      "config": config_flags.DEFINE_config_file(
+          "config", None, "Path of configs/demo_gan.py.", lock_config=True),
+      "workdir": flags.DEFINE_string(
+          "workdir", None, "Checkpoints, samples and metrics go here."),
+      "export_dir": flags.DEFINE_string(
+          "export_dir", None,
+          "Write the trained EMA generator here when done."),
+      "export_only": flags.DEFINE_bool(
+          "export_only", False,
+          "Export the latest checkpoint without training."),
+  }
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], flag_values: dict) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  config, workdir = _CONFIG.value, _WORKDIR.value
+  config = flag_values["config"].value
+  workdir = flag_values["workdir"].value
+  export_dir = flag_values["export_dir"].value
   runtime.configure_logging(config)
   signal.signal(signal.SIGTERM, lambda *_: _STOP.set())
   try:
-    if not _EXPORT_ONLY.value:
+    if not flag_values["export_only"].value:
       train(config, workdir)
-    if _EXPORT_DIR.value:
+    if export_dir:
       command = " ".join(["python -m gansseg_jax.train.gan"] + [
           a for a in sys.argv[1:] if not a.startswith("--export_only")])
-      info = export_generator(config, workdir, _EXPORT_DIR.value, command)
+      info = export_generator(config, workdir, export_dir, command)
       logging.info("%s: exported step %d to %s", STAGE, info["steps"],
-                   _EXPORT_DIR.value)
+                   export_dir)
   except errors.UserError as e:
     logging.flush()
     errors.exit_with_error(str(e))
@@ -423,5 +435,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  _FLAGS = define_flags()
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(lambda argv: main(argv, _FLAGS))
