@@ -23,7 +23,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
-PYTEST_ARGS ?= -n 2 --durations=25
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 TPU_VENV := .venv-tpu
 TPU_PY := $(TPU_VENV)/bin/python

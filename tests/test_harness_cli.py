@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+import cli_runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -17,7 +19,7 @@ def run_main(tmp_path, *args):
   return proc, workdir
 
 
-@pytest.mark.parametrize("override, message", [
+BAD_INPUT = [
     ("--config.no_such_key=1", "error: --config.no_such_key: no such field"),
     ("--config.train.nosuch=1", "error: --config.train.nosuch: no such field"),
     ("--config.train.stepz=100", "error: --config.train.stepz: no such field "
@@ -31,14 +33,31 @@ def run_main(tmp_path, *args):
     ("--config.distributed.initialize=maybe",
      "error: config.distributed.initialize: must be one of 'auto', 'yes', "
      "'no', got 'maybe'"),
-])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, override,
-                                                         message):
-  proc, workdir = run_main(tmp_path, override)
-  assert proc.returncode == 2, proc.stderr
-  error_lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(error_lines) == 1 and error_lines[0].startswith(message), proc.stderr
-  assert "Traceback" not in proc.stderr
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory):
+  """{override: (exit status, stderr, workdir)}, all in one interpreter
+  (tests/cli_runs.py); test_misspelt_field_is_exactly_one_line runs one of
+  them as a process of its own."""
+  root = tmp_path_factory.mktemp("bad_input")
+  workdirs = [root / f"w{i}" for i in range(len(BAD_INPUT))]
+  results = cli_runs.run_many(
+      [[f"--config={ROOT}/configs/test.py", f"--workdir={workdir}", override]
+       for (override, _), workdir in zip(BAD_INPUT, workdirs)], cwd=root)
+  return {override: (status, stderr, workdir) for (override, _), workdir,
+          (status, stderr) in zip(BAD_INPUT, workdirs, results)}
+
+
+@pytest.mark.parametrize("override, message", BAD_INPUT)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(bad_input_runs,
+                                                         override, message):
+  status, stderr, workdir = bad_input_runs[override]
+  assert status == 2, stderr
+  error_lines = [l for l in stderr.splitlines() if l.startswith("error:")]
+  assert len(error_lines) == 1 and error_lines[0].startswith(message), stderr
+  assert "Traceback" not in stderr
   assert not workdir.exists()
 
 
