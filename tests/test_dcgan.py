@@ -60,6 +60,16 @@ def test_images_match_torch(golden, name, file, output, where):
   assert np.abs(images - expected).max() <= TOLERANCE
 
 
+def test_bfloat16_activations_stay_close(golden):
+  spec, params, _ = dcgan_torch.read_dcgan(fixture("named64.tar"))
+  network = dcgan_kind.build(spec.to_dict(),
+                             api.BuildOptions(dtype="bfloat16"))
+  images = np.asarray(network(params, golden["named64_z"]))
+  assert images.dtype == np.float32
+  error = np.abs(images - golden["named64_tanh"])
+  assert 1e-4 < error.max() < 0.1 and error.mean() < 0.01
+
+
 def test_shapes_are_inferred():
   cases = {"seq32.pt": (16, (32, 16, 8), 3, 32),
            "named64.tar": (16, (32, 16, 8, 4), 3, 64),

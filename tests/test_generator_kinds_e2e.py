@@ -98,6 +98,18 @@ def test_stylegan2_random_in_w_space_with_random_noise(tmp_path):
   check_outputs(tmp_path, direction_dim=8, num_directions=8)
 
 
+def test_dcgan_from_a_nested_torch_checkpoint(tmp_path):
+  """A torch DCGAN-tutorial generator (tests/fixtures/dcgan/named64.tar,
+  tools/make_dcgan_golden.py: netG_state_dict beside a discriminator)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config = tiny("dcgan", "torch", z_dim=16, resolution=64,
+                checkpoint=os.path.join(root, "tests", "fixtures", "dcgan",
+                                        "named64.tar"))
+  config.directions.source = "sefa"
+  stages.run(config, str(tmp_path))
+  check_outputs(tmp_path, direction_dim=16, num_directions=8)
+
+
 def test_main_runs_every_stage_of_configs_stylegan2_on_an_nvlabs_pickle(
     tmp_path):
   """The issue's command on the fabricated 64 px pickle of the reference

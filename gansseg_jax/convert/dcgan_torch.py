@@ -66,8 +66,8 @@ def _conv(state, names: dict, index: int, cin: Optional[int]) -> tuple:
     raise NotDCGAN(f"{names['bias']} has no ConvTranspose2d weight beside "
                    f"it (DCGAN layer {index + 1})")
   shape = _shape(state, weight)
-  want = f"[{cin if cin is not None else 'nz'}, out, {dcgan.KERNEL}, " \
-         f"{dcgan.KERNEL}]"
+  k = dcgan.KERNEL
+  want = f"[{'nz' if cin is None else cin}, out, {k}, {k}]"
   if (len(shape) != 4 or shape[2:] != [dcgan.KERNEL] * 2
       or (cin is not None and shape[0] != cin) or min(shape) < 1):
     raise NotDCGAN(f"{weight} has shape {shape}; DCGAN layer {index + 1} "

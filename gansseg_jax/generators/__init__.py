@@ -5,5 +5,6 @@ bigbigan.py   'biggan': BigBiGAN's generator from TF-Hub, the authors' .pth
 demo.py       'builtin' / 'demo': the demo DCGAN shipped in the package
 imagenet_biggan.py  'biggan_imagenet': class-conditional ImageNet BigGAN
 biggan_deep.py      'biggan_deep': BigGAN-deep
+dcgan.py            'dcgan': PyTorch DCGAN-tutorial generators (a state dict or wheel)
 stylegan2.py        'stylegan2': StyleGAN2 config F (NVlabs .pkl, rosinality .pt)
 """

@@ -114,6 +114,27 @@ def _batch_norm(x: jax.Array, norm: Params) -> jax.Array:
   return y.astype(x.dtype)
 
 
+def forward(spec: DCGANSpec, params: Params, z: jax.Array,
+            dtype=jnp.float32, precision=jax.lax.Precision.HIGHEST
+            ) -> tuple[jax.Array, list[jax.Array]]:
+  """(last layer's output before its nonlinearity, [each batch norm's input]).
+
+  z [B, z_dim]; activations in `dtype`, convolutions at `precision`.
+  """
+  last = len(spec.widths)
+  x = z.astype(dtype).reshape(z.shape[0], 1, 1, spec.z_dim)
+  norm_inputs = []
+  for i in range(last + 1):
+    conv = params["convs"][i]
+    stride, padding = (1, 0) if i == 0 else (2, 1)
+    x = conv_transpose(x, conv["kernel"].astype(dtype), stride, padding,
+                       precision) + conv["bias"].astype(dtype)
+    if i < last:
+      norm_inputs.append(x)
+      x = jax.nn.relu(_batch_norm(x, params["norms"][i]))
+  return x, norm_inputs
+
+
 def make_generate(spec: DCGANSpec, dtype: str = "float32",
                   precision: str = "highest"
                   ) -> Callable[[Params, jax.Array], jax.Array]:
@@ -125,18 +146,9 @@ def make_generate(spec: DCGANSpec, dtype: str = "float32",
   act = jnp.dtype(dtype)
   conv_precision = biggan.matmul_precision(
       act, biggan.float32_precision(precision, act))
-  last = len(spec.widths)
 
   def generate(params: Params, z: jax.Array) -> jax.Array:
-    x = z.astype(act).reshape(z.shape[0], 1, 1, spec.z_dim)
-    for i in range(last + 1):
-      conv = params["convs"][i]
-      stride, padding = (1, 0) if i == 0 else (2, 1)
-      x = conv_transpose(x, conv["kernel"].astype(act), stride, padding,
-                         conv_precision) + conv["bias"].astype(act)
-      if i < last:
-        x = jax.nn.relu(_batch_norm(x, params["norms"][i]))
-    x = x.astype(jnp.float32)
+    x = forward(spec, params, z, act, conv_precision)[0].astype(jnp.float32)
     images = jnp.tanh(x) if spec.output == "tanh" else (
         2.0 * jax.nn.sigmoid(x) - 1.0)
     if spec.out_channels == 1:
