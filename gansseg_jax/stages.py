@@ -40,8 +40,8 @@ from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
 from gansseg_jax import workdir_inputs
 from gansseg_jax.eval import layout as eval_layout
+from gansseg_jax.infra import sharding
 from gansseg_jax.synth import inputs as synth_inputs
-from gansseg_jax.train import sharding
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
 REPLACED = ".replaced"  # Suffix of a forced stage's old state until it finishes.

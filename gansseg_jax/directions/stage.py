@@ -40,9 +40,9 @@ from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
 from gansseg_jax.directions import strips
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import masks
-from gansseg_jax.train import sharding
 
 SOURCES = ("discover", "sefa", "file")
 
