@@ -6,7 +6,8 @@ Builds, from random init with the project's own code, the three trees a
 paper-size run writes and reads back: the BigBiGAN generator's params
 (BigGAN-128, ch 96, attention at 64: `convert`'s W/generator/, about 280 MB
 fp32), the paper's U-Net (width 64: W/unet/) and the `train` stage's
-checkpoint of it (params, BatchNorm statistics and Adam's moments:
+checkpoint of it (params, BatchNorm statistics and Adam's moments after one
+update:
 W/checkpoints/train/<step>/). Each is saved with the project's checkpoint
 code (convert.load.save, train.load.save_unet, infra.checkpointing's
 StepCheckpoints) and then, alternating, verified (infra.fingerprints:
@@ -149,8 +150,14 @@ def main(argv):
                             lambda: unet_load.restore_unet(config, root,
                                                            mesh)[1])
 
+    # One Adam update with random gradients: moments that are not zeros
+    # (orbax's files compress runs of zeros; a trained run has none).
     tx = optax.adam(1e-4)
-    state = sharding.replicate(dict(tree, opt_state=tx.init(tree["params"]),
+    rng = np.random.default_rng(0)
+    grads = jax.tree.map(
+        lambda x: rng.normal(size=x.shape).astype(np.float32), tree["params"])
+    _, opt_state = tx.update(grads, tx.init(tree["params"]), tree["params"])
+    state = sharding.replicate(dict(tree, opt_state=opt_state,
                                     step=np.int32(1)), mesh)
     directory = os.path.join(root, "checkpoints", "train")
     with checkpointing.StepCheckpoints(directory, keep=1) as checkpoints:
