@@ -72,6 +72,13 @@ def saved_steps(directory: str) -> list[int]:
                                                                  name)))
 
 
+def _recorded_steps(directory: str) -> set[int]:
+  """Steps that have a `<step>.files.json` in `directory`."""
+  names = [name[:-len(FINGERPRINTS_SUFFIX)] for name in os.listdir(directory)
+           if name.endswith(FINGERPRINTS_SUFFIX)]
+  return {int(name) for name in names if name.isdigit()}
+
+
 def record_fingerprints(directory: str, step: int) -> None:
   """Writes `<step>.files.json`: the fingerprints of checkpoint `step`."""
   fileio.write_json(fingerprints_path(directory, step),
@@ -197,10 +204,7 @@ class StepCheckpoints:
     for step in steps:
       if step in kept:
         record_fingerprints(self.directory, step)
-    for step in {int(name[:-len(FINGERPRINTS_SUFFIX)])
-                 for name in os.listdir(self.directory)
-                 if name.endswith(FINGERPRINTS_SUFFIX)
-                 and name[:-len(FINGERPRINTS_SUFFIX)].isdigit()} - set(kept):
+    for step in _recorded_steps(self.directory) - set(kept):
       os.remove(fingerprints_path(self.directory, step))
 
   def stop_requested(self, step: int) -> bool:
