@@ -27,6 +27,11 @@ from gansseg_jax import workdir_inputs
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints
 
+# Two real runs of five stages (mostly compiling): minutes on 2 cores. The
+# same promises on fake stages and a small checkpoint, in seconds:
+# tests/test_integrity_units.py.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILT = "convert,discover,score,train,eval"
 
