@@ -201,7 +201,7 @@ def run_inputs(run):
 
 
 def resumable(workdir, stage_name, run):
-  """The workdir as a run of `stage_name` killed after a checkpoint leaves it."""
+  """The workdir as a killed run of `stage_name` leaves it (checkpoints)."""
   stage = stages.BY_NAME[stage_name]
   config_dict = wd.config_to_dict(run)
   os.remove(wd.marker_path(str(workdir), stage_name))
