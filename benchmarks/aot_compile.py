@@ -45,10 +45,10 @@ from jax.sharding import Mesh
 import numpy as np
 
 from gansseg_jax.generators import bigbigan
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
-from gansseg_jax.train import checkpointing
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIB = 2**30

@@ -75,16 +75,16 @@ from gansseg_jax import fileio
 from gansseg_jax.convert import embed
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import encoder
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import export
 from gansseg_jax.synth import filters
 from gansseg_jax.synth import latents as synth_latents
-from gansseg_jax.train import checkpointing
 from gansseg_jax.train import holdout
 from gansseg_jax.train import load as train_load
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 
 import aot_compile  # pylint: disable=g-bad-import-order
 import batch_search  # pylint: disable=g-bad-import-order

@@ -28,8 +28,8 @@ import numpy as np
 from gansseg_jax import machine
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
-from gansseg_jax.train import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "bench_directions.json")

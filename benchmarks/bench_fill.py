@@ -47,11 +47,11 @@ from gansseg_jax import fileio
 from gansseg_jax import machine
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.generators import demo
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "bench_fill.json")

@@ -67,7 +67,7 @@ def worker(args) -> None:
   from gansseg_jax.generators import bigbigan
   from gansseg_jax.models import biggan
   from gansseg_jax.train import segmentation
-  from gansseg_jax.train import sharding
+  from gansseg_jax.infra import sharding
 
   config = jax_config(args.batch, args.rounds, args.radius)
   spec = bigbigan.generator_spec(config)
@@ -116,7 +116,7 @@ def profile(fused, frozen, generate, config, args) -> dict:
   # pylint: disable=g-import-not-at-top,import-outside-toplevel
   import jax
   import numpy as np
-  from gansseg_jax.train import sharding
+  from gansseg_jax.infra import sharding
 
   mesh = sharding.data_mesh()
   index = sharding.replicate(np.int32(0), mesh)

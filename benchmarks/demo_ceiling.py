@@ -32,9 +32,9 @@ from gansseg_jax import monitoring
 from gansseg_jax.data import scenes
 from gansseg_jax.data import sources
 from gansseg_jax.eval import evaluate
+from gansseg_jax.infra import sharding
 from gansseg_jax.train import load
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 
 _STEPS = flags.DEFINE_integer("steps", 0, "U-Net steps; 0 = the demo's.")
 

@@ -70,7 +70,7 @@ from gansseg_jax.generators import bigbigan
 from gansseg_jax.generators import demo
 from gansseg_jax.models import biggan
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
+from gansseg_jax.infra import sharding
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=g-import-not-at-top,wrong-import-position

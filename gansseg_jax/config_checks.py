@@ -30,12 +30,12 @@ from gansseg_jax.directions import stage as directions_lib
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate
 from gansseg_jax.eval import wsol
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import dcgan
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents
 from gansseg_jax.synth import masks
-from gansseg_jax.train import sharding
 
 Rule = Callable[[Any], Optional[str]]  # None when the value passes.
 

@@ -26,8 +26,8 @@ from gansseg_jax import errors
 from gansseg_jax import runtime
 from gansseg_jax import stages
 from gansseg_jax.convert import load
+from gansseg_jax.infra import checkpointing
 from gansseg_jax.models import generator_api
-from gansseg_jax.train import checkpointing
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path of a config file in configs/.", lock_config=True)

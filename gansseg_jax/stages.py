@@ -21,6 +21,10 @@ A stage whose upstream stage ran in the same run runs too. A stage's hash
 covers the config sections it `reads` (less the fields it `ignores`), the seed,
 and the hashes of the stages whose outputs it reads (`after`), so an upstream
 change invalidates everything downstream.
+A finished stage's marker records the fingerprints of every file it wrote;
+while planning, every input a stage will read and no stage of this run
+remakes is compared with them, as is the checkpoint a resumed stage will
+restore (docs/reliability.md, "Files are read only as they were written").
 """
 import dataclasses
 import importlib
@@ -40,8 +44,10 @@ from gansseg_jax import monitoring
 from gansseg_jax import workdir as wd
 from gansseg_jax import workdir_inputs
 from gansseg_jax.eval import layout as eval_layout
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import fingerprints
+from gansseg_jax.infra import sharding
 from gansseg_jax.synth import inputs as synth_inputs
-from gansseg_jax.train import sharding
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
 REPLACED = ".replaced"  # Suffix of a forced stage's old state until it finishes.
@@ -97,6 +103,9 @@ class Stage:
   outputs: Paths  # Workdir-relative paths it writes.
   ignores: tuple[str, ...] = ()  # Dotted fields inside `reads` left unhashed.
   scratch: Paths = lambda config: ()  # Resumable state (checkpoints) it keeps.
+  # Finished stages whose recorded outputs it reads besides `inputs`
+  # (verified when present, not required).
+  verifies: tuple[str, ...] = ()
 
   def function(self) -> Callable[[ml_collections.ConfigDict, str], None]:
     module, name = self.target.split(":")
@@ -131,7 +140,8 @@ STAGES: tuple[Stage, ...] = (
           _unet_inputs, lambda config: (config.segment.output_dir,),
           tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
     Stage("report", "gansseg_jax.report.stage:run", 8, ("report",), ("score", "train", "eval"),
-          _fixed(), _fixed("report.html", "report.md")),
+          _fixed(), _fixed("report.html", "report.md"),
+          verifies=("score", "synth", "eval")),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 
@@ -249,9 +259,13 @@ def _check_resumable(stage: Stage, config, workdir: str,
                      config_dict: dict) -> None:
   """An unfinished stage's checkpoints resume only under the same config."""
   started = wd.read_started(workdir, stage.name)
-  if (config.force or not started
-      or started.get("config_hash") == stage_hash(stage, config_dict)
-      or not _scratch_left(stage, config, workdir)):
+  if config.force or not started:
+    return
+  if started.get("config_hash") == stage_hash(stage, config_dict):
+    for path in _scratch_left(stage, config, workdir):
+      checkpointing.verify_latest(path)  # What the stage will restore.
+    return
+  if not _scratch_left(stage, config, workdir):
     return
   raise _different_config_error(wd.started_path(workdir, stage.name), stage,
                                 started, workdir, config_dict,
@@ -270,31 +284,45 @@ def _scratch_left(stage: Stage, config, workdir: str) -> list[str]:
 
 def _plan_steps(stages: Sequence[Stage], config, workdir: str,
           config_dict: dict) -> list[tuple[Stage, bool]]:
-  """[(stage, run?)]; raises if a stage to run is unbuilt or lacks inputs."""
+  """[(stage, run?)]; raises if a stage to run is unbuilt or lacks inputs.
+
+  Inputs that are there and that no stage of this run remakes are verified
+  against their producer's fingerprints, then checked (workdir_inputs).
+  """
   producers = {p: s.name for s in STAGES for p in s.outputs(config)}
-  will_exist = set()
+  will_exist, remade, running = set(), set(), set()
   plan = []
   for stage in stages:
     marker = wd.read_marker(workdir, stage.name)
     done = (not config.force and marker is not None
             and marker.get("config_hash") == stage_hash(stage, config_dict)
             and _outputs_exist(stage, config, workdir))
-    if not done:
+    # As `_run_steps` does: a stage whose upstream runs re-runs.
+    if not done or any(name in running for name in stage.after):
       if stage.target is None:
         raise errors.NotImplementedStageError(
             f"config.stages: stage '{stage.name}' is not implemented yet "
             f"(issue #{stage.issue}); remove it from config.stages")
       _check_resumable(stage, config, workdir, config_dict)
       for path in stage.inputs(config):
-        if path in will_exist:
+        if path in remade:
           continue
         if os.path.exists(os.path.join(workdir, path)):
+          if path in producers:
+            workdir_inputs.verify(workdir, [path], producers[path])
           workdir_inputs.check(config, workdir, path)
+          continue
+        if path in will_exist:
           continue
         producer = producers.get(path, "?")
         raise errors.UserError(
             f"{os.path.join(workdir, path)}: missing; stage '{stage.name}' "
             f"needs it (written by stage '{producer}': add it to config.stages)")
+      for name in stage.verifies:
+        if name not in running:
+          workdir_inputs.verify_outputs(workdir, name)
+      running.add(stage.name)
+      remade.update(stage.outputs(config))
     will_exist.update(stage.outputs(config))
     plan.append((stage, not done))
   return plan
@@ -443,7 +471,9 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
     raise
   seconds = time.monotonic() - start
   if is_writer:
-    wd.write_marker(workdir, stage.name, config_hash, values, seconds)
+    outputs = stage.outputs(config)
+    wd.write_marker(workdir, stage.name, config_hash, values, seconds,
+                    outputs, fingerprints.record(workdir, outputs))
     wd.remove_file(records[1])
     _remove_replaced(stage, config, workdir)
     _drop_invalidated(stage, config_dict, workdir)

@@ -3,9 +3,12 @@
 Layout (W = --workdir):
   W/config.json           the resolved config of the latest run
   W/stages/<stage>.json   written when a stage finishes: its config hash, the
-                          config values the hash covers, and its wall time; a
-                          stage is skipped when its marker has the hash of the
-                          current config and its outputs exist.
+                          config values the hash covers, its wall time, its
+                          output paths and the fingerprint (size, SHA-256) of
+                          every file under them (gansseg_jax/infra/
+                          fingerprints.py); a stage is skipped when its marker
+                          has the hash of the current config and its outputs
+                          exist.
   W/stages/<stage>.started.json
                           written when a stage starts, removed when it
                           finishes: the hash its resumable state (checkpoints)
@@ -15,7 +18,7 @@ Layout (W = --workdir):
 import hashlib
 import json
 import os
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import ml_collections
 
@@ -138,10 +141,18 @@ def _read_record(path: str, stage: str) -> Optional[dict[str, Any]]:
 
 
 def write_marker(workdir: str, stage: str, config_hash: str,
-                 config_values: dict[str, Any], seconds: float) -> None:
-  fileio.write_json(marker_path(workdir, stage),
-                    {"config_hash": config_hash, "config": config_values,
-                     "seconds": seconds})
+                 config_values: dict[str, Any], seconds: float,
+                 outputs: Sequence[str] = (),
+                 files: Optional[dict[str, list]] = None) -> None:
+  """The done-marker; `files`: fingerprints.record of the `outputs`.
+
+  Without `files` it is a marker as made before fingerprints were recorded.
+  """
+  marker = {"config_hash": config_hash, "config": config_values,
+            "seconds": seconds}
+  if files is not None:
+    marker.update(outputs=list(outputs), files=files)
+  fileio.write_json(marker_path(workdir, stage), marker)
 
 
 def write_started(workdir: str, stage: str, config_hash: str,

@@ -42,7 +42,7 @@ def install() -> None:
   kind, _, arg = fault.partition(":")
   # pylint: disable=g-import-not-at-top
   from gansseg_jax import monitoring
-  from gansseg_jax.train import checkpointing
+  from gansseg_jax.infra import checkpointing
   # pylint: enable=g-import-not-at-top
   if kind == "first":
     original_init = monitoring.Progress.__init__

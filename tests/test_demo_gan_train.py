@@ -15,8 +15,8 @@ import pytest
 from gansseg_jax import errors
 from gansseg_jax import machine
 from gansseg_jax.data import scenes
+from gansseg_jax.infra import checkpointing
 from gansseg_jax.models import demo_gan
-from gansseg_jax.train import checkpointing
 from gansseg_jax.train import gan
 
 _CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "configs",

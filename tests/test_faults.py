@@ -22,10 +22,10 @@ import pytest
 import fault_injection
 from gansseg_jax import fileio
 from gansseg_jax.directions import discover as discover_lib
-from gansseg_jax.train import checkpointing
-from gansseg_jax.train import finite as finite_lib
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import finite as finite_lib
+from gansseg_jax.infra import sharding
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 import test_directions_planted as planted_lib
 import test_train_fixtures as f
 from test_train_e2e import PRELUDE as TRAIN_PRELUDE

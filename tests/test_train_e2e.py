@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
+from gansseg_jax.infra import sharding
 from gansseg_jax.train import load
-from gansseg_jax.train import sharding
 import test_train_fixtures as f
 
 # Subprocesses that compile and run JAX stages: minutes on a loaded 2-core CPU.
@@ -25,7 +25,8 @@ import numpy as np
 import test_train_fixtures as f
 from gansseg_jax import monitoring
 from gansseg_jax.convert import load as convert_load
-from gansseg_jax.train import checkpointing, segmentation, stage
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.train import segmentation, stage
 config = f.tiny_config()
 params = dict(f.DISC_PARAMS)
 convert_load.load_generator = lambda config, workdir: (f.disc_generate, params)

@@ -12,9 +12,9 @@ import pytest
 from scipy import stats as scipy_stats
 
 from gansseg_jax import errors
+from gansseg_jax.infra import sharding
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 import test_train_fixtures as f
 
 KEEP = 0.3

@@ -18,7 +18,8 @@ sys.modules["clu"] = None
 import jax, numpy as np
 import test_train_fixtures as f
 from gansseg_jax import errors
-from gansseg_jax.train import segmentation, sharding
+from gansseg_jax.infra import sharding
+from gansseg_jax.train import segmentation
 assert jax.device_count() == 4, jax.devices()
 config = f.tiny_config()
 for n in (1, 4):

@@ -33,7 +33,8 @@ sys.modules["clu"] = None  # metrics.jsonl only: no tensorflow import.
 import jax, numpy as np
 import test_train_fixtures as f
 from gansseg_jax import monitoring
-from gansseg_jax.train import checkpointing, segmentation, sharding
+from gansseg_jax.infra import checkpointing, sharding
+from gansseg_jax.train import segmentation
 out = sys.argv[1]
 SCHEDULE = {schedule!r}
 
@@ -231,7 +232,7 @@ def test_a_nan_inside_a_call_is_not_applied_and_ends_the_call(runs):
 def test_steps_program_lowers_one_while_loop_for_any_count():
   """The AOT entry point: its abstract arguments fit the looped program."""
   import jax  # pylint: disable=g-import-not-at-top
-  from gansseg_jax.train import sharding  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.infra import sharding  # pylint: disable=g-import-not-at-top
   mesh = sharding.data_mesh()
   program, args = segmentation.steps_program(
       f.tiny_config(), mesh, f.disc_generate, segmentation.Frozen(

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from gansseg_jax import errors
+from gansseg_jax.infra import sharding
 from gansseg_jax.train import holdout
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 from gansseg_jax.train import stage
 import test_train_fixtures as f
 

@@ -3,6 +3,7 @@
 One run per workdir (an OS lock, released on a crash); an unusable workdir
 is one `error:` line, exit 2, nothing written.
 """
+import json
 import os
 import shutil
 import signal
@@ -414,15 +415,27 @@ def test_missing_torch_checkpoint_creates_no_workdir(tmp_path):
 
 
 def test_truncated_generator_leaves_the_workdir_as_it_was(tmp_path):
-  """Found only when 'discover' loads it: the runner puts config.json back."""
+  """Found while planning (fingerprints); in a workdir made before them, only
+  when 'discover' loads it: the runner puts config.json back."""
   workdir = tmp_path / "w"
   proc = run_main(workdir, "--config.stages=convert")
   assert proc.returncode == 0, proc.stderr[-3000:]
   params = workdir / "generator" / "params"
   biggest = max((p for p in params.rglob("*") if p.is_file()),
                 key=lambda p: p.stat().st_size)
+  size = biggest.stat().st_size
   with open(biggest, "r+b") as f:
     f.truncate(100)
+  before = listing(workdir)
+  error = the_error(run_main(workdir, "--config.stages=discover"))
+  assert error == (f"error: {biggest}: truncated (100 of {size} bytes) "
+                   "(written by stage 'convert'); remake it with "
+                   "--config.stages=convert --config.force=True")
+  assert listing(workdir) == before
+  marker = workdir / "stages" / "convert.json"
+  old = {k: v for k, v in json.loads(marker.read_text()).items()
+         if k not in ("files", "outputs")}
+  marker.write_text(json.dumps(old))
   before = listing(workdir)
   error = the_error(run_main(workdir, "--config.stages=discover"))
   assert error.startswith(f"error: {params}: does not hold the params")

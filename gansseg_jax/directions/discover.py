@@ -46,11 +46,11 @@ from gansseg_jax import errors
 from gansseg_jax import monitoring
 from gansseg_jax.directions import deformator as deformator_lib
 from gansseg_jax.directions import strips
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import finite as finite_lib
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import generator_api
 from gansseg_jax.models import reconstructor as reconstructor_lib
-from gansseg_jax.train import checkpointing
-from gansseg_jax.train import finite as finite_lib
-from gansseg_jax.train import sharding
 
 Generate = Callable[..., jax.Array]
 RECONSTRUCTORS = ("lenet", "resnet18")

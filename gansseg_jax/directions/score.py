@@ -59,10 +59,10 @@ import optax
 
 from gansseg_jax import errors
 from gansseg_jax import monitoring
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import affine
 from gansseg_jax.synth import masks
-from gansseg_jax.train import sharding
 
 Generate = Callable[..., jax.Array]
 ORIENT_RULES = ("border", "minority")

@@ -40,12 +40,12 @@ from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
 from gansseg_jax.directions import strips
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.synth import masks
 from gansseg_jax.synth import pass_rates
-from gansseg_jax.train import sharding
 
 SOURCES = ("discover", "sefa", "file")
 

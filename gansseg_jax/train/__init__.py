@@ -1,8 +1,8 @@
 """Training the segmentation U-Net on synthetic pairs (docs/method.md section 7).
 
+The mesh, checkpoints and finite-step guard it uses live in gansseg_jax/infra/.
+
 Modules:
-  sharding       the 'data' device mesh, global-batch checks, multi-host help.
-  checkpointing  orbax CheckpointManager wrapper: async, keep N, SIGTERM.
   holdout        the fixed synthetic hold-out set and its loss / IoU / accuracy.
   segmentation   the fused jitted step (synthesis + U-Net + Adam) and the loop.
   stage          the `train` stage: W/ inputs -> W/unet/.

@@ -56,8 +56,8 @@ from gansseg_jax import machine as machine_lib
 from gansseg_jax import monitoring
 from gansseg_jax import runtime
 from gansseg_jax.data import scenes
+from gansseg_jax.infra import checkpointing
 from gansseg_jax.models import demo_gan
-from gansseg_jax.train import checkpointing
 
 STAGE = "demo_gan"
 State = dict[str, Any]

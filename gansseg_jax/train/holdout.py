@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from gansseg_jax.train import sharding
+from gansseg_jax.infra import sharding
 
 
 class HoldoutBatch(NamedTuple):

@@ -17,10 +17,10 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax import errors
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import unet as unet_lib
-from gansseg_jax.train import checkpointing
 from gansseg_jax.train import segmentation
-from gansseg_jax.train import sharding
 
 UNET_DIR = "unet"
 

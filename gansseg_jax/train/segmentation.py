@@ -59,14 +59,14 @@ import optax
 
 from gansseg_jax import errors
 from gansseg_jax import monitoring
+from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import finite as finite_lib
+from gansseg_jax.infra import sharding
 from gansseg_jax.models import unet as unet_lib
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.train import augment
-from gansseg_jax.train import checkpointing
-from gansseg_jax.train import finite as finite_lib
 from gansseg_jax.train import holdout
-from gansseg_jax.train import sharding
 
 STAGE = "train"
 HOLDOUT = "train/holdout"

@@ -15,8 +15,17 @@ one running when it arrived); on several processes JAX's preemption service
 common n on all hosts (n must grow by one per call). The loop then saves and
 raises `Preempted` (exit status 143).
 
+Each complete checkpoint gets its fingerprints (infra/fingerprints.py) in
+`<stage>/<step>.files.json` (written by process 0 once the save is complete:
+at the next save, `wait` or exit), and `restore` checks them first: a
+checkpoint whose files changed is an error naming the file, never loaded and
+never silently skipped for an older one. A checkpoint without fingerprints
+(saved before they were recorded, or the run was killed between orbax's
+commit and the record) is restored with one warning line.
+
 `save_tree` / `restore_tree`: one pytree in one folder (final params).
 """
+import json
 import os
 import signal
 import threading
@@ -25,6 +34,12 @@ from typing import Any, Optional
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
+
+from gansseg_jax import errors
+from gansseg_jax import fileio
+from gansseg_jax.infra import fingerprints
+
+FINGERPRINTS_SUFFIX = ".files.json"  # <step>.files.json beside <step>/.
 
 
 # Exit status of a run stopped by SIGTERM after saving: 128 + 15, what a shell
@@ -42,6 +57,71 @@ class Preempted(SystemExit):
   def __init__(self, message: str):
     super().__init__(message)
     self.code = PREEMPTED_EXIT
+
+
+def fingerprints_path(directory: str, step: int) -> str:
+  return os.path.join(directory, f"{step}{FINGERPRINTS_SUFFIX}")
+
+
+def saved_steps(directory: str) -> list[int]:
+  """Steps of the complete checkpoints in `directory` (orbax's step folders)."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory)
+                if name.isdigit() and os.path.isdir(os.path.join(directory,
+                                                                 name)))
+
+
+def _recorded_steps(directory: str) -> set[int]:
+  """Steps that have a `<step>.files.json` in `directory`."""
+  names = [name[:-len(FINGERPRINTS_SUFFIX)] for name in os.listdir(directory)
+           if name.endswith(FINGERPRINTS_SUFFIX)]
+  return {int(name) for name in names if name.isdigit()}
+
+
+def record_fingerprints(directory: str, step: int) -> None:
+  """Writes `<step>.files.json`: the fingerprints of checkpoint `step`."""
+  fileio.write_json(fingerprints_path(directory, step),
+                    {"algorithm": fingerprints.ALGORITHM,
+                     "files": fingerprints.record(directory, [str(step)])})
+
+
+def verify(directory: str, step: int) -> None:
+  """UserError naming the file when checkpoint `step` is not as saved.
+
+  The stage is the folder's name (W/checkpoints/<stage>). A checkpoint
+  without fingerprints passes with a warning (module docstring).
+  """
+  stage = os.path.basename(os.path.normpath(directory))
+  path = fingerprints_path(directory, step)
+  step_dir = os.path.join(directory, str(step))
+  if not os.path.exists(path):
+    logging.warning("%s: no fingerprints (saved before they were recorded, or "
+                    "killed as the save completed); restored unverified",
+                    step_dir)
+    return
+  try:
+    with open(path) as f:
+      recorded = json.load(f)["files"]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise errors.UserError(f"{path}: unreadable ({e}); delete it and "
+                           f"{step_dir} to resume from the checkpoint before"
+                           ) from e
+  problem = fingerprints.first_problem(directory, [str(step)], recorded)
+  if problem:
+    name, what = problem
+    raise errors.UserError(
+        f"{os.path.join(directory, name)}: {what} (checkpoint of step {step} "
+        f"saved by stage '{stage}'); delete {step_dir} to resume from the one "
+        f"before, or start over with --config.stages={stage} "
+        "--config.force=True")
+
+
+def verify_latest(directory: str) -> None:
+  """`verify` of the checkpoint a resumed run restores (none: nothing)."""
+  steps = saved_steps(directory)
+  if steps:
+    verify(directory, steps[-1])
 
 
 def abstract_like(tree: Any, sharding) -> Any:
@@ -67,6 +147,7 @@ class StepCheckpoints:
             cleanup_tmp_directories=True))
     self._sigterm = threading.Event()
     self._previous_handler = None
+    self._unrecorded: list[int] = []  # Saved steps without fingerprints yet.
 
   def __enter__(self) -> "StepCheckpoints":
     if (jax.process_count() == 1
@@ -76,7 +157,7 @@ class StepCheckpoints:
 
   def __exit__(self, *exc_info) -> None:
     try:
-      self._manager.wait_until_finished()
+      self.wait()
       self._manager.close()
     finally:
       if self._previous_handler is not None:
@@ -93,7 +174,11 @@ class StepCheckpoints:
     return self._manager.latest_step()
 
   def restore(self, step: int, abstract_state: Any) -> Any:
-    """The checkpoint of `step`, placed as `abstract_state`'s shardings say."""
+    """The checkpoint of `step`, placed as `abstract_state`'s shardings say.
+
+    Its fingerprints are checked first (`verify`).
+    """
+    verify(self.directory, step)
     return self._manager.restore(
         step, args=ocp.args.StandardRestore(abstract_state))
 
@@ -101,11 +186,26 @@ class StepCheckpoints:
     """Starts an async save of `state` as `step` (no-op if it exists)."""
     if step in self._manager.all_steps():
       return
+    self.wait()  # orbax's save waits for the previous one too.
     self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+    self._unrecorded.append(step)
 
   def wait(self) -> None:
-    """Blocks until every started save is complete on disk."""
+    """Blocks until every started save is complete on disk; fingerprints them.
+
+    Process 0 records each newly complete checkpoint and drops the records
+    of those orbax removed (keep N).
+    """
     self._manager.wait_until_finished()
+    steps, self._unrecorded = self._unrecorded, []
+    if jax.process_index() != 0:
+      return
+    kept = saved_steps(self.directory)
+    for step in steps:
+      if step in kept:
+        record_fingerprints(self.directory, step)
+    for step in _recorded_steps(self.directory) - set(kept):
+      os.remove(fingerprints_path(self.directory, step))
 
   def stop_requested(self, step: int) -> bool:
     """True once SIGTERM arrived (all hosts agree on the same `step`).
