@@ -171,7 +171,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.log_every = 100  # Steps between metric fetches.
   c.train.eval_every = 1000  # Steps between hold-out evaluations.
   c.train.checkpoint_every = 1000  # Steps between (async) checkpoints.
-  c.train.steps_per_call = 1  # Steps per jitted call (one XLA while loop); a call stops at log/eval/checkpoint steps; results identical for any value.
+  c.train.steps_per_call = 1  # Steps per call (TPU/GPU: one XLA while loop; CPU: a host loop over the one-step program); a call stops at log/eval/checkpoint steps; results identical for any value.
   c.train.keep_checkpoints = 3  # Checkpoints kept.
   c.train.holdout_size = 1000  # Synthetic hold-out samples.
   c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
