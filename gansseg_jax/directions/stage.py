@@ -186,8 +186,8 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
   if chosen >= 0:
     logging.info("score: chose %s.", ranking.chosen_description(
         scores, ranks, chosen, cfg.index >= 0))
-    notes = (_pass_rates_note(config, workdir, generate, gen_params,
-                              units[chosen], scores.maps[chosen]),)
+    notes = (_pass_rates_note(config, generate, gen_params, units[chosen],
+                              scores.maps[chosen]),)
   fileio.write_text(os.path.join(workdir, "ranking.csv"), ranking.ranking_csv(
       scores, ranks, cfg.max_one_class, cfg.top_fraction))
   fileio.write_text(os.path.join(workdir, "ranking.md"),
@@ -215,29 +215,24 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
                    units[chosen].astype(np.float32))
 
 
-def _pass_rates_note(config: ml_collections.ConfigDict, workdir: str,
-                     generate, gen_params, unit: np.ndarray,
-                     maps: np.ndarray) -> str:
+def _pass_rates_note(config: ml_collections.ConfigDict, generate, gen_params,
+                     unit: np.ndarray, maps: np.ndarray) -> str:
   """The filters' pass rates for the chosen direction, as a ranking.md line.
 
   Measured under this config's synth settings (`train` measures again under
-  its own and refuses to start below config.train.min_kept_fraction). With
-  config.synth.latents='embeddings' the encoder's latents are used when
-  W/embeddings.npy exists, else the prior (said in the line).
+  its own and refuses to start below config.train.min_kept_fraction), on
+  latents from the prior: the encoder's embeddings are not an input of this
+  stage (with config.synth.latents='embeddings' the line says so).
   """
   synth = config.synth
   if not synth.pass_rate_samples:
     return "Filter pass rates: not measured (config.synth.pass_rate_samples=0)."
-  embeddings, latents = None, synth.latents
-  path = os.path.join(workdir, "embeddings.npy")
-  if latents == "embeddings" and os.path.exists(path):
-    embeddings = synth_latents.load_embeddings(path, config.generator.z_dim)
-  elif latents == "embeddings":
-    latents = "prior (W/embeddings.npy absent)"
+  latents = synth.latents
+  if latents == "embeddings":
+    latents = "prior (train uses the embeddings)"
     synth = ml_collections.ConfigDict(synth.to_dict())
     synth.latents = "prior"
-  sampler = synth_latents.make_sampler(synth, config.generator.z_dim,
-                                       embeddings)
+  sampler = synth_latents.make_sampler(synth, config.generator.z_dim)
   affine_maps = maps if synth.mask_rule == "affine" else None
   rates = pass_rates.measure(
       _stage_key(config.seed, "score_pass_rates"), generate, gen_params, unit,
