@@ -53,7 +53,7 @@ def rates_of(workdir: str) -> dict:
     spec = synth_batch.SynthSpec.from_config(config.synth)
     start = time.perf_counter()
     rates = pass_rates.measure(jax.random.key(config.seed), generate, params,
-                               direction, sampler, spec, SAMPLES, 32,
+                               direction, sampler, spec, SAMPLES,
                                affine_maps)
     out[rule] = dict(rates.as_dict(), seconds=time.perf_counter() - start)
   return out

@@ -55,7 +55,7 @@ def test_one_filter_on_matches_the_loop(sampler, overrides, alone, decided):
   spec = make_spec(**overrides)
   key = jax.random.key(3)
   rates = pass_rates.measure(key, blob_generator, PARAMS, DIRECTION, sampler,
-                             spec, CALLS * BATCH - 5, BATCH)
+                             spec, CALLS * BATCH - 5, batch_size=BATCH)
   kept, foreground, border, centre = reference_rates(key, sampler, spec)
   assert rates.samples == CALLS * BATCH  # Rounded up to whole calls.
   assert (0.0 < kept < 1.0) == decided
@@ -73,7 +73,7 @@ def test_both_filters_keep_at_most_each_alone(sampler):
                    histogram_filter=True, histogram_rule="authors")
   key = jax.random.key(3)
   rates = pass_rates.measure(key, blob_generator, PARAMS, DIRECTION, sampler,
-                             spec, CALLS * BATCH, BATCH)
+                             spec, CALLS * BATCH, batch_size=BATCH)
   assert rates.kept == pytest.approx(reference_rates(key, sampler, spec)[0])
   assert rates.kept <= min(rates.size, rates.histogram)
 

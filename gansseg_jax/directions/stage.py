@@ -237,7 +237,7 @@ def _pass_rates_note(config: ml_collections.ConfigDict, generate, gen_params,
   rates = pass_rates.measure(
       _stage_key(config.seed, "score_pass_rates"), generate, gen_params, unit,
       sampler, synth_batch.SynthSpec.from_config(synth),
-      synth.pass_rate_samples, min(synth.pass_rate_samples, 32), affine_maps)
+      synth.pass_rate_samples, affine_maps)
   line = pass_rates.describe(rates)
   logging.info("score: %s", line)
   return (f"Filter pass rates of the chosen direction ({rates.samples} pairs, "

@@ -106,13 +106,15 @@ def _counts(key, generate, gen_params, direction, sample_latents, spec, num,
 
 def measure(key: jax.Array, generate, gen_params, direction: np.ndarray,
             sample_latents: latents_lib.Sampler,
-            spec: batch_lib.SynthSpec, num_samples: int, batch_size: int,
-            affine_maps: Optional[np.ndarray] = None) -> PassRates:
-  """Pass rates of `num_samples` pairs, made `batch_size` at a time.
+            spec: batch_lib.SynthSpec, num_samples: int,
+            affine_maps: Optional[np.ndarray] = None,
+            batch_size: int = 32) -> PassRates:
+  """Pass rates of `num_samples` pairs, made up to `batch_size` at a time.
 
   The samples are those of ceil(num_samples / batch_size) calls of one
   jitted function on fold_in(key, i); a pure function of the arguments.
   """
+  batch_size = min(batch_size, num_samples)
   calls = -(-num_samples // batch_size)
   direction = jnp.asarray(direction, jnp.float32)
   maps = None if affine_maps is None else jnp.asarray(affine_maps)

@@ -40,7 +40,6 @@ from gansseg_jax.train import segmentation
 DIRECTION_FILE = "bg_direction.npy"
 EMBEDDINGS_FILE = "embeddings.npy"
 AFFINE_FILE = "bg_affine.npy"
-RATES_BATCH = 32  # Pairs per call when measuring the pass rates.
 
 
 def _load_array(path: str, shape: tuple[int, ...], hint: str) -> np.ndarray:
@@ -101,12 +100,9 @@ def _check_filters(config: ml_collections.ConfigDict, workdir: str, generate,
                                        embeddings)
   spec = synth_batch.SynthSpec.from_config(config.synth)
   rates = pass_rates.measure(key, generate, gen_params, direction, sampler,
-                             spec, num_samples, min(num_samples, RATES_BATCH),
-                             affine_maps)
-  logging.info("train: the filters keep %.1f%% of %d pairs (size filter "
-               "alone %.1f%%, histogram filter alone %.1f%%).",
-               100 * rates.kept, rates.samples, 100 * rates.size,
-               100 * rates.histogram)
+                             spec, num_samples, affine_maps)
+  logging.info("train: %s of %d pairs.", pass_rates.describe(rates),
+               rates.samples)
   pass_rates.check_keep_rate(rates, config.train.min_kept_fraction)
   if jax.process_index() == 0:
     fileio.write_json(os.path.join(workdir, pass_rates.RATES_FILE), {
