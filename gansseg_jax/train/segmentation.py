@@ -401,8 +401,9 @@ def steps_program(config: ml_collections.ConfigDict, mesh, generate: Callable,
   """(the jitted `steps` of `build`, its abstract arguments) for AOT compiles.
 
   `program.lower(*args).compile()` compiles the program that training runs
-  for `config.train.steps_per_call` steps per call, on `mesh` (which may
-  hold AOT devices, e.g. a TPU topology's). `frozen` holds arrays or
+  on TPUs and GPUs for `config.train.steps_per_call` steps per call (the
+  device loop), on `mesh` (which may hold AOT devices, e.g. a TPU
+  topology's). `frozen` holds arrays or
   ShapeDtypeStructs; args are (state, sums, frozen, count) as
   ShapeDtypeStructs, replicated on `mesh`.
   """
