@@ -131,9 +131,9 @@ def timed(fn, args_fn, steps):
   return first, (time.perf_counter() - start) / steps
 
 
-def load_generator(config):
+def load_generator(preset: str, config):
   """(generate, params): the demo's shipped generator, or random BigGAN."""
-  if FLAGS.preset == "demo":
+  if preset == "demo":
     generate, params, _ = demo.import_demo_gan().load_builtin()
     return generate, params
   spec = bigbigan.generator_spec(config)
@@ -187,7 +187,7 @@ def race(fused, frozen, mesh):
 
 def measure(config):
   """Seconds per call of each piece (module docstring)."""
-  generate, gen_params = load_generator(config)
+  generate, gen_params = load_generator(FLAGS.preset, config)
   direction = np.random.default_rng(0).normal(
       size=config.generator.z_dim).astype(np.float32)
   mesh = sharding.data_mesh()

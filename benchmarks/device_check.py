@@ -66,11 +66,8 @@ import numpy as np
 
 from gansseg_jax import fileio
 from gansseg_jax import machine
-from gansseg_jax.generators import bigbigan
-from gansseg_jax.generators import demo
-from gansseg_jax.models import biggan
-from gansseg_jax.train import segmentation
 from gansseg_jax.infra import sharding
+from gansseg_jax.train import segmentation
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -135,17 +132,6 @@ def programs(size: str, batch: int, max_rounds: int) -> list[dict]:
   plain = [dict(r, program="plain") for r in rows]
   looped = [dict(r, program="looped") for r in rows]
   return plain[:1] + looped[:1] + plain[1:] + looped[1:]
-
-
-def generator(preset: str, config):
-  """(generate, params): the demo's shipped generator or a random BigGAN."""
-  if preset == "demo":
-    generate, params, _ = demo.import_demo_gan().load_builtin()
-    return generate, params
-  spec = bigbigan.generator_spec(config)
-  return (biggan.make_generate(spec, config.generator.dtype,
-                               config.generator.matmul_precision),
-          biggan.init_params(spec, seed=0))
 
 
 def row_name(row: dict) -> str:
@@ -229,7 +215,7 @@ def measure(row: dict, steps_per_call: int, warmup: int, repeats: int,
             compiler_options: dict) -> dict:
   """Compiles and times one program (module docstring)."""
   config = row["config"]()
-  generate, gen_params = generator(row["preset"], config)
+  generate, gen_params = bench_train.load_generator(row["preset"], config)
   direction = np.random.default_rng(0).normal(
       size=config.generator.z_dim).astype(np.float32)
   mesh = sharding.data_mesh()
