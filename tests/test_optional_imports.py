@@ -98,7 +98,10 @@ def test_tensorboard_writer_falls_back_to_jsonl(blocked, level, tmp_path,
   for name in [n for n in sys.modules if n.startswith("clu.metric_writers")]:
     monkeypatch.delitem(sys.modules, name)
   monkeypatch.setitem(sys.modules, blocked, None)
-  with caplog.at_level(logging.INFO):
+  # absl's own logger too: a CLI run earlier in this process (flags parsed)
+  # may have set its level.
+  with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO,
+                                                      logger="absl"):
     writer = monitoring.MetricsWriter(str(tmp_path), "stage")
   writer.write_scalars(1, {"loss": 0.5})
   writer.close()

@@ -75,7 +75,7 @@ def test_training_lowers_the_holdout_loss(trained):
   for r in train:  # Full batches; rounds of 4 chunks x 3 candidates.
     assert r["synth/unfilled"] == 0 and r["synth/filled_fraction"] == 1
     assert 4 * 3 <= r["synth/generated"] <= 4 * 3 * r["synth/rounds"]
-  assert sorted(os.listdir(os.path.join(trained, "checkpoints", "train"))) == [
+  assert f.step_dirs(os.path.join(trained, "checkpoints", "train")) == [
       "36", "48"]
 
 
@@ -124,7 +124,7 @@ try:
 except checkpointing.Preempted as e:
   print("PREEMPTED:", e, flush=True)
 monitoring.Progress.update = original_update
-print("AFTER SIGTERM:", sorted(os.listdir({workdir!r} + "/checkpoints/train")),
+print("AFTER SIGTERM:", f.step_dirs({workdir!r} + "/checkpoints/train"),
       flush=True)
 original_save = checkpointing.StepCheckpoints.save
 def save(self, step, state, force=False):
@@ -163,5 +163,5 @@ except segmentation.NonFiniteLossError as e:
   assert ("ERROR: train: the loss, gradients or new params are NaN or inf at "
           "step 1 (not applied);") in result.stdout
   ckpt = os.path.join(workdir, "checkpoints", "train")
-  assert os.listdir(ckpt) == ["0"]
+  assert f.step_dirs(ckpt) == ["0"]
   assert not os.path.exists(os.path.join(workdir, "unet"))

@@ -89,6 +89,12 @@ def write_inputs(workdir: str) -> None:
   np.save(os.path.join(workdir, "bg_direction.npy"), background_direction())
 
 
+def step_dirs(folder: str) -> list[str]:
+  """The checkpoint step folders in `folder`, sorted by name (each step's
+  `<step>.files.json` fingerprint record beside them left out)."""
+  return sorted(n for n in os.listdir(folder) if n.isdigit())
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(("localhost", 0))

@@ -121,7 +121,7 @@ def test_two_processes_end_with_identical_params(tmp_path, xla_cache_dir):
   assert first.files == second.files
   for k in first.files:
     np.testing.assert_array_equal(first[k], second[k])
-  assert sorted(os.listdir(os.path.join(workdir, "checkpoints", "train"))) == [
+  assert f.step_dirs(os.path.join(workdir, "checkpoints", "train")) == [
       "4", "8"]
   assert os.path.isdir(os.path.join(workdir, "unet"))
   with open(os.path.join(workdir, "metrics.jsonl")) as fh:  # Process 0 only.

@@ -88,7 +88,7 @@ try:
 except checkpointing.Preempted as e:
   print("PREEMPTED:", e, flush=True)
 monitoring.Progress.update = original_update
-print("AFTER SIGTERM:", sorted(os.listdir(out + "/resumed/checkpoints/train")))
+print("AFTER SIGTERM:", f.step_dirs(out + "/resumed/checkpoints/train"))
 shutil.copytree(out + "/resumed", out + "/resumed_n2")
 train(config(3), "resumed")
 train(config(2), "resumed_n2")
@@ -102,7 +102,7 @@ try:
   train(nan, "nan")
 except segmentation.NonFiniteLossError as e:
   print("NONFINITE:", e, flush=True)
-print("NAN CHECKPOINTS:", sorted(os.listdir(out + "/nan/checkpoints/train")))
+print("NAN CHECKPOINTS:", f.step_dirs(out + "/nan/checkpoints/train"))
 for loop, on_device in (("host", False), ("device", True)):
   segmentation.device_loop = lambda mesh: on_device
   fused = segmentation.build(nan, mesh, f.disc_generate)
@@ -198,7 +198,7 @@ def test_three_steps_per_call_is_bit_identical_to_one(runs):
   assert one == three
   assert [r["step"] for r in one if "loss" in r] == [4, 8, 10]
   assert [r["step"] for r in one if "holdout/loss" in r] == [0, 5, 10]
-  assert sorted(os.listdir(f"{out}/three/checkpoints/train")) == ["10", "6"]
+  assert f.step_dirs(f"{out}/three/checkpoints/train") == ["10", "6"]
 
 
 @pytest.mark.slow
