@@ -185,15 +185,22 @@ def race(fused, frozen, mesh):
           for name in runners}
 
 
-def measure(config):
-  """Seconds per call of each piece (module docstring)."""
-  generate, gen_params = load_generator(FLAGS.preset, config)
+def fused_step(preset: str, config):
+  """(mesh, generate, fused, frozen): the preset's generator, a random
+  direction (seed 0), the fused step built on all devices."""
+  generate, gen_params = load_generator(preset, config)
   direction = np.random.default_rng(0).normal(
       size=config.generator.z_dim).astype(np.float32)
   mesh = sharding.data_mesh()
   fused = segmentation.build(config, mesh, generate)
   frozen = sharding.replicate(
       segmentation.Frozen(gen_params, direction, None, None), mesh)
+  return mesh, generate, fused, frozen
+
+
+def measure(config):
+  """Seconds per call of each piece (module docstring)."""
+  mesh, generate, fused, frozen = fused_step(FLAGS.preset, config)
   batch = config.train.batch_size
   chunks = sharding.synth_chunks(config.train, mesh.size)
   candidates = chunks * synth_batch.SynthSpec.from_config(

@@ -67,7 +67,6 @@ import numpy as np
 from gansseg_jax import fileio
 from gansseg_jax import machine
 from gansseg_jax.infra import sharding
-from gansseg_jax.train import segmentation
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -215,13 +214,7 @@ def measure(row: dict, steps_per_call: int, warmup: int, repeats: int,
             compiler_options: dict) -> dict:
   """Compiles and times one program (module docstring)."""
   config = row["config"]()
-  generate, gen_params = bench_train.load_generator(row["preset"], config)
-  direction = np.random.default_rng(0).normal(
-      size=config.generator.z_dim).astype(np.float32)
-  mesh = sharding.data_mesh()
-  fused = segmentation.build(config, mesh, generate)
-  frozen = sharding.replicate(
-      segmentation.Frozen(gen_params, direction, None, None), mesh)
+  mesh, _, fused, frozen = bench_train.fused_step(row["preset"], config)
   state, sums = fused.init_state(), fused.zero_sums(frozen)
   n = steps_per_call if row["program"] == "looped" else 1
   start = time.perf_counter()

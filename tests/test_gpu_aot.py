@@ -152,17 +152,24 @@ def tree_bytes(tree) -> int:
              for x in jax.tree.leaves(tree))
 
 
-@pytest.mark.slow  # About a minute of compiling on two loaded cores.
-@needs_cuda_plugin
-def test_fused_training_step_compiles_for_two_a100s():
-  gpus = aot_compile.gpu_slice("a100x2", "a100", 2)
-  assert gpus.device_kind == "NVIDIA A100-SXM4-80GB"
+
+def tiny_config():
+  """The default config at compile-test size: 32 px generator, ch 2, U-Net
+  width 4, batch 4, one synthesis round."""
   config = aot_compile.load_default_config()
   config.generator.update(resolution=32, ch=2, shared_dim=4,
                           attention_resolution=0)
   config.unet.width = 4
   config.train.batch_size = 4
   config.synth.max_rounds = 1
+  return config
+
+@pytest.mark.slow  # About a minute of compiling on two loaded cores.
+@needs_cuda_plugin
+def test_fused_training_step_compiles_for_two_a100s():
+  gpus = aot_compile.gpu_slice("a100x2", "a100", 2)
+  assert gpus.device_kind == "NVIDIA A100-SXM4-80GB"
+  config = tiny_config()
   fused = aot_compile.fused_training(config, gpus.mesh)
   frozen = aot_compile.abstract_frozen(config, gpus.mesh)
   sums = jax.eval_shape(fused.zero_sums, frozen)
@@ -264,12 +271,7 @@ def test_looped_training_keeps_cudnn_convolutions_inside_its_loop():
   included, must be a cuDNN call there, none left to XLA's emitter.
   """
   gpus = aot_compile.gpu_slice("h100x1", "h100", 1)
-  config = aot_compile.load_default_config()
-  config.generator.update(resolution=32, ch=2, shared_dim=4,
-                          attention_resolution=0)
-  config.unet.width = 4
-  config.train.batch_size = 4
-  config.synth.max_rounds = 1
+  config = tiny_config()
   generate, _ = aot_compile.generator_parts(config, gpus.mesh)
   program, args = segmentation.steps_program(
       config, gpus.mesh, generate,
