@@ -382,7 +382,7 @@ def test_segment_files_and_folders_recursively(tmp_path, photos, predictor,
   _write(str(tmp_path / "loose" / "a.png"), planted)
   tree, loose = str(tmp_path / "tree"), str(tmp_path / "loose" / "a.png")
   workdir = str(tmp_path / "w")
-  caplog.set_level("INFO")
+  caplog.set_level("INFO", logger="absl")
   stage.segment(_config(segment__input_dir=f"{tree},{loose}"), workdir)
   out = os.path.join(workdir, "segment")
   with open(os.path.join(out, "summary.json")) as f:

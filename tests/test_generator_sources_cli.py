@@ -15,6 +15,7 @@ import os
 import sys
 
 from absl import flags
+from absl import logging
 import jax
 import numpy as np
 import pytest
@@ -36,10 +37,15 @@ def run_main(monkeypatch):
   monkeypatch.setattr(sys, "path", list(sys.path))
   monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
 
+  absl_level = logging.get_absl_logger().level
+
   def reset():  # config_flags defines a flag per override it parses.
     for name in [n for n in flags.FLAGS if n.startswith("config.")]:
       delattr(flags.FLAGS, name)
     flags.FLAGS.unparse_flags()
+    # unparse_flags leaves absl's logger at WARNING: later tests in this
+    # process would see none of its INFO lines.
+    logging.get_absl_logger().setLevel(absl_level)
 
   def run(config: str, *args: str) -> tuple[int, str]:
     reset()

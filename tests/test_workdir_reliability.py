@@ -260,7 +260,7 @@ def read_json(path):
 def test_forced_stage_starts_from_scratch(tmp_path, fake_stages, caplog):
   fake_stages.run(fake_config(), str(tmp_path))
   assert read_json(tmp_path / "r.json") == [1.0, 1.0, 1.0]
-  caplog.set_level("INFO")
+  caplog.set_level("INFO", logger="absl")
   fake_stages.run(fake_config("r", lr=0.5, force=True), str(tmp_path))
   # Every step under the new config; none resumed from the old checkpoints.
   assert read_json(tmp_path / "r.json") == [0.5, 0.5, 0.5]
