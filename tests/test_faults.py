@@ -69,6 +69,24 @@ def test_all_finite_and_keep_finite_match_numpy():
   assert bool(finite_lib.all_finite({"step": jnp.int32(3)}))
 
 
+def _compiled_guard_size(num_leaves: int) -> int:
+  """Lines of the optimised CPU program of one guarded update."""
+  shapes = [(3, 3, 4, 4) if i % 2 else (4,) for i in range(num_leaves)]
+  new = [jnp.ones(s) for s in shapes]
+
+  def update(new, old):
+    return finite_lib.keep_finite(finite_lib.all_finite(new), new, old)
+  compiled = jax.jit(update).lower(new, new).compile()
+  return compiled.as_text().count("\n")
+
+
+def test_the_compiled_guard_grows_linearly_with_the_leaves():
+  """4x the leaves, about 4x the program (an AND-reduction of the flags
+  gave 16x: its chain fused into every leaf's select; 20 s of compile for
+  the 260 leaves of a U-Net state)."""
+  assert _compiled_guard_size(160) < 6 * _compiled_guard_size(40)
+
+
 @pytest.mark.slow
 def test_an_update_with_a_nan_learning_rate_is_not_applied():
   """lr = NaN: the loss and gradients are finite, the new params are not.

@@ -15,7 +15,14 @@ def all_finite(tree: Any) -> jax.Array:
   """True iff every floating-point value in `tree` is finite (bool scalar)."""
   checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
             if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-  return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
+  if not checks:
+    return jnp.array(True)
+  # Counted, not AND-reduced: XLA rewrites an AND over the stacked flags
+  # into a chain of scalar ANDs and fuses the whole chain into every
+  # consumer (`keep_finite`'s select on each leaf), leaves x leaves ops: the
+  # U-Net step's compile took 20x longer on CPU. A count stays one reduction
+  # (benchmarks/compile_finite_guard.py).
+  return jnp.sum(jnp.stack(checks), dtype=jnp.int32) == len(checks)
 
 
 def keep_finite(finite: jax.Array, new: Any, old: Any) -> Any:

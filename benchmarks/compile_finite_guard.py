@@ -1,0 +1,112 @@
+r"""Compile time of the fused training step under two forms of the finite guard.
+
+  python benchmarks/compile_finite_guard.py                 # small and demo
+  python benchmarks/compile_finite_guard.py --presets=paper --batch_size=4
+
+The training step keeps the old state when any leaf of (loss, gradients, new
+state) is not finite (gansseg_jax.infra.finite). The contenders reduce the
+per-leaf flags to one bool in two ways:
+  count        the number of finite leaves == the number of leaves (what
+               `all_finite` does)
+  and_reduce   jnp.all over the stacked flags (the earlier form): XLA rewrites
+               it into a chain of scalar ANDs and fuses the whole chain into
+               each leaf's select, so the program grows with leaves x leaves
+Both give the same step (checked: identical state after one call). Each
+round lowers and compiles the step once per contender, in turn; medians over
+--rounds (bench_train's flag, as are --batch_size and --dtype). Writes
+benchmarks/results/compile_finite_guard.json (--out) and prints a markdown
+table.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gansseg_jax import fileio
+from gansseg_jax import machine
+from gansseg_jax.infra import finite
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_train  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results",
+                       "compile_finite_guard.json")
+
+flags.DEFINE_list("presets", ["small", "demo"], "bench_train presets to compile.")
+FLAGS = flags.FLAGS
+FLAGS.set_default("out", RESULTS)
+FLAGS.set_default("rounds", 2)
+
+
+def and_reduce(tree):
+  """The earlier guard: jnp.all over the stacked per-leaf flags."""
+  checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.all(jnp.stack(checks))
+
+
+CONTENDERS = {"count": finite.all_finite, "and_reduce": and_reduce}
+
+
+def compile_step(preset: str, guard):
+  """(seconds to lower and compile, program lines, state after one call)."""
+  FLAGS.preset = preset
+  config = bench_train.load_config()
+  finite.all_finite = guard
+  try:
+    _, _, fused, frozen = bench_train.fused_step(preset, config)
+    state, sums = fused.init_state(), fused.zero_sums(frozen)
+    start = time.perf_counter()
+    compiled = fused.step.lower(state, sums, frozen).compile()
+    seconds = time.perf_counter() - start
+  finally:
+    finite.all_finite = CONTENDERS["count"]
+  after, _ = compiled(state, sums, frozen)
+  return seconds, compiled.as_text().count("\n"), jax.device_get(after)
+
+
+def main(argv):
+  del argv
+  entry = {"device": machine.describe(), "jax": jax.__version__,
+           "xla_flags": os.environ.get("XLA_FLAGS", ""),
+           "load_average": [round(x, 2) for x in os.getloadavg()],
+           "rounds": FLAGS.rounds, "presets": {}}
+  for preset in FLAGS.presets:
+    seconds = {name: [] for name in CONTENDERS}
+    lines, states = {}, {}
+    for _ in range(FLAGS.rounds):
+      for name, guard in CONTENDERS.items():
+        s, lines[name], states[name] = compile_step(preset, guard)
+        seconds[name].append(s)
+    jax.tree.map(np.testing.assert_array_equal, states["count"],
+                 states["and_reduce"])
+    entry["presets"][preset] = {
+        name: {"compile_s": round(statistics.median(seconds[name]), 2),
+               "program_lines": lines[name]} for name in CONTENDERS}
+  entry["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+  entries = []
+  if os.path.exists(FLAGS.out):
+    with open(FLAGS.out) as f:
+      entries = json.load(f)
+  entries = [e for e in entries if e["device"] != entry["device"]] + [entry]
+  fileio.write_json(FLAGS.out, entries)
+  print("| device | preset | count: compile s (lines) | and_reduce: compile s "
+        "(lines) |\n|---|---|---|---|")
+  for e in entries:
+    for preset, r in e["presets"].items():
+      print(f"| {e['device']} | {preset} | {r['count']['compile_s']} "
+            f"({r['count']['program_lines']}) | "
+            f"{r['and_reduce']['compile_s']} "
+            f"({r['and_reduce']['program_lines']}) |")
+
+
+if __name__ == "__main__":
+  app.run(main)
