@@ -2,6 +2,10 @@ r"""Compile time of the fused training step under two forms of the finite guard.
 
   python benchmarks/compile_finite_guard.py                 # small and demo
   python benchmarks/compile_finite_guard.py --presets=paper --batch_size=4
+  # Compile only, for a Cloud TPU slice (needs libtpu: make .venv-tpu/.installed)
+  # or GPUs (the CUDA plugin), as benchmarks/aot_tpu.py does:
+  JAX_PLATFORMS=cpu .venv-tpu/bin/python benchmarks/compile_finite_guard.py \
+      --slice=v5e-8 --presets=small --batch_size=16 --warmup=1
 
 The training step keeps the old state when any leaf of (loss, gradients, new
 state) is not finite (gansseg_jax.infra.finite). The contenders reduce the
@@ -11,9 +15,11 @@ per-leaf flags to one bool in two ways:
   and_reduce   jnp.all over the stacked flags (the earlier form): XLA rewrites
                it into a chain of scalar ANDs and fuses the whole chain into
                each leaf's select, so the program grows with leaves x leaves
-Both give the same step (checked: identical state after one call). Each
-round lowers and compiles the step once per contender, in turn; medians over
---rounds (bench_train's flag, as are --batch_size and --dtype). Writes
+On the local devices both give the same step (checked: identical state
+after one call). Each round lowers and compiles the step once per
+contender, in turn; medians over --rounds after --warmup untimed rounds
+(bench_train's flags, as are --batch_size and --dtype; a TPU compiler's
+first compile in a process includes its start-up). Writes
 benchmarks/results/compile_finite_guard.json (--out) and prints a markdown
 table.
 """
@@ -41,9 +47,13 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results",
                        "compile_finite_guard.json")
 
 flags.DEFINE_list("presets", ["small", "demo"], "bench_train presets to compile.")
+flags.DEFINE_string("slice", "", "A slice of aot_tpu.make_slice ('v5e-8', "
+                    "'h100-1', ...): compile for it, run nothing. Empty: the "
+                    "local devices.")
 FLAGS = flags.FLAGS
 FLAGS.set_default("out", RESULTS)
 FLAGS.set_default("rounds", 2)
+FLAGS.set_default("warmup", 0)
 
 
 def and_reduce(tree):
@@ -56,8 +66,25 @@ def and_reduce(tree):
 CONTENDERS = {"count": finite.all_finite, "and_reduce": and_reduce}
 
 
+def compile_for_slice(preset: str, guard):
+  """(seconds to lower and compile, program lines, None) on FLAGS.slice."""
+  import aot_compile  # pylint: disable=g-import-not-at-top
+  import aot_tpu  # pylint: disable=g-import-not-at-top
+  batch = FLAGS.batch_size or bench_train.PRESETS[preset]["batch_size"]
+  config = aot_tpu.make_config(preset, FLAGS.dtype, batch)
+  finite.all_finite = guard
+  try:
+    compiled, seconds = aot_compile.compile_lowered(
+        aot_compile.train_step(config, aot_tpu.make_slice(FLAGS.slice)))
+  finally:
+    finite.all_finite = CONTENDERS["count"]
+  return seconds, compiled.as_text().count("\n"), None
+
+
 def compile_step(preset: str, guard):
   """(seconds to lower and compile, program lines, state after one call)."""
+  if FLAGS.slice:
+    return compile_for_slice(preset, guard)
   FLAGS.preset = preset
   config = bench_train.load_config()
   finite.all_finite = guard
@@ -75,19 +102,27 @@ def compile_step(preset: str, guard):
 
 def main(argv):
   del argv
-  entry = {"device": machine.describe(), "jax": jax.__version__,
+  if FLAGS.slice and not set(FLAGS.presets) <= set(bench_train.PRESETS):
+    raise app.UsageError(f"--slice compiles the presets "
+                         f"{sorted(bench_train.PRESETS)} only")
+  entry = {"device": machine.describe(), "target": FLAGS.slice or "local",
+           "dtype": FLAGS.dtype, "batch_size": FLAGS.batch_size,
+           "jax": jax.__version__,
            "xla_flags": os.environ.get("XLA_FLAGS", ""),
            "load_average": [round(x, 2) for x in os.getloadavg()],
-           "rounds": FLAGS.rounds, "presets": {}}
+           "rounds": FLAGS.rounds, "warmup_rounds": FLAGS.warmup,
+           "presets": {}}
   for preset in FLAGS.presets:
     seconds = {name: [] for name in CONTENDERS}
     lines, states = {}, {}
-    for _ in range(FLAGS.rounds):
+    for round_ in range(FLAGS.warmup + FLAGS.rounds):
       for name, guard in CONTENDERS.items():
         s, lines[name], states[name] = compile_step(preset, guard)
-        seconds[name].append(s)
-    jax.tree.map(np.testing.assert_array_equal, states["count"],
-                 states["and_reduce"])
+        if round_ >= FLAGS.warmup:
+          seconds[name].append(s)
+    if not FLAGS.slice:
+      jax.tree.map(np.testing.assert_array_equal, states["count"],
+                   states["and_reduce"])
     entry["presets"][preset] = {
         name: {"compile_s": round(statistics.median(seconds[name]), 2),
                "program_lines": lines[name]} for name in CONTENDERS}
@@ -96,13 +131,15 @@ def main(argv):
   if os.path.exists(FLAGS.out):
     with open(FLAGS.out) as f:
       entries = json.load(f)
-  entries = [e for e in entries if e["device"] != entry["device"]] + [entry]
+  key = lambda e: (e["device"], e["target"], e["dtype"], e["batch_size"])
+  entries = [e for e in entries if key(e) != key(entry)] + [entry]
   fileio.write_json(FLAGS.out, entries)
-  print("| device | preset | count: compile s (lines) | and_reduce: compile s "
-        "(lines) |\n|---|---|---|---|")
+  print("| compiled on | for | preset | dtype, batch | count: compile s "
+        "(lines) | and_reduce: compile s (lines) |\n|---|---|---|---|---|---|")
   for e in entries:
     for preset, r in e["presets"].items():
-      print(f"| {e['device']} | {preset} | {r['count']['compile_s']} "
+      print(f"| {e['device']} | {e['target']} | {preset} | {e['dtype']}, "
+            f"{e['batch_size'] or 'preset'} | {r['count']['compile_s']} "
             f"({r['count']['program_lines']}) | "
             f"{r['and_reduce']['compile_s']} "
             f"({r['and_reduce']['program_lines']}) |")
