@@ -47,9 +47,9 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results",
                        "compile_finite_guard.json")
 
 flags.DEFINE_list("presets", ["small", "demo"], "bench_train presets to compile.")
-flags.DEFINE_string("slice", "", "A slice of aot_tpu.make_slice ('v5e-8', "
-                    "'h100-1', ...): compile for it, run nothing. Empty: the "
-                    "local devices.")
+flags.DEFINE_string("slice", "", "A TPU slice of aot_tpu.SLICES ('v5e-8', ...) "
+                    "or GPUs of aot_compile.GPU_SLICES ('h100x8', ...): "
+                    "compile for it, run nothing. Empty: the local devices.")
 FLAGS = flags.FLAGS
 FLAGS.set_default("out", RESULTS)
 FLAGS.set_default("rounds", 2)
