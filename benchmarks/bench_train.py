@@ -269,6 +269,19 @@ def markdown(entries) -> str:
   return "\n".join(lines)
 
 
+def save_entry(path: str, entry: dict, key: tuple[str, ...]) -> list:
+  """Adds `entry` to the JSON list at `path`, replacing the entry with the
+  same values of the `key` fields (a re-run); returns the new list."""
+  entries = []
+  if os.path.exists(path):
+    with open(path) as f:
+      entries = json.load(f)
+  same = lambda e: all(e[k] == entry[k] for k in key)
+  entries = [e for e in entries if not same(e)] + [entry]
+  fileio.write_json(path, entries)
+  return entries
+
+
 def main(argv):
   del argv
   config = load_config()
@@ -295,13 +308,8 @@ def main(argv):
   }
   if FLAGS.preset == "paper":
     entry["throughput_vs_paper"] = entry["samples_per_s"] / PAPER_SAMPLES_PER_S
-  entries = []
-  if os.path.exists(FLAGS.out):
-    with open(FLAGS.out) as f:
-      entries = json.load(f)
-  key = lambda e: (e["device"], e["preset"], e["dtype"], e["batch_size"])
-  entries = [e for e in entries if key(e) != key(entry)] + [entry]
-  fileio.write_json(FLAGS.out, entries)
+  entries = save_entry(FLAGS.out, entry,
+                       ("device", "preset", "dtype", "batch_size"))
   print(markdown(entries))
 
 

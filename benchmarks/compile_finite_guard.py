@@ -23,7 +23,6 @@ first compile in a process includes its start-up). Writes
 benchmarks/results/compile_finite_guard.json (--out) and prints a markdown
 table.
 """
-import json
 import os
 import statistics
 import sys
@@ -35,7 +34,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gansseg_jax import fileio
 from gansseg_jax import machine
 from gansseg_jax.infra import finite
 
@@ -127,13 +125,8 @@ def main(argv):
         name: {"compile_s": round(statistics.median(seconds[name]), 2),
                "program_lines": lines[name]} for name in CONTENDERS}
   entry["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-  entries = []
-  if os.path.exists(FLAGS.out):
-    with open(FLAGS.out) as f:
-      entries = json.load(f)
-  key = lambda e: (e["device"], e["target"], e["dtype"], e["batch_size"])
-  entries = [e for e in entries if key(e) != key(entry)] + [entry]
-  fileio.write_json(FLAGS.out, entries)
+  entries = bench_train.save_entry(FLAGS.out, entry,
+                                   ("device", "target", "dtype", "batch_size"))
   print("| compiled on | for | preset | dtype, batch | count: compile s "
         "(lines) | and_reduce: compile s (lines) |\n|---|---|---|---|---|---|")
   for e in entries:

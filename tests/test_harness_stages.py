@@ -8,6 +8,7 @@ import pytest
 from gansseg_jax import errors
 from gansseg_jax import fileio
 from gansseg_jax import stages
+from file_listing import listing
 
 CALLS = []
 
@@ -62,16 +63,6 @@ def make_config(stage_names="a,b", a=1, b=2, force=False):
   c.b = ml_collections.ConfigDict({"value": b})
   c.c = ml_collections.ConfigDict({"value": 0})
   return c
-
-
-def listing(workdir):
-  out = {}
-  for root, _, files in os.walk(workdir):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path) as f:
-        out[os.path.relpath(path, workdir)] = f.read()
-  return out
 
 
 def test_runs_in_canonical_order_and_records_config(tmp_path):

@@ -26,6 +26,7 @@ from gansseg_jax import workdir as wd
 from gansseg_jax import workdir_inputs
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints
+from file_listing import listing
 
 # Two real runs of five stages (mostly compiling): minutes on 2 cores. The
 # same promises on fake stages and a small checkpoint, in seconds:
@@ -72,17 +73,6 @@ def made(tmp_path_factory):
   finally:
     log, _ = other.communicate(timeout=1200)
   assert other.returncode == 0, log[-3000:]
-  return out
-
-
-def listing(folder):
-  """{relative path: bytes} of every file under `folder`."""
-  out = {}
-  for parent, _, files in os.walk(folder):
-    for name in files:
-      path = os.path.join(parent, name)
-      with open(path, "rb") as f:
-        out[os.path.relpath(path, folder)] = f.read()
   return out
 
 

@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import pytest
+from file_listing import listing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,17 +36,6 @@ def the_error(proc):
   lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(lines) == 1, proc.stderr[-3000:]
   return lines[0]
-
-
-def listing(folder):
-  """{relative path: bytes} of every file under `folder`."""
-  out = {}
-  for root, _, files in os.walk(folder):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, "rb") as f:
-        out[os.path.relpath(path, folder)] = f.read()
-  return out
 
 
 HOLDER = textwrap.dedent("""
