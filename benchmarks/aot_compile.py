@@ -33,7 +33,6 @@ FLOPs and bytes are then counted from the optimized HLO (`hlo_flops`,
 `hlo_traffic`), `cost_source` says which.
 """
 import dataclasses
-import importlib.util
 import os
 import re
 import time
@@ -46,6 +45,7 @@ import numpy as np
 
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
 from gansseg_jax.train import segmentation
@@ -169,11 +169,7 @@ def gpu_slice(name: str, gpu: str, count: int) -> Slice:
 
 def load_default_config():
   """configs/default.py's config (the benchmarks import no configs module)."""
-  path = os.path.join(ROOT, "configs", "default.py")
-  spec = importlib.util.spec_from_file_location("aot_default_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_files.load_checkout("default")
 
 
 def compile_lowered(lower: Callable[[], Any]) -> tuple[Any, float]:

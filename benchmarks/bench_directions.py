@@ -15,7 +15,6 @@ discovery batch 32, Adam 1e-4; scoring 200 Adam steps of batch 4, 4 held-out
 batches. Writes benchmarks/results/bench_directions.json (one entry per
 device and generator, replaced on re-run) and prints the markdown table.
 """
-import importlib.util
 import json
 import os
 import time
@@ -28,6 +27,7 @@ import numpy as np
 from gansseg_jax import machine
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
+from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
 
@@ -57,10 +57,7 @@ FLAGS = flags.FLAGS
 
 
 def load_config():
-  spec = importlib.util.spec_from_file_location("bench_config", FLAGS.config)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = config_files.load(FLAGS.config)
   config.directions.num_directions = FLAGS.num_directions
   config.directions.reconstructor = FLAGS.reconstructor
   config.score.candidate_batch = FLAGS.candidate_batch

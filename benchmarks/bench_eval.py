@@ -18,7 +18,6 @@ Skips (writes nothing) when the data folder is absent. Writes
 benchmarks/results/bench_eval.json and prints a markdown table.
 """
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -31,22 +30,16 @@ import numpy as np
 from gansseg_jax import machine
 from gansseg_jax.data import sources
 from gansseg_jax.eval import evaluate
+from gansseg_jax.infra import config_files
 from gansseg_jax.models import unet as unet_lib
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_eval.json")
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "datasets",
                             "pascal-s")
-DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
-                              "default.py")
-
 
 def default_eval_config():
   """config.eval of configs/default.py (loaded by path: run as a script)."""
-  spec = importlib.util.spec_from_file_location("default_config",
-                                                DEFAULT_CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config().eval
+  return config_files.load_checkout("default").eval
 
 
 def brightness(images):

@@ -15,7 +15,6 @@ recorded) and prints its markdown table. On an accelerator:
   --batch 95 --dtype float32   and   --batch 95 --dtype bfloat16
 """
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -25,21 +24,15 @@ import jax
 import numpy as np
 
 from gansseg_jax import machine
+from gansseg_jax.infra import config_files
 from gansseg_jax.models import biggan
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results",
                        "bench_generator.json")
-DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
-                              "default.py")
-
 
 def default_spec() -> biggan.BigGANSpec:
   """BigGANSpec of configs/default.py (loaded by path: run as a script)."""
-  module_spec = importlib.util.spec_from_file_location("default_config",
-                                                       DEFAULT_CONFIG)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  g = module.get_config().generator
+  g = config_files.load_checkout("default").generator
   return biggan.BigGANSpec(g.resolution, g.z_dim, g.ch, g.shared_dim,
                            g.attention_resolution, g.bn_eps)
 

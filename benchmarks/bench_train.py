@@ -44,7 +44,6 @@ Writes benchmarks/results/bench_train.json (one entry per device, preset,
 dtype and batch, replaced on re-run) and prints the markdown table.
 """
 import functools
-import importlib.util
 import json
 import os
 import time
@@ -58,6 +57,7 @@ from gansseg_jax import fileio
 from gansseg_jax import machine
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.generators import demo
+from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
 from gansseg_jax.synth import batch as synth_batch
@@ -97,11 +97,7 @@ FLAGS = flags.FLAGS
 def load_config():
   """configs/default.py with the preset's sizes (or configs/demo.py), dtype."""
   name = "demo" if FLAGS.preset == "demo" else "default"
-  path = os.path.join(ROOT, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = config_files.load_checkout(name)
   config.generator.dtype = config.unet.dtype = FLAGS.dtype
   if FLAGS.preset == "demo":
     config.train.batch_size = FLAGS.batch_size or config.train.batch_size

@@ -51,7 +51,6 @@ program and prints the markdown table.
 """
 import argparse
 import datetime
-import importlib.util
 import json
 import math
 import os
@@ -66,6 +65,7 @@ import numpy as np
 
 from gansseg_jax import fileio
 from gansseg_jax import machine
+from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,11 +87,7 @@ CHIP_BY_KIND = (("h200", "h200"), ("h100", "h100"), ("a100", "a100"))
 
 def load_config(name: str):
   """configs/<name>.py's config (benchmarks import no configs module)."""
-  path = os.path.join(ROOT, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"device_check_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_files.load_checkout(name)
 
 
 def demo_config(size: str, max_rounds: int):

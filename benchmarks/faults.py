@@ -10,7 +10,7 @@ a copy of that workdir without S's outputs, marker, checkpoints and scratch
 runs `--config.stages=S` with the fault, and the same command again without
 it. The outputs of S must equal the reference's bit for bit (orbax folders
 compared as restored arrays: their metadata holds timestamps), and no
-temporary entry may be left in the workdir. Faults (tests/fault_injection.py
+temporary entry may be left in the workdir. Faults (tools/fault_injection.py
 plants the ones inside the process):
 
   compile     kill -9 at a random moment of the stage's first 2 seconds
@@ -48,8 +48,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS = os.path.join(ROOT, "tests")
-sys.path[:0] = [ROOT, TESTS]
+TOOLS = os.path.join(ROOT, "tools")
+sys.path[:0] = [ROOT, TOOLS]
 
 import fault_injection  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gansseg_jax import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -60,7 +60,7 @@ PREEMPTED_EXIT = 128 + signal.SIGTERM
 
 CHILD = """
 import contextlib, os, sys
-sys.path[:0] = [{root!r}, {tests!r}]
+sys.path[:0] = [{root!r}, {tools!r}]
 sys.modules["clu"] = None  # metrics.jsonl only: no tensorflow import.
 import numpy as np
 import fault_injection
@@ -114,7 +114,7 @@ def _env(cache: str, fault: str = "") -> dict:
   env.update({"JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache,
               "XLA_FLAGS": "--xla_backend_optimization_level=0",
               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-              "PYTHONPATH": os.pathsep.join([ROOT, TESTS]),
+              "PYTHONPATH": os.pathsep.join([ROOT, TOOLS]),
               "TF_CPP_MIN_LOG_LEVEL": "3", fault_injection.ENV: fault})
   return env
 
@@ -128,7 +128,7 @@ class Child:
     self.stage_started_at = None
     self.lines = []
     self.process = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(root=ROOT, tests=TESTS),
+        [sys.executable, "-c", CHILD.format(root=ROOT, tools=TOOLS),
          f"--config={ROOT}/configs/test.py", f"--workdir={workdir}",
          f"--config.stages={stages}", f"--config.embed.dataset={dataset}",
          *OVERRIDES],

@@ -10,7 +10,6 @@ lock and write config.json (docs/reliability.md).
 """
 import difflib
 import errno
-import importlib.util
 import os
 import sys
 
@@ -27,6 +26,7 @@ from gansseg_jax import runtime
 from gansseg_jax import stages
 from gansseg_jax.convert import load
 from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import config_files
 from gansseg_jax.models import generator_api
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -44,18 +44,9 @@ def _config_path(argv: list[str]) -> str | None:
   return None
 
 
-def _load_config(config_arg: str):
-  """The ConfigDict of `path[:argument]`, as config_flags builds it."""
-  config_file, _, argument = config_arg.partition(":")
-  spec = importlib.util.spec_from_file_location("_gansseg_config", config_file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(argument) if argument else module.get_config()
-
-
 def _unknown_override(argv: list[str], config_arg: str) -> str | None:
   """'--config.a.b: no such field (did you mean a.c?)' for the first bad one."""
-  config = _load_config(config_arg)
+  config = config_files.load(config_arg)
   for arg in argv:
     if not arg.startswith("--config."):
       continue
@@ -74,39 +65,11 @@ def _unknown_override(argv: list[str], config_arg: str) -> str | None:
   return None
 
 
-# The checkout's config package, beside this gansseg_jax (a checkout or an
-# editable install; a symlinked package is followed to its checkout).
-CHECKOUT_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.realpath(__file__))), "configs")
-CONFIGS = "configs"
-
-
-def make_configs_importable(config_file: str) -> None:
-  """Lets a config file `from configs import default` from any cwd.
-
-  The config file's grandparent (the checkout root for `configs/x.py`, or a
-  project of the user's with its own configs/) goes first on sys.path. When
-  no `configs` package is importable then, the checkout's (CHECKOUT_CONFIGS)
-  is registered as `configs`, so a config anywhere can build on the
-  repository's (`from configs import demo`); nothing else of the checkout
-  becomes importable.
-  """
-  sys.path.insert(0, os.path.dirname(os.path.dirname(
-      os.path.abspath(config_file))))
-  init = os.path.join(CHECKOUT_CONFIGS, "__init__.py")
-  if importlib.util.find_spec(CONFIGS) is None and os.path.isfile(init):
-    spec = importlib.util.spec_from_file_location(
-        CONFIGS, init, submodule_search_locations=[CHECKOUT_CONFIGS])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[CONFIGS] = module
-    spec.loader.exec_module(module)
-
-
 def parse_flags(argv: list[str]) -> list[str]:
   """absl flag parsing, with any flag or config error reduced to one line.
 
-  `make_configs_importable` runs first, so configs can `from configs import
-  default` from any cwd.
+  `config_files.make_importable` runs first, so configs can `from configs
+  import default` from any cwd.
   """
   path = _config_path(argv)
   config_file = None
@@ -114,13 +77,13 @@ def parse_flags(argv: list[str]) -> list[str]:
     config_file = path.split(":", 1)[0]
     if not os.path.isfile(config_file):
       errors.exit_with_error(f"--config: no such file: {config_file}")
-    make_configs_importable(config_file)
+    config_files.make_importable(config_file)
   try:
     return flags.FLAGS(argv)
   except ImportError as e:
     hint = ("; put the gansseg_jax checkout (the folder that holds configs/) "
             "on PYTHONPATH" if isinstance(e, ModuleNotFoundError)
-            and e.name == CONFIGS else "")
+            and e.name == config_files.PACKAGE else "")
     errors.exit_with_error(f"--config: {config_file}: {e}{hint}")
   except (AttributeError, KeyError) as e:
     # ml_collections: an override of a field the locked config does not have

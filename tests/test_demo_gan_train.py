@@ -1,5 +1,4 @@
 """train/gan.py on a tiny config: the update schedule, finite losses, exact resume, export + load."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ from gansseg_jax import errors
 from gansseg_jax import machine
 from gansseg_jax.data import scenes
 from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import config_files
 from gansseg_jax.models import demo_gan
 from gansseg_jax.train import gan
 
@@ -24,10 +24,7 @@ _CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "configs",
 
 
 def _tiny_config(steps):
-  spec = importlib.util.spec_from_file_location("demo_gan_config", _CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("tiny")
+  config = config_files.load_checkout("demo_gan", "tiny")
   config.train.steps = steps
   return config
 

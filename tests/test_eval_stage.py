@@ -447,7 +447,7 @@ def test_folders_named_alike_stay_apart():
 
 
 def test_legacy_names_are_those_older_workdirs_hold():
-  """Names the eval stage wrote before issue 32 (values from that code)."""
+  """Names the eval stage wrote in older workdirs (values from that code)."""
   assert layout.legacy_dataset_dir(
       "folder:/home/someone/older_work/s_tmp_ecssd/images:"
       "/home/someone/older_work/s_tmp_ecssd/masks") == (

@@ -3,7 +3,7 @@
 Every case compares with an independent reference: the state before the
 step (a skipped update), an uninterrupted run's outputs (bit for bit), the
 exit status a shell reports. Faults are planted in child processes by
-tests/fault_injection.py (see its docstring for the kinds); kill points are
+tools/fault_injection.py (see its docstring for the kinds); kill points are
 drawn from a seeded generator. Cases that start several child processes
 that compile JAX are marked `slow`; benchmarks/faults.py runs the longer,
 randomly timed version of this suite.
@@ -12,6 +12,7 @@ import errno
 import os
 import random
 import signal
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,6 @@ import numpy as np
 from PIL import Image
 import pytest
 
-import fault_injection
 from gansseg_jax import fileio
 from gansseg_jax.directions import discover as discover_lib
 from gansseg_jax.infra import checkpointing
@@ -30,7 +30,14 @@ import test_directions_planted as planted_lib
 import test_train_fixtures as f
 from test_train_e2e import PRELUDE as TRAIN_PRELUDE
 
-FAULTS_PRELUDE = """
+TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "tools")
+sys.path.insert(0, TOOLS)
+import fault_injection  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+FAULTS_PRELUDE = f"""
+import sys
+sys.path.insert(0, {TOOLS!r})
 import fault_injection
 fault_injection.install()
 """

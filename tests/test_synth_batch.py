@@ -1,6 +1,5 @@
 """Batch assembly: masks, filters and compaction vs numpy/scipy references."""
 import functools
-import importlib.util
 import os
 
 import jax
@@ -10,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from gansseg_jax.errors import UserError
+from gansseg_jax.infra import config_files
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import filters
 from gansseg_jax.synth import latents
@@ -39,11 +39,7 @@ DIRECTION = jnp.zeros(Z_DIM).at[LIGHT].set(2.0)  # synthesize normalises it.
 
 
 def default_synth_config():
-  path = os.path.join(os.path.dirname(__file__), "..", "configs", "default.py")
-  spec = importlib.util.spec_from_file_location("default_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config().synth
+  return config_files.load_checkout("default").synth
 
 
 def make_spec(**overrides):

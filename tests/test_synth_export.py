@@ -1,7 +1,6 @@
 """Stage `synth` (export): files, index.csv, reproducibility, atomicity."""
 import csv
 import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -14,6 +13,7 @@ from PIL import Image
 import pytest
 
 from gansseg_jax.errors import UserError
+from gansseg_jax.infra import config_files
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import export
 from gansseg_jax.synth import inputs
@@ -39,11 +39,7 @@ PARAMS = {"radius": jnp.array(0.4)}
 
 
 def _config(**export_overrides):
-  path = os.path.join(os.path.dirname(__file__), "..", "configs", "default.py")
-  spec = importlib.util.spec_from_file_location("default_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config()
+  c = config_files.load_checkout("default")
   c.seed = 3
   c.generator.z_dim = Z_DIM
   c.synth.max_foreground = 0.2

@@ -1,6 +1,6 @@
 """Spectral normalisation as the TF-Hub module computes it at inference.
 
-docs/method.md section 1 / issue 4: W is read as a matrix [fan_in, out]
+docs/method.md section 1: W is read as a matrix [fan_in, out]
 (a conv kernel [k, k, in, out] becomes [k*k*in, out]); one power iteration
 from the stored u0 [1, out]:
 

@@ -59,7 +59,8 @@ def dataset_dir(key: str) -> str:
 
 
 def legacy_dataset_dir(key: str) -> str:
-  """The name workdirs written before issue 32 used: the entry's last 40
+  """The name older workdirs used (before datasets were named by their own
+  entry): the entry's last 40
   safe characters (often a path's tail, 'older_work_...'), then the hash."""
   readable = re.sub(r"[^A-Za-z0-9.-]+", "_", key).strip("._")[-40:]
   return os.path.join(EVAL_DIR,

@@ -8,7 +8,7 @@ swapped in from another run is found and named instead of being loaded.
 
 SHA-256 (hashlib): in the standard library, computed with the CPU's SHA
 instructions (x86 SHA-NI, ARMv8 SHA2) where present, which makes it faster
-than BLAKE2b there (benchmarks/bench_integrity.py); a cryptographic hash, so
+than BLAKE2b there (experiments/bench_integrity.py); a cryptographic hash, so
 two different files never share a fingerprint by accident.
 
 `record(root, paths)` -> {relative file path: [bytes, sha256 hex]} of every

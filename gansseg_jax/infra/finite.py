@@ -21,7 +21,7 @@ def all_finite(tree: Any) -> jax.Array:
   # into a chain of scalar ANDs and fuses the whole chain into every
   # consumer (`keep_finite`'s select on each leaf), leaves x leaves ops: the
   # U-Net's training step compiled 3x longer on CPU. A count stays one
-  # reduction (benchmarks/compile_finite_guard.py).
+  # reduction (experiments/compile_finite_guard.py).
   return jnp.sum(jnp.stack(checks), dtype=jnp.int32) == len(checks)
 
 

@@ -1,6 +1,6 @@
 """StyleGAN2 generator forward images/s: Flax beside NVlabs' PyTorch, one run.
 
-  .venv/bin/python benchmarks/bench_stylegan2.py [--nvlabs_dir=SRC]
+  .venv/bin/python experiments/bench_stylegan2.py [--nvlabs_dir=SRC]
       [--reference_python=PY] [--resolution 256] [--batch 4] [--iters 3]
       [--dtype float32|bfloat16]
 
@@ -17,7 +17,7 @@ on CPU (its CUDA plug-ins are for GPUs), torch's default thread count. Each
 is timed over --iters calls after a warm-up call. The reference runs in
 --reference_python (an interpreter with torch, e.g. a venv with the `torch`
 extra; default: this one) as a subprocess of this script, so that the two
-never share a process. Updates benchmarks/results/bench_stylegan2.json and
+never share a process. Updates experiments/results/bench_stylegan2.json and
 prints its markdown table; the load average is recorded before and after.
 """
 import argparse

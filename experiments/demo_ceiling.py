@@ -1,6 +1,6 @@
 r"""The demo's ceiling: its U-Net trained on procedural scenes with exact masks.
 
-  python benchmarks/demo_ceiling.py [--steps=1500]
+  python experiments/demo_ceiling.py [--steps=1500]
 
 The demo's U-Net (configs/demo.py: width, batch, Adam schedule, steps) is
 trained on scenes of a seed that neither the demo generator (seed 1) nor the
@@ -12,7 +12,7 @@ eval/evaluate.py's `evaluate_source` on the `scenes:` source. The gap
 between this and `make demo` is what the generator and its masks cost; the
 U-Net and the scene source are not the limit when this is close to 1.
 
-Writes benchmarks/results/demo_ceiling.json and prints a markdown row.
+Writes experiments/results/demo_ceiling.json and prints a markdown row.
 """
 import os
 import sys

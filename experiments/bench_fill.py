@@ -1,7 +1,7 @@
 r"""Cost of full batches: the fused step with one round vs rounds until full.
 
-  python benchmarks/bench_fill.py --preset=demo --steps=20
-  python benchmarks/bench_fill.py --preset=paper --batch_size=4 --steps=3
+  python experiments/bench_fill.py --preset=demo --steps=20
+  python experiments/bench_fill.py --preset=paper --batch_size=4 --steps=3
 
 Presets: 'demo' = configs/demo.py (the shipped demo generator, 32 px, U-Net
 width 16, batch 32); 'paper' = configs/default.py at the paper's sizes
@@ -27,10 +27,9 @@ Also writes, for the choice of the default cap, the probability that a batch
 of B slots is still unfilled after R rounds of ceil(1.5 B) candidates at
 keep rate p: P(Binomial(R ceil(1.5 B), p) < B) (scipy).
 
-Writes benchmarks/results/bench_fill.json (entries replaced by device,
+Writes experiments/results/bench_fill.json (entries replaced by device,
 preset, batch, p and max_rounds) and prints markdown tables.
 """
-import importlib.util
 import json
 import math
 import os
@@ -47,6 +46,7 @@ from gansseg_jax import fileio
 from gansseg_jax import machine
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.generators import demo
+from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
 from gansseg_jax.synth import batch as synth_batch
@@ -54,7 +54,7 @@ from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.train import segmentation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "bench_fill.json")
+RESULTS = os.path.join(ROOT, "experiments", "results", "bench_fill.json")
 PAPER_GENERATOR = dict(resolution=128, ch=96, shared_dim=128,
                        attention_resolution=64)
 
@@ -71,11 +71,7 @@ FLAGS = flags.FLAGS
 def load_config():
   """configs/demo.py or configs/default.py at the paper's sizes."""
   name = "demo" if FLAGS.preset == "demo" else "default"
-  path = os.path.join(ROOT, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = config_files.load_checkout(name)
   if FLAGS.preset == "paper":
     config.generator.update(PAPER_GENERATOR)
   if FLAGS.batch_size:

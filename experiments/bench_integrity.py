@@ -1,6 +1,6 @@
 r"""What verifying a checkpoint costs beside restoring it, at the paper's sizes.
 
-  python benchmarks/bench_integrity.py [--repeats=5]
+  python experiments/bench_integrity.py [--repeats=5]
 
 Builds, from random init with the project's own code, the three trees a
 paper-size run writes and reads back: the BigBiGAN generator's params
@@ -15,12 +15,11 @@ sizes and SHA-256 of every file, as planning and resume do) and restored
 (the loader the stages use), once each to warm up, then `--repeats` times;
 medians. Files are in the page cache for both (just written, read again).
 Also the throughput of SHA-256, BLAKE2b and CRC-32 over the generator's
-files, which chose SHA-256. Writes benchmarks/results/bench_integrity.json
+files, which chose SHA-256. Writes experiments/results/bench_integrity.json
 and prints the markdown row; name the machine (`lscpu`) and the load
 (`uptime`, recorded) beside the numbers.
 """
 import hashlib
-import importlib.util
 import json
 import os
 import statistics
@@ -41,6 +40,7 @@ from gansseg_jax import machine
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import config_files
 from gansseg_jax.infra import fingerprints
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
@@ -48,7 +48,7 @@ from gansseg_jax.train import load as unet_load
 from gansseg_jax.train import segmentation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "bench_integrity.json")
+RESULTS = os.path.join(ROOT, "experiments", "results", "bench_integrity.json")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 5, "Timed (verify, restore) pairs per tree.")
@@ -57,11 +57,7 @@ flags.DEFINE_string("out", RESULTS, "JSON file to write.")
 
 def default_config():
   """configs/default.py's config (the paper's sizes)."""
-  spec = importlib.util.spec_from_file_location(
-      "default_config", os.path.join(ROOT, "configs", "default.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_files.load_checkout("default")
 
 
 def load_average() -> str:

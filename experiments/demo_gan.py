@@ -1,9 +1,9 @@
 r"""Speed of the demo's data and GAN training: scenes/s and GAN steps/s.
 
-  python benchmarks/demo_gan.py --config=configs/demo_gan.py [--steps=20]
+  python experiments/demo_gan.py --config=configs/demo_gan.py [--steps=20]
       [--config.model.g_channels=48 ...]
 
-Writes benchmarks/results/demo_gan.json and prints markdown table rows. The
+Writes experiments/results/demo_gan.json and prints markdown table rows. The
 timed GAN steps run after one compiled warm-up step; scenes are timed on a
 second call of `render_scenes` (compiled by the first).
 """

@@ -1,6 +1,6 @@
 """Which histogram rule lets samples through: the evidence for the default.
 
-  .venv/bin/python benchmarks/filter_pass_rates.py NAME=WORKDIR [NAME=WORKDIR ...]
+  .venv/bin/python experiments/filter_pass_rates.py NAME=WORKDIR [NAME=WORKDIR ...]
 
 Each WORKDIR is a finished run (W/config.json, W/generator/,
 W/bg_direction.npy: stages convert, discover and score). For its direction,
@@ -8,7 +8,7 @@ under its own synth settings, the filters' pass rates
 (gansseg_jax.synth.pass_rates, 512 pairs, the run's seed) are measured with
 config.synth.histogram_rule = 'paper' and = 'authors', the size and
 components filters as configured. Writes
-benchmarks/results/filter_pass_rates.json and prints a markdown table
+experiments/results/filter_pass_rates.json and prints a markdown table
 (docs/method.md section 6 cites it).
 """
 import json

@@ -1,6 +1,6 @@
 """ImageNet BigGAN-128 and BigGAN-deep-128 forward: Flax vs reference PyTorch.
 
-  .venv/bin/python benchmarks/bench_biggan_imagenet.py \
+  .venv/bin/python experiments/bench_biggan_imagenet.py \
       [--torch_python=/tmp/bgvenv/bin/python --biggan_pytorch=/tmp/bgref] \
       [--batch 4] [--iters 3] [--dtype float32|bfloat16]
 
@@ -19,7 +19,7 @@ NaN or denormal reaches the reference), batch --batch, on the CPU:
   the project's own environment has no torch), one model after the other, with
   torch.set_num_threads(the usable cores).
 The ratio is Flax images/s over the reference's. Updates
-benchmarks/results/bench_biggan_imagenet.json and prints its markdown table.
+experiments/results/bench_biggan_imagenet.json and prints its markdown table.
 """
 import argparse
 import json

@@ -2,7 +2,7 @@ r"""Compiles the fused training step for a Cloud TPU slice on this machine.
 
   # needs `pip install "jax[tpu]==0.10.2"` (libtpu compiles for TPU
   # topologies without a TPU); the paper's sizes, one round vs the loop:
-  JAX_PLATFORMS=cpu python benchmarks/aot_fill.py --topology=v5e:2x2 \
+  JAX_PLATFORMS=cpu python experiments/aot_fill.py --topology=v5e:2x2 \
       --max_rounds=1,16
 
 For each config.synth.max_rounds it lowers `segmentation.build(...).step` of
@@ -16,11 +16,12 @@ FLOPs are those of one round plus the loop's bookkeeping; a step that runs k
 rounds does about k times the synthesis part (see bench_fill.py for measured
 times).
 
-Writes benchmarks/results/aot_fill.json (one entry per topology, preset,
+Writes experiments/results/aot_fill.json (one entry per topology, preset,
 batch and max_rounds, replaced on re-run) and prints the markdown table.
 """
 import json
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -28,11 +29,13 @@ import jax
 
 from gansseg_jax import fileio
 
-import aot_compile  # pylint: disable=g-bad-import-order
-import bench_train  # pylint: disable=g-bad-import-order
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The durable tools this study builds on.
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import aot_compile  # pylint: disable=g-import-not-at-top,wrong-import-position
+import bench_train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-ROOT = aot_compile.ROOT
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "aot_fill.json")
+RESULTS = os.path.join(ROOT, "experiments", "results", "aot_fill.json")
 
 flags.DEFINE_string("topology", "v5e:2x2", "TPU slice, e.g. v5e:2x2, v4:2x2x1.")
 flags.DEFINE_string("chip_config", "", "'megacore' for v4/v5p (one device "

@@ -1,10 +1,10 @@
 r"""Compile time of the fused training step under two forms of the finite guard.
 
-  python benchmarks/compile_finite_guard.py                 # small and demo
-  python benchmarks/compile_finite_guard.py --presets=paper --batch_size=4
+  python experiments/compile_finite_guard.py                 # small and demo
+  python experiments/compile_finite_guard.py --presets=paper --batch_size=4
   # Compile only, for a Cloud TPU slice (needs libtpu: make .venv-tpu/.installed)
   # or GPUs (the CUDA plugin), as benchmarks/aot_tpu.py does:
-  JAX_PLATFORMS=cpu .venv-tpu/bin/python benchmarks/compile_finite_guard.py \
+  JAX_PLATFORMS=cpu .venv-tpu/bin/python experiments/compile_finite_guard.py \
       --slice=v5e-8 --presets=small --batch_size=16 --warmup=1
 
 The training step keeps the old state when any leaf of (loss, gradients, new
@@ -20,7 +20,7 @@ after one call). Each round lowers and compiles the step once per
 contender, in turn; medians over --rounds after --warmup untimed rounds
 (bench_train's flags, as are --batch_size and --dtype; a TPU compiler's
 first compile in a process includes its start-up). Writes
-benchmarks/results/compile_finite_guard.json (--out) and prints a markdown
+experiments/results/compile_finite_guard.json (--out) and prints a markdown
 table.
 """
 import os
@@ -37,11 +37,13 @@ import numpy as np
 from gansseg_jax import machine
 from gansseg_jax.infra import finite
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The durable tools this study builds on.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "benchmarks"))
 import bench_train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results",
+RESULTS = os.path.join(ROOT, "experiments", "results",
                        "compile_finite_guard.json")
 
 flags.DEFINE_list("presets", ["small", "demo"], "bench_train presets to compile.")

@@ -1,4 +1,4 @@
-"""Faults planted inside a run, for tests/test_faults.py and benchmarks/faults.py.
+"""Faults planted inside a run, for benchmarks/faults.py and tests/test_faults.py.
 
 A child process calls `install()` before it runs a stage; the environment
 variable GANSSEG_FAULT then names one fault, `<kind>:<arg>`:

@@ -1,10 +1,10 @@
 r"""The paper's training step beside the authors' PyTorch step, on the same cores.
 
-  python benchmarks/bench_vs_authors.py \
+  python experiments/bench_vs_authors.py \
       --torch_python=/path/to/venv-with-torch/bin/python --cores=0,1
 
 Two long-lived processes pinned to the same cores (`taskset -c --cores`):
-  authors  benchmarks/authors_step_torch.py --serve (their step in PyTorch:
+  authors  experiments/authors_step_torch.py --serve (their step in PyTorch:
            BigGAN-128 G(z), G(z + r h), lighting mask, their filters,
            U-Net forward/backward + Adam)
   jax      this script with --worker: segmentation.build(...).step, the
@@ -28,7 +28,7 @@ the process's CPU time, which a shared machine's load disturbs less) and
 reports it with its parts: the authors' generator / filters / U-Net, and
 with --profile the JAX pieces compiled alone (generator on the 2 x batch
 latents, synthesis = generator + masks + filters, U-Net update), medians
-of --profile_calls. Writes benchmarks/results/bench_vs_authors.json
+of --profile_calls. Writes experiments/results/bench_vs_authors.json
 (one entry per run, appended) with `lscpu` and `uptime` before and after,
 and prints a markdown row.
 """
@@ -42,8 +42,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results", "bench_vs_authors.json")
-TORCH_SCRIPT = os.path.join(ROOT, "benchmarks", "authors_step_torch.py")
+RESULTS = os.path.join(ROOT, "experiments", "results", "bench_vs_authors.json")
+TORCH_SCRIPT = os.path.join(ROOT, "experiments", "authors_step_torch.py")
 
 
 def jax_config(batch: int, rounds: int, radius: float):

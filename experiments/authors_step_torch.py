@@ -1,10 +1,10 @@
 r"""The authors' training step (BigGANsAreWatching) as a small PyTorch program.
 
 Runs only where torch is installed (never imported by the project or its
-tests); benchmarks/bench_vs_authors.py drives it beside the JAX step:
+tests); experiments/bench_vs_authors.py drives it beside the JAX step:
 
-  python benchmarks/authors_step_torch.py --save=/tmp/w   # writes the weights
-  python benchmarks/authors_step_torch.py --load=/tmp/w --serve
+  python experiments/authors_step_torch.py --save=/tmp/w   # writes the weights
+  python experiments/authors_step_torch.py --load=/tmp/w --serve
       # then one line per command on stdin: 'step' -> one JSON line of
       # timings on stdout; 'quit' ends it
 

@@ -1,7 +1,7 @@
 r"""How good are the demo's synthetic masks? Judged by a U-Net that knows.
 
   make demo   # or any run of configs/demo.py, for W/generator and W/bg_direction.npy
-  python benchmarks/demo_mask_quality.py [--workdir=runs/demo] [--samples=1024] [--steps=1500]
+  python experiments/demo_mask_quality.py [--workdir=runs/demo] [--samples=1024] [--steps=1500]
 
 GAN samples have no ground truth. Their stand-in here is the "oracle": the
 demo's U-Net trained on procedural scenes with exact masks
@@ -13,7 +13,7 @@ oracle's mean gray inside minus outside: dark objects on lit backgrounds
 against lit objects on dark ones. A direction that segments makes both halves
 high; the gap between this IoU and 1 is what the U-Net has to average away.
 
-Writes benchmarks/results/demo_mask_quality.json and prints a markdown table.
+Writes experiments/results/demo_mask_quality.json and prints a markdown table.
 """
 import json
 import os
