@@ -60,9 +60,7 @@ import json
 import math
 import os
 import traceback
-import types
 from typing import Optional
-from unittest import mock
 
 from absl import app
 from absl import flags
@@ -301,23 +299,6 @@ def programs(size: str) -> dict:
   return out
 
 
-class _UnrolledLax(types.ModuleType):
-  """jax.lax whose i-th while_loop runs its body exactly rounds[i] times."""
-
-  def __init__(self, rounds: tuple[int, ...]):
-    super().__init__("unrolled_lax")
-    self._rounds = list(rounds)
-
-  def __getattr__(self, name):
-    return getattr(jax.lax, name)
-
-  def while_loop(self, cond, body, state):
-    del cond
-    for _ in range(self._rounds.pop(0)):
-      state = body(state)
-    return state
-
-
 def components_round(config, tpu, masks: int) -> dict:
   """FLOPs and bytes of one round of each loop of the components filter.
 
@@ -332,13 +313,11 @@ def components_round(config, tpu, masks: int) -> dict:
   mask = aot_compile.abstract((masks, side, side), np.bool_, one_chip)
   costs = []
   for rounds in ((1, 0), (2, 0), (1, 1)):
-    filter_fn = jax.jit(functools.partial(
-        filters.connected_components_filter.__wrapped__,
-        connectivity=config.synth.connectivity,
+    lowered = filters.connected_components_filter.lower(
+        mask, connectivity=config.synth.connectivity,
         min_ratio=config.synth.min_component_ratio,
-        strict=config.synth.strict_ratio, method="sweep"))
-    with mock.patch.object(filters, "lax", _UnrolledLax(rounds)):
-      lowered = filter_fn.lower(mask)
+        strict=config.synth.strict_ratio, method="sweep",
+        unrolled_rounds=rounds)
     costs.append(aot_compile.analysis(lowered.compile()))
   out = {"masks_per_chip": masks}
   for part, (a, b) in (("sweep", (0, 1)), ("hook", (0, 2))):

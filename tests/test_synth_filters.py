@@ -279,6 +279,22 @@ def test_components_filter_ratio_exactly_at_threshold(strict):
     assert out[9, 0] == (connectivity == 8 and not strict)
 
 
+def test_unrolled_rounds_run_exactly_that_many_rounds():
+  """unrolled_rounds (for costing one round) runs the given rounds in place
+  of the loops: enough of them give the exact filter, one sweep alone leaves
+  a spiral split into pieces, so the filter drops some of it."""
+  batch = np.stack([spiral(24), np.eye(24, dtype=bool)])
+  exact = [cc_filter_ref(m, 4, 0.2, False) for m in batch]
+  kwargs = dict(connectivity=4, min_ratio=0.2, strict=False, method="sweep")
+  enough = np.asarray(filters.connected_components_filter(
+      batch, unrolled_rounds=(2, 12), **kwargs))
+  one_sweep = np.asarray(filters.connected_components_filter(
+      batch, unrolled_rounds=(1, 0), **kwargs))
+  assert all(np.array_equal(g, e) for g, e in zip(enough, exact))
+  assert not np.array_equal(one_sweep[0], exact[0])
+  assert one_sweep[0].sum() < exact[0].sum()
+
+
 def test_components_filter_keeps_empty_and_full():
   batch = np.stack([np.zeros((6, 6), bool), np.ones((6, 6), bool)])
   out = np.asarray(filters.connected_components_filter(

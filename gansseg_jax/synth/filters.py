@@ -268,8 +268,23 @@ def _run_min(values: jax.Array, before: jax.Array, after: jax.Array,
   return jnp.minimum(prefix, suffix)
 
 
+def _loop(cond, body, state, unrolled: int | None):
+  """lax.while_loop(cond, body, state), or `unrolled` bodies in a row.
+
+  Unrolled, a round's cost is what the compiled program's cost analysis
+  counts (benchmarks/aot_tpu.py: one round = two programs' difference);
+  the labels are then exact only if that many rounds suffice.
+  """
+  if unrolled is None:
+    return lax.while_loop(cond, body, state)
+  for _ in range(unrolled):
+    state = body(state)
+  return state
+
+
 def _sweeps(foreground: jax.Array, labels: jax.Array, runs: dict,
-            connectivity: int) -> Tuple[jax.Array, jax.Array, jax.Array]:
+            connectivity: int, unrolled: int | None
+            ) -> Tuple[jax.Array, jax.Array, jax.Array]:
   """Sweep rounds until no label changes or SWEEP_ROUNDS: each sets l to its
   min over p's horizontal run, then its vertical run, then (connectivity 8)
   p's foreground neighbours. Returns (labels, changed in the last round,
@@ -285,13 +300,13 @@ def _sweeps(foreground: jax.Array, labels: jax.Array, runs: dict,
     swept = jnp.where(foreground, swept, labels)
     return swept, jnp.any(swept != labels), rounds + 1
 
-  return lax.while_loop(
+  return _loop(
       lambda state: state[1] & (state[2] < SWEEP_ROUNDS), sweep,
-      (labels, jnp.array(True), jnp.array(0, jnp.int32)))
+      (labels, jnp.array(True), jnp.array(0, jnp.int32)), unrolled)
 
 
 def _hooking(foreground: jax.Array, labels: jax.Array, unsettled: jax.Array,
-             rounds: jax.Array, connectivity: int
+             rounds: jax.Array, connectivity: int, unrolled: int | None
              ) -> Tuple[jax.Array, jax.Array]:
   """Hooking rounds while `unsettled` (see _root_labels); (labels, rounds)."""
 
@@ -305,13 +320,15 @@ def _hooking(foreground: jax.Array, labels: jax.Array, unsettled: jax.Array,
     jumped = jumped.at[jumped].get(mode="promise_in_bounds")
     return jumped, jnp.any(jumped != labels), rounds + 1
 
-  labels, _, rounds = lax.while_loop(
-      lambda state: state[1], hook, (labels.reshape(-1), unsettled, rounds))
+  labels, _, rounds = _loop(
+      lambda state: state[1], hook, (labels.reshape(-1), unsettled, rounds),
+      unrolled)
   return labels.reshape(foreground.shape), rounds
 
 
-def _root_labels(foreground: jax.Array, connectivity: int,
-                 method: str) -> Tuple[jax.Array, jax.Array]:
+def _root_labels(foreground: jax.Array, connectivity: int, method: str,
+                 unrolled_rounds: Tuple[int, int] | None = None
+                 ) -> Tuple[jax.Array, jax.Array]:
   """Component labels of a [B, H, W] batch as flat indices into B*H*W.
 
   Every pixel p holds a label l(p), the flat index of a pixel of its own
@@ -341,7 +358,8 @@ def _root_labels(foreground: jax.Array, connectivity: int,
   Labels only decrease and stay inside their component, so every loop ends;
   at the fixed point l is constant on each component and equals the
   component's smallest index, which makes the partition exact whichever
-  method ran.
+  method ran. `unrolled_rounds` = (sweep rounds, hooking rounds) runs
+  exactly that many of each instead of the loops (cost analysis only).
 
   Returns:
     (labels int32 [B, H, W], rounds int32 scalar: every round run).
@@ -359,13 +377,16 @@ def _root_labels(foreground: jax.Array, connectivity: int,
                  _run_lengths(foreground, axis, True)) for axis in (2, 1)}
   start = index - runs[2][0]
 
+  sweeps, hooks = unrolled_rounds or (None, None)
+
   def sweep_then_hook(start):
-    labels, unsettled, rounds = _sweeps(foreground, start, runs, connectivity)
-    return _hooking(foreground, labels, unsettled, rounds, connectivity)
+    labels, unsettled, rounds = _sweeps(foreground, start, runs, connectivity,
+                                        sweeps)
+    return _hooking(foreground, labels, unsettled, rounds, connectivity, hooks)
 
   def hook_only(start):
     return _hooking(foreground, start, jnp.array(True),
-                    jnp.array(0, jnp.int32), connectivity)
+                    jnp.array(0, jnp.int32), connectivity, hooks)
 
   if method == "auto":
     return lax.platform_dependent(start, tpu=sweep_then_hook,
@@ -400,10 +421,12 @@ def label_components(mask: jax.Array, *, connectivity: int,
 
 
 @functools.partial(jax.jit, static_argnames=("connectivity", "min_ratio",
-                                             "strict", "method"))
-def connected_components_filter(mask: jax.Array, *, connectivity: int,
-                                min_ratio: float, strict: bool,
-                                method: str = "auto") -> jax.Array:
+                                             "strict", "method",
+                                             "unrolled_rounds"))
+def connected_components_filter(
+    mask: jax.Array, *, connectivity: int, min_ratio: float, strict: bool,
+    method: str = "auto",
+    unrolled_rounds: Tuple[int, int] | None = None) -> jax.Array:
   """Remove components with |M_i| < min_ratio |M_1| (docs/method.md §6).
 
   M_1 is the largest component of the sample. `strict=True` also removes
@@ -416,6 +439,9 @@ def connected_components_filter(mask: jax.Array, *, connectivity: int,
     min_ratio: in [0, 1] (0.2).
     strict: see above.
     method: the labelling's ('auto', 'sweep', 'hook'; _root_labels).
+    unrolled_rounds: (sweep rounds, hooking rounds) run exactly instead of
+      the labelling's loops: for costing one round (benchmarks/aot_tpu.py);
+      None (the default) labels exactly.
 
   Returns:
     bool [..., H, W], the mask without the small components.
@@ -424,7 +450,7 @@ def connected_components_filter(mask: jax.Array, *, connectivity: int,
   num, den = as_fraction(min_ratio, "config.synth.min_component_ratio")
   height, width = mask.shape[-2:]
   foreground = (mask != 0).reshape((-1, height, width))
-  labels, _ = _root_labels(foreground, connectivity, method)
+  labels, _ = _root_labels(foreground, connectivity, method, unrolled_rounds)
   flat_labels = labels.reshape(-1)
   sizes = jnp.zeros(flat_labels.shape, jnp.int32).at[flat_labels].add(
       foreground.reshape(-1).astype(jnp.int32), mode="promise_in_bounds")
