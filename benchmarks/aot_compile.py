@@ -167,11 +167,6 @@ def gpu_slice(name: str, gpu: str, count: int) -> Slice:
                devices[0].device_kind)
 
 
-def load_default_config():
-  """configs/default.py's config (the benchmarks import no configs module)."""
-  return config_files.load_checkout("default")
-
-
 def compile_lowered(lower: Callable[[], Any]) -> tuple[Any, float]:
   """(compiled, seconds) of `lower().compile()`, tracing included."""
   start = time.perf_counter()

@@ -74,6 +74,7 @@ from gansseg_jax.convert import embed
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
 from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import encoder
 from gansseg_jax.synth import batch as synth_batch
@@ -86,7 +87,6 @@ from gansseg_jax.train import segmentation
 
 import aot_compile  # pylint: disable=g-bad-import-order
 import batch_search  # pylint: disable=g-bad-import-order
-import bench_train  # pylint: disable=g-bad-import-order
 
 RESULTS = os.path.join(aot_compile.ROOT, "benchmarks", "results",
                        "aot_tpu.json")
@@ -113,10 +113,6 @@ ENCODER_SPECS = {
 # a 4:3 photo and the longest side max_long_side allows.
 PREDICT_SHAPES = {"paper": ((128, 192), (128, 1024)),
                   "small": ((32, 64),)}
-SMALL = dict(discover_width=8, discover_batch=16, score_steps=4,
-             score_heldout=1, export_batch=16, embed_size=64, embed_batch=16,
-             eval_batch=16)
-
 flags.DEFINE_enum("size", "paper", ["paper", "small"], "Model sizes.")
 flags.DEFINE_list("slices", ["v5e-8", "v4-8", "v5p-8"], "Slices (SLICES; "
                   "GPUs: aot_compile.GPU_SLICES).")
@@ -158,27 +154,14 @@ FLAGS = flags.FLAGS
 
 
 def make_config(size: str, dtype: str, batch: int):
-  """configs/default.py at `size` (bench_train.PRESETS) and `dtype`:
+  """configs/default.py:<size> ('paper' or 'small') with `dtype`:
   'float32' or 'bfloat16' for the generator and the U-Net, or
   'float32:<generator.matmul_precision>' ('float32:high')."""
-  config = aot_compile.load_default_config()
-  preset = bench_train.PRESETS[size]
-  for field in ("resolution", "ch", "shared_dim", "attention_resolution"):
-    config.generator[field] = preset[field]
+  config = config_files.load_checkout("default", size)
   dtype, _, precision = dtype.partition(":")
   config.generator.dtype = config.unet.dtype = dtype
   config.generator.matmul_precision = precision or "highest"
-  config.unet.width = preset["unet_width"]
   config.train.batch_size = batch
-  if size == "small":
-    config.directions.resnet_width = SMALL["discover_width"]
-    config.directions.batch_size = SMALL["discover_batch"]
-    config.score.steps = SMALL["score_steps"]
-    config.score.heldout_batches = SMALL["score_heldout"]
-    config.export.batch_size = SMALL["export_batch"]
-    config.embed.image_size = SMALL["embed_size"]
-    config.embed.batch_size = SMALL["embed_batch"]
-    config.eval.batch_size = SMALL["eval_batch"]
   return config
 
 

@@ -70,16 +70,9 @@ PAPER_STEPS = 12_000
 PAPER_BATCH = 95
 PAPER_SAMPLES_PER_S = PAPER_STEPS * PAPER_BATCH / (PAPER_HOURS * 3600)
 
-# Generator (BigGAN spec fields), U-Net width and global batch per preset.
-PRESETS = {
-    "small": dict(resolution=32, ch=4, shared_dim=8, attention_resolution=0,
-                  unet_width=8, batch_size=16),
-    "paper": dict(resolution=128, ch=96, shared_dim=128,
-                  attention_resolution=64, unet_width=64, batch_size=95),
-}
-
-flags.DEFINE_enum("preset", "small", sorted(PRESETS) + ["demo"],
-                  "Sizes to time; 'demo' = configs/demo.py and its generator.")
+flags.DEFINE_enum("preset", "small", ["small", "paper", "demo"],
+                  "Sizes to time: configs/default.py:small or :paper, or "
+                  "configs/demo.py and its generator.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                   "Activation dtype of the generator and the U-Net.")
 flags.DEFINE_integer("batch_size", 0, "Global batch; 0 = the preset's.")
@@ -95,18 +88,11 @@ FLAGS = flags.FLAGS
 
 
 def load_config():
-  """configs/default.py with the preset's sizes (or configs/demo.py), dtype."""
-  name = "demo" if FLAGS.preset == "demo" else "default"
-  config = config_files.load_checkout(name)
+  """configs/default.py at the preset's sizes (or configs/demo.py), dtype."""
+  config = (config_files.load_checkout("demo") if FLAGS.preset == "demo"
+            else config_files.load_checkout("default", FLAGS.preset))
   config.generator.dtype = config.unet.dtype = FLAGS.dtype
-  if FLAGS.preset == "demo":
-    config.train.batch_size = FLAGS.batch_size or config.train.batch_size
-    return config
-  preset = PRESETS[FLAGS.preset]
-  for field in ("resolution", "ch", "shared_dim", "attention_resolution"):
-    config.generator[field] = preset[field]
-  config.unet.width = preset["unet_width"]
-  config.train.batch_size = FLAGS.batch_size or preset["batch_size"]
+  config.train.batch_size = FLAGS.batch_size or config.train.batch_size
   return config
 
 

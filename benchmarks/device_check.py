@@ -11,16 +11,15 @@ Programs, each built by the project's own code on a one-device 'data' mesh
 (segmentation.build, as the `train` stage builds it):
   demo     configs/demo.py with its shipped generator (32 px, U-Net width
            16, batch 32), float32
-  paper    configs/default.py at the paper's sizes (bench_train.PRESETS
-           'paper': BigGAN-128 ch 96, attention at 64, random weights; U-Net
-           width 64), batch --batch (96), in float32 (generator matmuls at
+  paper    configs/default.py at the paper's sizes (BigGAN-128 ch 96,
+           attention at 64, random weights; U-Net width 64), batch --batch (96), in float32 (generator matmuls at
            'highest'), 'float32:high' (generator.matmul_precision='high':
            TF32 on GPUs) and bfloat16 (generator.dtype = unet.dtype)
 each as the plain one-step program (`step`) and the looped one
 (`steps`: config.train.steps_per_call steps in one XLA while loop, count
 --steps_per_call). --size=tiny shrinks both to seconds on a CPU (the demo
-at batch 4, width 4; 'paper' = the 32 px ch 4 BigGAN of bench_train's
-'small' preset, U-Net width 4, batch 8).
+at batch 4, width 4; 'paper' = the 32 px ch 4 BigGAN of configs/default.py:small, U-Net
+width 4, batch 8).
 
 Every step runs one synthesis round (config.synth.max_rounds = --max_rounds,
 1): random weights keep an arbitrary share of candidates, so rounds until
@@ -102,16 +101,13 @@ def demo_config(size: str, max_rounds: int):
 def paper_config(size: str, dtype: str, batch: int, max_rounds: int):
   """configs/default.py at the paper's (or tiny) sizes; `dtype` 'float32',
   'bfloat16' or 'float32:<generator.matmul_precision>'."""
-  config = aot_compile.load_default_config()
-  preset = bench_train.PRESETS["paper" if size == "paper"
-                               else TINY["paper_preset"]]
-  for field in ("resolution", "ch", "shared_dim", "attention_resolution"):
-    config.generator[field] = preset[field]
+  config = config_files.load_checkout(
+      "default", "paper" if size == "paper" else TINY["paper_preset"])
   dtype, _, precision = dtype.partition(":")
   config.generator.dtype = config.unet.dtype = dtype
   config.generator.matmul_precision = precision or "highest"
-  config.unet.width = (preset["unet_width"] if size == "paper"
-                       else TINY["paper_width"])
+  if size != "paper":
+    config.unet.width = TINY["paper_width"]
   config.train.batch_size = batch if size == "paper" else TINY["paper_batch"]
   config.synth.max_rounds = max_rounds
   return config

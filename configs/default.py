@@ -4,6 +4,10 @@ Other configs import this one and override a few fields. Not meant to be run
 alone: it has no dataset. Command line of a derived config, e.g.:
 
   python -m gansseg_jax.main --config=configs/cub.py --workdir=runs/cub
+
+`configs/default.py:small` is the same method at sizes that compile and run
+in seconds on a CPU (a 32 px BigGAN of width 4, a U-Net of width 8, small
+batches): the benchmarks' and ahead-of-time checks' size preset.
 """
 import ml_collections
 
@@ -11,7 +15,12 @@ import ml_collections
 ALL_STAGES = "convert,embed,discover,score,synth,train,eval,segment,report"
 
 
-def get_config() -> ml_collections.ConfigDict:
+SIZES = ("paper", "small")
+
+
+def get_config(size: str = "paper") -> ml_collections.ConfigDict:
+  if size not in SIZES:
+    raise ValueError(f"configs/default.py:{size}: choose one of {SIZES}")
   c = ml_collections.ConfigDict()
   c.seed = 0  # Root PRNG seed; every stage folds in its own name.
   c.stages = "convert,discover,score,synth,train,eval,report"  # Comma-separated, run in canonical order; synth writes pairs to inspect (report).
@@ -232,4 +241,19 @@ def get_config() -> ml_collections.ConfigDict:
   c.report = ml_collections.ConfigDict()
   c.report.num_samples = 16  # Synthetic samples shown.
   c.report.num_predictions = 16  # Predictions shown per dataset.
+  if size == "small":
+    _small(c)
   return c
+
+
+def _small(config: ml_collections.ConfigDict) -> None:
+  """Every size of the method shrunk; its rules and ratios unchanged."""
+  config.generator.update(resolution=32, ch=4, shared_dim=8,
+                          attention_resolution=0)
+  config.unet.update(width=8)
+  config.train.update(batch_size=16)
+  config.directions.update(resnet_width=8, batch_size=16)
+  config.score.update(steps=4, heldout_batches=1)
+  config.export.update(batch_size=16)
+  config.embed.update(image_size=64, batch_size=16)
+  config.eval.update(batch_size=16)

@@ -6,7 +6,7 @@ r"""Compiles the fused training step for a Cloud TPU slice on this machine.
       --max_rounds=1,16
 
 For each config.synth.max_rounds it lowers `segmentation.build(...).step` of
-configs/default.py at the preset's sizes (bench_train.py's presets; 'paper' =
+configs/default.py at the preset's sizes (configs/default.py:small or :paper =
 BigGAN-128 ch 96 random weights, U-Net width 64) on a 1-D mesh over the
 slice's chips (one device per chip), global batch --batch_size, and records
 XLA's compile-time analysis per chip: peak memory (arguments + outputs +
