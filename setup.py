@@ -51,7 +51,8 @@ EXTRAS = {
         "hypothesis==6.170.15",
         "pysodmetrics==1.6.2",
     ],
-    # The authors' PyTorch checkpoint (BigBiGAN_x1.pth, bg_direction.pth).
+    # The golden-output tools (tools/make_*_golden.py) and the tests that
+    # write .pth files with torch; .pth files are read without it.
     "torch": ["torch==2.13.0"],
     "cuda": [f"jax[cuda12]=={JAX_VERSION}"],
     "tpu": [f"jax[tpu]=={JAX_VERSION}"],

@@ -1,6 +1,6 @@
 """Importing an optional dependency, with an error that says what went wrong.
 
-`load(module, needed_by, install)` imports `module` (tensorflow_hub, torch,
+`load(module, needed_by, install)` imports `module` (tensorflow_hub,
 tensorflow_datasets, ...) or raises a UserError that tells the three failures
 apart, because their fixes differ:
 - the module is not installed: `install` says how to get it;
@@ -19,7 +19,6 @@ import types
 from gansseg_jax import errors
 
 TF_EXTRA = "pip install -e '.[tf]'"
-TORCH_EXTRA = "pip install -e '.[torch]'"
 
 # Where a module that an installed package imports comes from, when
 # reinstalling that package would not bring it.

@@ -1,6 +1,7 @@
 """Parts of the directions package against hand computations and numpy."""
 import dataclasses
 import math
+import os
 import sys
 
 import flax.nnx as nnx
@@ -329,13 +330,24 @@ def test_direction_file_npy_and_errors(tmp_path):
     direction_file.load_directions(str(tmp_path / "missing.npy"), 4)
 
 
-def test_pth_without_torch_says_how_to_fix(tmp_path, monkeypatch):
+def test_unreadable_pth_is_one_error_naming_the_field(tmp_path, monkeypatch):
+  """Read with numpy, torch or not: a file that is not a torch file is one
+  UserError naming the config field and the file."""
   path = tmp_path / "bg_direction.pth"
   path.write_bytes(b"not really torch")
   monkeypatch.setitem(sys.modules, "torch", None)
   with pytest.raises(errors.UserError,
-                     match=r"needs torch, which is not installed.*\.npy"):
+                     match=r"^config\.directions\.file: .*bg_direction\.pth"):
     direction_file.load_directions(str(path), 120)
+
+
+def test_pth_state_dict_of_many_tensors_is_refused():
+  """A committed torch file (a DCGAN state dict, written by torch.save) is
+  read without torch, and refused: it holds many tensors, not one."""
+  path = os.path.join(os.path.dirname(__file__), "fixtures", "dcgan",
+                      "gray32.pth")
+  with pytest.raises(errors.UserError, match=r"a dict with \d+ tensors"):
+    direction_file.load_directions(path, 120)
 
 
 def test_pth_with_torch(tmp_path):

@@ -95,7 +95,7 @@ def test_command_runs_as_written(doc, command):
   usage = _help(program)
   config = None
   for word in words[1 + len(program):]:
-    if not word.startswith("--") or "<" in word:
+    if not word.startswith("--") or "<" in word or word == "--help":
       continue
     name = word[2:].split("=", 1)[0]
     if name == "config":

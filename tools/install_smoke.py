@@ -9,7 +9,8 @@ promises for those extras, through gansseg_jax's own entry points:
   import and build their info; clu's TensorBoard writer writes an events file;
 - no tf: TF-Hub conversion fails with the one-line 'not installed' error and
   metrics fall back to metrics.jsonl;
-- torch: `torch_checkpoint.read_state_dict` and `direction_file` read a .pth;
+- torch: `torch_checkpoint.read_state_dict` and `direction_file` read a .pth
+  torch wrote;
 - test: the test extra's modules import.
 Prints one JSON line per check and exits 1 when any failed.
 """
@@ -118,13 +119,14 @@ def check_torch(tmp):
   weights = np.arange(6, dtype=np.float32).reshape(2, 3)
   path = os.path.join(tmp, "state.pth")
   torch.save({"linear.weight": torch.from_numpy(weights)}, path)
-  state = torch_checkpoint.read_state_dict(path)
+  state = torch_checkpoint.read_state_dict(path, "state.pth")
   np.testing.assert_array_equal(state["linear.weight"], weights)
   direction = os.path.join(tmp, "direction.pth")
   torch.save(torch.from_numpy(weights[0]), direction)
   np.testing.assert_array_equal(
       direction_file.load_directions(direction, weights.shape[1]), weights[:1])
-  return f"torch {torch.__version__}: .pth state dict and direction read"
+  return (f"torch {torch.__version__}: the .pth state dict and direction "
+          "it wrote read back")
 
 
 def check_test_extra(tmp):

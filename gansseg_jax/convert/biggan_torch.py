@@ -1,7 +1,7 @@
 """PyTorch ImageNet BigGAN / BigGAN-deep state dicts -> Flax params.
 
-Two formats, both plain state dicts (read with torch.load(weights_only=True),
-so no code in the file runs; torch is the `torch` extra):
+Two formats, both plain state dicts (read with numpy by
+convert/torch_state_dict.py: no code in the file runs, torch is not needed):
 
 BigGAN-PyTorch (ajbrock) `G.pth` / `G_ema.pth` / the TF-Hub ports
 `biggan-{128,256,512}.pth`: the keys of its `Generator` (listed in
@@ -28,7 +28,6 @@ the generator keeps the first 3: the kernel is cut after dividing by sigma.
 """
 import json
 import os
-import pickle
 from typing import Any, Mapping
 
 import numpy as np
@@ -51,18 +50,10 @@ CHECKPOINT_FIELD = "config.generator.checkpoint"
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
-  """{key: float32 array} of a torch state dict file (needs the torch extra)."""
+  """{key: float32 array} of a torch state dict file (numpy only)."""
   if not os.path.isfile(path):
     raise errors.UserError(f"{path}: no such checkpoint file")
-  try:
-    return torch_checkpoint.read_state_dict(path, CHECKPOINT_FIELD)
-  except (pickle.UnpicklingError, EOFError, ValueError) as e:
-    # torch.load(weights_only=True) refuses anything but tensors and plain
-    # containers with an UnpicklingError; a truncated file ends early.
-    raise errors.UserError(f"{path}: not a torch state dict "
-                           f"({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''})"
-                           ) from e
+  return torch_checkpoint.read_state_dict(path, CHECKPOINT_FIELD)
 
 
 # ---------------------------------------------------------------- BigGAN ---

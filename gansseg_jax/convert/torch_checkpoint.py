@@ -25,9 +25,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from gansseg_jax import errors
-from gansseg_jax import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import spectral_norm
+from gansseg_jax.convert import torch_state_dict
 from gansseg_jax.models import biggan
 
 UNCONDITIONAL_CLASS = 0  # Row of shared.weight the authors' wrapper uses.
@@ -35,20 +35,17 @@ _SN_MODE = "max"  # BigGAN-PyTorch normalises with F.normalize.
 
 
 def read_state_dict(path: str, field: str) -> dict[str, np.ndarray]:
-  """{key: float32 array} of a .pth state dict; needs the `torch` extra.
+  """{key: float32 array} of a torch state dict file, read with numpy.
 
-  `field` is the config field that named `path` (every error names it).
+  convert/torch_state_dict.py's reader: nothing in the file runs and torch
+  is not needed. `field` is the config field that named `path`; every
+  failure is one UserError naming both.
   """
-  torch = optional.load("torch", f"{field}: reading {path}",
-                        optional.TORCH_EXTRA)
   try:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-  except (OSError, RuntimeError) as e:
-    raise errors.UserError(f"{field}: cannot read {path} ({e})") from e
-  if not isinstance(state, Mapping):
-    raise errors.UserError(f"{field}: {path} holds a "
-                           f"{type(state).__name__}, not a state dict")
-  return {k: v.detach().cpu().float().numpy() for k, v in state.items()}
+    state = torch_state_dict.read_torch_state_dict(path)
+  except errors.UserError as e:
+    raise errors.UserError(f"{field}: {e}") from e
+  return {k: np.asarray(v, np.float32) for k, v in state.items()}
 
 
 def _sn_keys(prefix: str, weight_shape: tuple, bias: bool) -> dict:

@@ -2,40 +2,40 @@
 
 `config.directions.source = 'file'`: the file holds one direction ([z_dim]
 or [1, z_dim]) or several ([K, z_dim]); the result is always [K, z_dim]
-float32. A .pth needs PyTorch (the `torch` extra); it may hold a tensor or a
-dict with exactly one tensor.
+float32. A .pth (or .pt) may hold a tensor or a dict with exactly one
+tensor; it is read with numpy (convert/torch_state_dict.py), torch is not
+needed.
 """
 import os
 
 import numpy as np
 
 from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.convert import torch_state_dict
 
 
 def _load_pth(path: str) -> np.ndarray:
-  torch = optional.load(
-      "torch", f"config.directions.file: {path} is a PyTorch file and",
-      f"{optional.TORCH_EXTRA}, or save it as .npy with "
-      "`numpy.save(out, torch.load(path).cpu().numpy())` elsewhere")
+  """The one tensor of a torch file (bare, or the only one in a dict)."""
   try:
-    value = torch.load(path, map_location="cpu", weights_only=True)
-  except Exception as e:  # torch raises many kinds for a bad file.
+    (where, value), = torch_state_dict.read_torch_objects(path)
+  except errors.UserError as e:
+    raise errors.UserError(f"config.directions.file: {e}") from e
+  except ValueError as e:  # A zip archive of several torch files.
     raise errors.UserError(
-        f"config.directions.file: {path} is not a readable PyTorch file "
-        f"({e})") from e
+        f"config.directions.file: {path} holds several torch files; "
+        "expected one direction tensor") from e
   if isinstance(value, dict):
-    tensors = [v for v in value.values() if isinstance(v, torch.Tensor)]
+    tensors = [v for v in value.values() if isinstance(v, np.ndarray)]
     if len(tensors) != 1:
       raise errors.UserError(
-          f"config.directions.file: {path} holds a dict with {len(tensors)} "
+          f"config.directions.file: {where} holds a dict with {len(tensors)} "
           "tensors; expected one direction tensor")
     value = tensors[0]
-  if not isinstance(value, torch.Tensor):
+  if not isinstance(value, np.ndarray):
     raise errors.UserError(
-        f"config.directions.file: {path} holds a {type(value).__name__}, "
+        f"config.directions.file: {where} holds a {type(value).__name__}, "
         "not a tensor")
-  return value.detach().cpu().to(torch.float32).numpy()
+  return value.astype(np.float32)
 
 
 def load_directions(path: str, z_dim: int) -> np.ndarray:

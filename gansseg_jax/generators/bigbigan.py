@@ -39,9 +39,8 @@ from gansseg_jax.models import generator_api as api
 
 # Outputs of the module's `encode` compared with the converted encoder's.
 ENCODER_OUTPUTS = ("avepool_feat", "z_mean", "z_stdev")
-# Source 'torch': the authors' checkpoint, read with the `torch` extra.
-TORCH_FILE = api.SourceFile("torch_checkpoint", "the authors' BigBiGAN_x1.pth",
-                            module="torch", install=optional.TORCH_EXTRA)
+# Source 'torch': the authors' checkpoint, read with numpy (no torch needed).
+TORCH_FILE = api.SourceFile("torch_checkpoint", "the authors' BigBiGAN_x1.pth")
 TORCH_FIELD = f"config.generator.{TORCH_FILE.field}"
 
 

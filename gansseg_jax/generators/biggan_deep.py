@@ -76,5 +76,4 @@ KIND = api.GeneratorKind(
     convert=convert, build=build, conditional=True,
     files={"torch": api.SourceFile(
         "checkpoint", "a pytorch-pretrained-biggan folder of pytorch_model.bin "
-        "+ config.json, or its .bin", folder=True, module="torch",
-        install=optional.TORCH_EXTRA)})
+        "+ config.json, or its .bin", folder=True)})

@@ -97,5 +97,4 @@ KIND = api.GeneratorKind(
     name="biggan_imagenet", sources=("tfhub", "torch", "random"),
     convert=convert, build=build, conditional=True,
     files={"torch": api.SourceFile(
-        "checkpoint", "a BigGAN-PyTorch G_ema.pth / biggan-128.pth",
-        module="torch", install=optional.TORCH_EXTRA)})
+        "checkpoint", "a BigGAN-PyTorch G_ema.pth / biggan-128.pth")})
