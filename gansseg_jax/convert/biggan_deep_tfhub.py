@@ -45,16 +45,13 @@ from gansseg_jax.models import biggan_deep
 
 EMA_SUFFIX = "ema_0.9999"
 MODULE_PREFIX = biggan_tfhub.MODULE_PREFIX
-SIGNATURE = "default"
-TFHUB_EPS = 1e-4  # Batch-norm and spectral-norm epsilon of the modules.
-VERIFY_TOLERANCE = 1e-4  # Max abs image difference to accept a reading.
+SIGNATURE = biggan_tfhub.SIGNATURE
+TFHUB_EPS = biggan_tfhub.TFHUB_EPS
+VERIFY_TOLERANCE = biggan_tfhub.VERIFY_TOLERANCE
 # Grid points (exact in the package's float64 arithmetic) at which the
 # conversion is checked against the module: two rows of every statistic.
 VERIFY_TRUNCATIONS = (0.5, 1.0)
 _STACK_OFFSETS = (1, 3, 6, 8)  # Of every ten graph stacks, these are stats.
-_UNUSED = ((lambda n: n.endswith("/u1"),
-            "second stored power-iteration vector; inference starts from u0"),
-           (lambda n: n == "global_step", "training bookkeeping"))
 
 SNWeight = bigbigan_names.SNWeight
 Plain = bigbigan_names.Plain
@@ -137,8 +134,9 @@ def check(spec: biggan_deep.BigGANDeepSpec, shapes: Mapping[str, tuple],
           use_ema: bool, where: str) -> dict[str, str]:
   """UserError on a missing, misshapen or unknown variable; {unused: why}."""
   required, alternatives = expected_variables(spec, use_ema)
-  return biggan_tfhub.check_against(required, alternatives, _UNUSED, shapes,
-                                    where, f"BigGAN-deep {spec}")
+  return biggan_tfhub.check_against(required, alternatives,
+                                     biggan_tfhub.UNUSED_VARIABLES, shapes,
+                                     where, f"BigGAN-deep {spec}")
 
 
 def spec_from_shapes(shapes: Mapping[str, tuple], where: str,

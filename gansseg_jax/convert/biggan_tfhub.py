@@ -38,13 +38,16 @@ from gansseg_jax.models import biggan
 from gansseg_jax.models import imagenet_biggan
 
 EMA_SUFFIX = "ema_b999900"
+# Shared by the TF-Hub BigGAN modules (biggan-*/2) and BigGAN-deep modules
+# (biggan-deep-*/1, convert/biggan_deep_tfhub.py).
 MODULE_PREFIX = "module/"
 SIGNATURE = "default"
 TFHUB_EPS = 1e-4  # Batch-norm and spectral-norm epsilon of the modules.
 VERIFY_TOLERANCE = 1e-4  # Max abs image difference to accept a reading.
-_UNUSED = ((lambda n: n.endswith("/u1"),
-            "second stored power-iteration vector; inference starts from u0"),
-           (lambda n: n == "global_step", "training bookkeeping"))
+UNUSED_VARIABLES = (
+    (lambda n: n.endswith("/u1"),
+     "second stored power-iteration vector; inference starts from u0"),
+    (lambda n: n == "global_step", "training bookkeeping"))
 
 SNWeight = bigbigan_names.SNWeight
 BNStats = bigbigan_names.BNStats
@@ -102,7 +105,7 @@ def check(spec: imagenet_biggan.ImageNetBigGANSpec,
           ) -> dict[str, str]:
   """UserError on a missing, misshapen or unknown variable; {unused: why}."""
   required, alternatives = expected_variables(spec, use_ema)
-  return check_against(required, alternatives, _UNUSED, shapes, where,
+  return check_against(required, alternatives, UNUSED_VARIABLES, shapes, where,
                        str(spec))
 
 
@@ -270,7 +273,7 @@ def convert_module(handle: str, use_ema: bool = True, verify_batch: int = 2,
     shapes = {name: np.shape(value) for name, value in values.items()}
     spec = spec_from_shapes(shapes, handle, attention_resolution)
     unused = check(spec, shapes, use_ema, handle)
-    if SIGNATURE not in getattr(module, "signatures", {}):
+    if not tfhub.has_signature(module, SIGNATURE):
       raise errors.UserError(f"{handle}: the module has no '{SIGNATURE}' "
                              "signature to verify the conversion against")
     z, y = verification_inputs(spec, verify_batch)
