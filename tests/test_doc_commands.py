@@ -20,6 +20,7 @@ import sys
 import pytest
 
 from gansseg_jax.infra import config_files
+from test_readme_recipes import has_field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = (["README.md"] + sorted(
@@ -68,15 +69,6 @@ def _help(program: tuple[str, ...]) -> str:
   return out
 
 
-def _fields(config, dotted: str) -> bool:
-  node = config
-  for part in dotted.split("."):
-    if part not in node:
-      return False
-    node = node[part]
-  return True
-
-
 def test_the_docs_show_commands_of_every_kind():
   programs = {_program(shlex.split(c)) for _, c in COMMANDS}
   assert ("-m", "gansseg_jax.main") in programs
@@ -104,7 +96,7 @@ def test_command_runs_as_written(doc, command):
           f"{doc}: {path}")
       config = config_files.load(os.path.join(ROOT, path))
     elif name.startswith("config."):
-      assert config is not None and _fields(config, name[len("config."):]), (
+      assert config is not None and has_field(config, name[len("config."):]), (
           f"{doc}: {command}: no field {name}")
     else:
       assert re.search(rf"--(\[no\])?{re.escape(name)}\b", usage), (

@@ -57,7 +57,7 @@ def _extras() -> set[str]:
   raise AssertionError("setup.py has no EXTRAS dict")
 
 
-def _has_field(config, dotted: str) -> bool:
+def has_field(config, dotted: str) -> bool:
   node = config
   for part in dotted.split("."):
     if part not in node:
@@ -77,7 +77,7 @@ def test_recipe_names_real_things(name):
         assert os.path.isfile(os.path.join(ROOT, word.split("=", 1)[1])), word
       elif word.startswith("--config."):
         field = word[len("--config."):].split("=", 1)[0]
-        assert _has_field(config, field), word
+        assert has_field(config, field), word
       elif word.startswith("launch/"):
         assert os.access(os.path.join(ROOT, word), os.X_OK), word
     if words[:3] == ["pip", "install", "-e"]:
@@ -192,5 +192,5 @@ def test_every_config_field_the_docs_name_exists():
   # `--config.a.b=value` forms, and the misspelt field of an error example.
   placeholders = {"a.b", "section.field", "train.stepz"}
   missing = sorted(f for f in named - placeholders
-                   if not _has_field(config, f))
+                   if not has_field(config, f))
   assert not missing, missing
