@@ -69,7 +69,7 @@ import jax
 from jax.sharding import SingleDeviceSharding
 import numpy as np
 
-from gansseg_jax import fileio
+from gansseg_jax.infra import fileio
 from gansseg_jax.convert import embed
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score

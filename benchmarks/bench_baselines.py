@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from benchmarks.bench_eval import default_eval_config  # pylint: disable=g-import-not-at-top
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.data import sources
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate

@@ -24,7 +24,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
 from gansseg_jax.infra import config_files

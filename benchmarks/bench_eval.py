@@ -27,7 +27,7 @@ from flax import nnx
 import jax
 import numpy as np
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.data import sources
 from gansseg_jax.eval import evaluate
 from gansseg_jax.infra import config_files

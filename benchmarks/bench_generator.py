@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.infra import config_files
 from gansseg_jax.models import biggan
 

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from scipy import ndimage
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import filters
 from gansseg_jax.synth import latents

@@ -53,8 +53,8 @@ from absl import flags
 import jax
 import numpy as np
 
-from gansseg_jax import fileio
-from gansseg_jax import machine
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import machine
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.generators import demo
 from gansseg_jax.infra import config_files

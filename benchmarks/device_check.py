@@ -62,8 +62,8 @@ import traceback
 import jax
 import numpy as np
 
-from gansseg_jax import fileio
-from gansseg_jax import machine
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import machine
 from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 

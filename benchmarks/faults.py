@@ -52,8 +52,8 @@ TOOLS = os.path.join(ROOT, "tools")
 sys.path[:0] = [ROOT, TOOLS]
 
 import fault_injection  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gansseg_jax import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gansseg_jax import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gansseg_jax.infra import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gansseg_jax.infra import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "faults.json")
 PREEMPTED_EXIT = 128 + signal.SIGTERM

@@ -27,7 +27,7 @@ from absl import app
 from absl import flags
 import jax
 
-from gansseg_jax import fileio
+from gansseg_jax.infra import fileio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The durable tools this study builds on.

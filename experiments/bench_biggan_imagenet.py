@@ -31,7 +31,7 @@ import time
 import jax
 import numpy as np
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.models import biggan_deep
 from gansseg_jax.models import imagenet_biggan
 

@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats as scipy_stats
 
-from gansseg_jax import fileio
-from gansseg_jax import machine
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import machine
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.generators import demo
 from gansseg_jax.infra import config_files

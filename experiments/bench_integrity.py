@@ -36,7 +36,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.infra import checkpointing

@@ -119,7 +119,7 @@ def main():
     print(json.dumps(measure_reference(args.nvlabs_dir, args.resolution,
                                        args.batch, args.iters)))
     return
-  from gansseg_jax import machine  # pylint: disable=import-outside-toplevel
+  from gansseg_jax.infra import machine  # pylint: disable=import-outside-toplevel
   load_before = os.getloadavg()[0]
   flax = measure_flax(args.resolution, args.batch, args.iters, args.dtype)
   reference = None

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 from gansseg_jax.infra import config_files
 from gansseg_jax.infra import finite
 

@@ -26,9 +26,9 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from configs import demo  # pylint: disable=g-import-not-at-top
-from gansseg_jax import fileio
-from gansseg_jax import machine
-from gansseg_jax import monitoring
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import machine
+from gansseg_jax.infra import monitoring
 from gansseg_jax.data import scenes
 from gansseg_jax.data import sources
 from gansseg_jax.eval import evaluate

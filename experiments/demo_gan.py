@@ -15,8 +15,8 @@ from absl import app
 from absl import flags
 import jax
 
-from gansseg_jax import fileio
-from gansseg_jax import machine
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import machine
 from gansseg_jax.data import scenes
 from gansseg_jax.train import gan
 

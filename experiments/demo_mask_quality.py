@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from benchmarks import demo_ceiling  # pylint: disable=g-import-not-at-top
 from configs import demo
-from gansseg_jax import fileio
-from gansseg_jax import machine
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import machine
 from gansseg_jax.convert import load as generator_load
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import inputs as inputs_lib

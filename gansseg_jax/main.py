@@ -20,10 +20,10 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from gansseg_jax import config_checks
-from gansseg_jax import errors
-from gansseg_jax import runtime
-from gansseg_jax import stages
+from gansseg_jax.run import config_checks
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import runtime
+from gansseg_jax.run import stages
 from gansseg_jax.convert import load
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import config_files

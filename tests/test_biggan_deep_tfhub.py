@@ -16,8 +16,8 @@ import pytest
 import skips  # pylint: disable=g-bad-import-order
 
 from configs import biggan_deep as biggan_deep_config
-from gansseg_jax import errors
-from gansseg_jax import stages
+from gansseg_jax.infra import errors
+from gansseg_jax.run import stages
 from gansseg_jax.convert import biggan_deep_tfhub
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import load

@@ -9,8 +9,8 @@ import ml_collections
 import pytest
 
 from configs import default
-from gansseg_jax import config_checks
-from gansseg_jax import errors
+from gansseg_jax.run import config_checks
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import tfhub_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import embed
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage

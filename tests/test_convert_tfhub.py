@@ -22,7 +22,7 @@ import skips  # pylint: disable=g-bad-import-order
 from PIL import Image
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import embed
 from gansseg_jax.convert import load

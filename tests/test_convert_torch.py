@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage

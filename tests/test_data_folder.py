@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.data import example as example_lib
 from gansseg_jax.data import folder
 from gansseg_jax.data import sources

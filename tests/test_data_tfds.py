@@ -11,7 +11,7 @@ from PIL import Image
 import pytest
 from scipy import io as scipy_io
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.data import sources
 
 tfds = pytest.importorskip("tensorflow_datasets")

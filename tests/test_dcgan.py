@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import dcgan_torch
 from gansseg_jax.convert import load
 from gansseg_jax.convert import read_torch_state_dict

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import demo
-from gansseg_jax import stages
+from gansseg_jax.run import stages
 from gansseg_jax.models import demo_gan
 from gansseg_jax.synth import masks as masks_lib
 

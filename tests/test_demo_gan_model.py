@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.models import demo_gan
 
 MODEL = {"z_dim": 8, "resolution": 16, "g_channels": 4, "d_channels": 4,

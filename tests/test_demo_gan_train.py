@@ -11,8 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from gansseg_jax import errors
-from gansseg_jax import machine
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import machine
 from gansseg_jax.data import scenes
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import config_files

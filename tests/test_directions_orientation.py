@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.directions import score as score_lib
 
 SIZE = 16

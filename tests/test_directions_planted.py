@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import default
-from gansseg_jax import monitoring
+from gansseg_jax.infra import monitoring
 from gansseg_jax.directions import discover as discover_lib
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage

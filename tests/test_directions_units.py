@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.directions import deformator as deformator_lib
 from gansseg_jax.directions import direction_file
 from gansseg_jax.directions import discover as discover_lib

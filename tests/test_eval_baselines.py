@@ -11,7 +11,7 @@ from skimage import color
 from skimage import filters
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval.baselines import wctr
 
@@ -255,7 +255,7 @@ def test_short_side_runs_at_that_size_and_returns_the_images():
 def test_short_side_keeps_older_workdirs_valid():
   """Added with default 0: eval's hash without the field (older workdirs)
   is the hash with it at 0; another value changes it."""
-  from gansseg_jax import stages  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.run import stages  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.eval.datasets = "ecssd"
   with_field = config.to_dict()

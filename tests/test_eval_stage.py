@@ -11,9 +11,9 @@ import pytest
 from scipy import ndimage
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.data import preprocess
-from gansseg_jax import stages
+from gansseg_jax.run import stages
 from gansseg_jax.eval import layout
 from gansseg_jax.eval import metrics
 from gansseg_jax.eval import stage

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from gansseg_jax import fileio
+from gansseg_jax.infra import fileio
 from gansseg_jax.directions import discover as discover_lib
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import finite as finite_lib
@@ -144,7 +144,7 @@ def slow_generate(params, z):
                            images, vmap_method="broadcast_all")
 import jax
 convert_load.load_generator = lambda config, workdir: (slow_generate, params)
-from gansseg_jax import workdir_inputs
+from gansseg_jax.run import workdir_inputs
 workdir_inputs.CHECKS.pop("generator")  # W/generator/ is a stand-in.
 from gansseg_jax import main as main_lib
 from absl import app
@@ -222,7 +222,7 @@ import contextlib, sys
 sys.modules["clu"] = None
 import numpy as np
 from configs import test as test_config
-from gansseg_jax import stages
+from gansseg_jax.run import stages
 from gansseg_jax.convert import embed
 
 @contextlib.contextmanager
@@ -313,11 +313,11 @@ import sys
 sys.modules["clu"] = None
 import numpy as np
 import test_directions_planted as t
-from gansseg_jax import stages
+from gansseg_jax.run import stages
 from gansseg_jax.directions import stage
 params = t.planted_params(np.eye(t.Z_DIM))
 stage.load_generator = lambda config, workdir: (t.generate, params)
-from gansseg_jax import workdir_inputs
+from gansseg_jax.run import workdir_inputs
 workdir_inputs.CHECKS.pop("generator")  # W/generator/ is a stand-in.
 config = t.make_config(source="discover", steps=12, checkpoint_every=4,
                        log_every=4, strip_every=4)

@@ -10,8 +10,8 @@ import pytest
 
 from configs import default
 from examples import tiny_generator
-from gansseg_jax import config_checks
-from gansseg_jax import errors
+from gansseg_jax.run import config_checks
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage
 from gansseg_jax.directions import strips
@@ -233,8 +233,8 @@ def test_conditional_biggans_read_the_class_coordinate():
 
 
 def test_workdirs_from_before_the_new_generator_fields_keep_their_hashes():
-  from gansseg_jax import stages  # pylint: disable=g-import-not-at-top
-  from gansseg_jax import workdir  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.run import stages  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.infra import workdir  # pylint: disable=g-import-not-at-top
   new = workdir.config_to_dict(default.get_config())
   old = workdir.config_to_dict(default.get_config())
   for field in ("checkpoint", "latent_space", "num_classes", "classes",
@@ -388,8 +388,8 @@ def test_a_noise_mode_the_kind_lacks_names_the_field(arch, mode):
 
 
 def test_a_noise_mode_other_than_const_changes_the_generators_stages():
-  from gansseg_jax import stages  # pylint: disable=g-import-not-at-top
-  from gansseg_jax import workdir  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.run import stages  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.infra import workdir  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.generator.arch, config.generator.source = "stylegan2", "random"
   old = workdir.config_to_dict(config)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from gansseg_jax import stages
+from gansseg_jax.run import stages
 
 # Each run compiles every stage: a minute or more on a loaded 2-core CPU.
 pytestmark = pytest.mark.slow

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from configs import default
-from gansseg_jax import config_checks
-from gansseg_jax import errors
-from gansseg_jax import stages
-from gansseg_jax import workdir
+from gansseg_jax.run import config_checks
+from gansseg_jax.infra import errors
+from gansseg_jax.run import stages
+from gansseg_jax.infra import workdir
 from gansseg_jax.models import biggan
 from gansseg_jax.models import biggan_deep
 from gansseg_jax.models import generator_api as api

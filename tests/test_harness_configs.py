@@ -6,7 +6,7 @@ import re
 import pytest
 
 from configs import default
-from gansseg_jax import stages
+from gansseg_jax.run import stages
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "configs")

@@ -5,9 +5,9 @@ import os
 import ml_collections
 import pytest
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import stages
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.run import stages
 from file_listing import listing
 
 CALLS = []

@@ -5,10 +5,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import monitoring
-from gansseg_jax import runtime
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import monitoring
+from gansseg_jax.infra import runtime
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.models import biggan_deep
 from gansseg_jax.models import imagenet_biggan

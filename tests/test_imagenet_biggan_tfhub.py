@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import skips  # pylint: disable=g-bad-import-order
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.models import imagenet_biggan
 

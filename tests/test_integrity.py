@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from gansseg_jax import errors
-from gansseg_jax import stages
-from gansseg_jax import workdir as wd
-from gansseg_jax import workdir_inputs
+from gansseg_jax.infra import errors
+from gansseg_jax.run import stages
+from gansseg_jax.infra import workdir as wd
+from gansseg_jax.run import workdir_inputs
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints
 from file_listing import listing
@@ -53,7 +53,7 @@ BUILD = f"""
 import sys
 sys.path.insert(0, {ROOT!r})
 from configs import test
-from gansseg_jax import stages
+from gansseg_jax.run import stages
 c = test.get_config()
 c.stages, c.seed = {BUILT!r}, 1
 c.score.index = 0  # Seed 1's random generator fails the automatic pick.

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import stages
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.run import stages
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints
 

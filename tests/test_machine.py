@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from gansseg_jax import machine
+from gansseg_jax.infra import machine
 
 
 def test_cores_are_the_affinity_mask_not_the_host_count(monkeypatch):

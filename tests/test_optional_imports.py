@@ -1,4 +1,4 @@
-"""gansseg_jax.optional: an import failure is reported as what it is.
+"""gansseg_jax.infra.optional: an import failure is reported as what it is.
 
 Packages are fabricated on a temporary sys.path entry (with dist-info, as pip
 writes it); the issue's own case runs the installed tensorflow_hub with
@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from configs import default
-from gansseg_jax import errors
-from gansseg_jax import monitoring
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import monitoring
+from gansseg_jax.infra import optional
 from gansseg_jax.data import sources
 
 

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gansseg_jax import monitoring
-from gansseg_jax import runtime
+from gansseg_jax.infra import monitoring
+from gansseg_jax.infra import runtime
 from gansseg_jax.directions import score as score_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,7 +144,7 @@ def test_score_in_chunks_logs_progress_and_keeps_row_order(monkeypatch):
 
 NATIVE = """
 import os, sys, ml_collections
-from gansseg_jax import runtime
+from gansseg_jax.infra import runtime
 runtime.configure_logging(ml_collections.ConfigDict(
     {{"log": {{"third_party_info": {loud}}}}}))
 with runtime.native_stderr_quiet():

@@ -11,8 +11,8 @@ from PIL import Image
 import pytest
 
 from configs import default
-from gansseg_jax import fileio
-from gansseg_jax import workdir as wd
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import workdir as wd
 from gansseg_jax.report import images as pics
 from gansseg_jax.report import stage
 

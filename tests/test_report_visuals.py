@@ -8,7 +8,7 @@ from PIL import Image
 import pytest
 
 from configs import default
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.data import sources
 from gansseg_jax.report import charts
 from gansseg_jax.report import images as pics

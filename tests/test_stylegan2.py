@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import stylegan2_pickle
 from gansseg_jax.convert import stylegan2_rosinality
 from gansseg_jax.convert import stylegan2_tf

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra.errors import UserError
 from gansseg_jax.infra import config_files
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import filters

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra.errors import UserError
 from gansseg_jax.infra import config_files
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import export

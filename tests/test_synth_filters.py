@@ -15,7 +15,7 @@ import pytest
 from scipy import ndimage
 
 from configs import default
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra.errors import UserError
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import filters
 

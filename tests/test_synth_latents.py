@@ -4,7 +4,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra.errors import UserError
 from gansseg_jax.synth import latents
 
 

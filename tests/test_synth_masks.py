@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra.errors import UserError
 from gansseg_jax.synth import affine
 from gansseg_jax.synth import masks
 

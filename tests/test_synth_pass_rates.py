@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.synth import pass_rates
 from test_synth_batch import DIRECTION
 from test_synth_batch import PARAMS

@@ -23,7 +23,7 @@ import os, signal, sys
 sys.modules["clu"] = None  # metrics.jsonl only: no tensorflow import.
 import numpy as np
 import test_train_fixtures as f
-from gansseg_jax import monitoring
+from gansseg_jax.infra import monitoring
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.train import segmentation, stage

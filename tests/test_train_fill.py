@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.infra import sharding
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.train import segmentation

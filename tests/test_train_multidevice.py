@@ -17,7 +17,7 @@ import sys
 sys.modules["clu"] = None
 import jax, numpy as np
 import test_train_fixtures as f
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.infra import sharding
 from gansseg_jax.train import segmentation
 assert jax.device_count() == 4, jax.devices()

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from gansseg_jax import stages
-from gansseg_jax import workdir as wd
+from gansseg_jax.run import stages
+from gansseg_jax.infra import workdir as wd
 from gansseg_jax.train import segmentation
 import test_train_fixtures as f
 
@@ -32,7 +32,7 @@ import os, shutil, signal, sys
 sys.modules["clu"] = None  # metrics.jsonl only: no tensorflow import.
 import jax, numpy as np
 import test_train_fixtures as f
-from gansseg_jax import monitoring
+from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import checkpointing, sharding
 from gansseg_jax.train import segmentation
 out = sys.argv[1]

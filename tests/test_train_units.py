@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.infra import sharding
 from gansseg_jax.train import holdout
 from gansseg_jax.train import segmentation

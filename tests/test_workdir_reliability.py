@@ -40,7 +40,7 @@ def the_error(proc):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from gansseg_jax import lock
+    from gansseg_jax.run import lock
     with lock.WorkdirLock(sys.argv[1]):
       print("held", flush=True)
       time.sleep(120)
@@ -92,7 +92,7 @@ def test_two_real_runs_on_one_workdir(tmp_path):
   finally:
     first.send_signal(signal.SIGKILL)
     first.wait()
-  from gansseg_jax import lock
+  from gansseg_jax.run import lock
   lock.check_free(str(workdir))  # kill -9 released it.
 
 
@@ -120,8 +120,8 @@ def probe_lock(config, workdir):
 
 def test_a_running_stage_holds_the_lock_until_it_ends(tmp_path, monkeypatch):
   import ml_collections
-  from gansseg_jax import lock
-  from gansseg_jax import stages
+  from gansseg_jax.run import lock
+  from gansseg_jax.run import stages
   fake = stages.Stage("probe", f"{__name__}:probe_lock", 0, (), (),
                       lambda c: (), lambda c: ("out.txt",))
   monkeypatch.setattr(stages, "STAGES", (fake,))
@@ -195,8 +195,8 @@ def resumable(config, workdir):
   another config shows up in it.
   """
   import json
-  from gansseg_jax import errors
-  from gansseg_jax import fileio
+  from gansseg_jax.infra import errors
+  from gansseg_jax.infra import fileio
   scratch = os.path.join(workdir, "checkpoints", "r")
   os.makedirs(scratch, exist_ok=True)
   log_path = os.path.join(scratch, "steps.json")
@@ -220,7 +220,7 @@ def downstream(config, workdir):
 
 @pytest.fixture
 def fake_stages(monkeypatch):
-  from gansseg_jax import stages
+  from gansseg_jax.run import stages
   fake = (
       stages.Stage("r", f"{__name__}:resumable", 0, ("r",), (), lambda c: (),
                    lambda c: ("r.json",),
@@ -265,7 +265,7 @@ def test_forced_stage_starts_from_scratch(tmp_path, fake_stages, caplog):
 
 def test_unchanged_config_resumes_and_changed_one_is_refused(tmp_path,
                                                              fake_stages):
-  from gansseg_jax import errors
+  from gansseg_jax.infra import errors
   with pytest.raises(RuntimeError, match="crash"):
     fake_stages.run(fake_config(fail="crash_at_2"), str(tmp_path))
   assert read_json(tmp_path / "checkpoints" / "r" / "steps.json") == [1.0, 1.0]
@@ -288,7 +288,7 @@ def test_same_config_resumes_where_it_stopped(tmp_path, fake_stages):
 
 def test_preempted_forced_stage_resumes_without_force(tmp_path, fake_stages):
   """A forced change stopped by SIGTERM is finished by the same command."""
-  from gansseg_jax import errors
+  from gansseg_jax.infra import errors
   fake_stages.run(fake_config(), str(tmp_path))
   with pytest.raises(SystemExit):
     fake_stages.run(fake_config(lr=0.5, fail="preempt_at_2", force=True),
@@ -317,7 +317,7 @@ def test_failed_forced_stage_puts_everything_back(tmp_path, fake_stages):
 
 def test_failed_run_leaves_markers_of_stages_it_did_not_finish(tmp_path,
                                                               fake_stages):
-  from gansseg_jax import errors
+  from gansseg_jax.infra import errors
   fake_stages.run(fake_config(), str(tmp_path))
   before = listing(tmp_path)
   # A forced run of both under another config, stopped by bad input in 'r'.
@@ -329,7 +329,7 @@ def test_failed_run_leaves_markers_of_stages_it_did_not_finish(tmp_path,
 
 def test_changed_config_error_names_the_markers_own_values(tmp_path,
                                                            fake_stages):
-  from gansseg_jax import errors
+  from gansseg_jax.infra import errors
   fake_stages.run(fake_config("r"), str(tmp_path))
   fake_stages.run(fake_config("d", d=7), str(tmp_path))  # config.json: d=7.
   with pytest.raises(errors.UserError, match=(

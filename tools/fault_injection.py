@@ -41,7 +41,7 @@ def install() -> None:
     return
   kind, _, arg = fault.partition(":")
   # pylint: disable=g-import-not-at-top
-  from gansseg_jax import monitoring
+  from gansseg_jax.infra import monitoring
   from gansseg_jax.infra import checkpointing
   # pylint: enable=g-import-not-at-top
   if kind == "first":
@@ -87,7 +87,7 @@ def install() -> None:
 
 def leftovers(workdir: str) -> list[str]:
   """Temporary entries under `workdir` (atomic writes and orbax's)."""
-  from gansseg_jax import fileio  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.infra import fileio  # pylint: disable=g-import-not-at-top
   found = []
   for parent, dirs, files in os.walk(workdir):
     found += [os.path.relpath(os.path.join(parent, n), workdir)

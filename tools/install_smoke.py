@@ -85,7 +85,7 @@ def check_tfds(tmp):
 
 
 def check_clu_writer(tmp):
-  from gansseg_jax import monitoring  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.infra import monitoring  # pylint: disable=g-import-not-at-top
   writer = monitoring.MetricsWriter(tmp, "smoke")
   writer.write_scalars(1, {"loss": 0.5})
   writer.close()
@@ -95,8 +95,8 @@ def check_clu_writer(tmp):
 
 
 def check_without_tf(tmp):
-  from gansseg_jax import errors  # pylint: disable=g-import-not-at-top
-  from gansseg_jax import monitoring  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.infra import errors  # pylint: disable=g-import-not-at-top
+  from gansseg_jax.infra import monitoring  # pylint: disable=g-import-not-at-top
   from gansseg_jax.convert import tfhub  # pylint: disable=g-import-not-at-top
   try:
     tfhub._import_hub()  # pylint: disable=protected-access

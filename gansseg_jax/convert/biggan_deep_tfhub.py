@@ -34,8 +34,8 @@ from typing import Any, Mapping, Optional
 import jax
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import spectral_norm

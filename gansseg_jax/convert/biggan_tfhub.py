@@ -29,8 +29,8 @@ from absl import logging
 import jax
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import spectral_norm
 from gansseg_jax.convert import tfhub

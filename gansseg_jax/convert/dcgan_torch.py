@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import torch_state_dict
 from gansseg_jax.models import dcgan
 

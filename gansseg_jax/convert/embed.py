@@ -30,10 +30,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import monitoring
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import monitoring
+from gansseg_jax.infra import optional
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage as convert_stage
 from gansseg_jax.convert import tfhub

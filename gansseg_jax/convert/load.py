@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
 from gansseg_jax.models import encoder
 from gansseg_jax.models import generator_api
 

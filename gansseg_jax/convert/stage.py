@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import load
 from gansseg_jax.models import generator_api
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import stylegan2_tf
 from gansseg_jax.convert import torch_pickle
 from gansseg_jax.models import stylegan2

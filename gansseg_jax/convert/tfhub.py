@@ -4,7 +4,7 @@ The module is loaded the way TF-Hub loads TF1-format modules in TF2:
 `hub.load(handle, tags=[])`, where handle is a tfhub.dev URL, a local module
 folder, or a local .tar.gz of one (unpacked to a temporary folder first).
 TensorFlow and tensorflow-hub are the `tf` extra; they are imported here only,
-through gansseg_jax.optional (an import failure names the missing module).
+through gansseg_jax.infra.optional (an import failure names the missing module).
 """
 import contextlib
 import os
@@ -17,8 +17,8 @@ from typing import Any, Iterator, Mapping
 from absl import logging
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import optional
 
 # Scope components that name the parts of a BigBiGAN module.
 GENERATOR_SCOPE = "Generator"

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import spectral_norm
 from gansseg_jax.convert import torch_state_dict

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 # torch storage class name -> numpy dtype of its elements.
 STORAGE_DTYPES = {

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import torch_pickle
 
 # Members of a zip archive (a wheel) read as torch files.

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from absl import logging
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.data import checks
 from gansseg_jax.data import example as example_lib
 from gansseg_jax.data import images as images_lib

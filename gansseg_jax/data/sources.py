@@ -33,8 +33,8 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import optional
 from gansseg_jax.data import checks
 from gansseg_jax.data import example as example_lib
 from gansseg_jax.data import folder

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import torch_state_dict
 
 

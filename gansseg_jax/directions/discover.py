@@ -42,8 +42,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from gansseg_jax import errors
-from gansseg_jax import monitoring
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import monitoring
 from gansseg_jax.directions import deformator as deformator_lib
 from gansseg_jax.directions import strips
 from gansseg_jax.infra import checkpointing

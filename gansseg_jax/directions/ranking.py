@@ -18,7 +18,7 @@ import math
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.directions import score as score_lib
 
 SHORTLIST_ORDERS = ("loss", "separation")

@@ -57,8 +57,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from gansseg_jax import errors
-from gansseg_jax import monitoring
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import affine

@@ -29,7 +29,7 @@ from typing import Any
 from absl import logging
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 
 def sefa_directions(projection: np.ndarray, num_directions: int,

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
 from gansseg_jax.directions import direction_file
 from gansseg_jax.directions import discover as discover_lib
 from gansseg_jax.directions import ranking

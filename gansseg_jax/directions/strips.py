@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from gansseg_jax import fileio
+from gansseg_jax.infra import fileio
 from gansseg_jax.models import generator_api
 
 Generate = Callable[..., jax.Array]

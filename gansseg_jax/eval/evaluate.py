@@ -16,8 +16,8 @@ from typing import Any, Optional
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import monitoring
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import monitoring
 from gansseg_jax.data import preprocess
 from gansseg_jax.data import sources
 from gansseg_jax.eval import inference

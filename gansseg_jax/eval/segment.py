@@ -31,9 +31,9 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import monitoring
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import monitoring
 from gansseg_jax.data import folder
 from gansseg_jax.data import images as images_lib
 from gansseg_jax.data import preprocess

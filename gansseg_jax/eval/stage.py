@@ -34,9 +34,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import workdir as wd
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import workdir as wd
 from gansseg_jax.data import sources
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate as evaluate_lib

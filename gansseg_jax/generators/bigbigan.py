@@ -25,8 +25,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import encoder_map
 from gansseg_jax.convert import load

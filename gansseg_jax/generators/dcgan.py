@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import dcgan_torch
 from gansseg_jax.models import dcgan
 from gansseg_jax.models import generator_api as api

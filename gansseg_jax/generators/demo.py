@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.models import generator_api as api
 
 MODULE = "gansseg_jax.models.demo_gan"

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 from jax.scipy import special
 import ml_collections
 
-from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import optional
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.models import generator_api as api

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.convert import stylegan2_pickle
 from gansseg_jax.convert import stylegan2_rosinality
 from gansseg_jax.models import generator_api as api

@@ -35,8 +35,8 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
 from gansseg_jax.infra import fingerprints
 
 FINGERPRINTS_SUFFIX = ".files.json"  # <step>.files.json beside <step>/.

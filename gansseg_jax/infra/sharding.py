@@ -4,7 +4,7 @@ One code path for one device, many devices and many hosts (docs/architecture.md,
 "The fused training step"): a 1-D mesh over every device of every process,
 axis 'data'; the batch is sharded on it, params are replicated; `jax.jit`
 with these shardings, no `pmap`. Multi-host start-up is
-`gansseg_jax.runtime.initialize`; afterwards `jax.devices()` spans all hosts.
+`gansseg_jax.infra.runtime.initialize`; afterwards `jax.devices()` spans all hosts.
 """
 from typing import Any
 
@@ -13,7 +13,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 DATA_AXIS = "data"
 

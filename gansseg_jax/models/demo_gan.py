@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets",
                          "demo_generator")

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 # Short names of the built-in kinds (older configs and workdirs use these).
 SHORT_NAMES = {

@@ -22,10 +22,10 @@ import os
 import ml_collections
 import numpy as np
 
-from gansseg_jax import fileio
-from gansseg_jax import monitoring
-from gansseg_jax import stages
-from gansseg_jax import workdir as wd
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import monitoring
+from gansseg_jax.run import stages
+from gansseg_jax.infra import workdir as wd
 from gansseg_jax.data import sources
 from gansseg_jax.directions import ranking
 from gansseg_jax.eval import tables as eval_tables

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra.errors import UserError
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import filters
 from gansseg_jax.synth import latents as latents_lib

@@ -49,9 +49,9 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from gansseg_jax import fileio
-from gansseg_jax import monitoring
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import monitoring
+from gansseg_jax.infra.errors import UserError
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import inputs as inputs_lib

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gansseg_jax.errors import UserError
+from gansseg_jax.infra.errors import UserError
 
 LATENT_SOURCES = ("prior", "embeddings")
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import latents as latents_lib

@@ -50,11 +50,11 @@ import optax
 import orbax.checkpoint as ocp
 from PIL import Image
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import machine as machine_lib
-from gansseg_jax import monitoring
-from gansseg_jax import runtime
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.infra import machine as machine_lib
+from gansseg_jax.infra import monitoring
+from gansseg_jax.infra import runtime
 from gansseg_jax.data import scenes
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.models import demo_gan

@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import unet as unet_lib

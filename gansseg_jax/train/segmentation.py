@@ -57,8 +57,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from gansseg_jax import errors
-from gansseg_jax import monitoring
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import finite as finite_lib
 from gansseg_jax.infra import sharding

@@ -28,8 +28,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents

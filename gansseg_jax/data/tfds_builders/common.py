@@ -17,7 +17,7 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.data import folder
 from gansseg_jax.data import images as images_lib
 

@@ -12,7 +12,7 @@ from typing import Protocol
 import ml_collections
 import numpy as np
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 from gansseg_jax.eval.baselines import centre_prior
 from gansseg_jax.eval.baselines import wctr
 
@@ -57,7 +57,7 @@ def check_config(eval_config: ml_collections.ConfigDict) -> None:
   """Raises UserError for an unknown predictor, baseline or wCtr variant.
 
   The numeric baseline fields are checked with every other field, in
-  gansseg_jax/config_checks.py.
+  gansseg_jax/run/config_checks.py.
   """
   if eval_config.predictor not in PREDICTORS:
     raise errors.UserError(

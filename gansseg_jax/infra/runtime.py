@@ -14,14 +14,14 @@ from absl import logging
 import jax
 import ml_collections
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 # Environment variables that say this process is one of several hosts.
 _MULTI_HOST_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
 
 
 # Our own log lines come from files under this folder.
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 class OwnInfoOnly(std_logging.Filter):

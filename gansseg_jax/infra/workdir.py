@@ -13,7 +13,7 @@ Layout (W = --workdir):
                           written when a stage starts, removed when it
                           finishes: the hash its resumable state (checkpoints)
                           was made with, so only the same config resumes it.
-  W/.lock                 the run's lock (gansseg_jax/lock.py).
+  W/.lock                 the run's lock (gansseg_jax/run/lock.py).
 """
 import hashlib
 import json
@@ -22,8 +22,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 import ml_collections
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
 
 CONFIG_FILE = "config.json"
 MARKER_DIR = "stages"

@@ -20,8 +20,8 @@ from absl import logging
 import jax
 import numpy as np
 
-from gansseg_jax import optional
-from gansseg_jax import runtime
+from gansseg_jax.infra import optional
+from gansseg_jax.infra import runtime
 
 
 def _clu_writer(logdir: str):

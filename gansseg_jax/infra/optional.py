@@ -16,7 +16,7 @@ import importlib.metadata
 import traceback
 import types
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 TF_EXTRA = "pip install -e '.[tf]'"
 

@@ -24,8 +24,8 @@ from typing import Sequence
 from absl import logging
 import ml_collections
 
-from gansseg_jax import errors
-from gansseg_jax import workdir as wd
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import workdir as wd
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.infra import fingerprints
 from gansseg_jax.synth import inputs as synth_inputs

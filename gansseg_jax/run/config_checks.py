@@ -16,8 +16,8 @@ import urllib.parse
 
 import ml_collections
 
-from gansseg_jax import errors
-from gansseg_jax import optional
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import optional
 from gansseg_jax.convert import embed as embed_lib
 from gansseg_jax.convert import tfhub_cache
 from gansseg_jax.data import folder

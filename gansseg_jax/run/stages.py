@@ -9,7 +9,7 @@ writes its `outputs` atomically. The runner:
      marker (an incompatible change is an error unless `config.force`), and
      with the one an unfinished stage's checkpoints were made with;
   3. checks each stage's inputs exist or will be made by an earlier stage;
-  4. only then takes the workdir's lock (gansseg_jax/lock.py), writes
+  4. only then takes the workdir's lock (gansseg_jax/run/lock.py), writes
      `config.json`, runs the stages in canonical order, skips those whose
      outputs exist for the same config, and records wall times.
 A stage's marker is removed when it starts and written when it finishes; a
@@ -37,12 +37,12 @@ from absl import logging
 import jax
 import ml_collections
 
-from gansseg_jax import errors
-from gansseg_jax import fileio
-from gansseg_jax import lock
-from gansseg_jax import monitoring
-from gansseg_jax import workdir as wd
-from gansseg_jax import workdir_inputs
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
+from gansseg_jax.run import lock
+from gansseg_jax.infra import monitoring
+from gansseg_jax.infra import workdir as wd
+from gansseg_jax.run import workdir_inputs
 from gansseg_jax.eval import layout as eval_layout
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints

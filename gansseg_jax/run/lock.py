@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Optional
 
-from gansseg_jax import errors
+from gansseg_jax.infra import errors
 
 LOCK_FILE = ".lock"
 
