@@ -45,7 +45,6 @@ import numpy as np
 
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.infra import checkpointing
-from gansseg_jax.infra import config_files
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import biggan
 from gansseg_jax.train import segmentation

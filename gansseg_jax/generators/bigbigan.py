@@ -26,7 +26,6 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax.infra import errors
-from gansseg_jax.infra import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import encoder_map
 from gansseg_jax.convert import load

@@ -21,7 +21,6 @@ from typing import Any
 import ml_collections
 
 from gansseg_jax.infra import errors
-from gansseg_jax.infra import optional
 from gansseg_jax.convert import biggan_deep_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.generators import imagenet_biggan as imagenet_kind

@@ -18,13 +18,11 @@ draw it: t * N(0, 1) truncated to [-2, 2], t = config.generator.truncation
 """
 from typing import Any, Callable
 
-import jax
 import jax.numpy as jnp
 from jax.scipy import special
 import ml_collections
 
 from gansseg_jax.infra import errors
-from gansseg_jax.infra import optional
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.models import generator_api as api
