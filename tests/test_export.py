@@ -5,6 +5,7 @@ that eval and segment use; segment's 'onnx' backend against its 'jax' one;
 and the one-line error when the extra is missing."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -180,3 +181,53 @@ def test_the_error_names_setup_pys_pin():
   from gansseg_jax import optional  # pylint: disable=g-import-not-at-top
   setup = open(os.path.join(ROOT, "setup.py")).read()
   assert f'JAX2ONNX = "{optional.JAX2ONNX_PIN}"' in setup
+
+
+DOCS = open(os.path.join(ROOT, "docs", "export.md")).read()
+SNIPPET = re.compile(r"<!-- snippet: (\w+) -->\n```python\n(.*?)```", re.DOTALL)
+SNIPPETS = dict(SNIPPET.findall(DOCS))
+
+
+def test_the_docs_have_both_snippets_in_plain_python():
+  assert set(SNIPPETS) == {"onnx", "tensorflow"}
+  for code in SNIPPETS.values():
+    assert "gansseg" not in code and "jax" not in code
+    assert len(code.splitlines()) <= 20
+
+
+@pytest.fixture(scope="module")
+def segment_probabilities(exported, tmp_path_factory):
+  """(photo folder, {file name: segment's probabilities}) of 20 photos."""
+  config, workdir = exported
+  folder = str(tmp_path_factory.mktemp("docs_photos"))
+  photos.write_photos(folder, 20)
+  inputs, _ = segment_lib.collect_inputs(folder, False)
+  predict = load.load_predictor(config, workdir)
+  maps = {os.path.basename(path): probs for path, _, _, probs in
+          segment_lib.probability_maps(predict, inputs, config,
+                                       {"unreadable": [], "too_small": []})}
+  assert len(maps) == 20
+  return folder, maps
+
+
+@pytest.mark.parametrize("name", ["onnx", "tensorflow"])
+def test_docs_snippet_matches_segment_on_20_photos(name, exported,
+                                                  segment_probabilities,
+                                                  tmp_path):
+  _, workdir = exported
+  folder, expected = segment_probabilities
+  script = tmp_path / f"segment_{name}.py"
+  script.write_text(SNIPPETS[name])
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  proc = subprocess.run(
+      [sys.executable, str(script), os.path.join(workdir, "export"), folder,
+       str(tmp_path / "masks")],
+      cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for file_name, probs in expected.items():
+    stem = os.path.splitext(file_name)[0]
+    got = np.load(tmp_path / "masks" / f"{stem}.npy")
+    assert got.shape == probs.shape
+    np.testing.assert_allclose(got, probs, rtol=0, atol=TOLERANCE)
+    mask = np.asarray(Image.open(tmp_path / "masks" / f"{stem}_mask.png"))
+    np.testing.assert_array_equal(mask > 0, got > 0.5)
