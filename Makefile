@@ -32,6 +32,7 @@ TPU_ENV := JAX_PLATFORMS=cpu ALLOW_MULTIPLE_LIBTPU_LOAD=1
 GPU_VENV := .venv-gpu
 GPU_PY := $(GPU_VENV)/bin/python
 JAX_PIN = $(shell sed -n 's/^JAX_VERSION = "\(.*\)"/\1/p' setup.py)
+JAX2ONNX_PIN = $(shell sed -n 's/^JAX2ONNX = "\(.*\)"/\1/p' setup.py)
 
 # The pretrained DCGAN of the PyPI package gan-face-generate (MIT, faces of
 # DigiFace-1M): configs/faces.py and the `dcgan` kind's real-weights test read
@@ -50,13 +51,20 @@ $(VENV)/.installed-core: $(PY) setup.py
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(PY) setup.py
-	$(PY) -m pip install --quiet -e ".[test,tf]"
+# The export stage's converters and runtimes (jax2onnx: see setup.py's JAX2ONNX).
+$(VENV)/.installed-export: $(PY) setup.py
+	$(PY) -m pip install --quiet -e ".[tf,export]"
+	$(PY) -m pip install --quiet --no-deps $(JAX2ONNX_PIN)
 	touch $@ $(VENV)/.installed-core
+
+$(VENV)/.installed-test: $(PY) setup.py
+	$(PY) -m pip install --quiet -e ".[test,tf,export]"
+	$(PY) -m pip install --quiet --no-deps $(JAX2ONNX_PIN)
+	touch $@ $(VENV)/.installed-core $(VENV)/.installed-export
 
 venv: $(VENV)/.installed-core
 
-demo: $(VENV)/.installed-core
+demo: $(VENV)/.installed-export
 	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
 	@echo "Results: $(WORKDIR)/report.html (and report.md, eval.md, ranking.md) in $(WORKDIR)/"
 

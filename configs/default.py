@@ -12,7 +12,7 @@ batches): the benchmarks' and ahead-of-time checks' size preset.
 import ml_collections
 
 # The pipeline in its canonical order; `config.stages` selects a subset.
-ALL_STAGES = "convert,embed,discover,score,synth,train,eval,segment,report"
+ALL_STAGES = "convert,embed,discover,score,synth,train,export,eval,segment,report"
 
 
 SIZES = ("paper", "small")
@@ -23,7 +23,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
     raise ValueError(f"configs/default.py:{size}: choose one of {SIZES}")
   c = ml_collections.ConfigDict()
   c.seed = 0  # Root PRNG seed; every stage folds in its own name.
-  c.stages = "convert,discover,score,synth,train,eval,report"  # Comma-separated, run in canonical order; synth writes pairs to inspect (report).
+  c.stages = "convert,discover,score,synth,train,export,eval,report"  # Comma-separated, run in canonical order; synth writes pairs to inspect (report).
   c.force = False  # Re-run selected stages even if their outputs exist; accept a changed config.
 
   # Multi-host start (jax.distributed.initialize).
@@ -188,6 +188,13 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.train.min_kept_fraction = 0.05  # Refuse to train when fewer pairs pass every filter (measured first, W/filter_rates.json); 0 = train anyway.
   c.train.synth_chunks = 0  # Each step's batch = this many synthesize() calls on folded keys; 0 = one per device (a fixed value > 0 makes the data stream independent of the device count).
 
+  # Stage `export`: the trained U-Net as W/export/unet.onnx and W/export/saved_model/ (docs/export.md).
+  c.model_export = ml_collections.ConfigDict()
+  c.model_export.onnx_opset = 23  # ONNX opset of unet.onnx (jax2onnx's default; onnxruntime >= 1.20 runs it).
+  c.model_export.tf_platforms = "cpu,cuda"  # Comma-separated platforms the SavedModel's XLA program is compiled for (cpu, cuda, rocm, tpu).
+  c.model_export.check_images = 2  # Random images run through each export and the JAX model before the files appear.
+  c.model_export.tolerance = 1e-4  # Largest allowed |export - JAX| probability on those images; above it the stage fails.
+
   # Sections 8-9: evaluation on real images.
   c.eval = ml_collections.ConfigDict()
   c.eval.datasets = ""  # Comma-separated: ecssd, duts_te, duts_tr, dut_omron, cub, flowers, folder:<images>:<masks>, folder:<root>.
@@ -234,6 +241,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.segment.input_dir = ""  # Comma-separated image files and/or folders (any format Pillow reads).
   c.segment.recursive = False  # Also segment the images in sub-folders of listed folders (outputs mirror the tree).
   c.segment.output_dir = "segment"  # Relative to the workdir.
+  c.segment.backend = "jax"  # What runs the U-Net: 'jax' (W/unet) or 'onnx' (W/export/unet.onnx in onnxruntime; stage export).
   c.segment.threshold = 0.5  # Binary mask = probability > this.
   c.segment.connectivity = 8  # Connectivity of the largest component whose box is reported (4 or 8).
   c.segment.min_side = 8  # Reject images smaller than this on a side (with a message).

@@ -17,8 +17,9 @@ on the same images (gansseg_jax.eval.layout names the files):
   A result whose file exists for the same settings and U-Net is kept, not
   recomputed (unless config.force); other results are never removed.
 segment (`segment`):
-  inputs:  W/unet/ (for 'unet'), and the files and folders listed in
-           config.segment.input_dir (read only)
+  inputs:  W/unet/ (for 'unet'; W/export/unet.onnx instead, run by
+           onnxruntime, with config.segment.backend='onnx'), and the files
+           and folders listed in config.segment.input_dir (read only)
   outputs: W/<config.segment.output_dir>/ with <base>_prob.png,
            <base>_mask.png, <base>_cutout.png, <base>.json per image and
            summary.json (see gansseg_jax.eval.segment)
@@ -48,6 +49,8 @@ from gansseg_jax.eval import tables
 # how: left out of a result's settings (and of the stage's config hash).
 SELECTIONS = ("datasets", "predictor", "baselines", "data_dir", "manual_dir",
               "allow_download", "baseline_workers")
+# What runs the U-Net for segment: JAX (W/unet) or onnxruntime (W/export).
+SEGMENT_BACKENDS = ("jax", "onnx")
 # config.eval fields that belong to one baseline only.
 BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",)}
 
@@ -234,6 +237,23 @@ def _check_segment_config(config: ml_collections.ConfigDict) -> None:
   if int(seg.min_side) < 1:
     raise errors.UserError(f"config.segment.min_side: must be >= 1, "
                            f"not {seg.min_side}")
+  if seg.backend not in SEGMENT_BACKENDS:
+    raise errors.UserError(f"config.segment.backend: {seg.backend!r} is not "
+                           f"one of {', '.join(SEGMENT_BACKENDS)}")
+  if seg.backend != "jax" and config.eval.predictor != baselines.UNET:
+    raise errors.UserError(
+        f"config.segment.backend: {seg.backend!r} runs the U-Net; "
+        f"config.eval.predictor is {config.eval.predictor!r} (use 'jax')")
+
+
+def _segment_predictor(config: ml_collections.ConfigDict, workdir: str):
+  """The predictor of config.eval.predictor, the U-Net run by
+  config.segment.backend."""
+  if config.segment.backend == "onnx":
+    # Imported here, as the U-Net: only once the inputs are checked.
+    from gansseg_jax.export import load  # pylint: disable=g-import-not-at-top
+    return load.load_onnx_predictor(workdir)
+  return _predictor(config, workdir, config.eval.predictor)
 
 
 def segment(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -243,7 +263,7 @@ def segment(config: ml_collections.ConfigDict, workdir: str) -> None:
   _check_segment_config(config)
   inputs = config.segment.input_dir
   segment_lib.collect_inputs(inputs, bool(config.segment.recursive))
-  predict = _predictor(config, workdir, config.eval.predictor)
+  predict = _segment_predictor(config, workdir)
   out = os.path.join(workdir, config.segment.output_dir)
   if jax.process_index() != 0:
     segment_lib.segment_folder(predict, inputs, None, config)

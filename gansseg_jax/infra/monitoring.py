@@ -45,7 +45,12 @@ def _clu_writer(logdir: str):
 
 
 class MetricsWriter:
-  """Scalars of one stage to `metrics.jsonl` and `tensorboard/<stage>/`."""
+  """Scalars of one stage to `metrics.jsonl` and `tensorboard/<stage>/`.
+
+  In TensorBoard a name without a group is put in the stage's
+  ('loss' -> 'train/loss'); metrics.jsonl keeps the names as given. Images
+  (`write_images`) go to TensorBoard only.
+  """
 
   def __init__(self, workdir: str, stage: str, tensorboard: bool = True):
     self._stage = stage
@@ -68,7 +73,22 @@ class MetricsWriter:
     with open(self._jsonl_path, "a") as f:
       f.write(json.dumps(record) + "\n")
     if self._tb is not None:
-      self._tb.write_scalars(int(step), values)
+      self._tb.write_scalars(int(step), {self.tensorboard_name(k): v
+                                         for k, v in values.items()})
+
+  def tensorboard_name(self, name: str) -> str:
+    """`name` if it has a group ('holdout/iou'), else '<stage>/<name>'."""
+    return name if "/" in name else f"{self._stage}/{name}"
+
+  @property
+  def writes_images(self) -> bool:
+    """Whether `write_images` writes (TensorBoard is on, process 0)."""
+    return self._tb is not None
+
+  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+    """uint8 [k, H, W, 3] pictures to TensorBoard under their own names."""
+    if self._tb is not None:
+      self._tb.write_images(int(step), images)
 
   def close(self) -> None:
     if self._tb is not None:

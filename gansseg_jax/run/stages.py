@@ -63,8 +63,15 @@ def _synth_inputs(config):
 
 
 def _unet_inputs(config):
-  """W/unet when eval/segment run the U-Net; nothing for a baseline."""
+  """W/unet when eval runs the U-Net; nothing for a baseline."""
   return ("unet",) if config.eval.predictor == "unet" else ()
+
+
+def _segment_inputs(config):
+  """The U-Net segment runs: W/unet, or W/export for the 'onnx' backend."""
+  if config.eval.predictor != "unet":
+    return ()
+  return ("export",) if config.segment.backend == "onnx" else ("unet",)
 
 
 # Fields that choose what eval evaluates (each dataset and predictor has its
@@ -83,7 +90,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.truncation": 1.0, "generator.noise_mode": "const",
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
     "generator.output_activation": "tanh",
-    "score.orient_rule": "minority",
+    "score.orient_rule": "minority", "segment.backend": "jax",
 }
 
 
@@ -133,11 +140,15 @@ STAGES: tuple[Stage, ...] = (
           ("train.steps_per_call", "synth.pass_rate_samples",
            "train.min_kept_fraction"),
           scratch=_fixed("checkpoints/train")),
+    Stage("export", "gansseg_jax.export.stage:run", 39,
+          ("model_export", "eval.image_size", "eval.max_long_side",
+           "eval.pad_multiple", "segment.threshold"), ("train",),
+          _fixed("unet"), _fixed("export")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _unet_inputs, lambda config: eval_layout.output_paths(config.eval),
           _EVAL_SELECTIONS),
     Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
-          _unet_inputs, lambda config: (config.segment.output_dir,),
+          _segment_inputs, lambda config: (config.segment.output_dir,),
           tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
     Stage("report", "gansseg_jax.report.stage:run", 8, ("report",), ("score", "train", "eval"),
           _fixed(), _fixed("report.html", "report.md"),
