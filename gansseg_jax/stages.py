@@ -84,6 +84,8 @@ _ADDED_WITH_DEFAULTS = {
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
     "generator.output_activation": "tanh",
     "score.orient_rule": "minority",
+    "generator.latent_prior": "", "generator.latent_bound": 1.0,
+    "score.shift_units": "spread", "synth.shift_units": "spread",
 }
 
 
@@ -131,7 +133,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
           _synth_inputs, _fixed("unet"),
           ("train.steps_per_call", "synth.pass_rate_samples",
-           "train.min_kept_fraction"),
+           "train.min_kept_fraction", "train.max_border"),
           scratch=_fixed("checkpoints/train")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _unet_inputs, lambda config: eval_layout.output_paths(config.eval),
