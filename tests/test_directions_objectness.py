@@ -19,6 +19,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 import pytest
 
 from configs import default
@@ -126,8 +127,11 @@ def test_paper_choice_takes_rank_one_and_warns(workdir, caplog):
       f"**Warning:** the chosen direction (index {RELIGHT}) may not segment "
       "objects")
   assert "may not segment objects" in caplog.text
-  # The strips of the shortlist are there to pick another by hand.
-  assert f"rank_02_index_{OBJECT:03d}.png" in os.listdir(workdir / "strips")
+  # The strips of the shortlist are there to pick another by hand, their
+  # 32 px tiles enlarged x4 to be read: 1 latent, 5 shifts + 2 masks.
+  strip = workdir / "strips" / f"rank_02_index_{OBJECT:03d}.png"
+  with Image.open(strip) as image:
+    assert image.size == (7 * 4 * SIZE + 6 * 2, 4 * SIZE)
 
 
 def test_object_like_and_choose_by_hand():

@@ -21,7 +21,8 @@ score(config, workdir) — docs/method.md section 3 (paper appendix B).
            W/strips/ (one PNG per shortlisted candidate, top config.score.top_k
            plus a hand-picked index: rows = latents, columns = G(z + t h) for
            t = -strip_steps..strip_steps, then the lighting mask and the
-           affine mask of (G(z), G(z + h))),
+           affine mask of (G(z), G(z + h)); tiles enlarged to at least
+           strips.READABLE_TILE px),
            W/bg_direction.npy, float32 [z_dim]: the chosen candidate, unit
            norm, oriented so that the foreground brightens,
            W/bg_affine.npy, float32 [2, 3, 4]: its two fitted affine maps
@@ -195,7 +196,8 @@ def _write_strips(folder: str, config: ml_collections.ConfigDict, generate,
                            strips.mask_tiles(affine_fg)[:, None]], axis=1)
     name = (f"rank_{ranks[index]:02d}_index_{index:03d}.png" if ranks[index]
             else f"dropped_index_{index:03d}.png")
-    strips.write_png(os.path.join(folder, name), strips.grid(grid))
+    strips.write_png(os.path.join(folder, name),
+                     strips.grid(strips.readable(grid)))
 
 
 def score(config: ml_collections.ConfigDict, workdir: str) -> None:
