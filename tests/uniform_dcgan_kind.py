@@ -9,8 +9,11 @@ through batch norms with running mean 0 and variance 1; the tutorial's
 U(-1, 1) per coordinate, so every stage draws z from it and measures shift
 lengths in its spread 1 / sqrt(3) (generator_api.LatentPrior).
 """
+import dataclasses
+
 import numpy as np
 
+from gansseg_jax.generators import dcgan as dcgan_kind
 from gansseg_jax.models import dcgan
 from gansseg_jax.models import generator_api as api
 
@@ -48,13 +51,9 @@ def convert(config, workdir: str) -> api.Converted:
 
 
 def build(spec: dict, options: api.BuildOptions) -> api.Network:
-  spec = dcgan.DCGANSpec.from_dict(spec)
-  return api.Network(
-      generate=dcgan.make_generate(spec, options.dtype,
-                                   options.matmul_precision),
-      abstract_params=dcgan.abstract_params(spec),
-      resolution=spec.resolution, direction_dim=spec.z_dim,
-      latent_projection=dcgan.latent_projection, latent_prior=PRIOR)
+  """The `dcgan` kind's network, declaring this kind's prior."""
+  return dataclasses.replace(dcgan_kind.build(spec, options),
+                             latent_prior=PRIOR)
 
 
 KIND = api.GeneratorKind(name="uniform_dcgan", sources=("random",),
