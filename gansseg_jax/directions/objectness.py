@@ -49,7 +49,8 @@ def check_config(score: ml_collections.ConfigDict) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-  """Per candidate [N]; NaN where not measured (outside the shortlist)."""
+  """Per candidate [N]; NaN where not measured (outside the shortlist and
+  not picked by hand)."""
   kept: np.ndarray  # Share of the pairs every filter keeps.
   border: np.ndarray  # Kept masks' mean share of the border pixels.
   centre: np.ndarray  # Kept masks' mean share of the central quarter.
@@ -98,7 +99,7 @@ def choose(ranks: np.ndarray, likes: np.ndarray, rule: str) -> int:
 def describe(placement: Placement, index: int) -> str:
   """'kept 21.5%, border 14.8%, centre 87.5%' of one candidate."""
   if np.isnan(placement.kept[index]):
-    return "masks not measured (outside the shortlist)"
+    return "masks not measured"
   return (f"kept {placement.kept[index]:.1%} of pairs; kept masks cover "
           f"{placement.border[index]:.1%} of the border, "
           f"{placement.centre[index]:.1%} of the central quarter")

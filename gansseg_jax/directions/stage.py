@@ -152,11 +152,14 @@ def _synth_sampler(config: ml_collections.ConfigDict):
 def _placement(config: ml_collections.ConfigDict, generate, gen_params,
                units: np.ndarray, scores, ranks: np.ndarray
                ) -> objectness.Placement:
-  """Where the shortlist's kept synthetic masks lie (objectness.measure)."""
+  """Where the kept synthetic masks of the shortlist and of a hand-picked
+  index lie (objectness.measure)."""
   cfg = config.score
   synth, sampler = _synth_sampler(config)
   shortlist = [int(i) for i in np.flatnonzero((ranks > 0)
                                               & (ranks <= cfg.top_k))]
+  if cfg.index >= 0 and cfg.index not in shortlist:
+    shortlist.append(cfg.index)
   logging.info("score: measuring the kept masks of %d shortlisted "
                "candidates (%d pairs each).", len(shortlist),
                cfg.objectness_samples)
