@@ -124,6 +124,7 @@ def _check_generator(g) -> None:
   _apply("generator", g, {
       "source": one_of(*kind.sources),
       "truncation": positive,
+      "latent_bound": positive,
       "num_classes": integer_at_least(1),
       "resolution": integer_at_least(1),
       "z_dim": integer_at_least(1),
