@@ -101,5 +101,6 @@ def record(workdir: str, config_file: str, given: list[str],
   fields = (source.get("fields", [])
             if source.get("config_file") == config_file else [])
   fields = fields + [f for f in given if _carried(f) and f not in fields]
-  fileio.write_json(os.path.join(workdir, SOURCE_FILE),
-                    {"config_file": config_file, "fields": fields})
+  new = {"config_file": config_file, "fields": fields}
+  if new != source:
+    fileio.write_json(os.path.join(workdir, SOURCE_FILE), new)
