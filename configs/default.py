@@ -60,6 +60,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.generator.bn_eps = 1e-4  # Batch-norm epsilon.
   c.generator.sn_eps = 1e-4  # Spectral-norm epsilon.
   c.generator.dtype = "float32"  # 'float32' or 'bfloat16' activations (params stay fp32).
+  c.generator.latent_prior = ""  # z's distribution: '' = the kind's own (N(0, I) for the built-in kinds), 'normal', 'uniform' U(-b, b) or 'truncated_normal' (N(0, 1) cut to [-b, b]); docs/generators.md.
+  c.generator.latent_bound = 1.0  # b of the 'uniform' and 'truncated_normal' priors.
   c.generator.matmul_precision = "highest"  # float32 matmuls/convs: 'highest' (full fp32, default), 'high' (TPU: 3 bf16 passes; GPU: TF32), 'default' (TPU: 1 bf16 pass; GPU: TF32).
 
   # Conversion of the TF-Hub / PyTorch checkpoint.
@@ -114,7 +116,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
 
   # Section 3: scoring candidates as segmenting (paper appendix B).
   c.score = ml_collections.ConfigDict()
-  c.score.shift_scale = 5.0  # Candidates are scaled x5.
+  c.score.shift_scale = 5.0  # Candidates are scaled x5 ...
+  c.score.shift_units = "spread"  # ... in spreads (std of one coordinate) of the latent prior ('spread', 1 for N(0, I)) or 'absolute'.
   c.score.learning_rate = 0.005  # Adam on the two affine maps.
   c.score.batch_size = 4  # Latents per fitting step.
   c.score.steps = 200  # Fitting steps.
@@ -124,7 +127,11 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.score.top_fraction = 0.2  # Keep the top 20% by D_h ...
   c.score.top_k = 10  # ... then the 10 with the lowest L_h.
   c.score.order_by = "loss"  # Rank 1 of those 10: 'loss' (lowest L_h) or 'separation' (highest D_h).
-  c.score.index = -1  # Pick a candidate by hand (row of directions.npy); -1 = the top-ranked one.
+  c.score.index = -1  # Pick a candidate by hand (row of directions.npy); -1 = config.score.choose's pick.
+  c.score.choose = "objectness"  # 'objectness' (ours): the best-ranked of the top_k whose kept masks are object-like (below), else rank 1; 'paper': rank 1.
+  c.score.max_border = 0.3  # Object-like: kept masks cover at most this share of the border pixels ...
+  c.score.min_centre_ratio = 1.5  # ... and their central-quarter share is at least this times their border share (docs/method.md section 3).
+  c.score.objectness_samples = 128  # Synthetic pairs per shortlisted candidate for those shares (this config's synth settings).
   c.score.orient = True  # Choose the sign of h so that what brightens is the object (rule below).
   c.score.orient_rule = "border"  # 'border': flip h if what brightens covers more of the image border than of the inside; 'minority': flip if > half the pixels brighten.
   c.score.orient_tolerance = 2.0 / 255  # 'minority': gray rise that counts as "visibly brighter" (one 8-bit level).
@@ -138,7 +145,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.synth.truncation = 0.0  # Resample |z_i| above this for 'prior'; 0 = none.
   c.synth.embedding_noise = 0.2  # alpha: 0.2 for dataset embeddings, 0 for ImageNet.
   c.synth.mask_rule = "lighting"  # 'lighting', 'mean_thr' (Flowers) or 'affine'.
-  c.synth.shift_radius = 5.0  # r in h = r * h_bg / ||h_bg||.
+  c.synth.shift_radius = 5.0  # r in h = r * h_bg / ||h_bg|| ...
+  c.synth.shift_units = "spread"  # ... in spreads of the latent prior ('spread', 1 for N(0, I)) or 'absolute'.
   c.synth.oversample = 1.5  # Generate this many times the batch, keep the filtered.
   c.synth.max_rounds = 16  # Generate rounds until the batch is full, at most this many (1 = one round); 16 fills batches at a 10% keep rate (docs/batch_filling.md).
   c.synth.max_starved_batches = 20  # Stop when this many batches in a row are nearly empty.
@@ -186,6 +194,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
   c.train.shift_augment = 0.0  # Random shift of each pair by up to this fraction of the side (not in the paper); 0 = off.
   c.train.min_kept_fraction = 0.05  # Refuse to train when fewer pairs pass every filter (measured first, W/filter_rates.json); 0 = train anyway.
+  c.train.max_border = 0.5  # Refuse to train when the kept masks cover more than this share of the image border (background or lighting, not objects; measured with the pass rates); 1 = train anyway.
   c.train.synth_chunks = 0  # Each step's batch = this many synthesize() calls on folded keys; 0 = one per device (a fixed value > 0 makes the data stream independent of the device count).
 
   # Stage `export`: the trained U-Net as W/export/unet.onnx and W/export/saved_model/ (docs/export.md).

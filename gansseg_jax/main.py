@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from gansseg_jax.run import config_checks
 from gansseg_jax.infra import errors
+from gansseg_jax.run import recorded_config
 from gansseg_jax.infra import runtime
 from gansseg_jax.run import stages
 from gansseg_jax.convert import load
@@ -124,7 +125,12 @@ def main(argv: list[str]) -> None:
     errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value
   workdir = os.path.abspath(_WORKDIR.value)
+  config_file = _config_path(sys.argv).split(":", 1)[0]
+  given = recorded_config.given_fields(sys.argv)
   try:
+    for line in recorded_config.adopt(config, workdir, config_file, given):
+      logging.info("config: %s, as an earlier run in this workdir set it "
+                   "(%s)", line, recorded_config.SOURCE_FILE)
     # A plug-in kind imports from where it did at convert, whatever the cwd.
     generator_api.add_module_root(load.recorded_module_root(
         workdir, generator_api.kind_name(config.generator)))
@@ -135,7 +141,11 @@ def main(argv: list[str]) -> None:
     config_checks.check_files(config, plan.running())
     runtime.initialize(config)
     config_checks.check_devices(config, plan.running(), jax.device_count())
-    stages.execute(plan)
+    try:
+      stages.execute(plan)
+    finally:
+      if os.path.isdir(workdir) and jax.process_index() == 0:
+        recorded_config.record(workdir, config_file, given, plan.config_dict)
   except errors.UserError as e:
     logging.flush()
     errors.exit_with_error(str(e))

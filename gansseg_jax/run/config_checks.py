@@ -24,6 +24,7 @@ from gansseg_jax.data import folder
 from gansseg_jax.data import sources
 from gansseg_jax.directions import deformator
 from gansseg_jax.directions import discover as discover_lib
+from gansseg_jax.directions import objectness
 from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage as directions_lib
@@ -123,6 +124,7 @@ def _check_generator(g) -> None:
   _apply("generator", g, {
       "source": one_of(*kind.sources),
       "truncation": positive,
+      "latent_bound": positive,
       "num_classes": integer_at_least(1),
       "resolution": integer_at_least(1),
       "z_dim": integer_at_least(1),
@@ -205,6 +207,11 @@ def _check_score(s) -> None:
       "order_by": one_of(*ranking.SHORTLIST_ORDERS),
       "index": integer_at_least(-1),
       "orient_rule": one_of(*score_lib.ORIENT_RULES),
+      "shift_units": one_of(*generator_api.SHIFT_UNITS),
+      "choose": one_of(*objectness.CHOICES),
+      "max_border": within(0, 1),
+      "min_centre_ratio": non_negative,
+      "objectness_samples": integer_at_least(1),
       "orient_tolerance": non_negative,
       "candidate_batch": integer_at_least(0),
       "strip_samples": integer_at_least(1),
@@ -263,6 +270,7 @@ def _check_train(t) -> None:
       "shift_augment": within(0, 1, open_high=True),
       "synth_chunks": integer_at_least(0),
       "min_kept_fraction": within(0, 1),
+      "max_border": within(0, 1),
   })
   steps = list(t.decay_steps)
   if not all(isinstance(s, int) and s >= 1 for s in steps):

@@ -82,6 +82,12 @@ _EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
                     "eval.baseline_workers")
 
 
+# Fields that choose what `segment` reads and where it writes: changing them
+# re-runs it on the new inputs instead of being refused.
+_SEGMENT_SELECTIONS = ("segment.input_dir", "segment.recursive",
+                       "segment.output_dir")
+
+
 # Fields added after workdirs existed, with the value that behaves as before:
 # left out of the hashes while they keep it, so older workdirs stay valid.
 _ADDED_WITH_DEFAULTS = {
@@ -91,6 +97,8 @@ _ADDED_WITH_DEFAULTS = {
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
     "generator.output_activation": "tanh",
     "score.orient_rule": "minority", "segment.backend": "jax",
+    "generator.latent_prior": "", "generator.latent_bound": 1.0,
+    "score.shift_units": "spread", "synth.shift_units": "spread",
 }
 
 
@@ -138,7 +146,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
           _synth_inputs, _fixed("unet"),
           ("train.steps_per_call", "synth.pass_rate_samples",
-           "train.min_kept_fraction"),
+           "train.min_kept_fraction", "train.max_border"),
           scratch=_fixed("checkpoints/train")),
     Stage("export", "gansseg_jax.export.stage:run", 39,
           ("model_export", "eval.image_size", "eval.max_long_side",
@@ -229,6 +237,20 @@ def _different_config_error(path: str, stage: Stage, record: dict,
       "--config.force=True")
 
 
+def _reselected(stage: Stage, record: dict, workdir: str,
+                config_dict: dict) -> bool:
+  """True when a finished `segment` differs from this config only in the
+  files it segments (_SEGMENT_SELECTIONS): it runs again, not refused."""
+  if stage.name != "segment":
+    return False
+  old, new = _recorded_values(record, workdir, stage), _relevant(stage,
+                                                                  config_dict)
+  for dotted in _SEGMENT_SELECTIONS:
+    old = _without_default(old, dotted.split("."), wd.lookup(old, dotted))
+    new = _without_default(new, dotted.split("."), wd.lookup(new, dotted))
+  return old == new
+
+
 def _upstream(stage: Stage) -> set[str]:
   """Names of the stages whose outputs `stage` reads, directly or not."""
   names = set(stage.after)
@@ -261,7 +283,8 @@ def _check_compatible(workdir: str, config_dict: dict, force: bool,
   for stage in (s for s in STAGES if s.name in relevant):
     marker = wd.read_marker(workdir, stage.name)
     if (marker and marker.get("config_hash") != stage_hash(stage, config_dict)
-        and not _upstream(stage) & remaking):
+        and not _upstream(stage) & remaking
+        and not _reselected(stage, marker, workdir, config_dict)):
       raise _different_config_error(wd.marker_path(workdir, stage.name), stage,
                                     marker, workdir, config_dict, "was run")
 

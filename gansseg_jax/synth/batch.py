@@ -3,8 +3,10 @@
 `synthesize` (docs/method.md §4-6, docs/architecture.md "fused training step"):
 
   1. n = ceil(batch_size * oversample) latents z from `sample_latents`;
-  2. G(z) and G(z + h), h = shift_radius * direction / ||direction||, in one
-     generator call on the 2n stacked latents;
+  2. G(z) and G(z + h), h = r * direction / ||direction||, in one
+     generator call on the 2n stacked latents; r = shift_radius times the
+     spread of the generator's latent prior (shift_units 'spread', the
+     default: 1 for N(0, I)) or shift_radius itself ('absolute');
   3. masks by `spec.mask_rule`;
   4. filters in the authors' order: connected components (edits the mask),
      then the size and histogram filters (reject samples); an empty mask
@@ -77,6 +79,7 @@ class SynthSpec:
   starved_fraction: float
   max_starved_batches: int
   max_rounds: int
+  shift_units: str = "spread"  # shift_radius in prior spreads, or 'absolute'.
 
   @classmethod
   def from_config(cls, synth_config: ml_collections.ConfigDict) -> "SynthSpec":
@@ -88,6 +91,9 @@ class SynthSpec:
 
   def check(self) -> None:
     masks_lib.check_mask_rule(self.mask_rule)
+    if self.shift_units not in generator_api.SHIFT_UNITS:
+      raise UserError(f"config.synth.shift_units: {self.shift_units!r} is not "
+                      f"one of {', '.join(generator_api.SHIFT_UNITS)}")
     filters.check_histogram(self.histogram_rule, self.histogram_bins,
                             self.histogram_window)
     filters.check_connectivity(self.connectivity)
@@ -142,7 +148,9 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
                     affine_maps: Optional[jax.Array] = None) -> Candidates:
   """G(z), G(z + h), masks and filter outcomes for latents z [n, z_dim]."""
   n = z.shape[0]
-  h = shift_vector(direction, spec.shift_radius)
+  h = shift_vector(direction, generator_api.shift_length(
+      spec.shift_radius, spec.shift_units, generate,
+      "config.synth.shift_units"))
   both = generate(gen_params, jnp.concatenate(
       [z, generator_api.shift(z, h[None])], axis=0))
   images, shifted = both[:n], both[n:]
