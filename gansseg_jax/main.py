@@ -12,6 +12,8 @@ import difflib
 import errno
 import importlib.util
 import os
+import re
+import shutil
 import sys
 
 from absl import app
@@ -141,6 +143,48 @@ _REFUSED_WRITES = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC,
                    errno.EDQUOT)
 
 
+_FULL_DISK = re.compile(r"No space left on device|RESOURCE_EXHAUSTED|"
+                        r"Disk quota exceeded|ENOSPC|EDQUOT")
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+  """`error` and the exceptions it was raised from or during."""
+  found = []
+  while error is not None and error not in found:
+    found.append(error)
+    error = error.__cause__ or error.__context__
+  return found
+
+
+def _says_full(error: BaseException) -> bool:
+  """Whether `error` (or one it came from) is a full disk or quota."""
+  return any((isinstance(e, OSError) and e.errno in (errno.ENOSPC,
+                                                     errno.EDQUOT))
+             or _FULL_DISK.search(str(e)) for e in _causes(error))
+
+
+def _refused_write(error: BaseException, workdir: str) -> str:
+  """'<file>: <why>' for a write the filesystem refused; a full disk also
+  says how much space is free and that the same command resumes."""
+  named = [e.filename for e in _causes(error)
+           if isinstance(e, OSError) and e.filename]
+  if not named:  # orbax/TensorStore name the file in their text.
+    named = re.findall(re.escape(workdir) + r"[^\s'\",:]*",
+                       " ".join(str(e) for e in _causes(error)))
+  # An atomic write's temporary (fileio.atomic_path) stands for its file.
+  path = re.sub(r"\.tmp-[A-Za-z0-9_]{8}/[^/]+$", "",
+                named[0] if named else workdir)
+  if not _says_full(error):
+    return f"{path}: {error.strerror}"
+  try:
+    free = f"{shutil.disk_usage(workdir).free / 2**20:.1f} MiB free"
+  except OSError:
+    free = "free space unknown"
+  return (f"{path}: no space left on device ({free} on the workdir's "
+          "filesystem); free some and run the same command again: it "
+          "resumes")
+
+
 def _drop_closed_loop_reports(unraisable) -> None:
   """sys.unraisablehook without orbax's noise after a failed restore.
 
@@ -180,7 +224,14 @@ def main(argv: list[str]) -> None:
     if e.errno not in _REFUSED_WRITES:
       raise
     logging.flush()
-    errors.exit_with_error(f"{e.filename or _WORKDIR.value}: {e.strerror}")
+    errors.exit_with_error(_refused_write(e, workdir))
+  except Exception as e:  # pylint: disable=broad-except
+    # orbax/TensorStore and TensorBoard report a full disk in their own
+    # exception types.
+    if not _says_full(e):
+      raise
+    logging.flush()
+    errors.exit_with_error(_refused_write(e, workdir))
   except checkpointing.Preempted as e:  # Saved; exit status 143.
     logging.flush()
     print(f"stopped: {e}", file=sys.stderr)

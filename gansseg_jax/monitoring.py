@@ -20,6 +20,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from gansseg_jax import fileio
 from gansseg_jax import optional
 from gansseg_jax import runtime
 
@@ -52,6 +53,7 @@ class MetricsWriter:
     self._is_writer = jax.process_index() == 0
     self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
+    self._first_step: Optional[int] = None  # Of this writer's first row.
     if self._is_writer:
       os.makedirs(workdir, exist_ok=True)
     if self._is_writer and tensorboard:
@@ -65,16 +67,50 @@ class MetricsWriter:
       return
     record = {"stage": self._stage, "step": int(step), "time": time.time(),
               **values}
-    with open(self._jsonl_path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+    if self._first_step is None:
+      self._first_step = int(step)
+      self._drop_rows_from(self._first_step)
+    fileio.append_line(self._jsonl_path, json.dumps(record) + "\n")
     if self._tb is not None:
       self._tb.write_scalars(int(step), values)
+
+  def _drop_rows_from(self, step: int) -> None:
+    """Removes this stage's rows of `step` and later (a resumed run
+    re-writes the steps after its checkpoint: their rows from the run that
+    was stopped go), and a torn last line."""
+    if not os.path.lexists(self._jsonl_path):
+      return
+    rows, torn = read_metrics(self._jsonl_path)
+    kept = [r for r in rows
+            if r.get("stage") != self._stage or r.get("step", -1) < step]
+    if torn or len(kept) < len(rows):
+      fileio.write_text(self._jsonl_path,
+                        "".join(json.dumps(r) + "\n" for r in kept))
 
   def close(self) -> None:
     if self._tb is not None:
       self._tb.flush()
       self._tb.close()
       self._tb = None
+
+
+def read_metrics(path: str) -> tuple[list[dict], int]:
+  """(rows, unreadable lines) of a metrics.jsonl; a line cut short by a
+  crash or a full disk (or any line that is not a JSON object) is skipped
+  and counted, never fatal."""
+  rows, skipped = [], 0
+  for line in fileio.read_text(path).splitlines():
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+    except ValueError:
+      row = None
+    if isinstance(row, dict) and isinstance(row.get("step"), int):
+      rows.append(row)
+    else:
+      skipped += 1
+  return rows, skipped
 
 
 def format_seconds(seconds: float) -> str:

@@ -53,6 +53,25 @@ def check_usable(workdir: str) -> None:
                          "permission)")
 
 
+def check_no_symlinks(workdir: str) -> None:
+  """A UserError naming the first symbolic link inside `workdir`.
+
+  Everything a run reads or writes lies inside the workdir; a link in it
+  would send a read or a write (the lock, metrics.jsonl, a result)
+  elsewhere. The workdir itself may be a link.
+  """
+  if not os.path.isdir(workdir):
+    return
+  for parent, dirs, files in os.walk(workdir):
+    dirs.sort()
+    for name in sorted(dirs) + sorted(files):
+      path = os.path.join(parent, name)
+      if os.path.islink(path):
+        raise errors.UserError(
+            f"{path}: a symbolic link (to {os.readlink(path)}); a workdir "
+            "holds only its own files: remove the link")
+
+
 def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """A JSON-compatible copy of the config (tuples become lists)."""
   return json.loads(config.to_json_best_effort(sort_keys=True))
@@ -129,15 +148,45 @@ def read_started(workdir: str, stage: str) -> Optional[dict[str, Any]]:
   return _read_record(started_path(workdir, stage), stage)
 
 
+# The fields of a marker (or started record) and the JSON types they hold.
+_RECORD_FIELDS = {"config_hash": str, "config": dict, "seconds": (int, float),
+                  "outputs": list, "files": dict}
+
+
+def record_shape_problem(record: Any) -> Optional[str]:
+  """What is wrong with the shape of a marker, or None when it is sound.
+
+  Only shapes: a JSON object whose known fields hold their types, and
+  `files` entries of [size, hex digest].
+  """
+  if not isinstance(record, dict):
+    return f"a JSON {type(record).__name__}, not an object"
+  for field, kind in _RECORD_FIELDS.items():
+    if field in record and (not isinstance(record[field], kind)
+                            or isinstance(record[field], bool)):
+      return f"field {field!r} holds {json.dumps(record[field])[:40]}"
+  if not all(isinstance(p, str) for p in record.get("outputs", ())):
+    return "field 'outputs' holds a name that is not a string"
+  for name, entry in record.get("files", {}).items():
+    if not (isinstance(entry, list) and len(entry) == 2
+            and isinstance(entry[0], int) and isinstance(entry[1], str)):
+      return f"field 'files' holds {json.dumps(entry)[:40]} for {name}"
+  return None
+
+
 def _read_record(path: str, stage: str) -> Optional[dict[str, Any]]:
-  if not os.path.exists(path):
+  if not os.path.lexists(path):
     return None
+  fix = (f"delete it and re-run stage '{stage}' with "
+         f"--config.stages={stage} --config.force=True")
   try:
-    with open(path) as f:
-      return json.load(f)
+    record = json.loads(fileio.read_text(path))
   except (OSError, ValueError) as e:
-    raise errors.UserError(f"{path}: unreadable ({e}); delete it to re-run "
-                           f"stage '{stage}'")
+    raise errors.UserError(f"{path}: unreadable ({fileio.why(e)}); {fix}")
+  problem = record_shape_problem(record)
+  if problem:
+    raise errors.UserError(f"{path}: not a stage record ({problem}); {fix}")
+  return record
 
 
 def write_marker(workdir: str, stage: str, config_hash: str,

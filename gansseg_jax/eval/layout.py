@@ -87,5 +87,6 @@ def predictors(eval_config) -> list[str]:
 def output_paths(eval_config) -> list[str]:
   """Every file one eval run writes (lenient: validation is the stage's)."""
   return list(SUMMARY_FILES) + [
-      result_path(key, name) for key in _names(eval_config.datasets)
-      for name in predictors(eval_config)]
+      path for key in _names(eval_config.datasets)
+      for name in predictors(eval_config)
+      for path in (result_path(key, name), samples_path(key, name))]
