@@ -113,6 +113,9 @@ class Stage:
   # Finished stages whose recorded outputs it reads besides `inputs`
   # (verified when present, not required).
   verifies: tuple[str, ...] = ()
+  # Fingerprints of files outside the workdir it reads (a dataset folder),
+  # recorded in its marker: when they change, the stage runs again.
+  watches: Callable[[ml_collections.ConfigDict], dict] = lambda config: {}
 
   def function(self) -> Callable[[ml_collections.ConfigDict, str], None]:
     module, name = self.target.split(":")
@@ -142,7 +145,8 @@ STAGES: tuple[Stage, ...] = (
           scratch=_fixed("checkpoints/train")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _unet_inputs, lambda config: eval_layout.output_paths(config.eval),
-          _EVAL_SELECTIONS),
+          _EVAL_SELECTIONS,
+          watches=lambda config: eval_layout.datasets_files(config.eval)),
     Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
           _unet_inputs, lambda config: (config.segment.output_dir,),
           tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
@@ -334,6 +338,7 @@ def _plan_steps(stages: Sequence[Stage], config, workdir: str,
     marker = wd.read_marker(workdir, stage.name)
     done = (not config.force and marker is not None
             and marker.get("config_hash") == stage_hash(stage, config_dict)
+            and marker.get("watched", {}) == stage.watches(config)
             and _outputs_exist(stage, config, workdir))
     # As `_run_steps` does: a stage whose upstream runs re-runs.
     if not done or any(name in running for name in stage.after):
@@ -535,7 +540,8 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
   if is_writer:
     outputs = stage.outputs(config)
     wd.write_marker(workdir, stage.name, config_hash, values, seconds,
-                    outputs, fingerprints.record(workdir, outputs))
+                    outputs, fingerprints.record(workdir, outputs),
+                    stage.watches(config))
     wd.remove_file(records[1])
     _remove_replaced(stage, config, workdir)
     _drop_invalidated(stage, config_dict, workdir)

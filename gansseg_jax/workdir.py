@@ -150,7 +150,7 @@ def read_started(workdir: str, stage: str) -> Optional[dict[str, Any]]:
 
 # The fields of a marker (or started record) and the JSON types they hold.
 _RECORD_FIELDS = {"config_hash": str, "config": dict, "seconds": (int, float),
-                  "outputs": list, "files": dict}
+                  "outputs": list, "files": dict, "watched": dict}
 
 
 def record_shape_problem(record: Any) -> Optional[str]:
@@ -192,8 +192,10 @@ def _read_record(path: str, stage: str) -> Optional[dict[str, Any]]:
 def write_marker(workdir: str, stage: str, config_hash: str,
                  config_values: dict[str, Any], seconds: float,
                  outputs: Sequence[str] = (),
-                 files: Optional[dict[str, list]] = None) -> None:
-  """The done-marker; `files`: fingerprints.record of the `outputs`.
+                 files: Optional[dict[str, list]] = None,
+                 watched: Optional[dict[str, Any]] = None) -> None:
+  """The done-marker; `files`: fingerprints.record of the `outputs`;
+  `watched`: the fingerprints of what it read outside the workdir.
 
   Without `files` it is a marker as made before fingerprints were recorded.
   """
@@ -201,6 +203,8 @@ def write_marker(workdir: str, stage: str, config_hash: str,
             "seconds": seconds}
   if files is not None:
     marker.update(outputs=list(outputs), files=files)
+  if watched:
+    marker["watched"] = watched
   fileio.write_json(marker_path(workdir, stage), marker)
 
 

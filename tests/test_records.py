@@ -18,12 +18,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import test as test_config
 from gansseg_jax import errors
 from gansseg_jax import fileio
 from gansseg_jax import main as main_module
 from gansseg_jax import monitoring
 from gansseg_jax import stages
+from gansseg_jax import workdir as wd
 from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import fingerprints
 
 from file_listing import listing
 
@@ -351,3 +354,33 @@ def test_failed_write_puts_config_json_back(tmp_path, fake_registry,
   with pytest.raises(OSError):
     stages.run(make_config("a", a=5, force=True), str(tmp_path))
   assert listing(tmp_path) == before
+
+
+# --- 6. filter_rates.json is one of train's records.
+
+@pytest.mark.parametrize("damage", ["edit", "truncate", "no marker"])
+def test_filter_rates_are_verified_before_the_report_reads_them(tmp_path,
+                                                                damage):
+  config = test_config.get_config()
+  config.stages = "report"
+  workdir = str(tmp_path)
+  fileio.write_text(os.path.join(workdir, "unet", "params"), "weights")
+  rates = os.path.join(workdir, "filter_rates.json")
+  fileio.write_json(rates, {"rates": {"kept": 0.5}, "settings": {}})
+  train = stages.BY_NAME["train"]
+  outputs = train.outputs(config)
+  wd.write_marker(workdir, "train",
+                  stages.stage_hash(train, wd.config_to_dict(config)), {}, 0.0,
+                  outputs, fingerprints.record(workdir, outputs))
+  if damage == "edit":
+    fileio.write_json(rates, {"rates": {"kept": 0.9}, "settings": {}})
+  elif damage == "truncate":
+    fileio.write_text(rates, '{"rates": {"ke')
+  else:
+    os.remove(wd.marker_path(workdir, "train"))
+  with pytest.raises(errors.UserError) as raised:
+    stages.plan(config, workdir)
+  assert str(raised.value).startswith(
+      f"{rates}: " if damage != "no marker" else f"{workdir}/unet: ")
+  assert str(raised.value).endswith(
+      "remake it with --config.stages=train --config.force=True")

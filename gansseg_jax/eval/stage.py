@@ -30,7 +30,6 @@ import glob
 import hashlib
 import json
 import os
-from typing import Optional
 
 from absl import logging
 import jax
@@ -87,26 +86,8 @@ def _unet_identity(workdir: str):
   return None if marker is None else marker.get("config_hash")
 
 
-def dataset_files(entry: str) -> Optional[str]:
-  """A fingerprint of the files of a `folder:` dataset: every file's name,
-  size and modification time under its images and masks folders (None for
-  other datasets, which are fixed by their name)."""
-  if not entry.startswith(sources.FOLDER_PREFIX):
-    return None
-  digest = hashlib.sha256()
-  for folder in sources.folder_dirs(entry, "config.eval.datasets"):
-    for parent, dirs, files in os.walk(folder):
-      dirs.sort()
-      for name in sorted(files):
-        path = os.path.join(parent, name)
-        info = os.stat(path)
-        digest.update(f"{os.path.relpath(path, folder)}\0{info.st_size}\0"
-                      f"{info.st_mtime_ns}\n".encode())
-  return digest.hexdigest()[:16]
-
-
 def _is_current(record: dict, eval_config, unet_identity,
-                files_of=dataset_files) -> bool:
+                files_of=layout.dataset_files) -> bool:
   """Made with these settings, this U-Net and the dataset's present files,
   and sealed (written by this version of the stage)."""
   name = record.get("predictor")
@@ -226,7 +207,7 @@ def _write_result(workdir, entry, name, title, result, samples, eval_config,
       "dataset": entry, "predictor": name, "result": result,
       "settings": result_settings(eval_config, name),
       "unet": identity if name == baselines.UNET else None,
-      "dataset_files": dataset_files(entry),
+      "dataset_files": layout.dataset_files(entry),
       "samples": layout.samples_path(entry, name)})
 
 
@@ -237,7 +218,7 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
   evaluated earlier in this workdir.
   """
   identity = _unet_identity(workdir)
-  files_of = functools.cache(dataset_files)
+  files_of = functools.cache(layout.dataset_files)
   rows, samples, hidden = {}, {}, 0
   pattern = os.path.join(workdir, layout.EVAL_DIR, "*", "*.json")
   for path in sorted(glob.glob(pattern)):
