@@ -143,38 +143,18 @@ _REFUSED_WRITES = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC,
                    errno.EDQUOT)
 
 
-_FULL_DISK = re.compile(r"No space left on device|RESOURCE_EXHAUSTED|"
-                        r"Disk quota exceeded|ENOSPC|EDQUOT")
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-  """`error` and the exceptions it was raised from or during."""
-  found = []
-  while error is not None and error not in found:
-    found.append(error)
-    error = error.__cause__ or error.__context__
-  return found
-
-
-def _says_full(error: BaseException) -> bool:
-  """Whether `error` (or one it came from) is a full disk or quota."""
-  return any((isinstance(e, OSError) and e.errno in (errno.ENOSPC,
-                                                     errno.EDQUOT))
-             or _FULL_DISK.search(str(e)) for e in _causes(error))
-
-
 def _refused_write(error: BaseException, workdir: str) -> str:
   """'<file>: <why>' for a write the filesystem refused; a full disk also
   says how much space is free and that the same command resumes."""
-  named = [e.filename for e in _causes(error)
+  named = [e.filename for e in errors.causes(error)
            if isinstance(e, OSError) and e.filename]
   if not named:  # orbax/TensorStore name the file in their text.
     named = re.findall(re.escape(workdir) + r"[^\s'\",:]*",
-                       " ".join(str(e) for e in _causes(error)))
+                       " ".join(str(e) for e in errors.causes(error)))
   # An atomic write's temporary (fileio.atomic_path) stands for its file.
   path = re.sub(r"\.tmp-[A-Za-z0-9_]{8}/[^/]+$", "",
                 named[0] if named else workdir)
-  if not _says_full(error):
+  if not errors.is_full_disk(error):
     return f"{path}: {error.strerror}"
   try:
     free = f"{shutil.disk_usage(workdir).free / 2**20:.1f} MiB free"
@@ -228,7 +208,7 @@ def main(argv: list[str]) -> None:
   except Exception as e:  # pylint: disable=broad-except
     # orbax/TensorStore and TensorBoard report a full disk in their own
     # exception types.
-    if not _says_full(e):
+    if not errors.is_full_disk(e):
       raise
     logging.flush()
     errors.exit_with_error(_refused_write(e, workdir))

@@ -461,8 +461,11 @@ def _run_steps(plan_: Plan, is_writer: bool) -> None:
         continue
       _run_stage(stage, plan_, is_writer)
       ran.add(stage.name)
-  except Exception:  # Bad input, a full disk, a bug: config.json as it was.
-    if is_writer and not ran:
+  except Exception as e:
+    # Bad input or a full disk: config.json as it was (not a crash: it says
+    # what ran).
+    if (is_writer and not ran and (isinstance(e, (errors.UserError, OSError))
+                                   or errors.is_full_disk(e))):
       wd.restore(saved_config)
     raise
 

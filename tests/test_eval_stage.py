@@ -14,12 +14,11 @@ from configs import default
 from gansseg_jax import errors
 from gansseg_jax.data import preprocess
 from gansseg_jax import stages
-from gansseg_jax import workdir as wd
 from gansseg_jax.eval import layout
 from gansseg_jax.eval import metrics
 from gansseg_jax.eval import stage
 from gansseg_jax.eval import tables
-from gansseg_jax.infra import fingerprints
+from stage_markers import mark_done
 
 
 def brightness(images):
@@ -228,10 +227,7 @@ def _run_eval(config, workdir):
 def stand_in_unet(workdir, config):
   """An empty W/unet with the marker a train stage of `config` writes."""
   os.makedirs(os.path.join(workdir, "unet"))
-  train = stages.BY_NAME["train"]
-  config_dict = wd.config_to_dict(config)
-  wd.write_marker(workdir, "train", stages.stage_hash(train, config_dict),
-                  {}, 0.0, ["unet"], fingerprints.record(workdir, ["unet"]))
+  mark_done(workdir, "train", config)
 
 
 def test_evaluating_datasets_one_after_another_keeps_every_result(

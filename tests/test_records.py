@@ -26,9 +26,9 @@ from gansseg_jax import monitoring
 from gansseg_jax import stages
 from gansseg_jax import workdir as wd
 from gansseg_jax.infra import checkpointing
-from gansseg_jax.infra import fingerprints
 
 from file_listing import listing
+from stage_markers import mark_done
 
 
 def write_parts(config, workdir):
@@ -338,7 +338,7 @@ def test_full_disk_is_one_line_naming_the_file(error):
   assert line.startswith(f"{expected}: no space left on device (")
   assert line.endswith("free some and run the same command again: it "
                        "resumes")
-  assert main_module._says_full(error)  # pylint: disable=protected-access
+  assert errors.is_full_disk(error)
 
 
 def test_failed_write_puts_config_json_back(tmp_path, fake_registry,
@@ -367,11 +367,7 @@ def test_filter_rates_are_verified_before_the_report_reads_them(tmp_path,
   fileio.write_text(os.path.join(workdir, "unet", "params"), "weights")
   rates = os.path.join(workdir, "filter_rates.json")
   fileio.write_json(rates, {"rates": {"kept": 0.5}, "settings": {}})
-  train = stages.BY_NAME["train"]
-  outputs = train.outputs(config)
-  wd.write_marker(workdir, "train",
-                  stages.stage_hash(train, wd.config_to_dict(config)), {}, 0.0,
-                  outputs, fingerprints.record(workdir, outputs))
+  mark_done(workdir, "train", config)
   if damage == "edit":
     fileio.write_json(rates, {"rates": {"kept": 0.9}, "settings": {}})
   elif damage == "truncate":

@@ -13,7 +13,10 @@ import sys
 import textwrap
 
 import pytest
+
+from configs import test as test_config
 from file_listing import listing
+from stage_markers import mark_done
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -354,6 +357,8 @@ def made_workdir(tmp_path, direction_shape=(120,)):
   direction.flat[0] = 1.0
   np.save(workdir / "bg_direction.npy", direction)
   (workdir / "config.json").write_text('{"earlier": "run"}\n')
+  mark_done(workdir, "convert", test_config.get_config())
+  mark_done(workdir, "score", test_config.get_config())
   return workdir
 
 
@@ -384,6 +389,7 @@ def test_batch_that_does_not_split_over_4_devices(tmp_path):
 def test_empty_segment_folder_is_found_while_planning(tmp_path):
   workdir = made_workdir(tmp_path)
   (workdir / "unet").mkdir()
+  mark_done(workdir, "train", test_config.get_config())
   photos = tmp_path / "photos"
   photos.mkdir()
   before = listing(workdir)
@@ -405,8 +411,8 @@ def test_missing_torch_checkpoint_creates_no_workdir(tmp_path):
 
 
 def test_truncated_generator_leaves_the_workdir_as_it_was(tmp_path):
-  """Found while planning (fingerprints); in a workdir made before them, only
-  when 'discover' loads it: the runner puts config.json back."""
+  """Found while planning (fingerprints); a marker made before them (or
+  edited) records nothing to check against: refused too, nothing changed."""
   workdir = tmp_path / "w"
   proc = run_main(workdir, "--config.stages=convert")
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -428,5 +434,8 @@ def test_truncated_generator_leaves_the_workdir_as_it_was(tmp_path):
   marker.write_text(json.dumps(old))
   before = listing(workdir)
   error = the_error(run_main(workdir, "--config.stages=discover"))
-  assert error.startswith(f"error: {params}: does not hold the params")
+  assert error == (f"error: {marker}: records no fingerprints of the files "
+                   "stage 'convert' wrote (made before they were recorded, or "
+                   "edited), so its outputs cannot be verified; remake them "
+                   "with --config.stages=convert --config.force=True")
   assert listing(workdir) == before
