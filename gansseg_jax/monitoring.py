@@ -1,7 +1,9 @@
 """Metrics and progress: `metrics.jsonl` + TensorBoard events, and ETA lines.
 
 `MetricsWriter` appends one JSON object per call to `workdir/metrics.jsonl`
-(always) and writes TensorBoard events through clu's metric writers when the
+(always; each row sealed with the SHA-256 of its content and stamped with
+its stage's config hash; a resumed stage's first row replaces that stage's
+rows from there on, written before it was stopped) and writes TensorBoard events through clu's metric writers when the
 `tf` extra is installed (clu's summary writer imports tensorflow and
 tensorboard). Only process 0 writes; other processes only log.
 
@@ -10,6 +12,7 @@ tensorboard). Only process 0 writes; other processes only log.
 rate is smoothed over the last few logged intervals.
 """
 import collections
+import hashlib
 import importlib
 import json
 import os
@@ -20,9 +23,11 @@ from absl import logging
 import jax
 import numpy as np
 
+from gansseg_jax import errors
 from gansseg_jax import fileio
 from gansseg_jax import optional
 from gansseg_jax import runtime
+from gansseg_jax import workdir as wd
 
 
 def _clu_writer(logdir: str):
@@ -52,6 +57,10 @@ class MetricsWriter:
     self._stage = stage
     self._is_writer = jax.process_index() == 0
     self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
+    # The config hash of the stage's run (its .started.json; None outside
+    # the runner or for a stage without one), recorded in each row.
+    started = wd.read_started(workdir, stage)
+    self._run = started.get("config_hash") if started else None
     self._tb = None
     self._first_step: Optional[int] = None  # Of this writer's first row.
     if self._is_writer:
@@ -66,7 +75,8 @@ class MetricsWriter:
     if not self._is_writer:
       return
     record = {"stage": self._stage, "step": int(step), "time": time.time(),
-              **values}
+              **values, "run": self._run}
+    record[SEAL] = seal_of(record)
     if self._first_step is None:
       self._first_step = int(step)
       self._drop_rows_from(self._first_step)
@@ -81,8 +91,7 @@ class MetricsWriter:
     if not os.path.lexists(self._jsonl_path):
       return
     rows, torn = read_metrics(self._jsonl_path)
-    kept = [r for r in rows
-            if r.get("stage") != self._stage or r.get("step", -1) < step]
+    kept = [r for r in rows if r["stage"] != self._stage or r["step"] < step]
     if torn or len(kept) < len(rows):
       fileio.write_text(self._jsonl_path,
                         "".join(json.dumps(r) + "\n" for r in kept))
@@ -94,23 +103,49 @@ class MetricsWriter:
       self._tb = None
 
 
+SEAL = "sha256"  # A metrics row's field: the SHA-256 of the rest of it.
+
+
+def seal_of(row: dict) -> str:
+  """The SHA-256 of a metrics row's JSON without its seal."""
+  rest = {k: v for k, v in row.items() if k != SEAL}
+  return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
 def read_metrics(path: str) -> tuple[list[dict], int]:
-  """(rows, unreadable lines) of a metrics.jsonl; a line cut short by a
-  crash or a full disk (or any line that is not a JSON object) is skipped
-  and counted, never fatal."""
-  rows, skipped = [], 0
-  for line in fileio.read_text(path).splitlines():
+  """(rows, torn lines) of a metrics.jsonl.
+
+  A last line cut short by a crash or a full disk is skipped and counted.
+  Any other line that is not a row, a row whose seal does not match (edited)
+  and, in a file of sealed rows, an unsealed one are a UserError naming the
+  line (a file written before rows were sealed is read as it is).
+  """
+  text = fileio.read_text(path)
+  lines = text.split("\n")
+  torn = 1 if lines[-1].strip() else 0  # No newline after the last line.
+  rows, numbered = [], []
+  for number, line in enumerate(lines[:-1], 1):
     if not line.strip():
       continue
     try:
       row = json.loads(line)
     except ValueError:
       row = None
-    if isinstance(row, dict) and isinstance(row.get("step"), int):
-      rows.append(row)
-    else:
-      skipped += 1
-  return rows, skipped
+    if not (isinstance(row, dict) and isinstance(row.get("step"), int)
+            and isinstance(row.get("stage"), str)):
+      raise errors.UserError(
+          f"{path}: line {number} is not a metrics row; delete the file (the "
+          "report then leaves out the training curves)")
+    rows.append(row)
+    numbered.append(number)
+  sealed = any(SEAL in row for row in rows)
+  for number, row in zip(numbered, rows):
+    if sealed and row.get(SEAL) != seal_of(row):
+      raise errors.UserError(
+          f"{path}: line {number} changed since it was written (its {SEAL} "
+          "does not match); delete the file (the report then leaves out the "
+          "training curves)")
+  return rows, torn
 
 
 def format_seconds(seconds: float) -> str:

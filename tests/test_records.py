@@ -380,3 +380,32 @@ def test_filter_rates_are_verified_before_the_report_reads_them(tmp_path,
       f"{rates}: " if damage != "no marker" else f"{workdir}/unet: ")
   assert str(raised.value).endswith(
       "remake it with --config.stages=train --config.force=True")
+
+
+def write_rows(folder, stage, steps):
+  writer = monitoring.MetricsWriter(str(folder), stage, tensorboard=False)
+  for step in steps:
+    writer.write_scalars(step, {"loss": float(step)})
+
+
+def test_edited_metrics_row_is_one_line(tmp_path):
+  write_rows(tmp_path, "train", (1, 2, 3))
+  path = tmp_path / "metrics.jsonl"
+  path.write_text(path.read_text().replace('"loss": 2.0', '"loss": 0.5'))
+  with pytest.raises(errors.UserError) as raised:
+    monitoring.read_metrics(str(path))
+  assert str(raised.value).startswith(
+      f"{path}: line 2 changed since it was written")
+
+
+def test_metrics_of_another_run_are_not_reported(tmp_path, fake_registry):
+  from gansseg_jax.report import stage as report_stage  # pylint: disable=g-import-not-at-top
+  theirs = tmp_path / "theirs"
+  wd.write_started(str(theirs), "train", "other-hash", {})
+  write_rows(theirs, "train", (1, 2))
+  wd.write_marker(str(tmp_path), "train", "my-hash", {}, 0.0)
+  shutil.copy(theirs / "metrics.jsonl", tmp_path / "metrics.jsonl")
+  with pytest.raises(errors.UserError, match=(
+      "the train row of step 1 is from another run "
+      r"\(config hash other-hash, not the my-hash")):
+    report_stage._read_train_metrics(str(tmp_path))  # pylint: disable=protected-access

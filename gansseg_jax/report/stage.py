@@ -247,11 +247,20 @@ def _read_train_metrics(workdir: str) -> list[dict]:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  records, skipped = monitoring.read_metrics(path)
-  if skipped:
-    logging.warning("%s: %d unreadable line(s) skipped (cut short by a "
-                    "crash or a full disk)", path, skipped)
-  return [r for r in records if r.get("stage") == "train"]
+  records, torn = monitoring.read_metrics(path)
+  if torn:
+    logging.warning("%s: its last line, cut short by a crash or a full disk, "
+                    "is skipped", path)
+  marker = wd.read_marker(workdir, "train") or {}
+  rows = [r for r in records if r["stage"] == "train"]
+  for row in rows:
+    if row.get("run") not in (None, marker.get("config_hash")):
+      raise errors.UserError(
+          f"{path}: the train row of step {row['step']} is from another run "
+          f"(config hash {row['run']}, not the {marker.get('config_hash')} "
+          f"of {wd.marker_path(workdir, 'train')}); delete the file (the "
+          "report then leaves out the training curves)")
+  return rows
 
 
 def _curves(records: list[dict]) -> list:
