@@ -12,7 +12,6 @@ tensorboard). Only process 0 writes; other processes only log.
 rate is smoothed over the last few logged intervals.
 """
 import collections
-import hashlib
 import importlib
 import json
 import os
@@ -76,7 +75,7 @@ class MetricsWriter:
       return
     record = {"stage": self._stage, "step": int(step), "time": time.time(),
               **values, "run": self._run}
-    record[SEAL] = seal_of(record)
+    record[SEAL] = wd.seal_of(record)
     if self._first_step is None:
       self._first_step = int(step)
       self._drop_rows_from(self._first_step)
@@ -103,13 +102,7 @@ class MetricsWriter:
       self._tb = None
 
 
-SEAL = "sha256"  # A metrics row's field: the SHA-256 of the rest of it.
-
-
-def seal_of(row: dict) -> str:
-  """The SHA-256 of a metrics row's JSON without its seal."""
-  rest = {k: v for k, v in row.items() if k != SEAL}
-  return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+SEAL = wd.SEAL  # A metrics row's field: the SHA-256 of the rest of it.
 
 
 def read_metrics(path: str) -> tuple[list[dict], int]:
@@ -140,7 +133,7 @@ def read_metrics(path: str) -> tuple[list[dict], int]:
     numbered.append(number)
   sealed = any(SEAL in row for row in rows)
   for number, row in zip(numbered, rows):
-    if sealed and row.get(SEAL) != seal_of(row):
+    if sealed and row.get(SEAL) != wd.seal_of(row):
       raise errors.UserError(
           f"{path}: line {number} changed since it was written (its {SEAL} "
           "does not match); delete the file (the report then leaves out the "

@@ -123,13 +123,20 @@ def read_config(workdir: str) -> Optional[dict[str, Any]]:
 
 
 def write_config(workdir: str, config_dict: Optional[dict[str, Any]]) -> None:
-  """Records the resolved config (untouched when the same; None removes it)."""
+  """Records the resolved config (untouched when the same bytes; None
+  removes it). The old file is not parsed: whatever it holds is replaced."""
   path = os.path.join(workdir, CONFIG_FILE)
   if config_dict is None:
     if os.path.exists(path):
       os.remove(path)
-  elif read_config(workdir) != config_dict:
-    fileio.write_json(path, config_dict)
+    return
+  text = json.dumps(config_dict, indent=2, sort_keys=True) + "\n"
+  try:
+    if fileio.read_text(path) == text:
+      return
+  except (OSError, ValueError):
+    pass  # Absent or unreadable: written anew.
+  fileio.write_text(path, text)
 
 
 def marker_path(workdir: str, stage: str) -> str:
@@ -148,9 +155,11 @@ def read_started(workdir: str, stage: str) -> Optional[dict[str, Any]]:
   return _read_record(started_path(workdir, stage), stage)
 
 
+SEAL = "sha256"  # A record's field: the SHA-256 of the rest of it.
 # The fields of a marker (or started record) and the JSON types they hold.
 _RECORD_FIELDS = {"config_hash": str, "config": dict, "seconds": (int, float),
-                  "outputs": list, "files": dict, "watched": dict}
+                  "outputs": list, "files": dict, "watched": dict,
+                  SEAL: str}
 
 
 def record_shape_problem(record: Any) -> Optional[str]:
@@ -186,7 +195,21 @@ def _read_record(path: str, stage: str) -> Optional[dict[str, Any]]:
   problem = record_shape_problem(record)
   if problem:
     raise errors.UserError(f"{path}: not a stage record ({problem}); {fix}")
+  if SEAL in record and record[SEAL] != seal_of(record):
+    raise errors.UserError(f"{path}: changed since it was written (its "
+                           f"{SEAL} does not match); {fix}")
   return record
+
+
+def seal_of(record: dict[str, Any]) -> str:
+  """The SHA-256 of a record's JSON without its seal."""
+  rest = {k: v for k, v in record.items() if k != SEAL}
+  return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def write_sealed(path: str, record: dict[str, Any]) -> None:
+  """Writes the JSON `record` with its seal (`seal_of`)."""
+  fileio.write_json(path, {**record, SEAL: seal_of(record)})
 
 
 def write_marker(workdir: str, stage: str, config_hash: str,
@@ -205,13 +228,13 @@ def write_marker(workdir: str, stage: str, config_hash: str,
     marker.update(outputs=list(outputs), files=files)
   if watched:
     marker["watched"] = watched
-  fileio.write_json(marker_path(workdir, stage), marker)
+  write_sealed(marker_path(workdir, stage), marker)
 
 
 def write_started(workdir: str, stage: str, config_hash: str,
                   config_values: dict[str, Any]) -> None:
-  fileio.write_json(started_path(workdir, stage),
-                    {"config_hash": config_hash, "config": config_values})
+  write_sealed(started_path(workdir, stage),
+                {"config_hash": config_hash, "config": config_values})
 
 
 def remove_file(path: str) -> None:

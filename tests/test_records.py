@@ -184,14 +184,20 @@ def test_missing_marker_with_outputs_there_is_refused(tmp_path,
       "--config.stages=a --config.force=True")
 
 
-def test_marker_without_its_files_is_refused(tmp_path, fake_registry):
+@pytest.mark.parametrize("removed, what", [
+    (("files",), "changed since it was written (its sha256 does not match)"),
+    (("files", "sha256"), "records no fingerprints of the files stage 'a' "
+     "wrote"),
+])
+def test_marker_without_its_files_is_refused(tmp_path, fake_registry,
+                                             removed, what):
   stages.run(make_config("a"), str(tmp_path))
   marker = tmp_path / "stages" / "a.json"
   record = json.loads(marker.read_text())
-  del record["files"]
+  for key in removed:
+    del record[key]
   marker.write_text(json.dumps(record))
-  assert refused(make_config("b"), tmp_path).startswith(
-      f"{marker}: records no fingerprints of the files stage 'a' wrote")
+  assert refused(make_config("b"), tmp_path).startswith(f"{marker}: {what}")
 
 
 @pytest.mark.parametrize("content", ["[]", '{"files": null}', "[1]", "",

@@ -27,7 +27,6 @@ compute (the predictor may be sharded over all of them).
 """
 import functools
 import glob
-import hashlib
 import json
 import os
 
@@ -50,7 +49,7 @@ from gansseg_jax.eval import tables
 # how: left out of a result's settings (and of the stage's config hash).
 SELECTIONS = ("datasets", "predictor", "baselines", "data_dir", "manual_dir",
               "allow_download", "baseline_workers")
-SEAL = "sha256"  # A result record's field: the SHA-256 of the rest of it.
+SEAL = wd.SEAL  # A result record's field: the SHA-256 of the rest of it.
 # config.eval fields that belong to one baseline only.
 BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",)}
 
@@ -99,12 +98,6 @@ def _is_current(record: dict, eval_config, unet_identity,
               str(record.get("dataset"))))
 
 
-def _seal_of(record: dict) -> str:
-  """The SHA-256 of a result record's JSON without its seal."""
-  rest = {k: v for k, v in record.items() if k != SEAL}
-  return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
-
-
 def _read_record(path: str):
   """The result record at `path`; None when absent. An unreadable one, or
   one whose seal does not match its content (edited), is a UserError; an
@@ -119,14 +112,10 @@ def _read_record(path: str):
   if not isinstance(record, dict):
     raise errors.UserError(f"{path}: not an eval result (a JSON "
                            f"{type(record).__name__}); {fix}")
-  if SEAL in record and record[SEAL] != _seal_of(record):
+  if SEAL in record and record[SEAL] != wd.seal_of(record):
     raise errors.UserError(f"{path}: changed since the eval stage wrote it "
                            f"(its {SEAL} does not match); {fix}")
   return record
-
-
-def _write_record(path: str, record: dict) -> None:
-  fileio.write_json(path, {**record, SEAL: _seal_of(record)})
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -186,7 +175,7 @@ def _move_legacy_results(workdir: str, entry: str) -> None:
     record = _read_record(path)
     if isinstance(record, dict) and "predictor" in record:
       record["samples"] = layout.samples_path(entry, record["predictor"])
-      _write_record(path, record)
+      wd.write_sealed(path, record)
   logging.info("eval %s: results moved from %s to %s", entry, old, new)
 
 
@@ -203,7 +192,7 @@ def _write_result(workdir, entry, name, title, result, samples, eval_config,
   with fileio.atomic_path(npz) as tmp:
     with open(tmp, "wb") as f:
       np.savez_compressed(f, **arrays)
-  _write_record(os.path.join(workdir, layout.result_path(entry, name)), {
+  wd.write_sealed(os.path.join(workdir, layout.result_path(entry, name)), {
       "dataset": entry, "predictor": name, "result": result,
       "settings": result_settings(eval_config, name),
       "unet": identity if name == baselines.UNET else None,

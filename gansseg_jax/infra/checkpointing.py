@@ -94,10 +94,10 @@ def _run_of(directory: str) -> Optional[dict]:
 def record_fingerprints(directory: str, step: int) -> None:
   """Writes `<step>.files.json`: the fingerprints of checkpoint `step` and
   the run that saved it (`_run_of`)."""
-  fileio.write_json(fingerprints_path(directory, step),
-                    {"algorithm": fingerprints.ALGORITHM,
-                     "files": fingerprints.record(directory, [str(step)]),
-                     "run": _run_of(directory)})
+  wd.write_sealed(fingerprints_path(directory, step),
+                 {"algorithm": fingerprints.ALGORITHM,
+                  "files": fingerprints.record(directory, [str(step)]),
+                  "run": _run_of(directory)})
 
 
 def _manifest(directory: str, step: int) -> Optional[dict]:
@@ -116,6 +116,9 @@ def _manifest(directory: str, step: int) -> Optional[dict]:
     run = manifest.get("run") if isinstance(manifest, dict) else None
     if not why and run is not None:
       why = wd.record_shape_problem(run)
+    if not why and manifest.get(wd.SEAL, wd.seal_of(manifest)) != wd.seal_of(
+        manifest):
+      why = f"changed since it was written: its {wd.SEAL} does not match"
   if why or "files" not in manifest:
     raise errors.UserError(
         f"{path}: not a checkpoint's record ({why or 'no files'}); delete "
