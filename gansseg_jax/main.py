@@ -11,6 +11,7 @@ lock and write config.json (docs/reliability.md).
 import difflib
 import errno
 import importlib.util
+import logging as logging_lib
 import os
 import re
 import shutil
@@ -151,9 +152,10 @@ def _refused_write(error: BaseException, workdir: str) -> str:
   if not named:  # orbax/TensorStore name the file in their text.
     named = re.findall(re.escape(workdir) + r"[^\s'\",:]*",
                        " ".join(str(e) for e in errors.causes(error)))
-  # An atomic write's temporary (fileio.atomic_path) stands for its file.
-  path = re.sub(r"\.tmp-[A-Za-z0-9_]{8}/[^/]+$", "",
-                named[0] if named else workdir)
+  # The output being written stands for its temporary (fileio.atomic_path's
+  # '<output>.tmp-XXXXXXXX/<name>/...', orbax's '<step>.orbax-checkpoint-tmp').
+  path = re.sub(r"(\.tmp-[A-Za-z0-9_]{8}/[^/]+|\.orbax-checkpoint-tmp[^/]*)"
+                r"(/.*)?$", "", named[0] if named else workdir)
   if not errors.is_full_disk(error):
     return f"{path}: {error.strerror}"
   try:
@@ -163,6 +165,17 @@ def _refused_write(error: BaseException, workdir: str) -> str:
   return (f"{path}: no space left on device ({free} on the workdir's "
           "filesystem); free some and run the same command again: it "
           "resumes")
+
+
+class _FullDiskWithoutTraceback(logging_lib.Filter):
+  """Keeps the log line of a writer's full disk, drops its traceback (orbax
+  logs one per background thread; the run ends with one `error:` line)."""
+
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    if record.exc_info and record.exc_info[1] is not None and (
+        errors.is_full_disk(record.exc_info[1])):
+      record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _drop_closed_loop_reports(unraisable) -> None:
@@ -181,6 +194,8 @@ def _drop_closed_loop_reports(unraisable) -> None:
 
 def main(argv: list[str]) -> None:
   sys.unraisablehook = _drop_closed_loop_reports
+  for handler in [logging.get_absl_handler()] + logging_lib.root.handlers:
+    handler.addFilter(_FullDiskWithoutTraceback())
   if len(argv) > 1:
     errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value

@@ -189,6 +189,44 @@ def test_read_only_workdir(tmp_path, subdir, message):
   assert listing(ro) == {"kept.txt": b"old"}
 
 
+def _small_tmpfs_works():
+  if not shutil.which("unshare"):
+    return False
+  probe = subprocess.run(["unshare", "-rm", "sh", "-c",
+                          "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                         capture_output=True)
+  return probe.returncode == 0
+
+
+@pytest.mark.slow  # Two runs of main (about a minute on loaded cores).
+@pytest.mark.skipif(not _small_tmpfs_works(),
+                    reason="needs `unshare -rm` and tmpfs to fill a disk")
+def test_full_disk_is_one_line_and_the_next_run_resumes(tmp_path):
+  """Issue 38: orbax/TensorStore's RESOURCE_EXHAUSTED was a traceback. A
+  64 KiB tmpfs holds config.json but not the generator (188 KiB)."""
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  command = " ".join(f"'{a}'" for a in main_command(
+      workdir, "--config.stages=convert"))
+  script = (f"mount -t tmpfs -o size=64k tmpfs '{workdir}' && "
+            f"{command} 2>'{tmp_path}/full.err'; echo $? >'{tmp_path}/rc'; "
+            f"ls -A '{workdir}' >'{tmp_path}/left'; "
+            f"mount -o remount,size=8m '{workdir}' && {command} && "
+            f"test -f '{workdir}/stages/convert.json'")
+  proc = subprocess.run(
+      ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+      cwd=ROOT, timeout=600,
+      env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", ROOT)})
+  assert proc.returncode == 0, proc.stderr[-3000:]  # Space freed: it ran.
+  full = subprocess.CompletedProcess(
+      [], int((tmp_path / "rc").read_text()), "",
+      (tmp_path / "full.err").read_text())
+  error = the_error(full)
+  assert error.startswith(f"error: {workdir}/generator")
+  assert "no space left on device (" in error and "MiB free" in error
+  assert (tmp_path / "left").read_text() == ""  # Nothing half-made.
+
+
 # --- The runner with fake stages (in-process): force, markers, config.json.
 
 def resumable(config, workdir):
