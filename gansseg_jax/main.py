@@ -162,7 +162,7 @@ def _refused_write(error: BaseException, workdir: str) -> str:
     free = f"{shutil.disk_usage(workdir).free / 2**20:.1f} MiB free"
   except OSError:
     free = "free space unknown"
-  return (f"{path}: no space left on device ({free} on the workdir's "
+  return (f"{path}: {os.strerror(errno.ENOSPC)} ({free} on the workdir's "
           "filesystem); free some and run the same command again: it "
           "resumes")
 

@@ -341,7 +341,7 @@ def test_full_disk_is_one_line_naming_the_file(error):
   line = main_module._refused_write(error, "/w")  # pylint: disable=protected-access
   expected = ("/w/config.json" if isinstance(error, OSError)
               else "/w/checkpoints/train/6/d/x")
-  assert line.startswith(f"{expected}: no space left on device (")
+  assert line.startswith(f"{expected}: No space left on device (")
   assert line.endswith("free some and run the same command again: it "
                        "resumes")
   assert errors.is_full_disk(error)

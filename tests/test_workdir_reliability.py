@@ -223,7 +223,7 @@ def test_full_disk_is_one_line_and_the_next_run_resumes(tmp_path):
       (tmp_path / "full.err").read_text())
   error = the_error(full)
   assert error.startswith(f"error: {workdir}/generator")
-  assert "no space left on device (" in error and "MiB free" in error
+  assert "No space left on device (" in error and "MiB free" in error
   assert (tmp_path / "left").read_text() == ""  # Nothing half-made.
 
 
