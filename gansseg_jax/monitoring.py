@@ -103,6 +103,7 @@ class MetricsWriter:
 
 
 SEAL = wd.SEAL  # A metrics row's field: the SHA-256 of the rest of it.
+ROW_FIELDS = ("stage", "step", "time", "run", SEAL)  # A row's, not scalars.
 
 
 def read_metrics(path: str) -> tuple[list[dict], int]:

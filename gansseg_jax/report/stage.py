@@ -294,7 +294,7 @@ def _training(workdir: str) -> list:
   last = {}
   for record in records:
     last.update({k: (record["step"], v) for k, v in record.items()
-                 if k not in ("stage", "step", "time")})
+                 if k not in monitoring.ROW_FIELDS})
   if not last:
     return []
   return [doc.Heading("Training")] + _curves(records) + [
