@@ -114,8 +114,7 @@ def read_metrics(path: str) -> tuple[list[dict], int]:
   and, in a file of sealed rows, an unsealed one are a UserError naming the
   line (a file written before rows were sealed is read as it is).
   """
-  text = fileio.read_text(path)
-  lines = text.split("\n")
+  lines = fileio.read_bytes(path).split(b"\n")
   torn = 1 if lines[-1].strip() else 0  # No newline after the last line.
   rows, numbered = [], []
   for number, line in enumerate(lines[:-1], 1):
@@ -123,7 +122,7 @@ def read_metrics(path: str) -> tuple[list[dict], int]:
       continue
     try:
       row = json.loads(line)
-    except ValueError:
+    except ValueError:  # Not JSON, or not UTF-8.
       row = None
     if not (isinstance(row, dict) and isinstance(row.get("step"), int)
             and isinstance(row.get("stage"), str)):

@@ -440,10 +440,12 @@ def damage_file(kind, workdir, other, name, unit, outside):
   """Damages the file `name` of `workdir` (a swap: all of `unit`, from the
   `other` workdir); False if `kind` does not apply."""
   file = workdir / name
-  if kind == "edit":
-    if file.suffix not in (".json", ".jsonl") or not file.read_text():
+  if kind == "edit":  # The file, or else the largest JSON file of its unit.
+    found = [file] if file.suffix in (".json", ".jsonl") else sorted(
+        (workdir / unit).rglob("*.json"), key=lambda p: p.stat().st_size)[-1:]
+    if not found or not found[0].read_text():
       return False
-    edit_json(file)
+    edit_json(found[0])
   elif kind == "swap":
     if not (other / unit).exists():
       return False
