@@ -505,13 +505,19 @@ def test_results_under_a_legacy_name_are_moved_and_kept(
     assert list(json.load(f)["datasets"]) == [key]
 
 
+def evaluated(tmp_path, folder):
+  """(workdir, dataset entry): `folder` evaluated through the runner."""
+  workdir = str(tmp_path / "w")
+  stand_in_unet(workdir, _config())
+  key = f"folder:{folder}"
+  _run_eval(_config(eval__datasets=key), workdir)
+  return workdir, key
+
+
 def test_edited_result_is_refused_not_published(tmp_path, saliency_folder,
                                                 predictor):
   """Issue 38: an edited maxF was kept and shown in eval.md and the report."""
-  workdir = str(tmp_path / "w")
-  stand_in_unet(workdir, _config())
-  key = f"folder:{saliency_folder}"
-  _run_eval(_config(eval__datasets=key), workdir)
+  workdir, key = evaluated(tmp_path, saliency_folder)
   path = os.path.join(workdir, layout.result_path(key, "unet"))
   with open(path) as f:
     record = json.load(f)
@@ -531,10 +537,7 @@ def test_edited_result_is_refused_not_published(tmp_path, saliency_folder,
 def test_changed_dataset_folder_is_evaluated_again(tmp_path, saliency_folder,
                                                    predictor):
   """Issue 38: 3 -> more images and inverted masks gave the old numbers."""
-  workdir = str(tmp_path / "w")
-  stand_in_unet(workdir, _config())
-  key = f"folder:{saliency_folder}"
-  _run_eval(_config(eval__datasets=key), workdir)
+  workdir, key = evaluated(tmp_path, saliency_folder)
   calls = len(predictor)
   for i in range(5):
     path = f"{saliency_folder}/masks/{i}.png"

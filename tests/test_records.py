@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import shutil
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -29,20 +28,8 @@ from gansseg_jax.infra import checkpointing
 
 from file_listing import listing
 from stage_markers import mark_done
-
-
-def write_parts(config, workdir):
-  """Stage 'a': two files from config.a.value."""
-  fileio.write_text(os.path.join(workdir, "parts", "p.txt"),
-                    str(config.a.value) * 100)
-  fileio.write_text(os.path.join(workdir, "one.txt"), "one")
-
-
-def read_parts(config, workdir):
-  """Stage 'b': a copy of a's part."""
-  del config
-  shutil.copy(os.path.join(workdir, "parts", "p.txt"),
-              os.path.join(workdir, "sum.txt"))
+import test_integrity_units
+from test_integrity_units import fixed
 
 
 def refuse(config, workdir):
@@ -69,15 +56,7 @@ def count_steps(config, workdir):
                     str(float(state["w"][0])))
 
 
-def fixed(*paths):
-  return lambda config: paths
-
-
-FAKE = (
-    stages.Stage("a", f"{__name__}:write_parts", 0, ("a",), (), fixed(),
-                 fixed("parts", "one.txt")),
-    stages.Stage("b", f"{__name__}:read_parts", 0, ("b",), ("a",),
-                 fixed("parts"), fixed("sum.txt")),
+FAKE = test_integrity_units.FAKE + (  # 'a' writes parts/, 'b' reads them.
     stages.Stage("c", f"{__name__}:count_steps", 0, ("c",), (), fixed(),
                  fixed("c.txt"), scratch=fixed("checkpoints/c")),
     stages.Stage("x", f"{__name__}:refuse", 0, ("x",), (), fixed(),
@@ -126,7 +105,7 @@ def test_symlinked_lock_is_refused_and_its_target_kept(tmp_path,
   assert victim.read_text() == "precious"
 
 
-@pytest.mark.parametrize("name", ["metrics.jsonl", "parts/p.txt"])
+@pytest.mark.parametrize("name", ["metrics.jsonl", "parts/2.bin"])
 def test_symlink_inside_the_workdir_is_named(tmp_path, fake_registry, name):
   workdir = tmp_path / "w"
   stages.run(make_config("a"), str(workdir))
@@ -177,7 +156,7 @@ def test_missing_marker_with_outputs_there_is_refused(tmp_path,
                                                       fake_registry):
   stages.run(make_config("a"), str(tmp_path))
   os.remove(tmp_path / "stages" / "a.json")
-  (tmp_path / "parts" / "p.txt").write_text("9" * 100)  # Now unverifiable.
+  (tmp_path / "parts" / "2.bin").write_bytes(b"9")  # Now unverifiable.
   assert refused(make_config("b", force=True), tmp_path) == (
       f"{tmp_path}/parts: cannot be verified: {tmp_path}/stages/a.json, the "
       "record of stage 'a' that writes it, is missing; remake it with "
@@ -202,7 +181,7 @@ def test_marker_without_its_files_is_refused(tmp_path, fake_registry,
 
 @pytest.mark.parametrize("content", ["[]", '{"files": null}', "[1]", "",
                                      '{"config_hash": 3}', "null",
-                                     '{"files": {"parts/p.txt": [1]}}'])
+                                     '{"files": {"parts/2.bin": [1]}}'])
 def test_malformed_marker_is_one_line(tmp_path, fake_registry, content):
   stages.run(make_config("a"), str(tmp_path))
   (tmp_path / "stages" / "a.json").write_text(content)
@@ -354,9 +333,9 @@ def test_failed_write_puts_config_json_back(tmp_path, fake_registry,
 
   def full(config, workdir):
     raise OSError(errno.ENOSPC, "No space left on device",
-                  os.path.join(workdir, "parts", "p.txt"))
+                  os.path.join(workdir, "parts", "0.bin"))
 
-  monkeypatch.setattr(sys.modules[__name__], "write_parts", full)
+  monkeypatch.setattr(test_integrity_units, "write_parts", full)
   with pytest.raises(OSError):
     stages.run(make_config("a", a=5, force=True), str(tmp_path))
   assert listing(tmp_path) == before
