@@ -111,12 +111,12 @@ class WorkdirLock:
     self._fd = fd
     return self
 
-  def __exit__(self, *exc) -> None:
+  def __exit__(self, exc_type, *exc) -> None:
+    """Releases the lock; a run that failed deletes W/.lock if it made it
+    (still holding it), so a refused run leaves a fresh workdir as it was."""
+    if (self.created and exc_type is not None
+        and issubclass(exc_type, Exception)):
+      os.remove(_path(self.workdir))
     os.ftruncate(self._fd, 0)
     os.close(self._fd)  # Releases the lock.
     self._fd = None
-
-  def remove_if_created(self) -> None:
-    """Deletes W/.lock if this run made it (a refused run's undo)."""
-    if self.created and os.path.isfile(_path(self.workdir)):
-      os.remove(_path(self.workdir))

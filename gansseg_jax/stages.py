@@ -418,9 +418,8 @@ def execute(plan_: Plan) -> None:
     return
   folders = _folders(plan_.workdir)
   os.makedirs(plan_.workdir, exist_ok=True)
-  held = lock.WorkdirLock(plan_.workdir)
   try:
-    with held:
+    with lock.WorkdirLock(plan_.workdir):
       # Under the lock no other run writes here: what a killed one left goes.
       for path in fileio.remove_temporaries(plan_.workdir):
         logging.info("removed %s (left by a killed run)", path)
@@ -428,8 +427,7 @@ def execute(plan_: Plan) -> None:
         plan_ = plan(plan_.config, plan_.workdir, check_lock=False)
       _run_steps(plan_, is_writer=True)
   except Exception:
-    # Refused or failed: the lock file and the empty folders it made go.
-    held.remove_if_created()
+    # Refused or failed: the empty folders it made go (the lock file too).
     _remove_new_empty_folders(plan_.workdir, folders)
     raise
 
