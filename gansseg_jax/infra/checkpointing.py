@@ -21,7 +21,10 @@ at the next save, `wait` or exit), and `restore` checks them first: a
 checkpoint whose files changed is an error naming the file, never loaded and
 never silently skipped for an older one. A checkpoint without fingerprints
 (saved before they were recorded, or the run was killed between orbax's
-commit and the record) is restored with one warning line.
+commit and the record) is restored with one warning line. The record also
+holds the run that saved it (`run`: the runner's W/stages/<stage>.started.json,
+config hash and values) and a seal, so the runner resumes a checkpoint only
+under the config that saved it (gansseg_jax/stages.py, `_check_saved_by`).
 
 `save_tree` / `restore_tree`: one pytree in one folder (final params).
 """
@@ -116,8 +119,7 @@ def _manifest(directory: str, step: int) -> Optional[dict]:
     run = manifest.get("run") if isinstance(manifest, dict) else None
     if not why and run is not None:
       why = wd.record_shape_problem(run)
-    if not why and manifest.get(wd.SEAL, wd.seal_of(manifest)) != wd.seal_of(
-        manifest):
+    if not why and manifest.get(wd.SEAL) not in (None, wd.seal_of(manifest)):
       why = f"changed since it was written: its {wd.SEAL} does not match"
   if why or "files" not in manifest:
     raise errors.UserError(
@@ -218,15 +220,17 @@ class StepCheckpoints:
   def restore(self, step: int, abstract_state: Any) -> Any:
     """The checkpoint of `step`, placed as `abstract_state`'s shardings say.
 
-    Its fingerprints are checked first (`verify`).
+    Its fingerprints are checked first (`verify`); one without them that
+    orbax cannot read is a UserError naming it.
     """
-    if verify(self.directory, step):
-      return self._manager.restore(
-          step, args=ocp.args.StandardRestore(abstract_state))
-    try:  # Unverified: damage shows only as orbax's or TensorStore's error.
+    verified = verify(self.directory, step)
+    try:
       return self._manager.restore(
           step, args=ocp.args.StandardRestore(abstract_state))
     except Exception as e:  # pylint: disable=broad-except
+      if verified:
+        raise
+      # Unverified: damage shows only as orbax's or TensorStore's error.
       step_dir = os.path.join(self.directory, str(step))
       raise errors.UserError(
           f"{step_dir}: unreadable ({type(e).__name__}: "
