@@ -83,6 +83,18 @@ def test_unreadable_small_and_resized_are_logged(tmp_path):
                           "without_mask": 0, "ambiguous": 0}
 
 
+@pytest.mark.parametrize("mask_shape", [(30, 20), (20, 20)])
+def test_mask_of_another_aspect_ratio_is_refused(tmp_path, mask_shape):
+  """Issue 38: a transposed mask was stretched onto its image."""
+  _write(f"{tmp_path}/im/a.png", np.zeros((20, 30, 3), np.uint8))
+  _write(f"{tmp_path}/ma/a.png", np.zeros(mask_shape, np.uint8))
+  pairs = folder.match_folders(f"{tmp_path}/im", f"{tmp_path}/ma", "f")
+  with pytest.raises(errors.UserError, match=(
+      f"mask {mask_shape[1]}x{mask_shape[0]} has another aspect ratio than "
+      "its image 30x20")):
+    list(folder.iterate_examples(pairs, 8, example_lib.ReadLog()))
+
+
 def test_no_pairs_or_missing_folder_is_a_user_error(tmp_path):
   (tmp_path / "a").mkdir()
   (tmp_path / "b").mkdir()

@@ -12,6 +12,7 @@ import pytest
 
 from configs import default
 from gansseg_jax.infra import fileio
+from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import workdir as wd
 from gansseg_jax.report import images as pics
 from gansseg_jax.report import stage
@@ -46,11 +47,11 @@ def workdir(tmp_path):
     writer.writerow(["file", "key_index", "kept", "size_filter",
                      "histogram_filter", "pruned_pixels", "foreground_fraction"])
     writer.writerows([r + (0, 0.5) for r in rows])
-  with open(os.path.join(w, "metrics.jsonl"), "w") as f:
-    f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5,
-                        "loss": 0.4, "kept_fraction": 0.9}) + "\n")
-    f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75,
-                        "loss": 0.2, "kept_fraction": 1.0}) + "\n")
+  metrics = monitoring.MetricsWriter(w, "train", tensorboard=False)
+  metrics.write_scalars(5, {"holdout_iou": 0.5, "loss": 0.4,
+                            "kept_fraction": 0.9})
+  metrics.write_scalars(9, {"holdout_iou": 0.75, "loss": 0.2,
+                            "kept_fraction": 1.0})
   samples = os.path.join("eval", "scenes_1", "unet_samples.npz")
   os.makedirs(os.path.join(w, "eval", "scenes_1"))
   np.savez(os.path.join(w, samples), title=np.array("scenes"),

@@ -19,6 +19,7 @@ runner imports it.
 import hashlib
 import os
 import re
+from typing import Optional
 
 from gansseg_jax.data import sources
 
@@ -88,5 +89,30 @@ def predictors(eval_config) -> list[str]:
 def output_paths(eval_config) -> list[str]:
   """Every file one eval run writes (lenient: validation is the stage's)."""
   return list(SUMMARY_FILES) + [
-      result_path(key, name) for key in _names(eval_config.datasets)
-      for name in predictors(eval_config)]
+      path for key in _names(eval_config.datasets)
+      for name in predictors(eval_config)
+      for path in (result_path(key, name), samples_path(key, name))]
+
+
+def dataset_files(entry: str) -> Optional[str]:
+  """A fingerprint of the files of a `folder:` dataset: every file's name,
+  size and modification time under its images and masks folders (None for
+  other datasets, which their name fixes)."""
+  if not entry.startswith(sources.FOLDER_PREFIX):
+    return None
+  digest = hashlib.sha256()
+  for folder in sources.folder_dirs(entry, "config.eval.datasets"):
+    for parent, dirs, files in os.walk(folder):
+      dirs.sort()
+      for name in sorted(files):
+        path = os.path.join(parent, name)
+        info = os.stat(path)
+        digest.update(f"{os.path.relpath(path, folder)}\0{info.st_size}\0"
+                      f"{info.st_mtime_ns}\n".encode())
+  return digest.hexdigest()[:16]
+
+
+def datasets_files(eval_config) -> dict[str, Optional[str]]:
+  """{entry: dataset_files(entry)} of every configured dataset (lenient)."""
+  return {key: dataset_files(key) for key in _names(eval_config.datasets)
+          if key.startswith(sources.FOLDER_PREFIX)}

@@ -26,6 +26,7 @@ segment (`segment`):
 Every output appears atomically; only process 0 writes, all processes
 compute (the predictor may be sharded over all of them).
 """
+import functools
 import glob
 import json
 import os
@@ -51,6 +52,7 @@ SELECTIONS = ("datasets", "predictor", "baselines", "data_dir", "manual_dir",
               "allow_download", "baseline_workers")
 # What runs the U-Net for segment: JAX (W/unet) or onnxruntime (W/export).
 SEGMENT_BACKENDS = ("jax", "onnx")
+SEAL = wd.SEAL  # A result record's field: the SHA-256 of the rest of it.
 # config.eval fields that belong to one baseline only.
 BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",)}
 
@@ -86,19 +88,37 @@ def _unet_identity(workdir: str):
   return None if marker is None else marker.get("config_hash")
 
 
-def _is_current(record: dict, eval_config, unet_identity) -> bool:
+def _is_current(record: dict, eval_config, unet_identity,
+                files_of=layout.dataset_files) -> bool:
+  """Made with these settings, this U-Net and the dataset's present files,
+  and sealed (written by this version of the stage)."""
   name = record.get("predictor")
-  return (record.get("settings") == result_settings(eval_config, name)
+  return (SEAL in record
+          and record.get("settings") == result_settings(eval_config, name)
           and (name != baselines.UNET
-               or record.get("unet") == unet_identity))
+               or record.get("unet") == unet_identity)
+          and record.get("dataset_files") == files_of(
+              str(record.get("dataset"))))
 
 
 def _read_record(path: str):
+  """The result record at `path`; None when absent. An unreadable one, or
+  one whose seal does not match its content (edited), is a UserError; an
+  unsealed one (older) is returned and is never current."""
+  fix = "delete it to compute it again"
   try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
+    record = json.loads(fileio.read_text(path))
+  except FileNotFoundError:
     return None
+  except (OSError, ValueError) as e:
+    raise errors.UserError(f"{path}: unreadable ({fileio.why(e)}); {fix}")
+  if not isinstance(record, dict):
+    raise errors.UserError(f"{path}: not an eval result (a JSON "
+                           f"{type(record).__name__}); {fix}")
+  if SEAL in record and record[SEAL] != wd.seal_of(record):
+    raise errors.UserError(f"{path}: changed since the eval stage wrote it "
+                           f"(its {SEAL} does not match); {fix}")
+  return record
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -158,7 +178,7 @@ def _move_legacy_results(workdir: str, entry: str) -> None:
     record = _read_record(path)
     if isinstance(record, dict) and "predictor" in record:
       record["samples"] = layout.samples_path(entry, record["predictor"])
-      fileio.write_json(path, record)
+      wd.write_sealed(path, record)
   logging.info("eval %s: results moved from %s to %s", entry, old, new)
 
 
@@ -175,10 +195,11 @@ def _write_result(workdir, entry, name, title, result, samples, eval_config,
   with fileio.atomic_path(npz) as tmp:
     with open(tmp, "wb") as f:
       np.savez_compressed(f, **arrays)
-  fileio.write_json(os.path.join(workdir, layout.result_path(entry, name)), {
+  wd.write_sealed(os.path.join(workdir, layout.result_path(entry, name)), {
       "dataset": entry, "predictor": name, "result": result,
       "settings": result_settings(eval_config, name),
       "unet": identity if name == baselines.UNET else None,
+      "dataset_files": layout.dataset_files(entry),
       "samples": layout.samples_path(entry, name)})
 
 
@@ -189,6 +210,7 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
   evaluated earlier in this workdir.
   """
   identity = _unet_identity(workdir)
+  files_of = functools.cache(layout.dataset_files)
   rows, samples, hidden = {}, {}, 0
   pattern = os.path.join(workdir, layout.EVAL_DIR, "*", "*.json")
   for path in sorted(glob.glob(pattern)):
@@ -198,7 +220,7 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
     if (os.path.dirname(os.path.relpath(path, workdir))
         != layout.dataset_dir(str(record.get("dataset")))):
       continue  # A copy left under a legacy folder name.
-    if not _is_current(record, config.eval, identity):
+    if not _is_current(record, config.eval, identity, files_of):
       hidden += 1
       continue
     rows.setdefault(record["dataset"], {})[record["predictor"]] = (

@@ -16,12 +16,15 @@ Outputs:
 """
 import csv
 import glob
+import io
 import json
 import os
 
+from absl import logging
 import ml_collections
 import numpy as np
 
+from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.infra import monitoring
 from gansseg_jax.run import stages
@@ -189,9 +192,13 @@ def _direction_used(config: ml_collections.ConfigDict, workdir: str,
     return blocks + [doc.Paragraph(
         "Filter pass rates: not measured yet (the train stage measures them "
         "before training).")]
-  with open(path) as f:
-    measured = json.load(f)
-  rates = measured["rates"]
+  try:
+    measured = json.loads(fileio.read_text(path))
+    rates = measured["rates"]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise errors.UserError(
+        f"{path}: unreadable ({fileio.why(e)}); remake it with "
+        "--config.stages=train --config.force=True") from e
   settings = ", ".join(f"{k} = {v}" for k, v in measured["settings"].items())
   return blocks + [
       doc.Paragraph(f"Filter pass rates of this direction on "
@@ -284,9 +291,20 @@ def _read_train_metrics(workdir: str) -> list[dict]:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return [r for r in records if r.get("stage") == "train"]
+  records, torn = monitoring.read_metrics(path)
+  if torn:
+    logging.warning("%s: its last line, cut short by a crash or a full disk, "
+                    "is skipped", path)
+  marker = wd.read_marker(workdir, "train") or {}
+  rows = [r for r in records if r["stage"] == "train"]
+  for row in rows:
+    if row.get("run") not in (None, marker.get("config_hash")):
+      raise errors.UserError(
+          f"{path}: the train row of step {row['step']} is from another run "
+          f"(config hash {row['run']}, not the {marker.get('config_hash')} "
+          f"of {wd.marker_path(workdir, 'train')}); delete the file (the "
+          "report then leaves out the training curves)")
+  return rows
 
 
 def _curves(records: list[dict]) -> list:
@@ -320,7 +338,7 @@ def _training(workdir: str) -> list:
   last = {}
   for record in records:
     last.update({k: (record["step"], v) for k, v in record.items()
-                 if k not in ("stage", "step", "time")})
+                 if k not in monitoring.ROW_FIELDS})
   if not last:
     return []
   return [doc.Heading("Training")] + _curves(records) + [
@@ -337,6 +355,20 @@ def _eval_datasets(workdir: str):
     return json.load(f)
 
 
+def _prediction_rows(path: str) -> tuple[str, list]:
+  """(dataset title, picture rows) of one `<predictor>_samples.npz`."""
+  with np.load(io.BytesIO(fileio.read_bytes(path))) as data:
+    title = str(data["title"])
+    count = sum(1 for k in data.files if k.startswith("image_"))
+    return title, [pics.row([data[f"image_{j}"],
+                             pics.overlay(data[f"image_{j}"],
+                                          data[f"mask_{j}"]),
+                             pics.gray_to_rgb(data[f"prob_{j}"]),
+                             pics.overlay(data[f"image_{j}"],
+                                          data[f"prob_{j}"] / 255.0)], THUMB)
+                   for j in range(count)]
+
+
 def _predictions(workdir: str) -> list:
   document = _eval_datasets(workdir) or {"datasets": {}}
   files = [(entry.get("predictor", "unet"),
@@ -345,15 +377,14 @@ def _predictions(workdir: str) -> list:
   files = [(name, path) for name, path in files if os.path.exists(path)]
   blocks = [doc.Heading("Predictions")] if files else []
   for i, (name, path) in enumerate(files):
-    with np.load(path) as data:
-      title = str(data["title"])
-      count = sum(1 for k in data.files if k.startswith("image_"))
-      rows = [pics.row([data[f"image_{j}"],
-                        pics.overlay(data[f"image_{j}"], data[f"mask_{j}"]),
-                        pics.gray_to_rgb(data[f"prob_{j}"]),
-                        pics.overlay(data[f"image_{j}"],
-                                     data[f"prob_{j}"] / 255.0)], THUMB)
-              for j in range(count)]
+    try:
+      title, rows = _prediction_rows(path)
+    except Exception as e:  # pylint: disable=broad-except
+      # Whatever numpy, zipfile or the picture helpers raise on a damaged
+      # file: one line naming it.
+      raise errors.UserError(
+          f"{path}: unreadable predictions ({type(e).__name__}: {e}); "
+          "remake them with --config.stages=eval --config.force=True") from e
     if rows:
       blocks.append(doc.Figure(
           f"predictions_{i:02d}.png", pics.png_bytes(pics.column(rows)),
