@@ -202,7 +202,7 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
         record["result"])
     samples.setdefault(record["dataset"], {})[record["predictor"]] = (
         record["samples"])
-  listed = [e.strip() for e in config.eval.datasets.split(",") if e.strip()]
+  listed = layout.dataset_keys(config.eval)
   order = [k for k in listed if k in rows] + sorted(
       (k for k in rows if k not in listed),
       key=lambda k: next(iter(rows[k].values()))["title"])
