@@ -46,8 +46,9 @@ def dataset_name(key: str) -> str:
     return key
   try:
     spec = sources.folder_spec(key, "config.eval.datasets")
-  except errors.UserError:
-    return key
+  except errors.UserError:  # Not a valid entry: its first folder's name.
+    folders = [p for p in key[len(sources.FOLDER_PREFIX):].split(":") if p]
+    return os.path.basename(os.path.normpath(folders[0])) if folders else key
   images, masks = (os.path.normpath(p)
                    for p in (spec.images_dir, spec.masks_dir))
   parent = os.path.dirname(images)

@@ -1,0 +1,70 @@
+r"""Real portraits: a CelebA DCGAN, scored on CelebAMask-HQ photos it never saw.
+
+  make weights      # weights/generateme-0.1.2-py3-none-any.whl (sha256-checked)
+  python -m gansseg_jax.main --config=configs/celeba.py --workdir=runs/celeba
+
+The generator is the one inside the wheel of the PyPI package generateme
+0.1.2: PyTorch's DCGAN tutorial generator trained on CelebA (nz 100, ngf 64,
+64 px, tanh), read from the wheel with numpy by the 'dcgan' kind. As in
+configs/faces.py, SeFa proposes 32 candidate directions and appendix-B
+scoring picks one (no index or sign chosen by hand); the U-Net trains on the
+(G(z), G(z + h)) pairs. It is evaluated on the second half (in sorted name
+order) of the CelebAMask-HQ mini set in datasets/celebamask-hq-mini/ of the
+checkout (images/NAME.jpg, labels/NAME.png class-id maps), for three
+targets (face, head, person), beside the centre prior and wCtr*. Nothing is
+trained on those photos; `config.real.dataset` (the first half) is the only
+folder any training reads.
+"""
+import os
+
+from configs import default
+
+SIDE = 64  # The generator's output side.
+WHEEL = "weights/generateme-0.1.2-py3-none-any.whl"
+# <checkout>/datasets/celebamask-hq-mini/{images,labels} (not shipped).
+CELEBAMASK = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "datasets", "celebamask-hq-mini")
+TARGETS = ("face", "head", "person")
+
+
+def portraits(target: str, part: str) -> str:
+  """The dataset entry of one target on one half of the mini set."""
+  return (f"folder:{CELEBAMASK}/images:{CELEBAMASK}/labels:classes={target}"
+          f":part={part}")
+
+
+def get_config():
+  c = default.get_config()
+  c.stages = "convert,discover,score,synth,train,eval,report"
+  c.generator.arch = "dcgan"
+  c.generator.source = "torch"
+  c.generator.checkpoint = WHEEL
+  c.generator.output_activation = "tanh"
+  c.generator.z_dim = 100
+  c.generator.resolution = SIDE
+  c.directions.source = "sefa"
+  c.directions.num_directions = 32
+  # As configs/faces.py: rank 1 of the shortlist by D_h (docs/method.md s. 3).
+  c.score.order_by = "separation"
+  c.score.steps = 100
+  c.score.heldout_batches = 2
+  c.export.num_pairs = 256
+  c.synth.max_rounds = 1
+  c.synth.oversample = 2.0  # ~95% of this GAN's pairs pass the filters.
+  c.unet.width = 16
+  c.train.steps = 300
+  c.train.batch_size = 16
+  c.train.decay_steps = (200,)
+  c.train.log_every = 50
+  c.train.eval_every = 100
+  c.train.checkpoint_every = 100
+  c.train.holdout_size = 64
+  c.eval.datasets = ",".join(portraits(t, "2/2") for t in TARGETS)
+  c.eval.image_size = SIDE
+  c.eval.baselines = "centre_prior,wctr"
+  # wCtr* on photos: the authors' variant, at 128 px with 150 px per
+  # superpixel (docs/baselines.md: scores like full size at ~1/4 the time).
+  c.eval.wctr.variant = "authors"
+  c.eval.wctr.short_side = 128
+  c.eval.wctr.pixels_per_superpixel = 150.0
+  return c
