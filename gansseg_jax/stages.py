@@ -63,8 +63,9 @@ def _synth_inputs(config):
 
 
 def _unet_inputs(config):
-  """W/unet when eval/segment run the U-Net; nothing for a baseline."""
-  return ("unet",) if config.eval.predictor == "unet" else ()
+  """W/unet when eval/segment run the U-Net (or self-train from it);
+  nothing for a baseline."""
+  return ("unet",) if config.eval.predictor in ("unet", "selftrain") else ()
 
 
 # Fields that choose what eval evaluates (each dataset and predictor has its
@@ -72,7 +73,7 @@ def _unet_inputs(config):
 # them adds results instead of invalidating the stage.
 _EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
                     "eval.data_dir", "eval.manual_dir", "eval.allow_download",
-                    "eval.baseline_workers")
+                    "eval.baseline_workers", "eval.real")
 
 
 # Fields added after workdirs existed, with the value that behaves as before:
@@ -83,7 +84,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.truncation": 1.0, "generator.noise_mode": "const",
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
     "generator.output_activation": "tanh",
-    "score.orient_rule": "minority",
+    "score.orient_rule": "minority", "synth.fill_holes": False,
 }
 
 

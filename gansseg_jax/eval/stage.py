@@ -49,7 +49,8 @@ from gansseg_jax.eval import tables
 SELECTIONS = ("datasets", "predictor", "baselines", "data_dir", "manual_dir",
               "allow_download", "baseline_workers")
 # config.eval fields that belong to one baseline only.
-BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",)}
+BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",),
+                   "selftrain": ("real",), "supervised": ("real",)}
 
 
 def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
@@ -59,11 +60,25 @@ def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
   return load.load_predictor(config, workdir)
 
 
-def _predictor(config: ml_collections.ConfigDict, workdir: str, name: str):
-  """The U-Net's batch function, or the baseline `name`."""
+def _predictor(config: ml_collections.ConfigDict, workdir: str, name: str,
+               entry: str = ""):
+  """The U-Net's batch function, that of a U-Net trained on real photos
+  (scored on dataset `entry`), or the baseline `name`."""
   if name == baselines.UNET:
     return _load_predictor(config, workdir)
+  if name in baselines.REAL_TRAINED:
+    from gansseg_jax.train import real  # pylint: disable=g-import-not-at-top
+    return real.make_predictor(name, config, workdir, entry)
   return baselines.make(name, config.eval)
+
+
+def _predictor_key(config: ml_collections.ConfigDict, name: str,
+                   entry: str) -> tuple[str, str]:
+  """Evaluations with one key share one loaded (or trained) predictor."""
+  if name in baselines.REAL_TRAINED:
+    from gansseg_jax.train import real  # pylint: disable=g-import-not-at-top
+    return name, real.cache_key(name, config.eval.real.dataset, entry)
+  return name, ""
 
 
 def result_settings(eval_config: ml_collections.ConfigDict,
@@ -83,10 +98,15 @@ def _unet_identity(workdir: str):
   return None if marker is None else marker.get("config_hash")
 
 
+# Predictors whose results depend on W/unet (selftrain starts from it;
+# supervised shares its architecture, config.unet).
+_FROM_UNET = (baselines.UNET,) + baselines.REAL_TRAINED
+
+
 def _is_current(record: dict, eval_config, unet_identity) -> bool:
   name = record.get("predictor")
   return (record.get("settings") == result_settings(eval_config, name)
-          and (name != baselines.UNET
+          and (name not in _FROM_UNET
                or record.get("unet") == unet_identity))
 
 
@@ -126,11 +146,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   for entry, name in jobs:
     source = opened.pop(entry, None) or sources.open_source(entry,
                                                            config.eval)
-    if name not in loaded:
-      loaded[name] = _predictor(config, workdir, name)
+    key = _predictor_key(config, name, entry)
+    if key not in loaded:
+      loaded[key] = _predictor(config, workdir, name, entry)
     samples = evaluate_lib.Samples(config.report.num_predictions)
     result = evaluate_lib.evaluate_source(
-        loaded[name], source, config.eval, config.log.progress_every_s,
+        loaded[key], source, config.eval, config.log.progress_every_s,
         samples)
     logging.info("eval %s, %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
                  "%.1f images/s", source.title, tables.title(name),
@@ -175,7 +196,7 @@ def _write_result(workdir, entry, name, title, result, samples, eval_config,
   fileio.write_json(os.path.join(workdir, layout.result_path(entry, name)), {
       "dataset": entry, "predictor": name, "result": result,
       "settings": result_settings(eval_config, name),
-      "unet": identity if name == baselines.UNET else None,
+      "unet": identity if name in _FROM_UNET else None,
       "samples": layout.samples_path(entry, name)})
 
 
