@@ -22,9 +22,9 @@ from config.eval.datasets.
 """
 import os
 
-from configs import default
+from configs import default  # pylint: disable=unused-import  (tests find pipeline configs by it)
+from configs import faces
 
-SIDE = 64  # The generator's output side.
 WHEEL = "weights/generateme-0.1.2-py3-none-any.whl"
 # <checkout>/datasets/celebamask-hq-mini/{images,labels} (not shipped).
 CELEBAMASK = os.path.join(os.path.dirname(os.path.dirname(
@@ -42,34 +42,14 @@ def portraits(target: str, part: str) -> str:
 
 
 def get_config():
-  c = default.get_config()
-  c.stages = "convert,discover,score,synth,train,eval,report"
-  c.generator.arch = "dcgan"
-  c.generator.source = "torch"
+  c = faces.get_config()  # The same DCGAN kind, sizes and schedule.
   c.generator.checkpoint = WHEEL
-  c.generator.output_activation = "tanh"
-  c.generator.z_dim = 100
-  c.generator.resolution = SIDE
-  c.directions.source = "sefa"
-  c.directions.num_directions = 32
-  # As configs/faces.py: rank 1 of the shortlist by D_h (docs/method.md s. 3).
-  c.score.order_by = "separation"
-  c.score.steps = 100
-  c.score.heldout_batches = 2
-  c.export.num_pairs = 256
-  c.synth.max_rounds = 1
-  c.synth.oversample = 2.0  # ~90% of this GAN's pairs pass the filters.
+  # ~90% of this GAN's pairs pass the filters (faces.py: ~20%), so one round
+  # of 2 x the batch fills it.
+  c.synth.oversample = 2.0
   c.synth.fill_holes = True  # Solid faces: eyes, nostrils, mouth kept in.
-  c.unet.width = 16
-  c.train.steps = 300
-  c.train.batch_size = 16
-  c.train.decay_steps = (200,)
-  c.train.log_every = 50
-  c.train.eval_every = 100
-  c.train.checkpoint_every = 100
-  c.train.holdout_size = 64
   c.eval.datasets = ",".join(portraits(t, "2/2") for t in TARGETS)
-  c.eval.image_size = SIDE
+  c.eval.optional_datasets = ""
   c.eval.predictor = "selftrain"
   c.eval.baselines = "unet,centre_prior,wctr,supervised"
   c.eval.real.dataset = TRAIN_HALF
