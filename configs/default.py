@@ -163,6 +163,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.synth.connectivity = 4  # 4 (paper) or 8 (authors' code, skimage default).
   c.synth.min_component_ratio = 0.2  # Drop components with |M_i| < 0.2 |M_1|.
   c.synth.strict_ratio = False  # True: also drop |M_i| == 0.2 |M_1| (authors' code).
+  c.synth.fill_holes = False  # Not in the paper: fill the holes a mask encloses (after the components filter, before the size filter).
 
   # Stage `synth`: synthetic (image, mask) pairs written to disk.
   c.export = ml_collections.ConfigDict()
@@ -226,8 +227,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.eval.metrics_pixel_budget = 4_194_304  # Pixels per jitted metrics call (images batched by padded length).
   c.eval.max_images = 0  # Evaluate at most this many per dataset; 0 = all.
   # Baselines (docs/baselines.md): no training, same images, same metrics.
-  c.eval.predictor = "unet"  # What eval and segment run: 'unet' (W/unet), 'centre_prior' or 'wctr'.
-  c.eval.baselines = "centre_prior"  # Comma-separated baselines evaluated beside the predictor ('' = none).
+  c.eval.predictor = "unet"  # What eval and segment run: 'unet' (W/unet), 'centre_prior', 'wctr', or one trained on real photos: 'selftrain', 'supervised' (below).
+  c.eval.baselines = "centre_prior"  # Comma-separated predictors evaluated beside it ('' = none).
   c.eval.baseline_workers = 0  # Processes running a baseline over images; 0 = all CPU cores, 1 = in-process.
   c.eval.centre_prior_sigma = 0.25  # Centre prior: Gaussian sigma as a fraction of each side.
   c.eval.wctr = ml_collections.ConfigDict()  # Zhu et al. CVPR 2014 (wCtr*, a.k.a. RBD).
@@ -245,6 +246,21 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.eval.wctr.authors_bg_lambda = 5.0  # 'authors': SaliencyOptimization's bgLambda.
   c.eval.wctr.authors_high_bndcon = 3.0  # 'authors': BndCon above this gets authors_high_weight.
   c.eval.wctr.authors_high_weight = 1000.0  # 'authors': EstimateBgProb's weight of sure background.
+
+  # Not in the paper: U-Nets trained on real photos (gansseg_jax/train/real.py),
+  # evaluated as the predictors 'selftrain' (pseudo-masks of W/unet; no real
+  # mask read) and 'supervised' (a ceiling: the photos' real masks).
+  c.eval.real = ml_collections.ConfigDict()
+  c.eval.real.dataset = ""  # The training photos: a folder: entry (e.g. with part=1/2); must share no image with config.eval.datasets (checked).
+  c.eval.real.steps = 600  # Adam steps.
+  c.eval.real.batch_size = 16  # Photos per step, drawn with replacement.
+  c.eval.real.learning_rate = 1e-3  # Adam; x0.2 after two thirds of the steps.
+  c.eval.real.flip = True  # Random horizontal flips.
+  c.eval.real.shift_augment = 0.1  # Random shifts up to this fraction of the side (reflect padding).
+  c.eval.real.init = "unet"  # 'selftrain' starts from 'unet' (W/unet) or 'scratch'; 'supervised' always from scratch.
+  c.eval.real.pseudo_threshold = 0.5  # 'selftrain': pseudo-mask = P > this, then the components filter and hole filling.
+  c.eval.real.min_foreground = 0.05  # 'selftrain': photos whose pseudo-mask covers less than this of the frame are dropped ...
+  c.eval.real.max_foreground = 0.9  # ... or more than this.
 
   c.segment = ml_collections.ConfigDict()
   c.segment.input_dir = ""  # Comma-separated image files and/or folders (any format Pillow reads).

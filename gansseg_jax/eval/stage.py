@@ -54,7 +54,8 @@ SELECTIONS = ("datasets", "predictor", "baselines", "data_dir", "manual_dir",
 SEGMENT_BACKENDS = ("jax", "onnx")
 SEAL = wd.SEAL  # A result record's field: the SHA-256 of the rest of it.
 # config.eval fields that belong to one baseline only.
-BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",)}
+BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",),
+                   "selftrain": ("real",), "supervised": ("real",)}
 
 
 def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
@@ -64,11 +65,25 @@ def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
   return load.load_predictor(config, workdir)
 
 
-def _predictor(config: ml_collections.ConfigDict, workdir: str, name: str):
-  """The U-Net's batch function, or the baseline `name`."""
+def _predictor(config: ml_collections.ConfigDict, workdir: str, name: str,
+               entry: str = ""):
+  """The U-Net's batch function, that of a U-Net trained on real photos
+  (scored on dataset `entry`), or the baseline `name`."""
   if name == baselines.UNET:
     return _load_predictor(config, workdir)
+  if name in baselines.REAL_TRAINED:
+    from gansseg_jax.train import real  # pylint: disable=g-import-not-at-top
+    return real.make_predictor(name, config, workdir, entry)
   return baselines.make(name, config.eval)
+
+
+def _predictor_key(config: ml_collections.ConfigDict, name: str,
+                   entry: str) -> tuple[str, str]:
+  """Evaluations with one key share one loaded (or trained) predictor."""
+  if name in baselines.REAL_TRAINED:
+    from gansseg_jax.train import real  # pylint: disable=g-import-not-at-top
+    return name, real.cache_key(name, config.eval.real.dataset, entry)
+  return name, ""
 
 
 def result_settings(eval_config: ml_collections.ConfigDict,
@@ -88,6 +103,11 @@ def _unet_identity(workdir: str):
   return None if marker is None else marker.get("config_hash")
 
 
+# Predictors whose results depend on W/unet (selftrain starts from it;
+# supervised shares its architecture, config.unet).
+_FROM_UNET = (baselines.UNET,) + baselines.REAL_TRAINED
+
+
 def _is_current(record: dict, eval_config, unet_identity,
                 files_of=layout.dataset_files) -> bool:
   """Made with these settings, this U-Net and the dataset's present files,
@@ -95,7 +115,7 @@ def _is_current(record: dict, eval_config, unet_identity,
   name = record.get("predictor")
   return (SEAL in record
           and record.get("settings") == result_settings(eval_config, name)
-          and (name != baselines.UNET
+          and (name not in _FROM_UNET
                or record.get("unet") == unet_identity)
           and record.get("dataset_files") == files_of(
               str(record.get("dataset"))))
@@ -149,11 +169,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   for entry, name in jobs:
     source = opened.pop(entry, None) or sources.open_source(entry,
                                                            config.eval)
-    if name not in loaded:
-      loaded[name] = _predictor(config, workdir, name)
+    key = _predictor_key(config, name, entry)
+    if key not in loaded:
+      loaded[key] = _predictor(config, workdir, name, entry)
     samples = evaluate_lib.Samples(config.report.num_predictions)
     result = evaluate_lib.evaluate_source(
-        loaded[name], source, config.eval, config.log.progress_every_s,
+        loaded[key], source, config.eval, config.log.progress_every_s,
         samples)
     logging.info("eval %s, %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
                  "%.1f images/s", source.title, tables.title(name),
@@ -198,7 +219,7 @@ def _write_result(workdir, entry, name, title, result, samples, eval_config,
   wd.write_sealed(os.path.join(workdir, layout.result_path(entry, name)), {
       "dataset": entry, "predictor": name, "result": result,
       "settings": result_settings(eval_config, name),
-      "unet": identity if name == baselines.UNET else None,
+      "unet": identity if name in _FROM_UNET else None,
       "dataset_files": layout.dataset_files(entry),
       "samples": layout.samples_path(entry, name)})
 
@@ -227,7 +248,7 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
         record["result"])
     samples.setdefault(record["dataset"], {})[record["predictor"]] = (
         record["samples"])
-  listed = [e.strip() for e in config.eval.datasets.split(",") if e.strip()]
+  listed = layout.dataset_keys(config.eval)
   order = [k for k in listed if k in rows] + sorted(
       (k for k in rows if k not in listed),
       key=lambda k: next(iter(rows[k].values()))["title"])

@@ -37,6 +37,7 @@ from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents
 from gansseg_jax.synth import masks
+from gansseg_jax.train import real
 
 Rule = Callable[[Any], Optional[str]]  # None when the value passes.
 
@@ -317,6 +318,17 @@ def _check_eval(e) -> None:
   })
   evaluate.check_config(e)  # max_long_side >= image_size.
   baselines.check_config(e)  # Predictor, baseline and variant names.
+  _apply("eval.real", e.real, {
+      "steps": integer_at_least(1),
+      "batch_size": integer_at_least(1),
+      "learning_rate": positive,
+      "shift_augment": within(0, 0.5, open_high=True),
+      "init": one_of(*real.INITS),
+      "pseudo_threshold": within(0, 1, open_low=True, open_high=True),
+      "min_foreground": within(0, 1),
+      "max_foreground": within(0, 1),
+  })
+  real.check_config(e.real)  # min_foreground < max_foreground.
   if e.datasets:
     sources.parse_dataset_list(e.datasets, "config.eval.datasets")
 
@@ -426,6 +438,8 @@ def check_files(config: ml_collections.ConfigDict,
       if entry.startswith(sources.FOLDER_PREFIX):
         for directory in sources.folder_dirs(entry, "config.eval.datasets"):
           _check_image_folder("eval.datasets", directory)
+  if "eval" in running or "segment" in running:
+    real.check_disjoint(config.eval)  # Training photos are never scored.
 
 
 def _check_image_folder(field: str, path: str) -> None:

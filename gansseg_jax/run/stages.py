@@ -64,8 +64,9 @@ def _synth_inputs(config):
 
 
 def _unet_inputs(config):
-  """W/unet when eval runs the U-Net; nothing for a baseline."""
-  return ("unet",) if config.eval.predictor == "unet" else ()
+  """W/unet when eval/segment run the U-Net (or self-train from it);
+  nothing for a baseline."""
+  return ("unet",) if config.eval.predictor in ("unet", "selftrain") else ()
 
 
 def _segment_inputs(config):
@@ -80,7 +81,7 @@ def _segment_inputs(config):
 # them adds results instead of invalidating the stage.
 _EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
                     "eval.data_dir", "eval.manual_dir", "eval.allow_download",
-                    "eval.baseline_workers")
+                    "eval.baseline_workers", "eval.real")
 
 
 # Fields that choose what `segment` reads and where it writes: changing them
@@ -98,6 +99,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
     "generator.output_activation": "tanh",
     "score.orient_rule": "minority", "segment.backend": "jax",
+    "synth.fill_holes": False,
     "generator.latent_prior": "", "generator.latent_bound": 1.0,
     "score.shift_units": "spread", "synth.shift_units": "spread",
 }

@@ -76,6 +76,7 @@ class SynthSpec:
   connectivity: int
   min_component_ratio: float
   strict_ratio: bool
+  fill_holes: bool
   starved_fraction: float
   max_starved_batches: int
   max_rounds: int
@@ -123,7 +124,7 @@ class SynthSpec:
 class Candidates(NamedTuple):
   """Every generated sample with its filter outcomes (before compaction)."""
   images: jax.Array  # [n, H, W, 3] G(z) in [-1, 1].
-  masks: jax.Array  # [n, H, W] bool, after the components filter.
+  masks: jax.Array  # [n, H, W] bool, after the components filter (and fill_holes).
   size_ok: jax.Array  # [n] bool; True when the size filter is off.
   histogram_ok: jax.Array  # [n] bool; True when the histogram filter is off.
   pruned_pixels: jax.Array  # [n] int32 removed by the components filter.
@@ -162,6 +163,8 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
         min_ratio=spec.min_component_ratio, strict=spec.strict_ratio)
     pruned_pixels = jnp.sum(masks & ~filtered, axis=(1, 2), dtype=jnp.int32)
     masks = filtered
+  if spec.fill_holes:
+    masks = filters.fill_holes(masks)
   size_ok = jnp.ones((n,), bool)
   if spec.size_filter:
     size_ok = filters.size_filter(masks, max_foreground=spec.max_foreground,

@@ -41,7 +41,7 @@ RELIEF = {
 
 # config.synth fields that decide what the filters keep.
 SETTINGS = ("mask_rule", "shift_radius", "components_filter", "connectivity",
-            "min_component_ratio", "size_filter", "max_foreground",
+            "min_component_ratio", "fill_holes", "size_filter", "max_foreground",
             "histogram_filter", "histogram_rule", "latents")
 
 
