@@ -32,12 +32,19 @@ TPU_ENV := JAX_PLATFORMS=cpu ALLOW_MULTIPLE_LIBTPU_LOAD=1
 GPU_VENV := .venv-gpu
 GPU_PY := $(GPU_VENV)/bin/python
 JAX_PIN = $(shell sed -n 's/^JAX_VERSION = "\(.*\)"/\1/p' setup.py)
+JAX2ONNX_PIN = $(shell sed -n 's/^JAX2ONNX = "\(.*\)"/\1/p' setup.py)
 
 # The pretrained DCGAN of the PyPI package gan-face-generate (MIT, faces of
 # DigiFace-1M): configs/faces.py and the `dcgan` kind's real-weights test read
 # this wheel (tests never download it; `make test` fetches it first).
 FACES_WHEEL := weights/gan_face_generate-1.1.1-py3-none-any.whl
 FACES_SHA256 := 24102f4be41d164e44251168ede0458a45e498a888c81493e2aea48529640569
+
+# The PyTorch DCGAN-tutorial generator trained on CelebA inside the wheel of
+# the PyPI package generateme 0.1.2: configs/celeba.py reads it.
+CELEBA_WHEEL := weights/generateme-0.1.2-py3-none-any.whl
+CELEBA_SHA256 := 3b8cdc677ebfd903905f2d806984b657fba368b429d3302fbb7810c8dfe4475b
+CHECK_SHA256 = $(PY) -c "import hashlib, sys; digest = hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest(); sys.exit(0 if digest == sys.argv[2] else sys.argv[1] + ': sha256 ' + digest + ', expected ' + sys.argv[2])"
 
 .PHONY: demo test test-fast venv clean-venv install-check tpu-check \
 	gpu-check weights device-wheels device-check
@@ -50,22 +57,34 @@ $(VENV)/.installed-core: $(PY) setup.py
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(PY) setup.py
-	$(PY) -m pip install --quiet -e ".[test,tf]"
+# The export stage's converters and runtimes (jax2onnx: see setup.py's JAX2ONNX).
+$(VENV)/.installed-export: $(PY) setup.py
+	$(PY) -m pip install --quiet -e ".[tf,export]"
+	$(PY) -m pip install --quiet --no-deps $(JAX2ONNX_PIN)
 	touch $@ $(VENV)/.installed-core
+
+$(VENV)/.installed-test: $(PY) setup.py
+	$(PY) -m pip install --quiet -e ".[test,tf,export]"
+	$(PY) -m pip install --quiet --no-deps $(JAX2ONNX_PIN)
+	touch $@ $(VENV)/.installed-core $(VENV)/.installed-export
 
 venv: $(VENV)/.installed-core
 
-demo: $(VENV)/.installed-core
+demo: $(VENV)/.installed-export
 	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
 	@echo "Results: $(WORKDIR)/report.html (and report.md, eval.md, ranking.md) in $(WORKDIR)/"
 
 $(FACES_WHEEL): | $(PY)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \
 	  gan-face-generate==1.1.1 -d weights/
-	$(PY) -c "import hashlib, sys; digest = hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest(); sys.exit(0 if digest == sys.argv[2] else sys.argv[1] + ': sha256 ' + digest + ', expected ' + sys.argv[2])" $@ $(FACES_SHA256)
+	$(CHECK_SHA256) $@ $(FACES_SHA256)
 
-weights: $(FACES_WHEEL)
+$(CELEBA_WHEEL): | $(PY)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \
+	  generateme==0.1.2 -d weights/
+	$(CHECK_SHA256) $@ $(CELEBA_SHA256)
+
+weights: $(FACES_WHEEL) $(CELEBA_WHEEL)
 
 test: $(VENV)/.installed-test $(FACES_WHEEL)
 	$(PY) -m pytest $(PYTEST_ARGS) tests

@@ -29,6 +29,13 @@ CORE = [
     "scikit-image==0.25.2",
 ]
 
+# The `export` stage's ONNX converter. Installed after the `export` extra with
+# `pip install --no-deps` (the Makefile does): its metadata asks for
+# orbax-checkpoint<0.11.37, against the pin above, though it never imports
+# orbax; what it does import is in the extra (and CORE). gansseg_jax/infra/optional.py
+# names the same pin in its error message.
+JAX2ONNX = "jax2onnx==0.17.1"
+
 EXTRAS = {
     "tf": [
         "tensorflow-cpu==2.21.0",
@@ -50,6 +57,14 @@ EXTRAS = {
         "pytest-xdist==3.8.0",
         "hypothesis==6.170.15",
         "pysodmetrics==1.6.2",
+    ],
+    # The `export` stage (with the `tf` extra for the SavedModel) and
+    # `segment --config.segment.backend=onnx`; plus JAX2ONNX, see above.
+    "export": [
+        "onnx==1.23.2",
+        "onnx-ir==1.1.0",
+        "onnxruntime==1.31.1",
+        "sympy==1.14.0",
     ],
     # The golden-output tools (tools/make_*_golden.py) and the tests that
     # write .pth files with torch; .pth files are read without it.

@@ -17,7 +17,7 @@ from configs import default
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,discover,score,synth,train,eval,report"
+  c.stages = "convert,discover,score,synth,train,export,eval,report"
   c.generator.arch = "biggan_deep"
   c.generator.source = "torch"
   c.generator.checkpoint = ""  # Folder of pytorch_model.bin + config.json.

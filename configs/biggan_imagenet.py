@@ -18,7 +18,7 @@ from configs import default
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,discover,score,synth,train,eval,report"
+  c.stages = "convert,discover,score,synth,train,export,eval,report"
   c.generator.arch = "biggan_imagenet"
   c.generator.source = "torch"
   c.generator.checkpoint = ""  # BigGAN-PyTorch G_ema.pth / biggan-128.pth.

@@ -12,7 +12,7 @@ batches): the benchmarks' and ahead-of-time checks' size preset.
 import ml_collections
 
 # The pipeline in its canonical order; `config.stages` selects a subset.
-ALL_STAGES = "convert,embed,discover,score,synth,train,eval,segment,report"
+ALL_STAGES = "convert,embed,discover,score,synth,train,export,eval,segment,report"
 
 
 SIZES = ("paper", "small")
@@ -23,7 +23,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
     raise ValueError(f"configs/default.py:{size}: choose one of {SIZES}")
   c = ml_collections.ConfigDict()
   c.seed = 0  # Root PRNG seed; every stage folds in its own name.
-  c.stages = "convert,discover,score,synth,train,eval,report"  # Comma-separated, run in canonical order; synth writes pairs to inspect (report).
+  c.stages = "convert,discover,score,synth,train,export,eval,report"  # Comma-separated, run in canonical order; synth writes pairs to inspect (report).
   c.force = False  # Re-run selected stages even if their outputs exist; accept a changed config.
 
   # Multi-host start (jax.distributed.initialize).
@@ -60,6 +60,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.generator.bn_eps = 1e-4  # Batch-norm epsilon.
   c.generator.sn_eps = 1e-4  # Spectral-norm epsilon.
   c.generator.dtype = "float32"  # 'float32' or 'bfloat16' activations (params stay fp32).
+  c.generator.latent_prior = ""  # z's distribution: '' = the kind's own (N(0, I) for the built-in kinds), 'normal', 'uniform' U(-b, b) or 'truncated_normal' (N(0, 1) cut to [-b, b]); docs/generators.md.
+  c.generator.latent_bound = 1.0  # b of the 'uniform' and 'truncated_normal' priors.
   c.generator.matmul_precision = "highest"  # float32 matmuls/convs: 'highest' (full fp32, default), 'high' (TPU: 3 bf16 passes; GPU: TF32), 'default' (TPU: 1 bf16 pass; GPU: TF32).
 
   # Conversion of the TF-Hub / PyTorch checkpoint.
@@ -114,7 +116,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
 
   # Section 3: scoring candidates as segmenting (paper appendix B).
   c.score = ml_collections.ConfigDict()
-  c.score.shift_scale = 5.0  # Candidates are scaled x5.
+  c.score.shift_scale = 5.0  # Candidates are scaled x5 ...
+  c.score.shift_units = "spread"  # ... in spreads (std of one coordinate) of the latent prior ('spread', 1 for N(0, I)) or 'absolute'.
   c.score.learning_rate = 0.005  # Adam on the two affine maps.
   c.score.batch_size = 4  # Latents per fitting step.
   c.score.steps = 200  # Fitting steps.
@@ -124,7 +127,11 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.score.top_fraction = 0.2  # Keep the top 20% by D_h ...
   c.score.top_k = 10  # ... then the 10 with the lowest L_h.
   c.score.order_by = "loss"  # Rank 1 of those 10: 'loss' (lowest L_h) or 'separation' (highest D_h).
-  c.score.index = -1  # Pick a candidate by hand (row of directions.npy); -1 = the top-ranked one.
+  c.score.index = -1  # Pick a candidate by hand (row of directions.npy); -1 = config.score.choose's pick.
+  c.score.choose = "objectness"  # 'objectness' (ours): the best-ranked of the top_k whose kept masks are object-like (below), else rank 1; 'paper': rank 1.
+  c.score.max_border = 0.3  # Object-like: kept masks cover at most this share of the border pixels ...
+  c.score.min_centre_ratio = 1.5  # ... and their central-quarter share is at least this times their border share (docs/method.md section 3).
+  c.score.objectness_samples = 128  # Synthetic pairs per shortlisted candidate for those shares (this config's synth settings).
   c.score.orient = True  # Choose the sign of h so that what brightens is the object (rule below).
   c.score.orient_rule = "border"  # 'border': flip h if what brightens covers more of the image border than of the inside; 'minority': flip if > half the pixels brighten.
   c.score.orient_tolerance = 2.0 / 255  # 'minority': gray rise that counts as "visibly brighter" (one 8-bit level).
@@ -138,7 +145,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.synth.truncation = 0.0  # Resample |z_i| above this for 'prior'; 0 = none.
   c.synth.embedding_noise = 0.2  # alpha: 0.2 for dataset embeddings, 0 for ImageNet.
   c.synth.mask_rule = "lighting"  # 'lighting', 'mean_thr' (Flowers) or 'affine'.
-  c.synth.shift_radius = 5.0  # r in h = r * h_bg / ||h_bg||.
+  c.synth.shift_radius = 5.0  # r in h = r * h_bg / ||h_bg|| ...
+  c.synth.shift_units = "spread"  # ... in spreads of the latent prior ('spread', 1 for N(0, I)) or 'absolute'.
   c.synth.oversample = 1.5  # Generate this many times the batch, keep the filtered.
   c.synth.max_rounds = 16  # Generate rounds until the batch is full, at most this many (1 = one round); 16 fills batches at a 10% keep rate (docs/batch_filling.md).
   c.synth.max_starved_batches = 20  # Stop when this many batches in a row are nearly empty.
@@ -155,6 +163,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.synth.connectivity = 4  # 4 (paper) or 8 (authors' code, skimage default).
   c.synth.min_component_ratio = 0.2  # Drop components with |M_i| < 0.2 |M_1|.
   c.synth.strict_ratio = False  # True: also drop |M_i| == 0.2 |M_1| (authors' code).
+  c.synth.fill_holes = False  # Not in the paper: fill the holes a mask encloses (after the components filter, before the size filter).
 
   # Stage `synth`: synthetic (image, mask) pairs written to disk.
   c.export = ml_collections.ConfigDict()
@@ -186,7 +195,15 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
   c.train.shift_augment = 0.0  # Random shift of each pair by up to this fraction of the side (not in the paper); 0 = off.
   c.train.min_kept_fraction = 0.05  # Refuse to train when fewer pairs pass every filter (measured first, W/filter_rates.json); 0 = train anyway.
+  c.train.max_border = 0.5  # Refuse to train when the kept masks cover more than this share of the image border (background or lighting, not objects; measured with the pass rates); 1 = train anyway.
   c.train.synth_chunks = 0  # Each step's batch = this many synthesize() calls on folded keys; 0 = one per device (a fixed value > 0 makes the data stream independent of the device count).
+
+  # Stage `export`: the trained U-Net as W/export/unet.onnx and W/export/saved_model/ (docs/export.md).
+  c.model_export = ml_collections.ConfigDict()
+  c.model_export.onnx_opset = 23  # ONNX opset of unet.onnx (jax2onnx's default; onnxruntime >= 1.20 runs it).
+  c.model_export.tf_platforms = "cpu,cuda"  # Comma-separated platforms the SavedModel's XLA program is compiled for (cpu, cuda, rocm, tpu).
+  c.model_export.check_images = 2  # Random images run through each export and the JAX model before the files appear.
+  c.model_export.tolerance = 1e-4  # Largest allowed |export - JAX| probability on those images; above it the stage fails.
 
   # Sections 8-9: evaluation on real images.
   c.eval = ml_collections.ConfigDict()
@@ -210,8 +227,8 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.eval.metrics_pixel_budget = 4_194_304  # Pixels per jitted metrics call (images batched by padded length).
   c.eval.max_images = 0  # Evaluate at most this many per dataset; 0 = all.
   # Baselines (docs/baselines.md): no training, same images, same metrics.
-  c.eval.predictor = "unet"  # What eval and segment run: 'unet' (W/unet), 'centre_prior' or 'wctr'.
-  c.eval.baselines = "centre_prior"  # Comma-separated baselines evaluated beside the predictor ('' = none).
+  c.eval.predictor = "unet"  # What eval and segment run: 'unet' (W/unet), 'centre_prior', 'wctr', or one trained on real photos: 'selftrain', 'supervised' (below).
+  c.eval.baselines = "centre_prior"  # Comma-separated predictors evaluated beside it ('' = none).
   c.eval.baseline_workers = 0  # Processes running a baseline over images; 0 = all CPU cores, 1 = in-process.
   c.eval.centre_prior_sigma = 0.25  # Centre prior: Gaussian sigma as a fraction of each side.
   c.eval.wctr = ml_collections.ConfigDict()  # Zhu et al. CVPR 2014 (wCtr*, a.k.a. RBD).
@@ -230,10 +247,26 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.eval.wctr.authors_high_bndcon = 3.0  # 'authors': BndCon above this gets authors_high_weight.
   c.eval.wctr.authors_high_weight = 1000.0  # 'authors': EstimateBgProb's weight of sure background.
 
+  # Not in the paper: U-Nets trained on real photos (gansseg_jax/train/real.py),
+  # evaluated as the predictors 'selftrain' (pseudo-masks of W/unet; no real
+  # mask read) and 'supervised' (a ceiling: the photos' real masks).
+  c.eval.real = ml_collections.ConfigDict()
+  c.eval.real.dataset = ""  # The training photos: a folder: entry (e.g. with part=1/2); must share no image with config.eval.datasets (checked).
+  c.eval.real.steps = 600  # Adam steps.
+  c.eval.real.batch_size = 16  # Photos per step, drawn with replacement.
+  c.eval.real.learning_rate = 1e-3  # Adam; x0.2 after two thirds of the steps.
+  c.eval.real.flip = True  # Random horizontal flips.
+  c.eval.real.shift_augment = 0.1  # Random shifts up to this fraction of the side (reflect padding).
+  c.eval.real.init = "unet"  # 'selftrain' starts from 'unet' (W/unet) or 'scratch'; 'supervised' always from scratch.
+  c.eval.real.pseudo_threshold = 0.5  # 'selftrain': pseudo-mask = P > this, then the components filter and hole filling.
+  c.eval.real.min_foreground = 0.05  # 'selftrain': photos whose pseudo-mask covers less than this of the frame are dropped ...
+  c.eval.real.max_foreground = 0.9  # ... or more than this.
+
   c.segment = ml_collections.ConfigDict()
   c.segment.input_dir = ""  # Comma-separated image files and/or folders (any format Pillow reads).
   c.segment.recursive = False  # Also segment the images in sub-folders of listed folders (outputs mirror the tree).
   c.segment.output_dir = "segment"  # Relative to the workdir.
+  c.segment.backend = "jax"  # What runs the U-Net: 'jax' (W/unet) or 'onnx' (W/export/unet.onnx in onnxruntime; stage export).
   c.segment.threshold = 0.5  # Binary mask = probability > this.
   c.segment.connectivity = 8  # Connectivity of the largest component whose box is reported (4 or 8).
   c.segment.min_side = 8  # Reject images smaller than this on a side (with a message).

@@ -23,7 +23,7 @@ PASCAL_S = os.path.join(os.path.dirname(os.path.dirname(
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,discover,score,synth,train,eval,report"
+  c.stages = "convert,discover,score,synth,train,export,eval,report"
   c.generator.source = "builtin"
   c.generator.z_dim = 32
   c.generator.resolution = 32

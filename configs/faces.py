@@ -23,7 +23,7 @@ SIDE = 64  # The generator's output side.
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,discover,score,synth,train,eval,report"
+  c.stages = "convert,discover,score,synth,train,export,eval,report"
   c.generator.arch = "dcgan"
   c.generator.source = "torch"
   c.generator.checkpoint = ""  # weights/gan_face_generate-1.1.1-py3-none-any.whl.

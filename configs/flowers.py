@@ -8,7 +8,7 @@ from configs import default
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,embed,discover,score,synth,train,eval,report"
+  c.stages = "convert,embed,discover,score,synth,train,export,eval,report"
   c.embed.dataset = "datasets/flowers/train"
   c.synth.latents = "embeddings"
   c.synth.embedding_noise = 0.2

@@ -11,7 +11,7 @@ from configs import default
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,embed,discover,score,synth,train,eval,report"
+  c.stages = "convert,embed,discover,score,synth,train,export,eval,report"
   c.embed.dataset = "imagenet2012"
   c.synth.latents = "embeddings"
   c.synth.embedding_noise = 0.0  # docs/method.md section 5: alpha = 0 for ImageNet.

@@ -19,7 +19,7 @@ from configs import default
 
 def get_config():
   c = default.get_config()
-  c.stages = "convert,discover,score,synth,train,eval,report"
+  c.stages = "convert,discover,score,synth,train,export,eval,report"
   c.generator.arch = "stylegan2"
   c.generator.source = "pkl"
   c.generator.checkpoint = ""  # stylegan2-church-config-f.pkl.

@@ -10,7 +10,11 @@ lock and write config.json (docs/reliability.md).
 """
 import difflib
 import errno
+import importlib.util
+import logging as logging_lib
 import os
+import re
+import shutil
 import sys
 
 from absl import app
@@ -22,6 +26,7 @@ from ml_collections import config_flags
 
 from gansseg_jax.run import config_checks
 from gansseg_jax.infra import errors
+from gansseg_jax.run import recorded_config
 from gansseg_jax.infra import runtime
 from gansseg_jax.run import stages
 from gansseg_jax.convert import load
@@ -104,6 +109,40 @@ _REFUSED_WRITES = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC,
                    errno.EDQUOT)
 
 
+def _refused_write(error: BaseException, workdir: str) -> str:
+  """'<file>: <why>' for a write the filesystem refused; a full disk also
+  says how much space is free and that the same command resumes."""
+  named = [e.filename for e in errors.causes(error)
+           if isinstance(e, OSError) and e.filename]
+  if not named:  # orbax/TensorStore name the file in their text.
+    named = re.findall(re.escape(workdir) + r"[^\s'\",:]*",
+                       " ".join(str(e) for e in errors.causes(error)))
+  # The output being written stands for its temporary (fileio.atomic_path's
+  # '<output>.tmp-XXXXXXXX/<name>/...', orbax's '<step>.orbax-checkpoint-tmp').
+  path = re.sub(r"(\.tmp-[A-Za-z0-9_]{8}/[^/]+|\.orbax-checkpoint-tmp[^/]*)"
+                r"(/.*)?$", "", named[0] if named else workdir)
+  if not errors.is_full_disk(error):
+    return f"{path}: {error.strerror}"
+  try:
+    free = f"{shutil.disk_usage(workdir).free / 2**20:.1f} MiB free"
+  except OSError:
+    free = "free space unknown"
+  return (f"{path}: {os.strerror(errno.ENOSPC)} ({free} on the workdir's "
+          "filesystem); free some and run the same command again: it "
+          "resumes")
+
+
+class _FullDiskWithoutTraceback(logging_lib.Filter):
+  """Keeps the log line of a writer's full disk, drops its traceback (orbax
+  logs one per background thread; the run ends with one `error:` line)."""
+
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    if record.exc_info and record.exc_info[1] is not None and (
+        errors.is_full_disk(record.exc_info[1])):
+      record.exc_info, record.exc_text = None, None
+    return True
+
+
 def _drop_closed_loop_reports(unraisable) -> None:
   """sys.unraisablehook without orbax's noise after a failed restore.
 
@@ -120,11 +159,18 @@ def _drop_closed_loop_reports(unraisable) -> None:
 
 def main(argv: list[str]) -> None:
   sys.unraisablehook = _drop_closed_loop_reports
+  for handler in [logging.get_absl_handler()] + logging_lib.root.handlers:
+    handler.addFilter(_FullDiskWithoutTraceback())
   if len(argv) > 1:
     errors.exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value
   workdir = os.path.abspath(_WORKDIR.value)
+  config_file = _config_path(sys.argv).split(":", 1)[0]
+  given = recorded_config.given_fields(sys.argv)
   try:
+    for line in recorded_config.adopt(config, workdir, config_file, given):
+      logging.info("config: %s, as an earlier run in this workdir set it "
+                   "(%s)", line, recorded_config.SOURCE_FILE)
     # A plug-in kind imports from where it did at convert, whatever the cwd.
     generator_api.add_module_root(load.recorded_module_root(
         workdir, generator_api.kind_name(config.generator)))
@@ -135,7 +181,11 @@ def main(argv: list[str]) -> None:
     config_checks.check_files(config, plan.running())
     runtime.initialize(config)
     config_checks.check_devices(config, plan.running(), jax.device_count())
-    stages.execute(plan)
+    try:
+      stages.execute(plan)
+    finally:
+      if os.path.isdir(workdir) and jax.process_index() == 0:
+        recorded_config.record(workdir, config_file, given, plan.config_dict)
   except errors.UserError as e:
     logging.flush()
     errors.exit_with_error(str(e))
@@ -143,7 +193,14 @@ def main(argv: list[str]) -> None:
     if e.errno not in _REFUSED_WRITES:
       raise
     logging.flush()
-    errors.exit_with_error(f"{e.filename or _WORKDIR.value}: {e.strerror}")
+    errors.exit_with_error(_refused_write(e, workdir))
+  except Exception as e:  # pylint: disable=broad-except
+    # orbax/TensorStore and TensorBoard report a full disk in their own
+    # exception types.
+    if not errors.is_full_disk(e):
+      raise
+    logging.flush()
+    errors.exit_with_error(_refused_write(e, workdir))
   except checkpointing.Preempted as e:  # Saved; exit status 143.
     logging.flush()
     print(f"stopped: {e}", file=sys.stderr)

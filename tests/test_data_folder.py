@@ -10,6 +10,7 @@ from gansseg_jax.infra import errors
 from gansseg_jax.data import example as example_lib
 from gansseg_jax.data import folder
 from gansseg_jax.data import sources
+from gansseg_jax.eval import layout
 
 
 def _write(path, array):
@@ -83,6 +84,18 @@ def test_unreadable_small_and_resized_are_logged(tmp_path):
                           "without_mask": 0, "ambiguous": 0}
 
 
+@pytest.mark.parametrize("mask_shape", [(30, 20), (20, 20)])
+def test_mask_of_another_aspect_ratio_is_refused(tmp_path, mask_shape):
+  """Issue 38: a transposed mask was stretched onto its image."""
+  _write(f"{tmp_path}/im/a.png", np.zeros((20, 30, 3), np.uint8))
+  _write(f"{tmp_path}/ma/a.png", np.zeros(mask_shape, np.uint8))
+  pairs = folder.match_folders(f"{tmp_path}/im", f"{tmp_path}/ma", "f")
+  with pytest.raises(errors.UserError, match=(
+      f"mask {mask_shape[1]}x{mask_shape[0]} has another aspect ratio than "
+      "its image 30x20")):
+    list(folder.iterate_examples(pairs, 8, example_lib.ReadLog()))
+
+
 def test_no_pairs_or_missing_folder_is_a_user_error(tmp_path):
   (tmp_path / "a").mkdir()
   (tmp_path / "b").mkdir()
@@ -134,3 +147,86 @@ def test_scenes_source_rejects_bad_specs(entry):
 
   with pytest.raises(errors.UserError, match="scenes:<seed>:<count>:<resolution>"):
     sources.parse_dataset_list(entry, "config.eval.datasets")
+
+
+def _class_map_folder(tmp_path):
+  """root/images + root/labels: 3 images, label maps of random ids 0..18."""
+  root = str(tmp_path / "celeb-like")
+  rng = np.random.default_rng(1)
+  labels = {}
+  for stem in ("a", "b", "c"):
+    _write(f"{root}/images/{stem}.jpg",
+           rng.integers(0, 256, (16, 12, 3)).astype(np.uint8))
+    labels[stem] = rng.integers(0, 19, (16, 12)).astype(np.uint8)
+    _write(f"{root}/labels/{stem}.png", labels[stem])
+  return root, labels
+
+
+@pytest.mark.parametrize("classes,ids", [
+    ("1-12,15", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15]),
+    ("face", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15]),
+    ("head", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]),
+    ("person", list(range(1, 19))),
+    ("13", [13])])
+def test_class_map_target_matches_a_numpy_reference(tmp_path, classes, ids):
+  root, labels = _class_map_folder(tmp_path)
+  entry = f"folder:{root}/images:{root}/labels:classes={classes}"
+  assert sources.parse_dataset_list(f"ecssd,{entry},cub",
+                                    "config.eval.datasets") == [
+                                        "ecssd", entry, "cub"]
+  source = sources.open_source(entry, ml_collections.ConfigDict(
+      {"min_side": 8}))
+  examples = list(source.examples)
+  assert [e.name for e in examples] == ["a", "b", "c"]
+  for example in examples:
+    reference = np.zeros(labels[example.name].shape, bool)
+    for class_id in ids:  # Independent of np.isin: one id at a time.
+      reference |= labels[example.name] == class_id
+    np.testing.assert_array_equal(example.mask, reference)
+
+
+def test_parts_split_the_sorted_pairs_into_disjoint_halves(tmp_path):
+  root, _ = _class_map_folder(tmp_path)
+  config = ml_collections.ConfigDict({"min_side": 8})
+  names = {}
+  for part in ("1/2", "2/2"):
+    source = sources.open_source(
+        f"folder:{root}/images:{root}/labels:classes=face:part={part}", config)
+    names[part] = [e.name for e in source.examples]
+  assert names == {"1/2": ["a"], "2/2": ["b", "c"]}  # 3 * 1 // 2 = 1.
+
+
+def test_targets_of_one_folder_get_distinct_names(tmp_path):
+  root, _ = _class_map_folder(tmp_path)
+  config = ml_collections.ConfigDict({"min_side": 8})
+  entries = [f"folder:{root}/images:{root}/labels:classes={t}"
+             for t in ("face", "head", "person")]
+  entries.append(entries[0] + ":part=2/2")
+  titles = [sources.open_source(e, config).title for e in entries]
+  assert titles == ["celeb-like face", "celeb-like head", "celeb-like person",
+                    "celeb-like face 2/2"]
+  names = [layout.dataset_name(e) for e in entries]
+  assert names == titles
+  dirs = [layout.dataset_dir(e) for e in entries]
+  assert len(set(dirs)) == 4
+  assert os.path.basename(dirs[0]).startswith("celeb-like_face_")
+  assert os.path.basename(dirs[3]).startswith("celeb-like_face_2_2_")
+
+
+@pytest.mark.parametrize("bad", [
+    "folder:a:b:classes=", "folder:a:b:classes=x", "folder:a:b:classes=5-2",
+    "folder:a:b:part=3/2", "folder:a:b:part=0/2", "folder:a:b:part=1",
+    "folder:a:b:size=2", "folder:a:b:part=1/2:part=2/2"])
+def test_bad_folder_options_name_the_field(bad):
+  with pytest.raises(errors.UserError, match="config.eval.datasets"):
+    sources.parse_dataset_list(bad, "config.eval.datasets")
+
+
+def test_colour_label_maps_are_skipped_as_not_class_maps(tmp_path):
+  root = str(tmp_path / "rgb")
+  _write(f"{root}/images/a.png", np.zeros((9, 9, 3), np.uint8))
+  _write(f"{root}/masks/a.png", np.zeros((9, 9, 3), np.uint8))
+  log = example_lib.ReadLog()
+  pairs = folder.match_folders(f"{root}/images", f"{root}/masks", "f")
+  assert not list(folder.iterate_examples(pairs, 8, log, frozenset({1})))
+  assert "not a class-id map" in log.unreadable[0]

@@ -17,6 +17,7 @@ from gansseg_jax.infra import errors
 from gansseg_jax.directions import deformator as deformator_lib
 from gansseg_jax.directions import direction_file
 from gansseg_jax.directions import discover as discover_lib
+from gansseg_jax.directions import objectness
 from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
@@ -262,6 +263,11 @@ def scores_of(separation, restoration, area):
       sign=np.ones(n), fit_loss=np.zeros(n), maps=np.zeros((n, 2, 3, 4)))
 
 
+def unmeasured(n):
+  """An objectness.Placement of n candidates none of which was measured."""
+  return objectness.Placement(*(np.full(n, np.nan) for _ in range(3)))
+
+
 def test_ranking_rule_by_hand():
   #           0     1     2     3     4     5     6           7
   d = [0.9, 0.8, 0.7, 0.95, 0.2, 0.85, 0.1, 0.99]
@@ -276,7 +282,8 @@ def test_ranking_rule_by_hand():
   status = ranking.statuses(scores, 0.99)
   assert status[3] == "dropped: one class"
   assert status[7] == "dropped: not finite"
-  csv_text = ranking.ranking_csv(scores, ranks, 0.99, 0.4)
+  csv_text = ranking.ranking_csv(scores, ranks, 0.99, 0.4,
+                                 unmeasured(len(d)), np.zeros(len(d), bool))
   lines = csv_text.splitlines()
   assert lines[0] == ",".join(ranking.COLUMNS)
   assert [line.split(",")[1] for line in lines[1:]] == [
@@ -301,8 +308,12 @@ def test_shortlist_ordered_by_separation_by_hand():
   ranks = ranking.rank_candidates(scores, 0.99, 0.4, top_k=10,
                                   order_by="separation")
   np.testing.assert_array_equal(ranks, [1, 3, 4, 0, 5, 2, 6, 0])
-  text = ranking.ranking_markdown(scores, ranks, 0.99, 0.4, 0, top_k=10,
-                                  order_by="separation")
+  score_config = default.get_config().score
+  score_config.update(max_one_class=0.99, top_fraction=0.4, top_k=10,
+                      order_by="separation")
+  text = ranking.ranking_markdown(scores, ranks, score_config, 0,
+                                  "the top-ranked", unmeasured(len(d)),
+                                  np.zeros(len(d), bool))
   assert "the first 10 of them then by D_h (highest first)" in text
 
 

@@ -18,6 +18,7 @@ from gansseg_jax.eval import layout
 from gansseg_jax.eval import metrics
 from gansseg_jax.eval import stage
 from gansseg_jax.eval import tables
+from stage_markers import mark_done
 
 
 def brightness(images):
@@ -223,10 +224,16 @@ def _run_eval(config, workdir):
   stages.run(config, workdir)
 
 
+def stand_in_unet(workdir, config):
+  """An empty W/unet with the marker a train stage of `config` writes."""
+  os.makedirs(os.path.join(workdir, "unet"))
+  mark_done(workdir, "train", config)
+
+
 def test_evaluating_datasets_one_after_another_keeps_every_result(
     tmp_path, saliency_folder, predictor):
   workdir = str(tmp_path / "w")
-  os.makedirs(os.path.join(workdir, "unet"))  # Stands in for a trained U-Net.
+  stand_in_unet(workdir, _config())
   second = str(tmp_path / "second")
   shutil.copytree(saliency_folder, second)
   os.remove(os.path.join(second, "images", "4.png"))
@@ -473,6 +480,7 @@ def test_results_under_a_legacy_name_are_moved_and_kept(
     record = json.load(f)
   legacy = dict(record, samples=os.path.relpath(
       os.path.join(old, "centre_prior_samples.npz"), workdir))
+  del legacy[stage.SEAL]  # Written before results were sealed.
   os.rename(new, old)
   with open(os.path.join(old, "centre_prior.json"), "w") as f:
     json.dump(legacy, f)
@@ -495,3 +503,51 @@ def test_results_under_a_legacy_name_are_moved_and_kept(
   stage.write_summary(config, workdir)
   with open(os.path.join(workdir, "eval.json")) as f:
     assert list(json.load(f)["datasets"]) == [key]
+
+
+def evaluated(tmp_path, folder):
+  """(workdir, dataset entry): `folder` evaluated through the runner."""
+  workdir = str(tmp_path / "w")
+  stand_in_unet(workdir, _config())
+  key = f"folder:{folder}"
+  _run_eval(_config(eval__datasets=key), workdir)
+  return workdir, key
+
+
+def test_edited_result_is_refused_not_published(tmp_path, saliency_folder,
+                                                predictor):
+  """Issue 38: an edited maxF was kept and shown in eval.md and the report."""
+  workdir, key = evaluated(tmp_path, saliency_folder)
+  path = os.path.join(workdir, layout.result_path(key, "unet"))
+  with open(path) as f:
+    record = json.load(f)
+  record["result"]["maxF"] = 0.999
+  with open(path, "w") as f:
+    json.dump(record, f)
+  second = str(tmp_path / "second")
+  shutil.copytree(saliency_folder, second)
+  with pytest.raises(errors.UserError) as raised:
+    _run_eval(_config(eval__datasets=f"{key},folder:{second}"), workdir)
+  assert str(raised.value) == (
+      f"{path}: changed since the eval stage wrote it (its sha256 does not "
+      "match); delete it to compute it again")
+  assert "0.999" not in open(os.path.join(workdir, "eval.md")).read()
+
+
+def test_changed_dataset_folder_is_evaluated_again(tmp_path, saliency_folder,
+                                                   predictor):
+  """Issue 38: 3 -> more images and inverted masks gave the old numbers."""
+  workdir, key = evaluated(tmp_path, saliency_folder)
+  calls = len(predictor)
+  for i in range(5):
+    path = f"{saliency_folder}/masks/{i}.png"
+    mask = np.asarray(Image.open(path))
+    _write(path, 255 - mask)
+  _run_eval(_config(eval__datasets=key), workdir)
+  assert len(predictor) == calls + 1
+  with open(os.path.join(workdir, "eval.json")) as f:
+    result = json.load(f)["datasets"][key]
+  inverted = _reference_metrics(saliency_folder)
+  assert result["maxF"] == pytest.approx(inverted["maxF"], abs=1e-9)
+  _run_eval(_config(eval__datasets=key), workdir)  # Unchanged: kept.
+  assert len(predictor) == calls + 1

@@ -5,10 +5,12 @@ gan-face-generate 1.1.1 (`make weights` fetches the wheel; skipped without
 it): convert, discover, score and synth as configured, no index, sign or
 threshold given. In the 256 pairs the synth stage writes and keeps, the face
 must be the foreground: mean foreground share of the border pixels (the
-outermost row and column on each side) <= 0.35 and of the central quarter
+outermost row and column on each side) <= 0.2 and of the central quarter
 (the middle half of the rows and of the columns) >= 0.7, counted here from
-the stored mask PNGs. An inverted direction (what the 'minority'
-orientation rule chose on this GAN) scores about 0.60 / 0.12.
+the stored mask PNGs (measured: about 0.14 / 0.88). An inverted direction
+(what the 'minority' orientation rule chose on this GAN) scores about
+0.60 / 0.12. The direction is chosen by config.score.choose=objectness and
+must be object-like in ranking.csv.
 """
 import csv
 import os
@@ -65,5 +67,7 @@ def test_kept_face_masks_cover_the_centre_not_the_border(tmp_path):
   shares = np.array([placement(np.asarray(Image.open(
       os.path.join(folder, "masks", name))) > 127) for name in kept])
   border, centre = shares.mean(axis=0)
-  assert border <= 0.35, (border, centre)
+  assert border <= 0.2, (border, centre)
   assert centre >= 0.7, (border, centre)
+  with open(os.path.join(workdir, "ranking.md")) as f:
+    assert "(the best-ranked object-like" in f.read()

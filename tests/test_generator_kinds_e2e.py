@@ -42,6 +42,7 @@ def tiny(arch: str, source: str = "random", **generator):
   # Random weights keep any share of pairs (BigGAN-deep's: none); these runs
   # check every stage's plumbing, not the filters.
   c.train.min_kept_fraction = 0.0
+  c.train.max_border = 1.0
   return c
 
 
@@ -68,6 +69,20 @@ def test_your_own_generator_in_w_space_with_two_classes(tmp_path):
   config = tiny("examples.tiny_generator:KIND", z_dim=8, ch=4,
                 latent_space="w", classes="1,3")
   config.directions.source = "sefa"
+  stages.run(config, str(tmp_path))
+  check_outputs(tmp_path, direction_dim=8, num_directions=8)
+
+
+def test_a_plugin_dcgan_with_uniform_latents_needs_no_hand_set_shift(
+    tmp_path):
+  """tests/uniform_dcgan_kind.py declares z ~ U(-1, 1): the default shift
+  lengths (5 prior spreads) fit it; nothing in the config names the prior."""
+  config = tiny("uniform_dcgan_kind:KIND", z_dim=8, ch=2, resolution=16)
+  config.directions.source = "sefa"
+  default = test_config.get_config()
+  assert config.synth.shift_radius == default.synth.shift_radius == 5.0
+  assert config.score.shift_scale == default.score.shift_scale == 5.0
+  assert config.generator.latent_prior == ""
   stages.run(config, str(tmp_path))
   check_outputs(tmp_path, direction_dim=8, num_directions=8)
 

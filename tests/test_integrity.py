@@ -11,6 +11,7 @@ passes the same checks (the control).
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,10 +24,9 @@ from configs import test as test_config
 from gansseg_jax.infra import errors
 from gansseg_jax.run import stages
 from gansseg_jax.infra import workdir as wd
-from gansseg_jax.run import workdir_inputs
 from gansseg_jax.infra import checkpointing
-from gansseg_jax.infra import fingerprints
 from file_listing import listing
+from stage_markers import mark_done
 
 # Two real runs of five stages (mostly compiling): minutes on 2 cores. The
 # same promises on fake stages and a small checkpoint, in seconds:
@@ -34,7 +34,7 @@ from file_listing import listing
 pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILT = "convert,discover,score,train,eval"
+BUILT = "convert,discover,score,synth,train,eval,report"  # configs/test.py's.
 
 
 def config(stage_names: str, seed: int = 0, **fields):
@@ -63,7 +63,7 @@ stages.run(c, sys.argv[1])
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-  """{seed: workdir} of two finished runs (every stage but synth, segment)."""
+  """{seed: workdir} of two finished runs of configs/test.py's stages."""
   out = {seed: tmp_path_factory.mktemp(f"seed{seed}") / "w" for seed in (0, 1)}
   other = subprocess.Popen([sys.executable, "-c", BUILD, str(out[1])],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -109,9 +109,9 @@ READS = {
                                       synth__mask_rule="affine")),
     "unet": ("train", config("eval",
                              eval__datasets="scenes:5:8:32,scenes:6:8:32")),
-    "ranking.csv": ("score", config("report")),
-    "strips": ("score", config("report")),
-    "eval.json": ("eval", config("report")),
+    "ranking.csv": ("score", config("report", force=True)),
+    "strips": ("score", config("report", force=True)),
+    "eval.json": ("eval", config("report", force=True)),
 }
 DAMAGES = ("flip", "truncate", "delete", "swap")
 
@@ -234,10 +234,11 @@ def test_fingerprints_are_sha256_of_every_file_written(made):
   import hashlib  # pylint: disable=g-import-not-at-top
   workdir = made[0]
   marker = json.loads((workdir / "stages" / "train.json").read_text())
-  assert marker["outputs"] == ["unet"]
+  assert marker["outputs"] == ["unet", "filter_rates.json"]
   on_disk = listing(workdir / "unet")
   assert sorted(marker["files"]) == sorted(
-      os.path.join("unet", name) for name in on_disk)
+      [os.path.join("unet", name) for name in on_disk]
+      + ["filter_rates.json"])
   for name, data in on_disk.items():
     size, digest = marker["files"][os.path.join("unet", name)]
     assert size == len(data)
@@ -257,28 +258,23 @@ def warnings_seen():
   handler = logging.Handler(logging.WARNING)
   handler.emit = lambda record: seen.append(record.getMessage())
   absl_logging.get_absl_logger().addHandler(handler)
-  workdir_inputs._warned.clear()  # pylint: disable=protected-access
   yield seen
   absl_logging.get_absl_logger().removeHandler(handler)
 
 
-def test_marker_made_before_fingerprints_reads_unverified_with_a_warning(
-    copies, warnings_seen):
-  """An older workdir stays usable: its files are read, one warning says so."""
+def test_marker_without_fingerprints_is_refused(copies):
+  """Made before fingerprints (or edited): nothing to check the files
+  against, so they are not read (issue 38: a warning, then read)."""
   workdir, _ = copies
   path = workdir / "stages" / "train.json"
   marker = json.loads(path.read_text())
-  del marker["files"], marker["outputs"]
+  del marker["files"], marker["outputs"], marker[wd.SEAL]
   path.write_text(json.dumps(marker))
-  flip(workdir / largest_file(workdir, "unet"))  # Not found: not recorded.
-  run = READS["unet"][1]
-  stages.plan(run, str(workdir))
-  stages.plan(run, str(workdir))  # Planned again under the lock: no repeat.
-  about = [w for w in warnings_seen if str(path) in w]
-  assert about == [f"{path}: made before files were fingerprinted; its "
-                   "outputs are read unverified (re-run it with "
-                   "--config.stages=train --config.force=True to record "
-                   "them)"]
+  flip(workdir / largest_file(workdir, "unet"))
+  assert the_error(READS["unet"][1], workdir) == (
+      f"{path}: records no fingerprints of the files stage 'train' wrote "
+      "(made before they were recorded, or edited), so its outputs cannot be "
+      "verified; remake them with --config.stages=train --config.force=True")
 
 
 def test_checkpoint_without_fingerprints_warns(copies, warnings_seen):
@@ -307,8 +303,7 @@ def test_embeddings_are_verified(copies, tmp_path):
   run = config("train", force=True, synth__latents="embeddings")
   np.save(workdir / "embeddings.npy",
           np.random.default_rng(0).normal(size=(16, 120)).astype(np.float32))
-  wd.write_marker(str(workdir), "embed", "h", {}, 1.0, ["embeddings.npy"],
-                  fingerprints.record(str(workdir), ["embeddings.npy"]))
+  mark_done(workdir, "embed", run)
   stages.plan(run, str(workdir))  # Intact: passes.
   flip(workdir / "embeddings.npy")
   message = the_error(run, workdir)
@@ -353,3 +348,208 @@ def test_command_line_flipped_checkpoint_exits_2(copies):
   line = one_error_line(main(workdir, "--config.stages=train"))
   assert line.startswith(f"error: {workdir}/{name}: content differs")
   assert listing(workdir) == before
+
+
+# --- The damage matrix (issue 38): every kind of damage to every kind of
+# file a finished run leaves, read by the stage that reads it. The outcome is
+# exit 2 with one line and nothing changed, or the same numbers as the
+# undamaged run; never other numbers with exit 0. docs/reliability.md's table
+# is this test's outcomes (GANSSEG_WRITE_DAMAGE_TABLE=1 rewrites it).
+
+KINDS = ("flip", "truncate", "delete", "swap", "symlink", "edit")
+LOOSE = ("metrics.jsonl", "config.json", ".lock")  # Records of no stage.
+DATASET_DIR = re.compile(r"^eval/[^/]+_[0-9a-f]{8}/")
+
+
+def readers(producer, path, run):
+  """Stages that read `path`, an output of `producer` (None: any of its
+  outputs), the report first."""
+  paths = stages.BY_NAME[producer].outputs(run) if path is None else [path]
+  found = [s.name for s in stages.STAGES if s.name != producer and (
+      set(paths) & set(s.inputs(run)) or producer in s.verifies)]
+  return sorted(found, key=lambda name: name != "report")
+
+
+def labels_of(stage, run):
+  """{label: workdir path} of a stage's files in the matrix."""
+  out = {DATASET_DIR.sub("eval/<dataset>/", p): p for p in stage.outputs(run)
+         if readers(stage.name, p, run)}
+  if readers(stage.name, None, run):
+    out[f"stages/{stage.name}.json"] = f"stages/{stage.name}.json"
+  return out
+
+
+def artifact_kinds(workdir):
+  """{label: (file, the path a swap replaces, reader stage, resume?)} from
+  the runner's table: every output of every stage (the largest file under
+  it), every marker, the latest checkpoint of every stage with checkpoints
+  and its record, and the files no stage records. A new output or stage
+  joins the matrix by itself; outputs nothing reads (the report's) are left
+  out."""
+  run = config(BUILT)
+  kinds = {}
+  for stage in stages.STAGES:
+    if wd.read_marker(str(workdir), stage.name) is None:
+      continue
+    for label, path in labels_of(stage, run).items():
+      reader = (readers(stage.name, None, run) if label.startswith("stages/")
+                else readers(stage.name, path, run))[0]
+      if (workdir / path).exists():
+        kinds[label] = (largest_file(workdir, path), path, reader, False)
+    for scratch in stage.scratch(run):
+      steps = checkpointing.saved_steps(str(workdir / scratch))
+      if steps:
+        latest = f"{scratch}/{steps[-1]}"
+        kinds[f"{scratch}/<latest>/"] = (largest_file(workdir, latest),
+                                         latest, stage.name, True)
+        kinds[f"{scratch}/<latest>.files.json"] = (
+            f"{latest}.files.json", f"{latest}.files.json", stage.name, True)
+  for name in LOOSE:
+    kinds[name] = (name, name, "report", False)
+  return kinds
+
+
+def edit_json(file):
+  """Adds 1 to the first number of the JSON in `file` (keys sorted)."""
+  text = file.read_text()
+  rows = [json.loads(line) for line in text.splitlines()] if (
+      file.suffix == ".jsonl") else [json.loads(text)]
+
+  def bump(node):
+    if isinstance(node, dict):
+      return next((True for k in sorted(node) if k != wd.SEAL and (
+          bump_leaf(node, k) or bump(node[k]))), False)
+    if isinstance(node, list):
+      return next((True for i in range(len(node))
+                   if bump_leaf(node, i) or bump(node[i])), False)
+    return False
+
+  def bump_leaf(parent, key):
+    value = parent[key]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      parent[key] = value + 1
+      return True
+    return False
+
+  assert bump(rows), file
+  file.write_text("\n".join(json.dumps(r) for r in rows) + (
+      "\n" if file.suffix == ".jsonl" else ""))
+
+
+def damage_file(kind, workdir, other, name, unit, outside):
+  """Damages the file `name` of `workdir` (a swap: all of `unit`, from the
+  `other` workdir); False if `kind` does not apply."""
+  file = workdir / name
+  if kind == "edit":  # The file, or else the largest JSON file of its unit.
+    found = [file] if file.suffix in (".json", ".jsonl") else sorted(
+        (workdir / unit).rglob("*.json"), key=lambda p: p.stat().st_size)[-1:]
+    if not found or not found[0].read_text():
+      return False
+    edit_json(found[0])
+  elif kind == "swap":
+    if not (other / unit).exists():
+      return False
+    if (workdir / unit).is_dir():
+      shutil.rmtree(workdir / unit)
+      shutil.copytree(other / unit, workdir / unit)
+    else:
+      os.remove(workdir / unit)
+      shutil.copy2(other / unit, workdir / unit)
+  elif kind == "symlink":
+    shutil.copy2(file, outside)
+    os.remove(file)
+    os.symlink(outside, file)
+  elif kind == "delete":
+    os.remove(file)
+  elif file.stat().st_size == 0:
+    return False  # Nothing to flip or truncate (an idle .lock).
+  else:
+    flip(file) if kind == "flip" else truncate(file)
+  return True
+
+
+def numbers(workdir):
+  """What a run reports: every eval result, the ranking, the pass rates."""
+  return {name: (workdir / name).read_bytes() if (workdir / name).exists()
+          else None for name in ("eval.json", "ranking.csv",
+                                 "filter_rates.json", "bg_direction.npy")}
+
+
+OUTCOMES = {}  # (label, kind) -> outcome, for the doc table.
+
+
+@pytest.fixture(scope="module")
+def kinds_of_files(made):
+  return artifact_kinds(made[0])
+
+
+def matrix_cases():
+  """(label, kind) of every cell; labels come from a workdir, so the cases
+  are the labels configs/test.py's stages leave, listed without one."""
+  run = config(BUILT)
+  labels = []
+  for stage in stages.STAGES:
+    if stage.name not in BUILT.split(","):
+      continue
+    labels += list(labels_of(stage, run))
+    for scratch in stage.scratch(run):
+      labels += [f"{scratch}/<latest>/", f"{scratch}/<latest>.files.json"]
+  return [(label, kind) for label in labels + list(LOOSE) for kind in KINDS]
+
+
+@pytest.mark.parametrize("label, kind", matrix_cases())
+def test_damage_matrix(made, kinds_of_files, tmp_path, label, kind):
+  if label not in kinds_of_files:
+    pytest.skip(f"{label}: not in a configs/test.py workdir")
+  name, unit, reader, resume = kinds_of_files[label]
+  workdir = tmp_path / "w"
+  shutil.copytree(made[0], workdir, symlinks=True)
+  run = config(reader, force=not resume)
+  if resume:  # The checkpoint is read by a resumed run.
+    resumable(workdir, reader, run)
+  if not damage_file(kind, workdir, made[1], name, unit,
+                     tmp_path / "outside"):
+    OUTCOMES[label, kind] = "n/a"
+    return
+  before = listing(workdir)
+  try:
+    stages.run(run, str(workdir))
+  except errors.UserError as e:
+    assert "\n" not in str(e)
+    assert str(e).startswith(str(workdir)), str(e)
+    assert listing(workdir) == before
+    OUTCOMES[label, kind] = "exit 2"
+    return
+  assert numbers(workdir) == numbers(made[0])
+  OUTCOMES[label, kind] = "same numbers"
+
+
+TABLE_START = "<!-- damage matrix: tests/test_integrity.py -->"
+TABLE_END = "<!-- end of damage matrix -->"
+
+
+def damage_table():
+  labels = list(dict.fromkeys(label for label, _ in OUTCOMES))
+  lines = ["| file \\ damage | " + " | ".join(KINDS) + " |",
+           "|---" * (len(KINDS) + 1) + "|"]
+  for label in labels:
+    lines.append(f"| `{label}` | " + " | ".join(
+        OUTCOMES.get((label, kind), "?") for kind in KINDS) + " |")
+  return "\n".join(lines)
+
+
+def test_damage_table_in_the_docs_is_the_matrix():
+  """Runs after the matrix (collection order): docs/reliability.md's table."""
+  if len(OUTCOMES) < len(matrix_cases()):
+    pytest.skip("the whole damage matrix did not run")
+  path = os.path.join(ROOT, "docs", "reliability.md")
+  with open(path) as f:
+    text = f.read()
+  start, end = text.index(TABLE_START), text.index(TABLE_END)
+  table = damage_table()
+  if os.environ.get("GANSSEG_WRITE_DAMAGE_TABLE"):
+    with open(path, "w") as f:
+      f.write(text[:start + len(TABLE_START)] + "\n" + table + "\n"
+              + text[end:])
+    return
+  assert text[start + len(TABLE_START):end].strip() == table

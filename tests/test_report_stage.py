@@ -12,6 +12,7 @@ import pytest
 
 from configs import default
 from gansseg_jax.infra import fileio
+from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import workdir as wd
 from gansseg_jax.report import images as pics
 from gansseg_jax.report import stage
@@ -46,11 +47,11 @@ def workdir(tmp_path):
     writer.writerow(["file", "key_index", "kept", "size_filter",
                      "histogram_filter", "pruned_pixels", "foreground_fraction"])
     writer.writerows([r + (0, 0.5) for r in rows])
-  with open(os.path.join(w, "metrics.jsonl"), "w") as f:
-    f.write(json.dumps({"stage": "train", "step": 5, "time": 0, "holdout_iou": 0.5,
-                        "loss": 0.4, "kept_fraction": 0.9}) + "\n")
-    f.write(json.dumps({"stage": "train", "step": 9, "time": 0, "holdout_iou": 0.75,
-                        "loss": 0.2, "kept_fraction": 1.0}) + "\n")
+  metrics = monitoring.MetricsWriter(w, "train", tensorboard=False)
+  metrics.write_scalars(5, {"holdout_iou": 0.5, "loss": 0.4,
+                            "kept_fraction": 0.9})
+  metrics.write_scalars(9, {"holdout_iou": 0.75, "loss": 0.2,
+                            "kept_fraction": 1.0})
   samples = os.path.join("eval", "scenes_1", "unet_samples.npz")
   os.makedirs(os.path.join(w, "eval", "scenes_1"))
   np.savez(os.path.join(w, samples), title=np.array("scenes"),
@@ -132,7 +133,7 @@ def test_report_names_the_direction_used_and_its_pass_rates(workdir):
   page = open(os.path.join(workdir, "report.md")).read()
   used = page[page.index("### Direction used"):]
   assert "| index (row of directions.npy) | 3 |" in used
-  assert "| chosen as | rank 1 of the ranking |" in used
+  assert "| chosen as | config.score.choose=objectness |" in used
   assert "not measured yet" in used
 
   save_png(os.path.join(workdir, "strips", "rank_02_index_007.png"),
@@ -154,3 +155,52 @@ def test_report_names_the_direction_used_and_its_pass_rates(workdir):
   assert "histogram_rule = authors" in used
   strips = re.findall(r"strip_(rank_\d+_index_\d+)\.png", used)
   assert strips[0] == "rank_02_index_007"  # The direction used comes first.
+
+
+def test_report_names_the_generator_kind(workdir):
+  """The kind (a plug-in's module:NAME included), not only its source."""
+  config = default.get_config()
+  config.generator.arch = "dcgan"
+  config.generator.source = "torch"
+  config.generator.resolution = 64
+  stage.run(config, workdir)
+  page = open(os.path.join(workdir, "report.md")).read()
+  assert ("| generator | dcgan (source torch, 64 px, z_dim 120, latent prior "
+          "the kind's own) |") in page
+  config.generator.arch = "my_gans.faces:KIND"
+  config.generator.latent_prior = "uniform"
+  stage.run(config, workdir)
+  page = open(os.path.join(workdir, "report.md")).read()
+  assert ("| generator | my_gans.faces:KIND (source torch, 64 px, z_dim 120, "
+          "latent prior uniform(-1, 1)) |") in page
+
+
+def test_report_warns_at_the_top_when_the_masks_are_not_objects(workdir):
+  """ranking.csv says the direction used is not object-like (choose=paper):
+  the warning comes first, with the next candidates' strips, object-like
+  ones first."""
+  with open(os.path.join(workdir, "ranking.csv"), "w") as f:
+    f.write("rank,index,L_h,D_h,area,kept,kept_border,kept_centre,"
+            "object_like,status\n"
+            "1,3,0.1,0.9,0.7,0.3,0.4000,0.4700,no,kept\n"
+            "2,7,0.2,0.5,0.6,0.2,0.3500,0.4000,no,kept\n"
+            "3,5,0.2,0.4,0.6,0.2,0.1000,0.8000,yes,kept\n")
+  for name in ("rank_02_index_007.png", "rank_03_index_005.png"):
+    save_png(os.path.join(workdir, "strips", name),
+             np.zeros((16, 40, 3), np.uint8))
+  config = default.get_config()
+  config.score.choose = "paper"
+  stage.run(config, workdir)
+  page = open(os.path.join(workdir, "report.md")).read()
+  top = page[:page.index("## Run")]
+  assert "Warning: the direction used may not segment objects" in top
+  assert "40.0% of the image border and 47.0% of its central quarter" in top
+  strips = re.findall(r"strip_(rank_\d+_index_\d+)\.png", top)
+  assert list(dict.fromkeys(strips)) == ["rank_03_index_005",
+                                         "rank_02_index_007"]
+  # With the objectness rule the object-like index 5 is used: no warning.
+  config.score.choose = "objectness"
+  stage.run(config, workdir)
+  page = open(os.path.join(workdir, "report.md")).read()
+  assert "Warning" not in page
+  assert "| index (row of directions.npy) | 5 |" in page

@@ -69,6 +69,8 @@ def reference_candidates(key, sampler, spec, n):
       sizes = np.bincount(comp.ravel())[1:]
       small = sizes < spec.min_component_ratio * sizes.max()
       masks[i][np.isin(comp, 1 + np.flatnonzero(small))] = False
+    if spec.fill_holes:
+      masks[i] = ndimage.binary_fill_holes(masks[i])
     ok = not spec.size_filter or masks[i].mean() <= spec.max_foreground
     keep.append(ok)
   keep = np.array(keep)
@@ -119,6 +121,8 @@ def test_default_spec_reads_config():
     dict(size_filter=True, max_foreground=0.12, histogram_filter=False),
     dict(histogram_filter=True, histogram_rule="authors", connectivity=8,
          max_foreground=0.2),
+    dict(size_filter=True, max_foreground=0.12, histogram_filter=False,
+         fill_holes=True),
 ])
 def test_synthesize_matches_reference(sampler, overrides, max_rounds):
   spec = make_spec(max_rounds=max_rounds, **overrides)

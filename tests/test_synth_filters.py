@@ -422,3 +422,31 @@ def test_histogram_is_numpy_histogram_of_float32_values_near_edges():
   # discriminates.
   float64, _ = np.histogram(values.astype(np.float64), bins=12, range=(-1, 1))
   assert not np.array_equal(got, float64)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("density", [0.45, 0.6])
+def test_fill_holes_matches_scipy_on_random_masks(connectivity, density):
+  rng = np.random.default_rng(int(density * 100) + connectivity)
+  masks = rng.random((24, 17, 23)) < density
+  masks[:4] = ndimage.binary_dilation(masks[:4], iterations=1)
+  structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4
+                                                else 2)
+  reference = np.stack([ndimage.binary_fill_holes(m, structure=structure)
+                        for m in masks])
+  got = np.asarray(filters.fill_holes(masks, connectivity=connectivity))
+  np.testing.assert_array_equal(got, reference)
+
+
+def test_fill_holes_planted_ring_and_border_notch():
+  ring = np.zeros((9, 9), bool)
+  ring[2:7, 2:7] = True
+  ring[4, 4] = False  # A hole: filled.
+  ring[0:3, 5] = False  # A notch open to the border: kept.
+  ring[0:2, :] = False
+  expected = ring.copy()
+  expected[4, 4] = True
+  np.testing.assert_array_equal(filters.fill_holes(ring), expected)
+  empty, full = np.zeros((5, 5), bool), np.ones((5, 5), bool)
+  np.testing.assert_array_equal(filters.fill_holes(empty), empty)
+  np.testing.assert_array_equal(filters.fill_holes(full), full)

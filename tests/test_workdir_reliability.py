@@ -13,7 +13,10 @@ import sys
 import textwrap
 
 import pytest
+
+from configs import test as test_config
 from file_listing import listing
+from stage_markers import mark_done
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -186,6 +189,44 @@ def test_read_only_workdir(tmp_path, subdir, message):
   assert listing(ro) == {"kept.txt": b"old"}
 
 
+def _small_tmpfs_works():
+  if not shutil.which("unshare"):
+    return False
+  probe = subprocess.run(["unshare", "-rm", "sh", "-c",
+                          "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                         capture_output=True)
+  return probe.returncode == 0
+
+
+@pytest.mark.slow  # Two runs of main (about a minute on loaded cores).
+@pytest.mark.skipif(not _small_tmpfs_works(),
+                    reason="needs `unshare -rm` and tmpfs to fill a disk")
+def test_full_disk_is_one_line_and_the_next_run_resumes(tmp_path):
+  """Issue 38: orbax/TensorStore's RESOURCE_EXHAUSTED was a traceback. A
+  64 KiB tmpfs holds config.json but not the generator (188 KiB)."""
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  command = " ".join(f"'{a}'" for a in main_command(
+      workdir, "--config.stages=convert"))
+  script = (f"mount -t tmpfs -o size=64k tmpfs '{workdir}' && "
+            f"{command} 2>'{tmp_path}/full.err'; echo $? >'{tmp_path}/rc'; "
+            f"ls -A '{workdir}' >'{tmp_path}/left'; "
+            f"mount -o remount,size=8m '{workdir}' && {command} && "
+            f"test -f '{workdir}/stages/convert.json'")
+  proc = subprocess.run(
+      ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+      cwd=ROOT, timeout=600,
+      env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", ROOT)})
+  assert proc.returncode == 0, proc.stderr[-3000:]  # Space freed: it ran.
+  full = subprocess.CompletedProcess(
+      [], int((tmp_path / "rc").read_text()), "",
+      (tmp_path / "full.err").read_text())
+  error = the_error(full)
+  assert error.startswith(f"error: {workdir}/generator")
+  assert "No space left on device (" in error and "MiB free" in error
+  assert (tmp_path / "left").read_text() == ""  # Nothing half-made.
+
+
 # --- The runner with fake stages (in-process): force, markers, config.json.
 
 def resumable(config, workdir):
@@ -354,6 +395,8 @@ def made_workdir(tmp_path, direction_shape=(120,)):
   direction.flat[0] = 1.0
   np.save(workdir / "bg_direction.npy", direction)
   (workdir / "config.json").write_text('{"earlier": "run"}\n')
+  mark_done(workdir, "convert", test_config.get_config())
+  mark_done(workdir, "score", test_config.get_config())
   return workdir
 
 
@@ -384,6 +427,7 @@ def test_batch_that_does_not_split_over_4_devices(tmp_path):
 def test_empty_segment_folder_is_found_while_planning(tmp_path):
   workdir = made_workdir(tmp_path)
   (workdir / "unet").mkdir()
+  mark_done(workdir, "train", test_config.get_config())
   photos = tmp_path / "photos"
   photos.mkdir()
   before = listing(workdir)
@@ -405,8 +449,8 @@ def test_missing_torch_checkpoint_creates_no_workdir(tmp_path):
 
 
 def test_truncated_generator_leaves_the_workdir_as_it_was(tmp_path):
-  """Found while planning (fingerprints); in a workdir made before them, only
-  when 'discover' loads it: the runner puts config.json back."""
+  """Found while planning (fingerprints); a marker made before them (or
+  edited) records nothing to check against: refused too, nothing changed."""
   workdir = tmp_path / "w"
   proc = run_main(workdir, "--config.stages=convert")
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -428,5 +472,8 @@ def test_truncated_generator_leaves_the_workdir_as_it_was(tmp_path):
   marker.write_text(json.dumps(old))
   before = listing(workdir)
   error = the_error(run_main(workdir, "--config.stages=discover"))
-  assert error.startswith(f"error: {params}: does not hold the params")
+  assert error == (f"error: {marker}: records no fingerprints of the files "
+                   "stage 'convert' wrote (made before they were recorded, or "
+                   "edited), so its outputs cannot be verified; remake them "
+                   "with --config.stages=convert --config.force=True")
   assert listing(workdir) == before

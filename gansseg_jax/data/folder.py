@@ -7,15 +7,21 @@ such as PASCAL-S's averaged annotations (0..255) count as foreground from
 128 up. Stems found on one side only, and stems that name several files in
 one folder (`a.jpg` and `a.png`), are left out and reported once.
 
+Masks may instead be class-id maps (one integer label per pixel, e.g.
+CelebAMask-HQ's): given the foreground ids, a pixel is foreground when its
+id is one of them (`images.read_class_map`).
+
 Spec in `config.eval.datasets`: `folder:<images_dir>:<masks_dir>`, or
-`folder:<root>` for a root holding `images/` and `masks/`.
+`folder:<root>` for a root holding `images/` and `masks/`, with options
+(gansseg_jax.data.sources).
 """
 import dataclasses
 import os
 import re
-from typing import Iterator
+from typing import Iterator, Optional
 
 from absl import logging
+import numpy as np
 
 from gansseg_jax.infra import errors
 from gansseg_jax.data import checks
@@ -120,8 +126,13 @@ def match_folders(images_dir: str, masks_dir: str, field: str) -> FolderPairs:
 
 
 def iterate_examples(pairs: FolderPairs, min_side: int,
-                     log: example_lib.ReadLog) -> Iterator[example_lib.Example]:
+                     log: example_lib.ReadLog,
+                     classes: Optional[frozenset[int]] = None
+                     ) -> Iterator[example_lib.Example]:
   """Examples of the matched pairs, in order.
+
+  `classes`: the masks are class-id maps and these ids are the foreground
+  (None: binary masks, binarised at half their range).
 
   A pair whose image or mask cannot be decoded, or whose image is below
   `min_side` pixels on a side, is skipped with one warning and recorded in
@@ -137,7 +148,10 @@ def iterate_examples(pairs: FolderPairs, min_side: int,
   for stem, image_path, mask_path in pairs.pairs:
     try:
       image = images_lib.read_rgb(image_path)
-      mask = images_lib.read_mask(mask_path)
+      if classes is None:
+        mask = images_lib.read_mask(mask_path)
+      else:
+        mask = np.isin(images_lib.read_class_map(mask_path), list(classes))
     except images_lib.UnreadableImageError as e:
       checks.record_unreadable(e, log)
       continue

@@ -120,6 +120,24 @@ def read_mask(source: Union[str, BinaryIO],
   return binarize(to_unit_gray(open_image(source, name)))
 
 
+# Pillow modes whose values are class ids as stored ('P': palette indices).
+_CLASS_MAP_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def read_class_map(source: Union[str, BinaryIO],
+                   name: Optional[str] = None) -> np.ndarray:
+  """int32 [H, W]: a label map's class ids, as stored (8/16-bit gray, or the
+  palette indices of a palette PNG). Colour files are refused
+  (UnreadableImageError): their pixels are no ids."""
+  name = name if name is not None else str(source)
+  image = open_image(source, name)
+  if image.mode not in _CLASS_MAP_MODES:
+    raise UnreadableImageError(
+        f"{name}: not a class-id map (mode {image.mode}; expected one "
+        "integer id per pixel: 8- or 16-bit gray or palette)")
+  return np.asarray(image).astype(np.int32)
+
+
 def too_small(shape: tuple[int, ...], min_side: int) -> bool:
   """True when an [H, W, ...] image is below `min_side` pixels on a side."""
   return min(shape[0], shape[1]) < min_side

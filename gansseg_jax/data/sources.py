@@ -9,6 +9,16 @@ Names (docs/method.md section 9) and how each meets the model
   cub        CUB-200-2011, ReDO's test split, with boxes  centre crop + resize
   folder:<images_dir>:<masks_dir>  (or folder:<root> with root/images and
              root/masks): any images + masks matched by stem, full image.
+             Options may follow, each `:<name>=<value>`:
+               classes=<ids>  the masks are class-id maps (one integer label
+                 per pixel); foreground = the listed ids, e.g. `1-12,15`
+                 (ranges inclusive), or a named target of the CelebAMask-HQ
+                 layout: face, head, person (CELEBAMASK_TARGETS).
+               part=<k>/<n>  only the k-th of n equal parts of the pairs in
+                 sorted stem order (`part=1/2`: the first half), so one
+                 folder splits into disjoint train / eval halves.
+             One folder with other options is another dataset, with its own
+             name in logs, tables, result files and the report.
   scenes:<seed>:<count>:<resolution>  procedural scenes with exact masks
              (gansseg_jax.data.scenes; the demo's held-out set), full image.
 
@@ -26,8 +36,9 @@ exist); a dataset found but unreadable is still an error at opening.
 """
 import dataclasses
 import os
+import re
 import types
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from absl import logging
 import ml_collections
@@ -40,6 +51,17 @@ from gansseg_jax.data import example as example_lib
 from gansseg_jax.data import folder
 
 FOLDER_PREFIX = "folder:"
+FOLDER_FORM = (f"{FOLDER_PREFIX}<images_dir>:<masks_dir>[:classes=<ids>]"
+               "[:part=<k>/<n>] or folder:<root>[:...]")
+# Binary targets of CelebAMask-HQ's class ids (0 background, 1 skin, 2 nose,
+# 3 eyeglasses, 4-5 eyes, 6-7 brows, 8-9 ears, 10 mouth, 11-12 lips, 13 hair,
+# 14 hat, 15 earring, 16 necklace, 17 neck, 18 cloth).
+_FACE = frozenset(range(1, 13)) | {15}
+CELEBAMASK_TARGETS = {
+    "face": _FACE,
+    "head": _FACE | {13, 14},
+    "person": frozenset(range(1, 19)),
+}
 SCENES_PREFIX = "scenes:"
 SCENES_FORM = f"{SCENES_PREFIX}<seed>:<count>:<resolution>"
 
@@ -81,6 +103,9 @@ HOW_TO_GET_FOLDER = {
     "pascal-s": "put the 850 images of PASCAL-S (Li, Hou, Koch, Rehg, Yuille, "
                 "CVPR 2014; cbi.gatech.edu/salobj) in {images} and their "
                 "masks in {masks}, matched by file name",
+    "celebamask-hq-mini": "put the portraits of CelebAMask-HQ (Lee et al., "
+                          "CVPR 2020; research use only) in {images} and "
+                          "their class-id label maps (NAME.png) in {masks}",
 }
 # TFDS's folder names of the prepared datasets (a prepared one needs no
 # raw files).
@@ -115,13 +140,101 @@ class Source:
   log: example_lib.ReadLog
 
 
+@dataclasses.dataclass(frozen=True)
+class FolderSpec:
+  """A parsed `folder:` entry (text only: nothing is read)."""
+  images_dir: str
+  masks_dir: str
+  classes: Optional[frozenset[int]]  # Foreground ids of class maps; None: binary masks.
+  target: str  # How `classes` was written ('face', '1-12,15'); '' without.
+  part: Optional[tuple[int, int]]  # (k, n): the k-th of n parts; None: all.
+
+  def suffix(self) -> str:
+    """' face 2/2' for classes=face:part=2/2 (names and titles), else ''."""
+    return "".join(f" {text}" for text in (
+        self.target, f"{self.part[0]}/{self.part[1]}" if self.part else "")
+                   if text)
+
+
+_ID_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+def _parse_classes(text: str, entry: str, field: str) -> frozenset[int]:
+  """Ids of 'face' / 'head' / 'person' or of a list like '1-12,15'."""
+  if text in CELEBAMASK_TARGETS:
+    return CELEBAMASK_TARGETS[text]
+  ids = set()
+  for piece in text.split(","):
+    match = _ID_RANGE.match(piece.strip())
+    if not match or int(match.group(2) or match.group(1)) < int(
+        match.group(1)):
+      raise errors.UserError(
+          f"{field}: {entry!r}: classes={text!r} is not a list of class ids "
+          f"and ranges ('1-12,15') or one of {', '.join(CELEBAMASK_TARGETS)}")
+    ids.update(range(int(match.group(1)),
+                     int(match.group(2) or match.group(1)) + 1))
+  return frozenset(ids)
+
+
+def _parse_part(text: str, entry: str, field: str) -> tuple[int, int]:
+  match = re.match(r"^(\d+)/(\d+)$", text)
+  if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+    raise errors.UserError(
+        f"{field}: {entry!r}: part={text!r} is not <k>/<n> with 1 <= k <= n")
+  return int(match.group(1)), int(match.group(2))
+
+
+def folder_spec(entry: str, field: str) -> FolderSpec:
+  """The FolderSpec of a 'folder:...' entry; UserError naming `field`."""
+  parts = entry[len(FOLDER_PREFIX):].split(":")
+  options = {}
+  while parts and "=" in parts[-1]:
+    name, _, value = parts.pop().partition("=")
+    if name not in ("classes", "part") or name in options or not value:
+      raise errors.UserError(
+          f"{field}: {entry!r}: option {name}={value!r} is not one of "
+          "classes=<ids>, part=<k>/<n> (each at most once)")
+    options[name] = value
+  if len(parts) == 1 and parts[0]:
+    dirs = os.path.join(parts[0], "images"), os.path.join(parts[0], "masks")
+  elif len(parts) == 2 and all(parts):
+    dirs = parts[0], parts[1]
+  else:
+    raise errors.UserError(f"{field}: {entry!r} is not {FOLDER_FORM}")
+  classes = options.get("classes")
+  return FolderSpec(
+      images_dir=dirs[0], masks_dir=dirs[1],
+      classes=(None if classes is None
+               else _parse_classes(classes, entry, field)),
+      target=classes or "",
+      part=(_parse_part(options["part"], entry, field) if "part" in options
+            else None))
+
+
+def split_entries(text: str) -> list[str]:
+  """The entries of a comma-separated dataset list.
+
+  A class list of a `classes=` option holds commas too ('classes=1-12,15'):
+  a piece that is only an id or a range continues the entry before it when
+  that entry ends in such a list.
+  """
+  entries: list[str] = []
+  for piece in (p.strip() for p in str(text).split(",")):
+    if (entries and _ID_RANGE.match(piece)
+        and re.search(r":classes=[\d,-]+$", entries[-1])):
+      entries[-1] += "," + piece
+    elif piece:
+      entries.append(piece)
+  return entries
+
+
 def parse_dataset_list(text: str, field: str) -> list[str]:
   """The comma-separated entries of `text`, validated (not yet opened)."""
-  entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+  entries = split_entries(text)
   if not entries:
     raise errors.UserError(
         f"{field}: empty; list one or more of {', '.join(KNOWN)} or "
-        f"{FOLDER_PREFIX}<images_dir>:<masks_dir>")
+        f"{FOLDER_FORM}")
   for entry in entries:
     if entry.startswith(FOLDER_PREFIX):
       folder_dirs(entry, field)
@@ -130,7 +243,7 @@ def parse_dataset_list(text: str, field: str) -> list[str]:
     elif entry not in KNOWN:
       raise errors.UserError(
           f"{field}: unknown dataset {entry!r}; known: {', '.join(KNOWN)}, "
-          f"{FOLDER_PREFIX}<images_dir>:<masks_dir> or {SCENES_FORM}")
+          f"{FOLDER_FORM} or {SCENES_FORM}")
   if len(set(entries)) != len(entries):
     raise errors.UserError(f"{field}: a dataset is listed twice in {text!r}")
   return entries
@@ -138,14 +251,8 @@ def parse_dataset_list(text: str, field: str) -> list[str]:
 
 def folder_dirs(entry: str, field: str) -> tuple[str, str]:
   """(images_dir, masks_dir) of a 'folder:...' entry."""
-  parts = entry[len(FOLDER_PREFIX):].split(":")
-  if len(parts) == 1 and parts[0]:
-    return os.path.join(parts[0], "images"), os.path.join(parts[0], "masks")
-  if len(parts) == 2 and all(parts):
-    return parts[0], parts[1]
-  raise errors.UserError(
-      f"{field}: {entry!r} is not {FOLDER_PREFIX}<images_dir>:<masks_dir> "
-      f"or {FOLDER_PREFIX}<root>")
+  spec = folder_spec(entry, field)
+  return spec.images_dir, spec.masks_dir
 
 
 def scenes_spec(entry: str, field: str) -> tuple[int, int, int]:
@@ -188,15 +295,33 @@ def folder_title(images_dir: str, masks_dir: str) -> str:
   return os.path.basename(images_dir)
 
 
+def folder_pairs(entry: str, field: str) -> folder.FolderPairs:
+  """The matched pairs of a 'folder:...' entry, only its part if it names
+  one (the k-th of n slices of the pairs in sorted stem order)."""
+  spec = folder_spec(entry, field)
+  pairs = folder.match_folders(spec.images_dir, spec.masks_dir, field)
+  if spec.part is None:
+    return pairs
+  k, n = spec.part
+  total = len(pairs.pairs)
+  chosen = pairs.pairs[(k - 1) * total // n:k * total // n]
+  if not chosen:
+    raise errors.UserError(
+        f"{field}: {entry!r}: part {k}/{n} of {total} pairs is empty")
+  return dataclasses.replace(pairs, pairs=chosen)
+
+
 def _open_folder(entry: str, eval_config: ml_collections.ConfigDict,
                  field: str) -> Source:
-  images_dir, masks_dir = folder_dirs(entry, field)
-  pairs = folder.match_folders(images_dir, masks_dir, field)
+  spec = folder_spec(entry, field)
+  pairs = folder_pairs(entry, field)
   log = example_lib.ReadLog()
-  return Source(key=entry, title=folder_title(images_dir, masks_dir),
+  return Source(key=entry,
+                title=folder_title(spec.images_dir, spec.masks_dir)
+                + spec.suffix(),
                 mode="full", has_boxes=False, size=len(pairs.pairs),
                 examples=folder.iterate_examples(pairs, eval_config.min_side,
-                                                 log),
+                                                 log, spec.classes),
                 log=log)
 
 

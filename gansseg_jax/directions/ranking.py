@@ -10,6 +10,11 @@ The paper lists its shortlist by L_h but chose, for BigBiGAN, "the highest D
 with a small L" (docs/method.md section 3). `order_by='loss'` (the default) puts
 the lowest L_h first; `order_by='separation'` orders the same shortlist by
 D_h, highest first, so rank 1 is that choice.
+
+The tables also carry, for the shortlist, where the kept masks lie
+(directions/objectness.py, our addition): the share of pairs kept, of the
+border and of the central quarter their masks cover, and whether that is
+object-like.
 """
 import csv
 import io
@@ -19,12 +24,13 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax.infra import errors
+from gansseg_jax.directions import objectness
 from gansseg_jax.directions import score as score_lib
 
 SHORTLIST_ORDERS = ("loss", "separation")
 COLUMNS = ("rank", "index", "L_h", "D_h", "area", "brightening_area",
            "lighting_area", "border_lighting", "inner_lighting", "sign",
-           "status")
+           "kept", "kept_border", "kept_centre", "object_like", "status")
 
 
 def check_config(score: ml_collections.ConfigDict) -> None:
@@ -79,8 +85,13 @@ def rank_candidates(scores: score_lib.CandidateScores, max_one_class: float,
   return ranks
 
 
+def _share(value: float) -> str:
+  return "" if np.isnan(value) else f"{value:.4f}"
+
+
 def _rows(scores: score_lib.CandidateScores, ranks: np.ndarray,
-          max_one_class: float, top_fraction: float) -> list[dict]:
+          max_one_class: float, top_fraction: float,
+          placement: objectness.Placement, likes: np.ndarray) -> list[dict]:
   """Table rows: ranked candidates by rank, then dropped ones by index."""
   status = statuses(scores, max_one_class)
   num_top = max(1, math.ceil(round(top_fraction * int((ranks > 0).sum()), 9)))
@@ -102,37 +113,53 @@ def _rows(scores: score_lib.CandidateScores, ranks: np.ndarray,
         "border_lighting": f"{scores.border_lighting[i]:.4f}",
         "inner_lighting": f"{scores.inner_lighting[i]:.4f}",
         "sign": f"{int(scores.sign[i]):+d}",
+        "kept": _share(placement.kept[i]),
+        "kept_border": _share(placement.border[i]),
+        "kept_centre": _share(placement.centre[i]),
+        "object_like": ("" if np.isnan(placement.kept[i])
+                        else "yes" if likes[i] else "no"),
         "status": label,
     })
   return rows
 
 
 def ranking_csv(scores: score_lib.CandidateScores, ranks: np.ndarray,
-                max_one_class: float, top_fraction: float) -> str:
+                max_one_class: float, top_fraction: float,
+                placement: objectness.Placement, likes: np.ndarray) -> str:
   """ranking.csv: one row per candidate, columns `COLUMNS`."""
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
   writer.writeheader()
-  writer.writerows(_rows(scores, ranks, max_one_class, top_fraction))
+  writer.writerows(_rows(scores, ranks, max_one_class, top_fraction,
+                         placement, likes))
   return buffer.getvalue()
 
 
 def rule_description(max_one_class: float, top_fraction: float, top_k: int,
-                     order_by: str) -> str:
-  """The ranking rule of `rank_candidates`, in words (ranking.md, the report)."""
+                     order_by: str, choose: str = "paper",
+                     max_border: float = 0.0,
+                     min_centre_ratio: float = 0.0) -> str:
+  """The ranking and choice rules, in words (ranking.md, the report)."""
+  chosen = (
+      f" The direction used is the best-ranked of the first {top_k} whose "
+      "kept masks are object-like (config.score.choose=objectness, our "
+      f"addition: they cover at most {max_border:.0%} of the border and "
+      f"their central-quarter share is at least {min_centre_ratio:g} x their "
+      "border share), rank 1 when none is."
+      if choose == "objectness" else
+      " The direction used is rank 1 (config.score.choose=paper).")
   return (
       f"Dropped: >= {max_one_class:.0%} of pixels in one class. Of the rest, "
       f"the top {top_fraction:.0%} by D_h (separation of the two affine maps), "
       "ordered by L_h (restoration loss, lower is better)"
       + (f", the first {top_k} of them then by D_h (highest first)"
          if order_by == "separation" else "")
-      + "; then the other kept candidates by D_h.")
+      + "; then the other kept candidates by D_h." + chosen)
 
 
 def chosen_description(scores: score_lib.CandidateScores, ranks: np.ndarray,
-                       chosen: int, by_hand: bool) -> str:
+                       chosen: int, how: str) -> str:
   """'index 5 (rank 1, sign -1, L_h 0.31, D_h 1.2, ...)': the direction used."""
-  how = "picked by config.score.index" if by_hand else "the top-ranked"
   rank = f"rank {ranks[chosen]}" if ranks[chosen] else "dropped by the rule"
   return (f"index {chosen} ({how}, {rank}; sign {int(scores.sign[chosen]):+d}, "
           f"L_h {scores.restoration_loss[chosen]:.4f}, D_h "
@@ -142,20 +169,25 @@ def chosen_description(scores: score_lib.CandidateScores, ranks: np.ndarray,
 
 
 def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
-                     max_one_class: float, top_fraction: float,
-                     chosen: int, top_k: int = 10,
-                     order_by: str = "loss", by_hand: bool = False,
+                     score_config: ml_collections.ConfigDict, chosen: int,
+                     how: str, placement: objectness.Placement,
+                     likes: np.ndarray, warning: str = "",
                      notes: tuple[str, ...] = ()) -> str:
-  """ranking.md: the rule, the chosen candidate, `notes`, and the table."""
+  """ranking.md: a warning, the rules, the chosen candidate, `notes`, table."""
+  c = score_config
   lines = [
       "# Segmenting-direction ranking (paper appendix B)",
       "",
-      rule_description(max_one_class, top_fraction, top_k, order_by)
+      *((f"**Warning:** {warning}.", "") if warning else ()),
+      rule_description(c.max_one_class, c.top_fraction, c.top_k, c.order_by,
+                       c.choose, c.max_border, c.min_centre_ratio)
       + " `index` is the row of directions.npy; `sign` the orientation "
       "applied (foreground = what brightens); `area` the share of pixels in "
-      "the larger class.",
+      "the larger class; `kept`, `kept_border`, `kept_centre`: the share of "
+      "synthetic pairs the filters keep and the border and central-quarter "
+      "shares of their masks (shortlist only).",
       "",
-      (f"Chosen: {chosen_description(scores, ranks, chosen, by_hand)}; "
+      (f"Chosen: {chosen_description(scores, ranks, chosen, how)}; "
        "written to bg_direction.npy." if chosen >= 0
        else "Chosen: none — every candidate was dropped; set "
        "config.score.index."),
@@ -164,6 +196,7 @@ def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
       "| " + " | ".join(COLUMNS) + " |",
       "|" + "---|" * len(COLUMNS),
   ]
-  for row in _rows(scores, ranks, max_one_class, top_fraction):
+  for row in _rows(scores, ranks, c.max_one_class, c.top_fraction, placement,
+                   likes):
     lines.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
   return "\n".join(lines) + "\n"

@@ -5,7 +5,9 @@ c = G(z)_xy is carried to c' = G(z + h)_xy by one of two affine colour maps
 A_1, A_2 (3x3 matrix + bias, outputs clamped to [-1, 1]). For each
 candidate direction u (rows of directions.npy):
 
-1. h = shift_scale * u / ||u|| (candidates are scaled x5).
+1. h = shift_scale * u / ||u|| (candidates are scaled x5), shift_scale in
+   units of the latent prior's spread (`shift_units` 'spread', default: 1
+   for N(0, I)) or of the latent itself ('absolute').
 2. Orientation (`orient`, rule `orient_rule`; docs/method.md section 3):
    h or -h, so that the lighting rule of section 4 marks the object.
    - 'border' (default): the boundary prior of salient-object detection
@@ -81,6 +83,7 @@ class ScoreSpec:
   orient_rule: str
   orient_tolerance: float
   candidate_batch: int
+  shift_units: str = "spread"
 
   @classmethod
   def from_config(cls, score: ml_collections.ConfigDict) -> "ScoreSpec":
@@ -92,6 +95,10 @@ class ScoreSpec:
       raise errors.UserError(
           f"config.score.orient_rule: {score.orient_rule!r} is not one of "
           f"{', '.join(ORIENT_RULES)}")
+    if score.shift_units not in generator_api.SHIFT_UNITS:
+      raise errors.UserError(
+          f"config.score.shift_units: {score.shift_units!r} is not one of "
+          f"{', '.join(generator_api.SHIFT_UNITS)}")
     if score.candidate_batch < 0:
       raise errors.UserError(
           f"config.score.candidate_batch: must be >= 0, got "
@@ -103,7 +110,8 @@ class ScoreSpec:
                heldout_batches=score.heldout_batches, orient=score.orient,
                orient_rule=score.orient_rule,
                orient_tolerance=score.orient_tolerance,
-               candidate_batch=score.candidate_batch)
+               candidate_batch=score.candidate_batch,
+               shift_units=score.shift_units)
 
 
 class CandidateScores(NamedTuple):
@@ -166,7 +174,9 @@ def map_separation(maps: jax.Array, image: jax.Array) -> jax.Array:
 def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
                heldout_z, init_maps, direction) -> CandidateScores:
   """The affine test of one candidate (the caller vmaps it)."""
-  shift = spec.shift_scale * direction / jnp.linalg.norm(direction)
+  scale = generator_api.shift_length(spec.shift_scale, spec.shift_units,
+                                     generate, "config.score.shift_units")
+  shift = scale * direction / jnp.linalg.norm(direction)
 
   image_shape = jax.eval_shape(generate, gen_params, heldout_z[0]).shape
   pixels = heldout_z.shape[0] * math.prod(image_shape[:-1])

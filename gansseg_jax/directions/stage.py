@@ -13,11 +13,16 @@ discover(config, workdir) — docs/method.md section 2.
 score(config, workdir) — docs/method.md section 3 (paper appendix B).
   Inputs:  W/generator/, W/directions.npy; reads config.score and
            config.score.index.
+  The shortlist's synthetic masks are measured (directions/objectness.py,
+  our addition) and config.score.choose picks among the ranked: 'objectness'
+  the best-ranked object-like one, 'paper' rank 1; a chosen direction whose
+  masks are not object-like is warned about (log, ranking.md, report).
   OUTPUTS: W/ranking.csv and W/ranking.md (rank, index, L_h, D_h, area, ...),
            W/strips/ (one PNG per shortlisted candidate, top config.score.top_k
            plus a hand-picked index: rows = latents, columns = G(z + t h) for
            t = -strip_steps..strip_steps, then the lighting mask and the
-           affine mask of (G(z), G(z + h))),
+           affine mask of (G(z), G(z + h)); tiles enlarged to at least
+           strips.READABLE_TILE px),
            W/bg_direction.npy, float32 [z_dim]: the chosen candidate, unit
            norm, oriented so that the foreground brightens,
            W/bg_affine.npy, float32 [2, 3, 4]: its two fitted affine maps
@@ -36,6 +41,7 @@ from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.directions import direction_file
 from gansseg_jax.directions import discover as discover_lib
+from gansseg_jax.directions import objectness
 from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
@@ -118,11 +124,50 @@ def _check_index(config: ml_collections.ConfigDict,
         f"of directions.npy (0..{num_candidates - 1})")
 
 
-def _choose(config: ml_collections.ConfigDict, ranks: np.ndarray) -> int:
-  """config.score.index if >= 0, else the rank-1 candidate (-1 if none)."""
-  if config.score.index >= 0:
-    return config.score.index
-  return int(np.flatnonzero(ranks == 1)[0]) if ranks.any() else -1
+def _choose(config: ml_collections.ConfigDict, ranks: np.ndarray,
+            likes: np.ndarray) -> tuple[int, str]:
+  """(config.score.index if >= 0, else config.score.choose's pick (-1 if
+  none), how it was chosen in words)."""
+  cfg = config.score
+  if cfg.index >= 0:
+    return cfg.index, "picked by config.score.index"
+  chosen = objectness.choose(ranks, likes, cfg.choose)
+  if cfg.choose == "paper" or chosen < 0:
+    return chosen, "the top-ranked"
+  if likes[chosen]:
+    return chosen, "the best-ranked object-like"
+  return chosen, "the top-ranked; no shortlisted candidate is object-like"
+
+
+def _synth_sampler(config: ml_collections.ConfigDict):
+  """(config.synth with prior latents, its sampler): this stage has no
+  encoder embeddings, so 'embeddings' runs are measured on the prior."""
+  synth = config.synth
+  if synth.latents == "embeddings":
+    synth = ml_collections.ConfigDict(synth.to_dict())
+    synth.latents = "prior"
+  return synth, synth_latents.make_sampler(synth, config.generator.z_dim)
+
+
+def _placement(config: ml_collections.ConfigDict, generate, gen_params,
+               units: np.ndarray, scores, ranks: np.ndarray
+               ) -> objectness.Placement:
+  """Where the kept synthetic masks of the shortlist and of a hand-picked
+  index lie (objectness.measure)."""
+  cfg = config.score
+  synth, sampler = _synth_sampler(config)
+  shortlist = [int(i) for i in np.flatnonzero((ranks > 0)
+                                              & (ranks <= cfg.top_k))]
+  if cfg.index >= 0 and cfg.index not in shortlist:
+    shortlist.append(cfg.index)
+  logging.info("score: measuring the kept masks of %d shortlisted "
+               "candidates (%d pairs each).", len(shortlist),
+               cfg.objectness_samples)
+  return objectness.measure(
+      _stage_key(config.seed, "score_objectness"), generate, gen_params,
+      units, scores.maps, shortlist, sampler,
+      synth_batch.SynthSpec.from_config(synth), cfg.objectness_samples,
+      synth.mask_rule == "affine")
 
 
 def _write_strips(folder: str, config: ml_collections.ConfigDict, generate,
@@ -131,7 +176,8 @@ def _write_strips(folder: str, config: ml_collections.ConfigDict, generate,
   """One PNG per shortlisted candidate into `folder` (see module doc)."""
   cfg = config.score
   steps = np.arange(-cfg.strip_steps, cfg.strip_steps + 1, dtype=np.float32)
-  shifts = jnp.asarray(steps * cfg.shift_scale)
+  shifts = jnp.asarray(steps * generator_api.shift_length(
+      cfg.shift_scale, cfg.shift_units, generate, "config.score.shift_units"))
   z = generator_api.draw(generate, gen_params, key, (cfg.strip_samples,),
                          units.shape[1])
   center = cfg.strip_steps
@@ -153,13 +199,15 @@ def _write_strips(folder: str, config: ml_collections.ConfigDict, generate,
                            strips.mask_tiles(affine_fg)[:, None]], axis=1)
     name = (f"rank_{ranks[index]:02d}_index_{index:03d}.png" if ranks[index]
             else f"dropped_index_{index:03d}.png")
-    strips.write_png(os.path.join(folder, name), strips.grid(grid))
+    strips.write_png(os.path.join(folder, name),
+                     strips.grid(strips.readable(grid)))
 
 
 def score(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Ranks W/directions.npy, writes the ranking, strips and the choice."""
   cfg = config.score
   ranking.check_config(cfg)
+  objectness.check_config(cfg)
   spec = score_lib.ScoreSpec.from_config(cfg)
   for field in ("strip_samples", "strip_steps"):
     if cfg[field] <= 0:
@@ -179,22 +227,28 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
                                   cfg.top_k, cfg.order_by)
   if not sharding.is_primary():
     return
-  chosen = _choose(config, ranks)
   norms = np.linalg.norm(directions, axis=1, keepdims=True)
   units = directions / np.where(norms > 0, norms, 1.0) * scores.sign[:, None]
-  notes = ()
+  placement = _placement(config, generate, gen_params, units, scores, ranks)
+  likes = objectness.object_like(placement, cfg.max_border,
+                                 cfg.min_centre_ratio)
+  chosen, how = _choose(config, ranks, likes)
+  notes, warning = (), None
   if chosen >= 0:
     logging.info("score: chose %s.", ranking.chosen_description(
-        scores, ranks, chosen, cfg.index >= 0))
+        scores, ranks, chosen, how))
+    warning = objectness.warning(placement, likes, chosen, cfg.max_border,
+                                 cfg.min_centre_ratio)
+    if warning:
+      logging.warning("score: %s.", warning)
     notes = (_pass_rates_note(config, generate, gen_params, units[chosen],
                               scores.maps[chosen]),)
   fileio.write_text(os.path.join(workdir, "ranking.csv"), ranking.ranking_csv(
-      scores, ranks, cfg.max_one_class, cfg.top_fraction))
+      scores, ranks, cfg.max_one_class, cfg.top_fraction, placement, likes))
   fileio.write_text(os.path.join(workdir, "ranking.md"),
-                    ranking.ranking_markdown(scores, ranks, cfg.max_one_class,
-                                             cfg.top_fraction, chosen,
-                                             cfg.top_k, cfg.order_by,
-                                             cfg.index >= 0, notes))
+                    ranking.ranking_markdown(scores, ranks, cfg, chosen, how,
+                                             placement, likes, warning or "",
+                                             notes))
   if chosen < 0:
     raise errors.UserError(
         "config.score.index: every candidate was dropped (one class "
@@ -224,15 +278,12 @@ def _pass_rates_note(config: ml_collections.ConfigDict, generate, gen_params,
   latents from the prior: the encoder's embeddings are not an input of this
   stage (with config.synth.latents='embeddings' the line says so).
   """
-  synth = config.synth
-  if not synth.pass_rate_samples:
+  if not config.synth.pass_rate_samples:
     return "Filter pass rates: not measured (config.synth.pass_rate_samples=0)."
-  latents = synth.latents
+  latents = config.synth.latents
   if latents == "embeddings":
     latents = "prior (train uses the embeddings)"
-    synth = ml_collections.ConfigDict(synth.to_dict())
-    synth.latents = "prior"
-  sampler = synth_latents.make_sampler(synth, config.generator.z_dim)
+  synth, sampler = _synth_sampler(config)
   affine_maps = maps if synth.mask_rule == "affine" else None
   rates = pass_rates.measure(
       _stage_key(config.seed, "score_pass_rates"), generate, gen_params, unit,

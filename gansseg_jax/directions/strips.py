@@ -20,6 +20,10 @@ Generate = Callable[..., jax.Array]
 # Gap between the tiles of a grid, in pixels, and its value in [-1, 1] (white).
 _PAD = 2
 _PAD_VALUE = 1.0
+# Tiles smaller than this (pixels, on their shorter side) are enlarged by the
+# smallest integer factor that reaches it (nearest neighbour), so that a
+# strip of a 32 px generator can be read: 7 tiles of 32 px are 236 px wide.
+READABLE_TILE = 128
 
 
 def shift_images(generate: Generate, gen_params, z: jax.Array,
@@ -50,6 +54,14 @@ def direction_strips(generate: Generate, gen_params, z: jax.Array,
 def jitted_direction_strips(generate: Generate):
   """jit of `direction_strips` for one generator (params, z, dirs, shifts)."""
   return jax.jit(functools.partial(direction_strips, generate))
+
+
+def readable(tiles: np.ndarray, side: int = READABLE_TILE) -> np.ndarray:
+  """Tiles [..., H, W, 3] enlarged (nearest neighbour) by the smallest
+  integer factor that makes min(H, W) >= side; unchanged when it is."""
+  tiles = np.asarray(tiles)
+  factor = max(1, -(-side // max(1, min(tiles.shape[-3:-1]))))
+  return tiles.repeat(factor, axis=-3).repeat(factor, axis=-2)
 
 
 def grid(tiles: np.ndarray) -> np.ndarray:

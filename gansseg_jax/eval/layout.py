@@ -19,7 +19,9 @@ runner imports it.
 import hashlib
 import os
 import re
+from typing import Optional
 
+from gansseg_jax.infra import errors
 from gansseg_jax.data import sources
 
 EVAL_DIR = "eval"
@@ -36,19 +38,24 @@ def dataset_name(key: str) -> str:
 
   `folder:<images>:<masks>`: the common parent of the two folders when they
   share one ('pascal-s' for pascal-s/images + pascal-s/masks), else the
-  images folder; `folder:<root>`: root. Any other entry is its own name.
-  Read from the entry's text alone (no file system, no working directory).
+  images folder; `folder:<root>`: root; then the entry's target and part
+  ('celebamask-hq-mini face 2/2'), so datasets sharing a folder differ.
+  Any other entry is its own name. Read from the entry's text alone (no
+  file system, no working directory).
   """
   if not key.startswith(sources.FOLDER_PREFIX):
     return key
-  parts = [os.path.normpath(p)
-           for p in key[len(sources.FOLDER_PREFIX):].split(":") if p]
-  if len(parts) != 2:
-    return os.path.basename(parts[0]) if len(parts) == 1 else key
-  parent = os.path.dirname(parts[0])
-  if parent and parent == os.path.dirname(parts[1]):
-    return os.path.basename(parent)
-  return os.path.basename(parts[0])
+  try:
+    spec = sources.folder_spec(key, "config.eval.datasets")
+  except errors.UserError:  # Not a valid entry: its first folder's name.
+    folders = [p for p in key[len(sources.FOLDER_PREFIX):].split(":") if p]
+    return os.path.basename(os.path.normpath(folders[0])) if folders else key
+  images, masks = (os.path.normpath(p)
+                   for p in (spec.images_dir, spec.masks_dir))
+  parent = os.path.dirname(images)
+  if parent and parent == os.path.dirname(masks):
+    return os.path.basename(parent) + spec.suffix()
+  return os.path.basename(images) + spec.suffix()
 
 
 def dataset_dir(key: str) -> str:
@@ -79,6 +86,11 @@ def _names(text: str) -> list[str]:
   return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
+def dataset_keys(eval_config) -> list[str]:
+  """The entries of config.eval.datasets (unvalidated)."""
+  return sources.split_entries(eval_config.datasets)
+
+
 def predictors(eval_config) -> list[str]:
   """config.eval.predictor, then each config.eval.baselines not already it."""
   names = [eval_config.predictor]
@@ -88,5 +100,30 @@ def predictors(eval_config) -> list[str]:
 def output_paths(eval_config) -> list[str]:
   """Every file one eval run writes (lenient: validation is the stage's)."""
   return list(SUMMARY_FILES) + [
-      result_path(key, name) for key in _names(eval_config.datasets)
-      for name in predictors(eval_config)]
+      path for key in dataset_keys(eval_config)
+      for name in predictors(eval_config)
+      for path in (result_path(key, name), samples_path(key, name))]
+
+
+def dataset_files(entry: str) -> Optional[str]:
+  """A fingerprint of the files of a `folder:` dataset: every file's name,
+  size and modification time under its images and masks folders (None for
+  other datasets, which their name fixes)."""
+  if not entry.startswith(sources.FOLDER_PREFIX):
+    return None
+  digest = hashlib.sha256()
+  for folder in sources.folder_dirs(entry, "config.eval.datasets"):
+    for parent, dirs, files in os.walk(folder):
+      dirs.sort()
+      for name in sorted(files):
+        path = os.path.join(parent, name)
+        info = os.stat(path)
+        digest.update(f"{os.path.relpath(path, folder)}\0{info.st_size}\0"
+                      f"{info.st_mtime_ns}\n".encode())
+  return digest.hexdigest()[:16]
+
+
+def datasets_files(eval_config) -> dict[str, Optional[str]]:
+  """{entry: dataset_files(entry)} of every configured dataset (lenient)."""
+  return {key: dataset_files(key) for key in dataset_keys(eval_config)
+          if key.startswith(sources.FOLDER_PREFIX)}

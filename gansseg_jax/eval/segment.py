@@ -24,7 +24,7 @@ are counted. Inputs with no image that could be segmented are an error.
 """
 import collections
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from absl import logging
 import ml_collections
@@ -159,49 +159,64 @@ def _readable_image(path: str, min_side: int,
   return image
 
 
+def probability_maps(predict: inference.Predictor,
+                     inputs: list[tuple[str, str]],
+                     config: ml_collections.ConfigDict,
+                     summary: dict[str, Any]
+                     ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+  """(path, base, image, probabilities [H, W] at the image's size) of each
+  image of `inputs` (collect_inputs) that can be segmented, as batches come
+  back; the others are recorded in summary['unreadable'] / ['too_small'].
+
+  Images are decoded again when their batch returns, so that only the small
+  model inputs wait in the batch queues, whatever the photos' sizes.
+  """
+  engine = inference.make_engine(predict, config.eval)
+
+  def at_image_size(results):
+    for (path, base), probs in results:
+      image = images_lib.read_rgb(path, exif_transpose=True)
+      yield path, base, image, preprocess.resize_map(probs, image.shape[:2])
+
+  for path, base in inputs:
+    image = _readable_image(path, config.segment.min_side, summary)
+    yield from at_image_size(
+        [] if image is None else engine.submit((path, base), image))
+  yield from at_image_size(engine.flush())
+
+
 def segment_folder(predict: inference.Predictor, input_spec: str,
                    out_dir: Optional[str], config: ml_collections.ConfigDict,
                    shown_dir: Optional[str] = None) -> dict[str, Any]:
   """Segments every image of `input_spec` into `out_dir`; returns the summary.
 
   With `out_dir` None nothing is written (processes other than 0).
-  `shown_dir` is the folder named in the log (out_dir's final name). Images
-  are decoded again when their batch returns, so that only the small model
-  inputs wait in the batch queues, whatever the photos' sizes.
+  `shown_dir` is the folder named in the log (out_dir's final name).
   """
   seg = config.segment
   inputs, ignored = collect_inputs(input_spec, bool(seg.recursive))
   shown_dir = shown_dir or out_dir
   structure = wsol.connectivity_structure(seg.connectivity)
-  engine = inference.make_engine(predict, config.eval)
   summary = {"inputs": input_spec, "recursive": bool(seg.recursive),
              "images": [], "unreadable": [], "too_small": []}
   progress = monitoring.Progress(len(inputs), "segment",
                                  every_s=config.log.progress_every_s)
-
-  def consume(results):
-    for (path, base), probs in results:
-      image = images_lib.read_rgb(path, exif_transpose=True)
-      probs = preprocess.resize_map(probs, image.shape[:2])
-      record = image_record(path, probs, seg.threshold, structure)
-      record["outputs"] = {kind: base + suffix for kind, suffix in (
-          ("probability", "_prob.png"), ("mask", "_mask.png"),
-          ("cutout", "_cutout.png"), ("record", ".json"))}
-      if out_dir is not None:
-        os.makedirs(os.path.dirname(os.path.join(out_dir, base)),
-                    exist_ok=True)
-        write_outputs(out_dir, base, image, probs, record, seg.threshold)
-        logging.info("segment: %s -> %s_{prob,mask,cutout}.png, %s.json",
-                     path, os.path.join(shown_dir, base),
-                     os.path.join(shown_dir, base))
-      summary["images"].append(record)
+  for path, base, image, probs in probability_maps(predict, inputs, config,
+                                                   summary):
+    record = image_record(path, probs, seg.threshold, structure)
+    record["outputs"] = {kind: base + suffix for kind, suffix in (
+        ("probability", "_prob.png"), ("mask", "_mask.png"),
+        ("cutout", "_cutout.png"), ("record", ".json"))}
+    if out_dir is not None:
+      os.makedirs(os.path.dirname(os.path.join(out_dir, base)),
+                  exist_ok=True)
+      write_outputs(out_dir, base, image, probs, record, seg.threshold)
+      logging.info("segment: %s -> %s_{prob,mask,cutout}.png, %s.json",
+                   path, os.path.join(shown_dir, base),
+                   os.path.join(shown_dir, base))
+    summary["images"].append(record)
     progress.update(sum(len(summary[k]) for k in ("images", "unreadable",
                                                   "too_small")))
-
-  for path, base in inputs:
-    image = _readable_image(path, seg.min_side, summary)
-    consume([] if image is None else engine.submit((path, base), image))
-  consume(engine.flush())
   progress.close()
   order = {path: i for i, (path, _) in enumerate(inputs)}
   summary["images"].sort(key=lambda r: order[r["image"]])

@@ -17,14 +17,16 @@ on the same images (gansseg_jax.eval.layout names the files):
   A result whose file exists for the same settings and U-Net is kept, not
   recomputed (unless config.force); other results are never removed.
 segment (`segment`):
-  inputs:  W/unet/ (for 'unet'), and the files and folders listed in
-           config.segment.input_dir (read only)
+  inputs:  W/unet/ (for 'unet'; W/export/unet.onnx instead, run by
+           onnxruntime, with config.segment.backend='onnx'), and the files
+           and folders listed in config.segment.input_dir (read only)
   outputs: W/<config.segment.output_dir>/ with <base>_prob.png,
            <base>_mask.png, <base>_cutout.png, <base>.json per image and
            summary.json (see gansseg_jax.eval.segment)
 Every output appears atomically; only process 0 writes, all processes
 compute (the predictor may be sharded over all of them).
 """
+import functools
 import glob
 import json
 import os
@@ -48,8 +50,12 @@ from gansseg_jax.eval import tables
 # how: left out of a result's settings (and of the stage's config hash).
 SELECTIONS = ("datasets", "predictor", "baselines", "data_dir", "manual_dir",
               "allow_download", "baseline_workers")
+# What runs the U-Net for segment: JAX (W/unet) or onnxruntime (W/export).
+SEGMENT_BACKENDS = ("jax", "onnx")
+SEAL = wd.SEAL  # A result record's field: the SHA-256 of the rest of it.
 # config.eval fields that belong to one baseline only.
-BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",)}
+BASELINE_FIELDS = {"centre_prior": ("centre_prior_sigma",), "wctr": ("wctr",),
+                   "selftrain": ("real",), "supervised": ("real",)}
 
 
 def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
@@ -59,11 +65,25 @@ def _load_predictor(config: ml_collections.ConfigDict, workdir: str):
   return load.load_predictor(config, workdir)
 
 
-def _predictor(config: ml_collections.ConfigDict, workdir: str, name: str):
-  """The U-Net's batch function, or the baseline `name`."""
+def _predictor(config: ml_collections.ConfigDict, workdir: str, name: str,
+               entry: str = ""):
+  """The U-Net's batch function, that of a U-Net trained on real photos
+  (scored on dataset `entry`), or the baseline `name`."""
   if name == baselines.UNET:
     return _load_predictor(config, workdir)
+  if name in baselines.REAL_TRAINED:
+    from gansseg_jax.train import real  # pylint: disable=g-import-not-at-top
+    return real.make_predictor(name, config, workdir, entry)
   return baselines.make(name, config.eval)
+
+
+def _predictor_key(config: ml_collections.ConfigDict, name: str,
+                   entry: str) -> tuple[str, str]:
+  """Evaluations with one key share one loaded (or trained) predictor."""
+  if name in baselines.REAL_TRAINED:
+    from gansseg_jax.train import real  # pylint: disable=g-import-not-at-top
+    return name, real.cache_key(name, config.eval.real.dataset, entry)
+  return name, ""
 
 
 def result_settings(eval_config: ml_collections.ConfigDict,
@@ -83,19 +103,42 @@ def _unet_identity(workdir: str):
   return None if marker is None else marker.get("config_hash")
 
 
-def _is_current(record: dict, eval_config, unet_identity) -> bool:
+# Predictors whose results depend on W/unet (selftrain starts from it;
+# supervised shares its architecture, config.unet).
+_FROM_UNET = (baselines.UNET,) + baselines.REAL_TRAINED
+
+
+def _is_current(record: dict, eval_config, unet_identity,
+                files_of=layout.dataset_files) -> bool:
+  """Made with these settings, this U-Net and the dataset's present files,
+  and sealed (written by this version of the stage)."""
   name = record.get("predictor")
-  return (record.get("settings") == result_settings(eval_config, name)
-          and (name != baselines.UNET
-               or record.get("unet") == unet_identity))
+  return (SEAL in record
+          and record.get("settings") == result_settings(eval_config, name)
+          and (name not in _FROM_UNET
+               or record.get("unet") == unet_identity)
+          and record.get("dataset_files") == files_of(
+              str(record.get("dataset"))))
 
 
 def _read_record(path: str):
+  """The result record at `path`; None when absent. An unreadable one, or
+  one whose seal does not match its content (edited), is a UserError; an
+  unsealed one (older) is returned and is never current."""
+  fix = "delete it to compute it again"
   try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
+    record = json.loads(fileio.read_text(path))
+  except FileNotFoundError:
     return None
+  except (OSError, ValueError) as e:
+    raise errors.UserError(f"{path}: unreadable ({fileio.why(e)}); {fix}")
+  if not isinstance(record, dict):
+    raise errors.UserError(f"{path}: not an eval result (a JSON "
+                           f"{type(record).__name__}); {fix}")
+  if SEAL in record and record[SEAL] != wd.seal_of(record):
+    raise errors.UserError(f"{path}: changed since the eval stage wrote it "
+                           f"(its {SEAL} does not match); {fix}")
+  return record
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -126,11 +169,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   for entry, name in jobs:
     source = opened.pop(entry, None) or sources.open_source(entry,
                                                            config.eval)
-    if name not in loaded:
-      loaded[name] = _predictor(config, workdir, name)
+    key = _predictor_key(config, name, entry)
+    if key not in loaded:
+      loaded[key] = _predictor(config, workdir, name, entry)
     samples = evaluate_lib.Samples(config.report.num_predictions)
     result = evaluate_lib.evaluate_source(
-        loaded[name], source, config.eval, config.log.progress_every_s,
+        loaded[key], source, config.eval, config.log.progress_every_s,
         samples)
     logging.info("eval %s, %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
                  "%.1f images/s", source.title, tables.title(name),
@@ -155,7 +199,7 @@ def _move_legacy_results(workdir: str, entry: str) -> None:
     record = _read_record(path)
     if isinstance(record, dict) and "predictor" in record:
       record["samples"] = layout.samples_path(entry, record["predictor"])
-      fileio.write_json(path, record)
+      wd.write_sealed(path, record)
   logging.info("eval %s: results moved from %s to %s", entry, old, new)
 
 
@@ -172,10 +216,11 @@ def _write_result(workdir, entry, name, title, result, samples, eval_config,
   with fileio.atomic_path(npz) as tmp:
     with open(tmp, "wb") as f:
       np.savez_compressed(f, **arrays)
-  fileio.write_json(os.path.join(workdir, layout.result_path(entry, name)), {
+  wd.write_sealed(os.path.join(workdir, layout.result_path(entry, name)), {
       "dataset": entry, "predictor": name, "result": result,
       "settings": result_settings(eval_config, name),
-      "unet": identity if name == baselines.UNET else None,
+      "unet": identity if name in _FROM_UNET else None,
+      "dataset_files": layout.dataset_files(entry),
       "samples": layout.samples_path(entry, name)})
 
 
@@ -186,6 +231,7 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
   evaluated earlier in this workdir.
   """
   identity = _unet_identity(workdir)
+  files_of = functools.cache(layout.dataset_files)
   rows, samples, hidden = {}, {}, 0
   pattern = os.path.join(workdir, layout.EVAL_DIR, "*", "*.json")
   for path in sorted(glob.glob(pattern)):
@@ -195,14 +241,14 @@ def write_summary(config: ml_collections.ConfigDict, workdir: str) -> None:
     if (os.path.dirname(os.path.relpath(path, workdir))
         != layout.dataset_dir(str(record.get("dataset")))):
       continue  # A copy left under a legacy folder name.
-    if not _is_current(record, config.eval, identity):
+    if not _is_current(record, config.eval, identity, files_of):
       hidden += 1
       continue
     rows.setdefault(record["dataset"], {})[record["predictor"]] = (
         record["result"])
     samples.setdefault(record["dataset"], {})[record["predictor"]] = (
         record["samples"])
-  listed = [e.strip() for e in config.eval.datasets.split(",") if e.strip()]
+  listed = layout.dataset_keys(config.eval)
   order = [k for k in listed if k in rows] + sorted(
       (k for k in rows if k not in listed),
       key=lambda k: next(iter(rows[k].values()))["title"])
@@ -234,6 +280,23 @@ def _check_segment_config(config: ml_collections.ConfigDict) -> None:
   if int(seg.min_side) < 1:
     raise errors.UserError(f"config.segment.min_side: must be >= 1, "
                            f"not {seg.min_side}")
+  if seg.backend not in SEGMENT_BACKENDS:
+    raise errors.UserError(f"config.segment.backend: {seg.backend!r} is not "
+                           f"one of {', '.join(SEGMENT_BACKENDS)}")
+  if seg.backend != "jax" and config.eval.predictor != baselines.UNET:
+    raise errors.UserError(
+        f"config.segment.backend: {seg.backend!r} runs the U-Net; "
+        f"config.eval.predictor is {config.eval.predictor!r} (use 'jax')")
+
+
+def _segment_predictor(config: ml_collections.ConfigDict, workdir: str):
+  """The predictor of config.eval.predictor, the U-Net run by
+  config.segment.backend."""
+  if config.segment.backend == "onnx":
+    # Imported here, as the U-Net: only once the inputs are checked.
+    from gansseg_jax.export import load  # pylint: disable=g-import-not-at-top
+    return load.load_onnx_predictor(workdir)
+  return _predictor(config, workdir, config.eval.predictor)
 
 
 def segment(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -243,7 +306,7 @@ def segment(config: ml_collections.ConfigDict, workdir: str) -> None:
   _check_segment_config(config)
   inputs = config.segment.input_dir
   segment_lib.collect_inputs(inputs, bool(config.segment.recursive))
-  predict = _predictor(config, workdir, config.eval.predictor)
+  predict = _segment_predictor(config, workdir)
   out = os.path.join(workdir, config.segment.output_dir)
   if jax.process_index() != 0:
     segment_lib.segment_folder(predict, inputs, None, config)

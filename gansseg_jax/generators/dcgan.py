@@ -7,8 +7,10 @@ under any key, is found and read by convert/dcgan_torch.py with numpy only.
 nz, widths, channels and resolution come from the tensors' shapes;
 config.generator.output_activation says whether the last layer is followed
 by 'tanh' (the tutorial's) or 'sigmoid' (no tensor tells).
-Latents: z ~ N(0, I) of size nz (torch's z is [N, nz, 1, 1]); directions move
-z. SeFa reads the first layer (models/dcgan.latent_projection).
+Latents: z ~ N(0, I) of size nz (torch's z is [N, nz, 1, 1]), the
+tutorial's prior, declared by `build` (config.generator.latent_prior
+overrides it for a DCGAN trained on another); directions move z. SeFa reads
+the first layer (models/dcgan.latent_projection).
 
 Verification: the images of VERIFY_LATENTS latents must be finite. The
 record also gives, per batch-norm layer, how far the stored running
@@ -86,7 +88,8 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
                                    options.matmul_precision),
       abstract_params=dcgan.abstract_params(spec),
       resolution=spec.resolution, direction_dim=spec.z_dim,
-      latent_projection=dcgan.latent_projection)
+      latent_projection=dcgan.latent_projection,
+      latent_prior=api.normal_prior())
 
 
 KIND = api.GeneratorKind(

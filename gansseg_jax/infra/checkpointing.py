@@ -21,7 +21,10 @@ at the next save, `wait` or exit), and `restore` checks them first: a
 checkpoint whose files changed is an error naming the file, never loaded and
 never silently skipped for an older one. A checkpoint without fingerprints
 (saved before they were recorded, or the run was killed between orbax's
-commit and the record) is restored with one warning line.
+commit and the record) is restored with one warning line. The record also
+holds the run that saved it (`run`: the runner's W/stages/<stage>.started.json,
+config hash and values) and a seal, so the runner resumes a checkpoint only
+under the config that saved it (gansseg_jax/run/stages.py, `_check_saved_by`).
 
 `save_tree` / `restore_tree`: one pytree in one folder (final params).
 """
@@ -37,6 +40,7 @@ import orbax.checkpoint as ocp
 
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
+from gansseg_jax.infra import workdir as wd
 from gansseg_jax.infra import fingerprints
 
 FINGERPRINTS_SUFFIX = ".files.json"  # <step>.files.json beside <step>/.
@@ -79,35 +83,74 @@ def _recorded_steps(directory: str) -> set[int]:
   return {int(name) for name in names if name.isdigit()}
 
 
+def _run_of(directory: str) -> Optional[dict]:
+  """The record of the run saving into W/checkpoints/<stage>: the runner's
+  W/stages/<stage>.started.json (config hash and values, seed included),
+  or None outside a workdir's checkpoints folder."""
+  parent = os.path.dirname(os.path.normpath(directory))
+  if os.path.basename(parent) != "checkpoints":
+    return None
+  return wd.read_started(os.path.dirname(parent),
+                         os.path.basename(os.path.normpath(directory)))
+
+
 def record_fingerprints(directory: str, step: int) -> None:
-  """Writes `<step>.files.json`: the fingerprints of checkpoint `step`."""
-  fileio.write_json(fingerprints_path(directory, step),
-                    {"algorithm": fingerprints.ALGORITHM,
-                     "files": fingerprints.record(directory, [str(step)])})
+  """Writes `<step>.files.json`: the fingerprints of checkpoint `step` and
+  the run that saved it (`_run_of`)."""
+  wd.write_sealed(fingerprints_path(directory, step),
+                 {"algorithm": fingerprints.ALGORITHM,
+                  "files": fingerprints.record(directory, [str(step)]),
+                  "run": _run_of(directory)})
 
 
-def verify(directory: str, step: int) -> None:
+def _manifest(directory: str, step: int) -> Optional[dict]:
+  """`<step>.files.json`, or None when there is none; UserError if it is
+  unreadable or not a manifest."""
+  path = fingerprints_path(directory, step)
+  if not os.path.lexists(path):
+    return None
+  step_dir = os.path.join(directory, str(step))
+  try:
+    manifest = json.loads(fileio.read_text(path))
+  except (OSError, ValueError) as e:
+    manifest, why = None, fileio.why(e)
+  else:
+    why = wd.record_shape_problem(manifest)
+    run = manifest.get("run") if isinstance(manifest, dict) else None
+    if not why and run is not None:
+      why = wd.record_shape_problem(run)
+    if not why and manifest.get(wd.SEAL) not in (None, wd.seal_of(manifest)):
+      why = f"changed since it was written: its {wd.SEAL} does not match"
+  if why or "files" not in manifest:
+    raise errors.UserError(
+        f"{path}: not a checkpoint's record ({why or 'no files'}); delete "
+        f"it and {step_dir} to resume from the checkpoint before")
+  return manifest
+
+
+def saved_by(directory: str, step: int) -> Optional[dict]:
+  """The run record (`_run_of`) of checkpoint `step`: None when it has no
+  manifest or one written before runs were recorded."""
+  manifest = _manifest(directory, step)
+  return None if manifest is None else manifest.get("run")
+
+
+def verify(directory: str, step: int) -> bool:
   """UserError naming the file when checkpoint `step` is not as saved.
 
   The stage is the folder's name (W/checkpoints/<stage>). A checkpoint
-  without fingerprints passes with a warning (module docstring).
+  without fingerprints passes with a warning (module docstring): False.
   """
   stage = os.path.basename(os.path.normpath(directory))
-  path = fingerprints_path(directory, step)
   step_dir = os.path.join(directory, str(step))
-  if not os.path.exists(path):
+  manifest = _manifest(directory, step)
+  if manifest is None:
     logging.warning("%s: no fingerprints (saved before they were recorded, or "
                     "killed as the save completed); restored unverified",
                     step_dir)
-    return
-  try:
-    with open(path) as f:
-      recorded = json.load(f)["files"]
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise errors.UserError(f"{path}: unreadable ({e}); delete it and "
-                           f"{step_dir} to resume from the checkpoint before"
-                           ) from e
-  problem = fingerprints.first_problem(directory, [str(step)], recorded)
+    return False
+  problem = fingerprints.first_problem(directory, [str(step)],
+                                       manifest["files"])
   if problem:
     name, what = problem
     raise errors.UserError(
@@ -115,6 +158,7 @@ def verify(directory: str, step: int) -> None:
         f"saved by stage '{stage}'); delete {step_dir} to resume from the one "
         f"before, or start over with --config.stages={stage} "
         "--config.force=True")
+  return True
 
 
 def verify_latest(directory: str) -> None:
@@ -176,11 +220,22 @@ class StepCheckpoints:
   def restore(self, step: int, abstract_state: Any) -> Any:
     """The checkpoint of `step`, placed as `abstract_state`'s shardings say.
 
-    Its fingerprints are checked first (`verify`).
+    Its fingerprints are checked first (`verify`); one without them that
+    orbax cannot read is a UserError naming it.
     """
-    verify(self.directory, step)
-    return self._manager.restore(
-        step, args=ocp.args.StandardRestore(abstract_state))
+    verified = verify(self.directory, step)
+    try:
+      return self._manager.restore(
+          step, args=ocp.args.StandardRestore(abstract_state))
+    except Exception as e:  # pylint: disable=broad-except
+      if verified:
+        raise
+      # Unverified: damage shows only as orbax's or TensorStore's error.
+      step_dir = os.path.join(self.directory, str(step))
+      raise errors.UserError(
+          f"{step_dir}: unreadable ({type(e).__name__}: "
+          f"{str(e).splitlines()[0] if str(e) else ''}); delete it to resume "
+          "from the checkpoint before") from e
 
   def save(self, step: int, state: Any, force: bool = False) -> None:
     """Starts an async save of `state` as `step` (no-op if it exists)."""

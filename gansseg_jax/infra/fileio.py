@@ -6,6 +6,7 @@ most a `*.tmp-*` entry behind, never a half-written output; the next run
 removes such entries (`remove_temporaries`).
 """
 import contextlib
+import errno
 import json
 import os
 import re
@@ -60,6 +61,55 @@ def write_npy(path: str, array: np.ndarray) -> None:
   with atomic_path(path) as tmp:
     with open(tmp, "wb") as f:
       np.save(f, np.asarray(array))
+
+
+def open_no_follow(path: str, flags: int, mode: int = 0o644) -> int:
+  """`os.open` that refuses a symbolic link at `path` (OSError ELOOP), so
+  nothing read or written through a workdir's file lands outside it."""
+  return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+
+
+def read_bytes(path: str) -> bytes:
+  """The bytes of the regular file `path`; a symbolic link is refused."""
+  fd = open_no_follow(path, os.O_RDONLY)
+  with os.fdopen(fd, "rb") as f:
+    return f.read()
+
+
+def read_text(path: str) -> str:
+  return read_bytes(path).decode()
+
+
+def append_line(path: str, line: str) -> None:
+  """Appends `line` (one write of whole bytes) to the regular file `path`.
+
+  A symbolic link is refused. A write the filesystem cuts short (a full
+  disk) is taken back, so the file never keeps half a line.
+  """
+  data = line.encode()
+  fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+  try:
+    size = os.fstat(fd).st_size
+    try:
+      written = os.write(fd, data)
+      if written != len(data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    except OSError as e:
+      os.ftruncate(fd, size)
+      if e.filename is None:
+        e.filename = path
+      raise
+  finally:
+    os.close(fd)
+
+
+def why(error: Exception) -> str:
+  """A short reason for a failed read; a symbolic link says so."""
+  if isinstance(error, OSError) and error.errno == errno.ELOOP:
+    return "a symbolic link; the workdir's files must be its own"
+  if isinstance(error, OSError) and error.strerror:
+    return error.strerror
+  return str(error)
 
 
 def is_temporary(name: str) -> bool:

@@ -1,7 +1,9 @@
 """Metrics and progress: `metrics.jsonl` + TensorBoard events, and ETA lines.
 
 `MetricsWriter` appends one JSON object per call to `workdir/metrics.jsonl`
-(always) and writes TensorBoard events through clu's metric writers when the
+(always; each row sealed with the SHA-256 of its content and stamped with
+its stage's config hash; a resumed stage's first row replaces that stage's
+rows from there on, written before it was stopped) and writes TensorBoard events through clu's metric writers when the
 `tf` extra is installed (clu's summary writer imports tensorflow and
 tensorboard). Only process 0 writes; other processes only log.
 
@@ -20,8 +22,11 @@ from absl import logging
 import jax
 import numpy as np
 
+from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
 from gansseg_jax.infra import optional
 from gansseg_jax.infra import runtime
+from gansseg_jax.infra import workdir as wd
 
 
 def _clu_writer(logdir: str):
@@ -45,13 +50,23 @@ def _clu_writer(logdir: str):
 
 
 class MetricsWriter:
-  """Scalars of one stage to `metrics.jsonl` and `tensorboard/<stage>/`."""
+  """Scalars of one stage to `metrics.jsonl` and `tensorboard/<stage>/`.
+
+  In TensorBoard a name without a group is put in the stage's
+  ('loss' -> 'train/loss'); metrics.jsonl keeps the names as given. Images
+  (`write_images`) go to TensorBoard only.
+  """
 
   def __init__(self, workdir: str, stage: str, tensorboard: bool = True):
     self._stage = stage
     self._is_writer = jax.process_index() == 0
     self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
+    # The config hash of the stage's run (its .started.json; None outside
+    # the runner or for a stage without one), recorded in each row.
+    started = wd.read_started(workdir, stage)
+    self._run = started.get("config_hash") if started else None
     self._tb = None
+    self._first_step: Optional[int] = None  # Of this writer's first row.
     if self._is_writer:
       os.makedirs(workdir, exist_ok=True)
     if self._is_writer and tensorboard:
@@ -64,17 +79,86 @@ class MetricsWriter:
     if not self._is_writer:
       return
     record = {"stage": self._stage, "step": int(step), "time": time.time(),
-              **values}
-    with open(self._jsonl_path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+              **values, "run": self._run}
+    record[SEAL] = wd.seal_of(record)
+    if self._first_step is None:
+      self._first_step = int(step)
+      self._drop_rows_from(self._first_step)
+    fileio.append_line(self._jsonl_path, json.dumps(record) + "\n")
     if self._tb is not None:
-      self._tb.write_scalars(int(step), values)
+      self._tb.write_scalars(int(step), {self.tensorboard_name(k): v
+                                         for k, v in values.items()})
+
+  def tensorboard_name(self, name: str) -> str:
+    """`name` if it has a group ('holdout/iou'), else '<stage>/<name>'."""
+    return name if "/" in name else f"{self._stage}/{name}"
+
+  @property
+  def writes_images(self) -> bool:
+    """Whether `write_images` writes (TensorBoard is on, process 0)."""
+    return self._tb is not None
+
+  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+    """uint8 [k, H, W, 3] pictures to TensorBoard under their own names."""
+    if self._tb is not None:
+      self._tb.write_images(int(step), images)
+
+  def _drop_rows_from(self, step: int) -> None:
+    """Removes this stage's rows of `step` and later (a resumed run
+    re-writes the steps after its checkpoint: their rows from the run that
+    was stopped go), and a torn last line."""
+    if not os.path.lexists(self._jsonl_path):
+      return
+    rows, torn = read_metrics(self._jsonl_path)
+    kept = [r for r in rows if r["stage"] != self._stage or r["step"] < step]
+    if torn or len(kept) < len(rows):
+      fileio.write_text(self._jsonl_path,
+                        "".join(json.dumps(r) + "\n" for r in kept))
 
   def close(self) -> None:
     if self._tb is not None:
       self._tb.flush()
       self._tb.close()
       self._tb = None
+
+
+SEAL = wd.SEAL  # A metrics row's field: the SHA-256 of the rest of it.
+ROW_FIELDS = ("stage", "step", "time", "run", SEAL)  # A row's, not scalars.
+
+
+def read_metrics(path: str) -> tuple[list[dict], int]:
+  """(rows, torn lines) of a metrics.jsonl.
+
+  A last line cut short by a crash or a full disk is skipped and counted.
+  Any other line that is not a row, a row whose seal does not match (edited)
+  and, in a file of sealed rows, an unsealed one are a UserError naming the
+  line (a file written before rows were sealed is read as it is).
+  """
+  lines = fileio.read_bytes(path).split(b"\n")
+  torn = 1 if lines[-1].strip() else 0  # No newline after the last line.
+  rows, numbered = [], []
+  for number, line in enumerate(lines[:-1], 1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+    except ValueError:  # Not JSON, or not UTF-8.
+      row = None
+    if not (isinstance(row, dict) and isinstance(row.get("step"), int)
+            and isinstance(row.get("stage"), str)):
+      raise errors.UserError(
+          f"{path}: line {number} is not a metrics row; delete the file (the "
+          "report then leaves out the training curves)")
+    rows.append(row)
+    numbered.append(number)
+  sealed = any(SEAL in row for row in rows)
+  for number, row in zip(numbered, rows):
+    if sealed and row.get(SEAL) != wd.seal_of(row):
+      raise errors.UserError(
+          f"{path}: line {number} changed since it was written (its {SEAL} "
+          "does not match); delete the file (the report then leaves out the "
+          "training curves)")
+  return rows, torn
 
 
 def format_seconds(seconds: float) -> str:

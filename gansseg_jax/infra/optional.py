@@ -19,6 +19,12 @@ import types
 from gansseg_jax.infra import errors
 
 TF_EXTRA = "pip install -e '.[tf]'"
+EXPORT_EXTRA = "pip install -e '.[export]'"
+# setup.py's JAX2ONNX pin: its metadata asks for orbax-checkpoint<0.11.37,
+# against the project's pin, though it never imports orbax; so it is
+# installed without its dependencies, after the `export` extra.
+JAX2ONNX_PIN = "jax2onnx==0.17.1"
+JAX2ONNX_INSTALL = f"{EXPORT_EXTRA} && pip install --no-deps {JAX2ONNX_PIN}"
 
 # Where a module that an installed package imports comes from, when
 # reinstalling that package would not bring it.

@@ -53,6 +53,25 @@ def check_usable(workdir: str) -> None:
                          "permission)")
 
 
+def check_no_symlinks(workdir: str) -> None:
+  """A UserError naming the first symbolic link inside `workdir`.
+
+  Everything a run reads or writes lies inside the workdir; a link in it
+  would send a read or a write (the lock, metrics.jsonl, a result)
+  elsewhere. The workdir itself may be a link.
+  """
+  if not os.path.isdir(workdir):
+    return
+  for parent, dirs, files in os.walk(workdir):
+    dirs.sort()
+    for name in sorted(dirs) + sorted(files):
+      path = os.path.join(parent, name)
+      if os.path.islink(path):
+        raise errors.UserError(
+            f"{path}: a symbolic link (to {os.readlink(path)}); a workdir "
+            "holds only its own files: remove the link")
+
+
 def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """A JSON-compatible copy of the config (tuples become lists)."""
   return json.loads(config.to_json_best_effort(sort_keys=True))
@@ -104,13 +123,20 @@ def read_config(workdir: str) -> Optional[dict[str, Any]]:
 
 
 def write_config(workdir: str, config_dict: Optional[dict[str, Any]]) -> None:
-  """Records the resolved config (untouched when the same; None removes it)."""
+  """Records the resolved config (untouched when the same bytes; None
+  removes it). The old file is not parsed: whatever it holds is replaced."""
   path = os.path.join(workdir, CONFIG_FILE)
   if config_dict is None:
     if os.path.exists(path):
       os.remove(path)
-  elif read_config(workdir) != config_dict:
-    fileio.write_json(path, config_dict)
+    return
+  text = json.dumps(config_dict, indent=2, sort_keys=True) + "\n"
+  try:
+    if fileio.read_text(path) == text:
+      return
+  except (OSError, ValueError):
+    pass  # Absent or unreadable: written anew.
+  fileio.write_text(path, text)
 
 
 def marker_path(workdir: str, stage: str) -> str:
@@ -129,22 +155,70 @@ def read_started(workdir: str, stage: str) -> Optional[dict[str, Any]]:
   return _read_record(started_path(workdir, stage), stage)
 
 
+SEAL = "sha256"  # A record's field: the SHA-256 of the rest of it.
+# The fields of a marker (or started record) and the JSON types they hold.
+_RECORD_FIELDS = {"config_hash": str, "config": dict, "seconds": (int, float),
+                  "outputs": list, "files": dict, "watched": dict,
+                  SEAL: str}
+
+
+def record_shape_problem(record: Any) -> Optional[str]:
+  """What is wrong with the shape of a marker, or None when it is sound.
+
+  Only shapes: a JSON object whose known fields hold their types, and
+  `files` entries of [size, hex digest].
+  """
+  if not isinstance(record, dict):
+    return f"a JSON {type(record).__name__}, not an object"
+  for field, kind in _RECORD_FIELDS.items():
+    if field in record and (not isinstance(record[field], kind)
+                            or isinstance(record[field], bool)):
+      return f"field {field!r} holds {json.dumps(record[field])[:40]}"
+  if not all(isinstance(p, str) for p in record.get("outputs", ())):
+    return "field 'outputs' holds a name that is not a string"
+  for name, entry in record.get("files", {}).items():
+    if not (isinstance(entry, list) and len(entry) == 2
+            and isinstance(entry[0], int) and isinstance(entry[1], str)):
+      return f"field 'files' holds {json.dumps(entry)[:40]} for {name}"
+  return None
+
+
 def _read_record(path: str, stage: str) -> Optional[dict[str, Any]]:
-  if not os.path.exists(path):
+  if not os.path.lexists(path):
     return None
+  fix = (f"delete it and re-run stage '{stage}' with "
+         f"--config.stages={stage} --config.force=True")
   try:
-    with open(path) as f:
-      return json.load(f)
+    record = json.loads(fileio.read_text(path))
   except (OSError, ValueError) as e:
-    raise errors.UserError(f"{path}: unreadable ({e}); delete it to re-run "
-                           f"stage '{stage}'")
+    raise errors.UserError(f"{path}: unreadable ({fileio.why(e)}); {fix}")
+  problem = record_shape_problem(record)
+  if problem:
+    raise errors.UserError(f"{path}: not a stage record ({problem}); {fix}")
+  if SEAL in record and record[SEAL] != seal_of(record):
+    raise errors.UserError(f"{path}: changed since it was written (its "
+                           f"{SEAL} does not match); {fix}")
+  return record
+
+
+def seal_of(record: dict[str, Any]) -> str:
+  """The SHA-256 of a record's JSON without its seal."""
+  rest = {k: v for k, v in record.items() if k != SEAL}
+  return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def write_sealed(path: str, record: dict[str, Any]) -> None:
+  """Writes the JSON `record` with its seal (`seal_of`)."""
+  fileio.write_json(path, {**record, SEAL: seal_of(record)})
 
 
 def write_marker(workdir: str, stage: str, config_hash: str,
                  config_values: dict[str, Any], seconds: float,
                  outputs: Sequence[str] = (),
-                 files: Optional[dict[str, list]] = None) -> None:
-  """The done-marker; `files`: fingerprints.record of the `outputs`.
+                 files: Optional[dict[str, list]] = None,
+                 watched: Optional[dict[str, Any]] = None) -> None:
+  """The done-marker; `files`: fingerprints.record of the `outputs`;
+  `watched`: the fingerprints of what it read outside the workdir.
 
   Without `files` it is a marker as made before fingerprints were recorded.
   """
@@ -152,13 +226,15 @@ def write_marker(workdir: str, stage: str, config_hash: str,
             "seconds": seconds}
   if files is not None:
     marker.update(outputs=list(outputs), files=files)
-  fileio.write_json(marker_path(workdir, stage), marker)
+  if watched:
+    marker["watched"] = watched
+  write_sealed(marker_path(workdir, stage), marker)
 
 
 def write_started(workdir: str, stage: str, config_hash: str,
                   config_values: dict[str, Any]) -> None:
-  fileio.write_json(started_path(workdir, stage),
-                    {"config_hash": config_hash, "config": config_values})
+  write_sealed(started_path(workdir, stage),
+                {"config_hash": config_hash, "config": config_values})
 
 
 def remove_file(path: str) -> None:

@@ -25,11 +25,20 @@ noise inputs (StyleGAN2's noise_mode 'random'), a noise seed < 2**24 from
 which the image's noise maps are drawn. Every site that moves a latent calls
 `shift(latents, h)`, which pads h with zeros over the condition coordinates,
 so G(z) and G(z + h) always share their class and noise and no direction
-moves them. `draw` samples latents: N(0, I) noise (or the stage's own
-sampler: truncation, encoder embeddings), mapped by the kind's `prior` when
-it has one (StyleGAN2 in W space: w = mapping(z)), then a class per latent
-drawn uniformly from `Network.classes`, then a noise seed uniform in
-[0, 2**24).
+moves them. `draw` samples latents: noise from the network's latent
+prior (`Network.latent_prior`, N(0, I) unless the kind or
+config.generator.latent_prior says otherwise; or the stage's own sampler:
+truncation, encoder embeddings), mapped by the kind's `prior` when it has
+one (StyleGAN2 in W space: w = mapping(z)), then a class per latent drawn
+uniformly from `Network.classes`, then a noise seed uniform in [0, 2**24).
+
+Latent priors (`LatentPrior`, docs/generators.md "GANs whose latent is not
+N(0, I)"): 'normal' N(0, I), 'uniform' U(-b, b)^d, 'truncated_normal'
+N(0, 1) cut to [-b, b] per coordinate, or a plug-in's own. Each has a
+spread, the standard deviation of one coordinate; shift lengths
+(config.synth.shift_radius, config.score.shift_scale,
+config.directions.max_shift) are multiples of it by default
+(`shift_units` = 'spread'), so N(0, I) (spread 1) keeps its numbers.
 """
 import dataclasses
 import importlib
@@ -61,6 +70,94 @@ NOISE_SEEDS = 2**24  # Noise seeds are integers below this (exact in float32).
 
 Params = Any
 Sampler = Callable[[jax.Array, int], jax.Array]
+LATENT_PRIORS = ("normal", "uniform", "truncated_normal")
+SHIFT_UNITS = ("spread", "absolute")
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentPrior:
+  """The distribution a generator's latent z is drawn from.
+
+  `sample(key, shape)` draws float32 noise of `shape`; `spread` is the
+  standard deviation of one coordinate, the unit of shift lengths.
+  """
+  name: str  # Shown in logs and the report.
+  spread: float
+  sample: Callable[[jax.Array, tuple[int, ...]], jax.Array] = dataclasses.field(
+      compare=False)
+
+
+def normal_prior() -> LatentPrior:
+  """z ~ N(0, I): spread 1 (the paper's BigBiGAN prior, and the default)."""
+  return LatentPrior(
+      "normal", 1.0,
+      lambda key, shape: jax.random.normal(key, shape, jnp.float32))
+
+
+def uniform_prior(bound: float) -> LatentPrior:
+  """z ~ U(-b, b)^d: spread b / sqrt(3)."""
+  return LatentPrior(
+      f"uniform(-{bound:g}, {bound:g})", bound / math.sqrt(3.0),
+      lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound,
+                                            bound))
+
+
+def truncated_normal_prior(bound: float) -> LatentPrior:
+  """z_i ~ N(0, 1) cut to [-b, b]: spread sqrt(1 - 2 b phi(b) / (2 Phi(b) - 1)).
+
+  The variance of a standard normal truncated to [-b, b] (phi, Phi: the
+  standard normal density and distribution function).
+  """
+  density = math.exp(-0.5 * bound * bound) / math.sqrt(2.0 * math.pi)
+  mass = math.erf(bound / math.sqrt(2.0))  # 2 Phi(b) - 1.
+  return LatentPrior(
+      f"truncated_normal(+-{bound:g})",
+      math.sqrt(1.0 - 2.0 * bound * density / mass),
+      lambda key, shape: jax.random.truncated_normal(key, -bound, bound, shape,
+                                                     jnp.float32))
+
+
+def named_prior(name: str, bound: float,
+                field: str = "config.generator.latent_prior") -> LatentPrior:
+  """The built-in prior `name` (LATENT_PRIORS) with bound b; UserError else."""
+  if name not in LATENT_PRIORS:
+    raise errors.UserError(f"{field}: {name!r} is not one of "
+                           f"{', '.join(LATENT_PRIORS)} ('' = the kind's own)")
+  if name == "normal":
+    return normal_prior()
+  if not (isinstance(bound, (int, float)) and 0 < bound < math.inf):
+    raise errors.UserError(f"config.generator.latent_bound: must be finite and "
+                           f"> 0 for the {name} prior, got {bound!r}")
+  return (uniform_prior if name == "uniform"
+          else truncated_normal_prior)(float(bound))
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnPrior:
+  """A sampler standing for the generator's own latent prior.
+
+  `draw` given it as `base` draws from the network's `latent_prior`;
+  called directly (no network at hand) it draws N(0, I) [n, dim].
+  """
+  dim: int
+
+  def __call__(self, key: jax.Array, n: int) -> jax.Array:
+    return jax.random.normal(key, (n, self.dim), jnp.float32)
+
+
+def latent_spread(generate: Callable) -> float:
+  """The spread of `generate`'s latent prior: 1 for a plain function."""
+  return (generate.latent_prior.spread if isinstance(generate, Network)
+          else 1.0)
+
+
+def shift_length(length: float, units: str, generate: Callable,
+                 field: str) -> float:
+  """A configured shift length in latent units: x spread for 'spread'."""
+  if units not in SHIFT_UNITS:
+    raise errors.UserError(f"{field}: {units!r} is not one of "
+                           f"{', '.join(SHIFT_UNITS)}")
+  return length * latent_spread(generate) if units == "spread" else length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +169,8 @@ class BuildOptions:
   truncation: float = 1.0  # The kind's own truncation (config.generator).
   noise_mode: str = "const"  # One of the kind's noise_modes.
   matmul_precision: str = "highest"  # Of float32 matmuls: MATMUL_PRECISIONS.
+  latent_prior: str = ""  # '' = the kind's own; else one of LATENT_PRIORS.
+  latent_bound: float = 1.0  # b of the 'uniform' and 'truncated_normal' priors.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +197,8 @@ class Network:
   # prior(params, noise [n, direction_dim] ~ N(0, I)) -> [n, direction_dim].
   prior: Optional[Callable[[Params, jax.Array], jax.Array]] = None
   latent_projection: Optional[Callable[[Params], Any]] = None  # SeFa's W.
+  # What z (the noise `prior` maps, when there is one) is drawn from.
+  latent_prior: LatentPrior = dataclasses.field(default_factory=normal_prior)
 
   def __post_init__(self):
     if self.num_classes and not self.classes:
@@ -265,12 +366,17 @@ def build_options(generator_config) -> BuildOptions:
   if not (isinstance(truncation, (int, float)) and 0 < truncation < math.inf):
     raise errors.UserError(f"config.generator.truncation: must be finite and "
                            f"> 0, got {truncation!r}")
+  latent_prior = str(generator_config.get("latent_prior", ""))
+  latent_bound = generator_config.get("latent_bound", 1.0)
+  if latent_prior:
+    named_prior(latent_prior, latent_bound)  # Checks both fields.
   return BuildOptions(
       dtype=dtype, latent_space=space,
       classes=parse_classes(generator_config.get("classes", "")),
       truncation=float(truncation),
       noise_mode=str(generator_config.get("noise_mode", "const")),
-      matmul_precision=precision)
+      matmul_precision=precision, latent_prior=latent_prior,
+      latent_bound=float(latent_bound))
 
 
 def check_options(kind: GeneratorKind, options: BuildOptions) -> None:
@@ -302,6 +408,9 @@ def build(kind: GeneratorKind, spec: dict[str, Any],
     raise errors.UserError(
         f"config.generator.arch: the {kind.name} kind's build returned a "
         f"{type(network).__name__}, not a Network")
+  if options.latent_prior:
+    network = dataclasses.replace(network, latent_prior=named_prior(
+        options.latent_prior, options.latent_bound))
   return network
 
 
@@ -331,7 +440,8 @@ def draw(generate: Callable, params: Params, key: jax.Array,
     key: PRNG key.
     batch_shape: leading shape of the result.
     dim: the latent width for a plain function (config.generator.z_dim).
-    base: sample(key, n) -> noise [n, direction_dim]; default N(0, I).
+    base: sample(key, n) -> noise [n, direction_dim]; None or an
+      `OwnPrior`: the network's latent prior (N(0, I) for a plain function).
   """
   n = math.prod(batch_shape)
   network = generate if isinstance(generate, Network) else None
@@ -343,8 +453,12 @@ def draw(generate: Callable, params: Params, key: jax.Array,
     key, seed_key = jax.random.split(key)
   if conditional:
     key, class_key = jax.random.split(key)
-  noise = (base(key, n) if base is not None
-           else jax.random.normal(key, (n, dim), jnp.float32))
+  if base is not None and not isinstance(base, OwnPrior):
+    noise = base(key, n)
+  elif network is not None:
+    noise = network.latent_prior.sample(key, (n, dim))
+  else:
+    noise = jax.random.normal(key, (n, dim), jnp.float32)
   latents = noise
   if network is not None and network.prior is not None:
     latents = network.prior(params, noise)

@@ -30,6 +30,7 @@ from typing import Optional
 from flax import nnx
 import jax
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 
 # Logit channels: 0 = background, 1 = foreground.
@@ -59,8 +60,14 @@ class DoubleConv(nnx.Module):
     return jax.nn.relu(self.norm2(self.conv2(x), mask=mask))
 
 
-def _align_corners_matrix(n_in: int) -> np.ndarray:
-  """[2n, n] linear interpolation: output i samples input i (n-1) / (2n-1)."""
+def _align_corners_matrix(n_in):
+  """[2n, n] linear interpolation: output i samples input i (n-1) / (2n-1).
+
+  A numpy constant for a known size; for a symbolic one (a shape-polymorphic
+  export, gansseg_jax/export/) the same weights computed in the program.
+  """
+  if not isinstance(n_in, int):
+    return _symbolic_align_corners_matrix(n_in)
   n_out = 2 * n_in
   pos = np.arange(n_out) * ((n_in - 1) / max(n_out - 1, 1))
   lo = np.minimum(np.floor(pos).astype(np.int64), n_in - 1)
@@ -72,6 +79,17 @@ def _align_corners_matrix(n_in: int) -> np.ndarray:
   return m
 
 
+def _symbolic_align_corners_matrix(n_in) -> jax.Array:
+  """`_align_corners_matrix` of a symbolic size, in float32: the tent weights
+  max(0, 1 - |pos_i - j|), which are 1 - frac at lo and frac at hi."""
+  n_out = 2 * n_in
+  scale = (jnp.asarray(n_in - 1, jnp.float32)
+           / jnp.asarray(n_out - 1, jnp.float32))
+  pos = lax.broadcasted_iota(jnp.float32, (n_out, n_in), 0) * scale
+  inputs = lax.broadcasted_iota(jnp.float32, (n_out, n_in), 1)
+  return jnp.maximum(0.0, 1.0 - jnp.abs(pos - inputs))
+
+
 def upsample_bilinear_x2(x: jax.Array) -> jax.Array:
   """Bilinear x2 of NHWC `x` with align_corners=True (torch semantics).
 
@@ -79,8 +97,26 @@ def upsample_bilinear_x2(x: jax.Array) -> jax.Array:
   """
   rows = jnp.asarray(_align_corners_matrix(x.shape[1]), x.dtype)
   cols = jnp.asarray(_align_corners_matrix(x.shape[2]), x.dtype)
-  x = jnp.einsum("ih,bhwc->biwc", rows, x)
-  return jnp.einsum("jw,biwc->bijc", cols, x)
+  # einsum's "ih,bhwc->biwc" and "jw,biwc->bijc" as the dot_general and
+  # transpose it lowers to (jax2onnx's einsum fails on symbolic sizes).
+  x = jnp.transpose(lax.dot_general(x, rows, (((1,), (1,)), ((), ()))),
+                    (0, 3, 1, 2))
+  return jnp.transpose(lax.dot_general(x, cols, (((2,), (1,)), ((), ()))),
+                       (0, 1, 3, 2))
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 max-pool, stride 2, of NHWC `x`; odd known sizes are floored.
+
+  Symbolic sizes (a shape-polymorphic export) must be even: there the pool
+  is a reshape and a max, the same maxima, since jax2onnx's replacements for
+  nnx.max_pool and reduce_window mistake the shape of symbolic sizes.
+  """
+  height, width = x.shape[1], x.shape[2]
+  if isinstance(height, int) and isinstance(width, int):
+    return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+  pairs = x.reshape(x.shape[0], height // 2, 2, width // 2, 2, x.shape[3])
+  return jnp.max(pairs, axis=(2, 4))
 
 
 def _pad_to(x: jax.Array, height: int, width: int) -> jax.Array:
@@ -122,7 +158,7 @@ class UNet(nnx.Module):
     x = self.inc(images.astype(self.dtype), mask)
     skips = [x]
     for down in self.downs:
-      x = down(nnx.max_pool(x, (2, 2), strides=(2, 2)), mask)
+      x = down(max_pool_2x2(x), mask)
       skips.append(x)
     skips.pop()
     for up in self.ups:

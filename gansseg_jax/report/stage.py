@@ -16,19 +16,24 @@ Outputs:
 """
 import csv
 import glob
+import io
 import json
 import os
 
+from absl import logging
 import ml_collections
 import numpy as np
 
+from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.infra import monitoring
 from gansseg_jax.run import stages
 from gansseg_jax.infra import workdir as wd
 from gansseg_jax.data import sources
+from gansseg_jax.directions import objectness
 from gansseg_jax.directions import ranking
 from gansseg_jax.eval import tables as eval_tables
+from gansseg_jax.models import generator_api
 from gansseg_jax.report import charts
 from gansseg_jax.report import document as doc
 from gansseg_jax.report import images as pics
@@ -60,9 +65,12 @@ def _summary(config: ml_collections.ConfigDict, workdir: str) -> list:
   filters = [name for name, on in (("size", s.size_filter),
                                    ("histogram", s.histogram_filter),
                                    ("components", s.components_filter)) if on]
-  rows = [("generator", f"{config.generator.source} "
-                        f"({config.generator.resolution} px, "
-                        f"z_dim {config.generator.z_dim})"),
+  g = config.generator
+  prior = (generator_api.named_prior(g.latent_prior, g.latent_bound).name
+           if g.latent_prior else "the kind's own")
+  rows = [("generator", f"{generator_api.kind_name(g)} (source {g.source}, "
+                        f"{g.resolution} px, z_dim {g.z_dim}, latent prior "
+                        f"{prior})"),
           ("direction candidates", config.directions.source),
           ("latents", s.latents),
           ("mask rule", f"{s.mask_rule}, r = {s.shift_radius}"),
@@ -89,16 +97,17 @@ def _ranking(config: ml_collections.ConfigDict, workdir: str) -> list:
   rows = _read_csv(path)
   ranked = sorted((r for r in rows if r["rank"] not in ("", "-1")),
                   key=lambda r: int(r["rank"]))
-  columns = ("rank", "index", "L_h", "D_h", "area", "status")
+  columns = ("rank", "index", "L_h", "D_h", "area", "kept_border",
+             "kept_centre", "object_like", "status")
   score = config.score
   blocks = [doc.Heading("Direction ranking"),
             doc.Paragraph(
                 "Candidates scored by the two-affine-map fit of the paper's "
                 "appendix B. " + ranking.rule_description(
                     score.max_one_class, score.top_fraction, score.top_k,
-                    score.order_by)
-                + " Rank 1 is the chosen direction unless config.score.index "
-                "picks another."),
+                    score.order_by, score.choose, score.max_border,
+                    score.min_centre_ratio)
+                + " config.score.index picks another by hand."),
             doc.Table(columns, [[r.get(c, "") for c in columns]
                                 for r in ranked[:RANKING_ROWS]])]
   chosen = _chosen_row(config, rows)
@@ -116,19 +125,54 @@ def _ranking(config: ml_collections.ConfigDict, workdir: str) -> list:
 
 def _chosen_row(config: ml_collections.ConfigDict,
                 rows: list[dict[str, str]]):
-  """The ranking.csv row of the direction used: config.score.index or rank 1."""
-  wanted = (str(config.score.index) if config.score.index >= 0 else None)
-  for row in rows:
-    if (row["index"] == wanted if wanted is not None else row["rank"] == "1"):
-      return row
-  return None
+  """The ranking.csv row of the direction used: config.score.index, else
+  config.score.choose's pick (directions.objectness.choose)."""
+  if config.score.index >= 0:
+    wanted = str(config.score.index)
+  else:
+    ranks = np.array([max(0, int(r["rank"] or 0)) for r in rows])
+    likes = np.array([r.get("object_like") == "yes" for r in rows])
+    pick = objectness.choose(ranks, likes, config.score.choose)
+    wanted = rows[pick]["index"] if pick >= 0 else None
+  return next((row for row in rows if row["index"] == wanted), None)
+
+
+def _warning(config: ml_collections.ConfigDict, workdir: str) -> list:
+  """At the top: the direction used has masks that are not object-like,
+  with the strips of the next ranked candidates to pick another from."""
+  path = os.path.join(workdir, "ranking.csv")
+  if not os.path.exists(path):
+    return []
+  rows = _read_csv(path)
+  chosen = _chosen_row(config, rows)
+  if chosen is None or chosen.get("object_like") != "no":
+    return []
+  ranked = sorted((r for r in rows if r["rank"]), key=lambda r: int(r["rank"]))
+  others = [r for r in ranked if r is not chosen]
+  others.sort(key=lambda r: r.get("object_like") != "yes")  # Stable.
+  blocks = [doc.Heading("Warning: the direction used may not segment objects"),
+            doc.Paragraph(
+                f"Its kept synthetic masks (index {chosen['index']}) cover "
+                f"{float(chosen['kept_border']):.1%} of the image border and "
+                f"{float(chosen['kept_centre']):.1%} of its central quarter: "
+                "more like lighting or background than an object "
+                "(docs/method.md section 3, \"Objectness\"). The next "
+                "candidates' strips follow, object-like ones first; pick one "
+                "with --config.score.index=INDEX and run score again.")]
+  for row in others[:STRIPS_SHOWN]:
+    strip = os.path.join(workdir, "strips", f"rank_{int(row['rank']):02d}_"
+                         f"index_{int(row['index']):03d}.png")
+    if os.path.exists(strip):
+      blocks.append(_strip_figure(config, strip, f"index {row['index']}, "
+                                  f"object-like: {row['object_like'] or '?'}"))
+  return blocks
 
 
 def _direction_used(config: ml_collections.ConfigDict, workdir: str,
                     row: dict[str, str]) -> list:
   """Which direction the run used, how it was oriented, what the filters keep."""
   how = ("picked by config.score.index" if config.score.index >= 0
-         else "rank 1 of the ranking")
+         else f"config.score.choose={config.score.choose}")
   rule = (config.score.orient_rule if config.score.orient
           else "off (config.score.orient=False)")
   fields = [("index (row of directions.npy)", row["index"]),
@@ -148,9 +192,13 @@ def _direction_used(config: ml_collections.ConfigDict, workdir: str,
     return blocks + [doc.Paragraph(
         "Filter pass rates: not measured yet (the train stage measures them "
         "before training).")]
-  with open(path) as f:
-    measured = json.load(f)
-  rates = measured["rates"]
+  try:
+    measured = json.loads(fileio.read_text(path))
+    rates = measured["rates"]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise errors.UserError(
+        f"{path}: unreadable ({fileio.why(e)}); remake it with "
+        "--config.stages=train --config.force=True") from e
   settings = ", ".join(f"{k} = {v}" for k, v in measured["settings"].items())
   return blocks + [
       doc.Paragraph(f"Filter pass rates of this direction on "
@@ -170,14 +218,17 @@ def _direction_used(config: ml_collections.ConfigDict, workdir: str,
                   f"{rates.get('centre', float('nan')):.1%}")])]
 
 
-def _strip_figure(config: ml_collections.ConfigDict, strip: str):
+def _strip_figure(config: ml_collections.ConfigDict, strip: str,
+                  note: str = ""):
   name = os.path.basename(strip)
   steps = config.score.strip_steps
   image = pics.read_png(strip)
   factor = pics.readable_factor(image.shape[1], STRIP_WIDTH)
   return doc.Figure(
       f"strip_{name}", pics.png_bytes(pics.upscale(image, factor)),
-      f"{name} (enlarged x{factor}): one latent z per row; columns "
+      f"{name}" + (f" ({note})" if note else "")
+      + (f" (enlarged x{factor})" if factor > 1 else "")
+      + ": one latent z per row; columns "
       f"G(z + t h) for t = -{steps}..{steps} (h scaled "
       f"x{config.score.shift_scale:g}), then the lighting mask and the "
       "affine mask (white = foreground).")
@@ -240,9 +291,20 @@ def _read_train_metrics(workdir: str) -> list[dict]:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return [r for r in records if r.get("stage") == "train"]
+  records, torn = monitoring.read_metrics(path)
+  if torn:
+    logging.warning("%s: its last line, cut short by a crash or a full disk, "
+                    "is skipped", path)
+  marker = wd.read_marker(workdir, "train") or {}
+  rows = [r for r in records if r["stage"] == "train"]
+  for row in rows:
+    if row.get("run") not in (None, marker.get("config_hash")):
+      raise errors.UserError(
+          f"{path}: the train row of step {row['step']} is from another run "
+          f"(config hash {row['run']}, not the {marker.get('config_hash')} "
+          f"of {wd.marker_path(workdir, 'train')}); delete the file (the "
+          "report then leaves out the training curves)")
+  return rows
 
 
 def _curves(records: list[dict]) -> list:
@@ -276,7 +338,7 @@ def _training(workdir: str) -> list:
   last = {}
   for record in records:
     last.update({k: (record["step"], v) for k, v in record.items()
-                 if k not in ("stage", "step", "time")})
+                 if k not in monitoring.ROW_FIELDS})
   if not last:
     return []
   return [doc.Heading("Training")] + _curves(records) + [
@@ -293,6 +355,20 @@ def _eval_datasets(workdir: str):
     return json.load(f)
 
 
+def _prediction_rows(path: str) -> tuple[str, list]:
+  """(dataset title, picture rows) of one `<predictor>_samples.npz`."""
+  with np.load(io.BytesIO(fileio.read_bytes(path))) as data:
+    title = str(data["title"])
+    count = sum(1 for k in data.files if k.startswith("image_"))
+    return title, [pics.row([data[f"image_{j}"],
+                             pics.overlay(data[f"image_{j}"],
+                                          data[f"mask_{j}"]),
+                             pics.gray_to_rgb(data[f"prob_{j}"]),
+                             pics.overlay(data[f"image_{j}"],
+                                          data[f"prob_{j}"] / 255.0)], THUMB)
+                   for j in range(count)]
+
+
 def _predictions(workdir: str) -> list:
   document = _eval_datasets(workdir) or {"datasets": {}}
   files = [(entry.get("predictor", "unet"),
@@ -301,15 +377,14 @@ def _predictions(workdir: str) -> list:
   files = [(name, path) for name, path in files if os.path.exists(path)]
   blocks = [doc.Heading("Predictions")] if files else []
   for i, (name, path) in enumerate(files):
-    with np.load(path) as data:
-      title = str(data["title"])
-      count = sum(1 for k in data.files if k.startswith("image_"))
-      rows = [pics.row([data[f"image_{j}"],
-                        pics.overlay(data[f"image_{j}"], data[f"mask_{j}"]),
-                        pics.gray_to_rgb(data[f"prob_{j}"]),
-                        pics.overlay(data[f"image_{j}"],
-                                     data[f"prob_{j}"] / 255.0)], THUMB)
-              for j in range(count)]
+    try:
+      title, rows = _prediction_rows(path)
+    except Exception as e:  # pylint: disable=broad-except
+      # Whatever numpy, zipfile or the picture helpers raise on a damaged
+      # file: one line naming it.
+      raise errors.UserError(
+          f"{path}: unreadable predictions ({type(e).__name__}: {e}); "
+          "remake them with --config.stages=eval --config.force=True") from e
     if rows:
       blocks.append(doc.Figure(
           f"predictions_{i:02d}.png", pics.png_bytes(pics.column(rows)),
@@ -366,7 +441,8 @@ def _absent(config: ml_collections.ConfigDict) -> list:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes W/report.html, W/report.md and W/report_files/."""
-  blocks = (_summary(config, workdir) + _ranking(config, workdir)
+  blocks = (_warning(config, workdir) + _summary(config, workdir)
+            + _ranking(config, workdir)
             + _synthetic(config, workdir) + _training(workdir)
             + _predictions(workdir) + _metrics(workdir) + _absent(config))
   title = "gansseg_jax report: " + os.path.basename(os.path.abspath(workdir))

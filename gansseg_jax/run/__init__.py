@@ -12,4 +12,6 @@ Modules:
   lock            one run per workdir (an OS lock on W/.lock).
   config_checks   every config field's range, files and device counts,
                   checked before anything is written.
+  recorded_config a later run with the same config file keeps the fields
+                  earlier runs set by hand (W/config_source.json).
 """

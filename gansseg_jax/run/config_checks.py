@@ -24,6 +24,7 @@ from gansseg_jax.data import folder
 from gansseg_jax.data import sources
 from gansseg_jax.directions import deformator
 from gansseg_jax.directions import discover as discover_lib
+from gansseg_jax.directions import objectness
 from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage as directions_lib
@@ -36,6 +37,7 @@ from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents
 from gansseg_jax.synth import masks
+from gansseg_jax.train import real
 
 Rule = Callable[[Any], Optional[str]]  # None when the value passes.
 
@@ -123,6 +125,7 @@ def _check_generator(g) -> None:
   _apply("generator", g, {
       "source": one_of(*kind.sources),
       "truncation": positive,
+      "latent_bound": positive,
       "num_classes": integer_at_least(1),
       "resolution": integer_at_least(1),
       "z_dim": integer_at_least(1),
@@ -205,6 +208,11 @@ def _check_score(s) -> None:
       "order_by": one_of(*ranking.SHORTLIST_ORDERS),
       "index": integer_at_least(-1),
       "orient_rule": one_of(*score_lib.ORIENT_RULES),
+      "shift_units": one_of(*generator_api.SHIFT_UNITS),
+      "choose": one_of(*objectness.CHOICES),
+      "max_border": within(0, 1),
+      "min_centre_ratio": non_negative,
+      "objectness_samples": integer_at_least(1),
       "orient_tolerance": non_negative,
       "candidate_batch": integer_at_least(0),
       "strip_samples": integer_at_least(1),
@@ -263,6 +271,7 @@ def _check_train(t) -> None:
       "shift_augment": within(0, 1, open_high=True),
       "synth_chunks": integer_at_least(0),
       "min_kept_fraction": within(0, 1),
+      "max_border": within(0, 1),
   })
   steps = list(t.decay_steps)
   if not all(isinstance(s, int) and s >= 1 for s in steps):
@@ -309,6 +318,17 @@ def _check_eval(e) -> None:
   })
   evaluate.check_config(e)  # max_long_side >= image_size.
   baselines.check_config(e)  # Predictor, baseline and variant names.
+  _apply("eval.real", e.real, {
+      "steps": integer_at_least(1),
+      "batch_size": integer_at_least(1),
+      "learning_rate": positive,
+      "shift_augment": within(0, 0.5, open_high=True),
+      "init": one_of(*real.INITS),
+      "pseudo_threshold": within(0, 1, open_low=True, open_high=True),
+      "min_foreground": within(0, 1),
+      "max_foreground": within(0, 1),
+  })
+  real.check_config(e.real)  # min_foreground < max_foreground.
   if e.datasets:
     sources.parse_dataset_list(e.datasets, "config.eval.datasets")
 
@@ -418,6 +438,8 @@ def check_files(config: ml_collections.ConfigDict,
       if entry.startswith(sources.FOLDER_PREFIX):
         for directory in sources.folder_dirs(entry, "config.eval.datasets"):
           _check_image_folder("eval.datasets", directory)
+  if "eval" in running or "segment" in running:
+    real.check_disjoint(config.eval)  # Training photos are never scored.
 
 
 def _check_image_folder(field: str, path: str) -> None:

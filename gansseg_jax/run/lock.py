@@ -10,13 +10,16 @@ fails at once with one line naming the holder.
 flock is per host on network filesystems that do not forward it; on a shared
 workdir of a multi-host run only process 0 takes the lock.
 """
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 from typing import Optional
 
 from gansseg_jax.infra import errors
+from gansseg_jax.infra import fileio
 
 LOCK_FILE = ".lock"
 
@@ -39,6 +42,28 @@ def _busy_error(workdir: str, fd: int) -> errors.UserError:
       "another --workdir")
 
 
+def _open(workdir: str, flags: int) -> int:
+  """The lock file's descriptor; a link or folder there is a UserError.
+
+  Opened without following a symbolic link (a link would be truncated and
+  written through), and only a regular file is accepted.
+  """
+  path = _path(workdir)
+  try:
+    fd = fileio.open_no_follow(path, flags)
+  except OSError as e:
+    if e.errno not in (errno.ELOOP, errno.EISDIR):
+      raise
+    fd = None
+  if fd is not None and stat.S_ISREG(os.fstat(fd).st_mode):
+    return fd
+  if fd is not None:
+    os.close(fd)
+  what = "a symbolic link" if os.path.islink(path) else "not a regular file"
+  raise errors.UserError(f"{path}: {what}; the lock must be the workdir's "
+                         "own file: remove it")
+
+
 def _try_lock(fd: int, mode: int) -> bool:
   try:
     fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -54,7 +79,7 @@ def check_free(workdir: str) -> None:
   decides for good (the holder may have started in between).
   """
   try:
-    fd = os.open(_path(workdir), os.O_RDONLY)
+    fd = _open(workdir, os.O_RDONLY)
   except FileNotFoundError:
     return
   try:
@@ -70,9 +95,11 @@ class WorkdirLock:
   def __init__(self, workdir: str):
     self.workdir = workdir
     self._fd: Optional[int] = None
+    self.created = False  # Whether this run made W/.lock.
 
   def __enter__(self) -> "WorkdirLock":
-    fd = os.open(_path(self.workdir), os.O_RDWR | os.O_CREAT, 0o644)
+    self.created = not os.path.lexists(_path(self.workdir))
+    fd = _open(self.workdir, os.O_RDWR | os.O_CREAT)
     if not _try_lock(fd, fcntl.LOCK_EX):
       try:
         raise _busy_error(self.workdir, fd)
@@ -84,7 +111,12 @@ class WorkdirLock:
     self._fd = fd
     return self
 
-  def __exit__(self, *exc) -> None:
+  def __exit__(self, exc_type, *exc) -> None:
+    """Releases the lock; a run that failed deletes W/.lock if it made it
+    (still holding it), so a refused run leaves a fresh workdir as it was."""
+    if (self.created and exc_type is not None
+        and issubclass(exc_type, Exception)):
+      os.remove(_path(self.workdir))
     os.ftruncate(self._fd, 0)
     os.close(self._fd)  # Releases the lock.
     self._fd = None

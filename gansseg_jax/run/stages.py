@@ -48,6 +48,7 @@ from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints
 from gansseg_jax.infra import sharding
 from gansseg_jax.synth import inputs as synth_inputs
+from gansseg_jax.synth import pass_rates
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
 REPLACED = ".replaced"  # Suffix of a forced stage's old state until it finishes.
@@ -63,8 +64,16 @@ def _synth_inputs(config):
 
 
 def _unet_inputs(config):
-  """W/unet when eval/segment run the U-Net; nothing for a baseline."""
-  return ("unet",) if config.eval.predictor == "unet" else ()
+  """W/unet when eval/segment run the U-Net (or self-train from it);
+  nothing for a baseline."""
+  return ("unet",) if config.eval.predictor in ("unet", "selftrain") else ()
+
+
+def _segment_inputs(config):
+  """The U-Net segment runs: W/unet, or W/export for the 'onnx' backend."""
+  if config.eval.predictor != "unet":
+    return ()
+  return ("export",) if config.segment.backend == "onnx" else ("unet",)
 
 
 # Fields that choose what eval evaluates (each dataset and predictor has its
@@ -72,7 +81,13 @@ def _unet_inputs(config):
 # them adds results instead of invalidating the stage.
 _EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
                     "eval.data_dir", "eval.manual_dir", "eval.allow_download",
-                    "eval.baseline_workers")
+                    "eval.baseline_workers", "eval.real")
+
+
+# Fields that choose what `segment` reads and where it writes: changing them
+# re-runs it on the new inputs instead of being refused.
+_SEGMENT_SELECTIONS = ("segment.input_dir", "segment.recursive",
+                       "segment.output_dir")
 
 
 # Fields added after workdirs existed, with the value that behaves as before:
@@ -83,8 +98,17 @@ _ADDED_WITH_DEFAULTS = {
     "generator.truncation": 1.0, "generator.noise_mode": "const",
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
     "generator.output_activation": "tanh",
-    "score.orient_rule": "minority",
+    "score.orient_rule": "minority", "segment.backend": "jax",
+    "synth.fill_holes": False,
+    "generator.latent_prior": "", "generator.latent_bound": 1.0,
+    "score.shift_units": "spread", "synth.shift_units": "spread",
 }
+
+
+def _train_outputs(config):
+  """W/unet, and the filters' pass rates when they are measured."""
+  return ("unet",) + ((pass_rates.RATES_FILE,)
+                      if config.synth.pass_rate_samples else ())
 
 
 def _discover_inputs(config):
@@ -106,6 +130,9 @@ class Stage:
   # Finished stages whose recorded outputs it reads besides `inputs`
   # (verified when present, not required).
   verifies: tuple[str, ...] = ()
+  # Fingerprints of files outside the workdir it reads (a dataset folder),
+  # recorded in its marker: when they change, the stage runs again.
+  watches: Callable[[ml_collections.ConfigDict], dict] = lambda config: {}
 
   def function(self) -> Callable[[ml_collections.ConfigDict, str], None]:
     module, name = self.target.split(":")
@@ -129,19 +156,24 @@ STAGES: tuple[Stage, ...] = (
           _synth_inputs, lambda config: (config.export.output_dir,),
           ("synth.pass_rate_samples",)),
     Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
-          _synth_inputs, _fixed("unet"),
+          _synth_inputs, _train_outputs,
           ("train.steps_per_call", "synth.pass_rate_samples",
-           "train.min_kept_fraction"),
+           "train.min_kept_fraction", "train.max_border"),
           scratch=_fixed("checkpoints/train")),
+    Stage("export", "gansseg_jax.export.stage:run", 39,
+          ("model_export", "eval.image_size", "eval.max_long_side",
+           "eval.pad_multiple", "segment.threshold"), ("train",),
+          _fixed("unet"), _fixed("export")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _unet_inputs, lambda config: eval_layout.output_paths(config.eval),
-          _EVAL_SELECTIONS),
+          _EVAL_SELECTIONS,
+          watches=lambda config: eval_layout.datasets_files(config.eval)),
     Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
-          _unet_inputs, lambda config: (config.segment.output_dir,),
+          _segment_inputs, lambda config: (config.segment.output_dir,),
           tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
     Stage("report", "gansseg_jax.report.stage:run", 8, ("report",), ("score", "train", "eval"),
           _fixed(), _fixed("report.html", "report.md"),
-          verifies=("score", "synth", "eval")),
+          verifies=("score", "synth", "train", "eval")),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 
@@ -207,15 +239,29 @@ def _recorded_values(record: dict, workdir: str, stage: Stage) -> dict:
   return _relevant(stage, wd.read_config(workdir) or {})
 
 
-def _different_config_error(path: str, stage: Stage, record: dict,
-                            workdir: str, config_dict: dict,
-                            what: str) -> errors.UserError:
+def _different_config_error(
+    path: str, stage: Stage, record: dict, workdir: str, config_dict: dict,
+    what: str, fix: str = "use a new --workdir or --config.force=True"
+) -> errors.UserError:
   change = wd.first_difference(_recorded_values(record, workdir, stage),
                                _relevant(stage, config_dict))
   return errors.UserError(
       f"{path}: stage '{stage.name}' {what} with a different config "
-      f"({change or 'unknown change'}); use a new --workdir or "
-      "--config.force=True")
+      f"({change or 'unknown change'}); {fix}")
+
+
+def _reselected(stage: Stage, record: dict, workdir: str,
+                config_dict: dict) -> bool:
+  """True when a finished `segment` differs from this config only in the
+  files it segments (_SEGMENT_SELECTIONS): it runs again, not refused."""
+  if stage.name != "segment":
+    return False
+  old, new = _recorded_values(record, workdir, stage), _relevant(stage,
+                                                                  config_dict)
+  for dotted in _SEGMENT_SELECTIONS:
+    old = _without_default(old, dotted.split("."), wd.lookup(old, dotted))
+    new = _without_default(new, dotted.split("."), wd.lookup(new, dotted))
+  return old == new
 
 
 def _upstream(stage: Stage) -> set[str]:
@@ -236,11 +282,13 @@ def _check_compatible(workdir: str, config_dict: dict, force: bool,
   Except, too, those downstream of a stage that a forced run started
   re-making under this very config and did not finish (killed or
   preempted): the same command without force resumes it, and they re-run
-  after it.
+  after it. `force` re-makes the selected stages only: the finished stages
+  they read from are checked all the same.
   """
+  names = {s.name for s in stages}
+  relevant = names.union(*(_upstream(s) for s in stages))
   if force:
-    return
-  relevant = {s.name for s in stages}.union(*(_upstream(s) for s in stages))
+    relevant -= names
   remaking = set()
   for stage in STAGES:
     started = wd.read_started(workdir, stage.name)
@@ -250,26 +298,56 @@ def _check_compatible(workdir: str, config_dict: dict, force: bool,
   for stage in (s for s in STAGES if s.name in relevant):
     marker = wd.read_marker(workdir, stage.name)
     if (marker and marker.get("config_hash") != stage_hash(stage, config_dict)
-        and not _upstream(stage) & remaking):
-      raise _different_config_error(wd.marker_path(workdir, stage.name), stage,
-                                    marker, workdir, config_dict, "was run")
+        and not _upstream(stage) & remaking
+        and not _reselected(stage, marker, workdir, config_dict)):
+      raise _different_config_error(
+          wd.marker_path(workdir, stage.name), stage, marker, workdir,
+          config_dict, "was run",
+          *([f"re-make it too: add '{stage.name}' to --config.stages, or "
+             "use a new --workdir"] if force else []))
 
 
 def _check_resumable(stage: Stage, config, workdir: str,
                      config_dict: dict) -> None:
   """An unfinished stage's checkpoints resume only under the same config."""
   started = wd.read_started(workdir, stage.name)
-  if config.force or not started:
+  left = _scratch_left(stage, config, workdir)
+  if config.force or not left:
     return
-  if started.get("config_hash") == stage_hash(stage, config_dict):
-    for path in _scratch_left(stage, config, workdir):
-      checkpointing.verify_latest(path)  # What the stage will restore.
+  current = stage_hash(stage, config_dict)
+  if started and started.get("config_hash") != current:
+    raise _different_config_error(wd.started_path(workdir, stage.name), stage,
+                                  started, workdir, config_dict,
+                                  "was started (and left checkpoints)")
+  for path in left:
+    checkpointing.verify_latest(path)  # What the stage will restore.
+    _check_saved_by(stage, path, started, current, workdir, config_dict)
+
+
+def _check_saved_by(stage: Stage, path: str, started: Optional[dict],
+                    current: str, workdir: str, config_dict: dict) -> None:
+  """The latest checkpoint under `path` was saved by a run of this config.
+
+  Its manifest records the run that saved it; one without that record
+  (older, or killed as the save completed) resumes only while the stage's
+  `.started.json` says this config started it.
+  """
+  steps = checkpointing.saved_steps(path)
+  if not steps:
     return
-  if not _scratch_left(stage, config, workdir):
-    return
-  raise _different_config_error(wd.started_path(workdir, stage.name), stage,
-                                started, workdir, config_dict,
-                                "was started (and left checkpoints)")
+  step_dir = os.path.join(path, str(steps[-1]))
+  fix = (f"delete {path} to start over, or use --config.stages={stage.name} "
+         "--config.force=True")
+  saved_by = checkpointing.saved_by(path, steps[-1])
+  if saved_by is not None and saved_by.get("config_hash") != current:
+    raise _different_config_error(step_dir, stage, saved_by, workdir,
+                                  config_dict, "saved this checkpoint", fix)
+  if saved_by is None and not started:
+    raise errors.UserError(
+        f"{step_dir}: no record of the run that saved it (no "
+        f"{os.path.basename(checkpointing.fingerprints_path(path, steps[-1]))}"
+        f" with its config, no {wd.started_path(workdir, stage.name)}), so "
+        f"it cannot be resumed; {fix}")
 
 
 def _outputs_exist(stage: Stage, config, workdir: str) -> bool:
@@ -296,6 +374,7 @@ def _plan_steps(stages: Sequence[Stage], config, workdir: str,
     marker = wd.read_marker(workdir, stage.name)
     done = (not config.force and marker is not None
             and marker.get("config_hash") == stage_hash(stage, config_dict)
+            and marker.get("watched", {}) == stage.watches(config)
             and _outputs_exist(stage, config, workdir))
     # As `_run_steps` does: a stage whose upstream runs re-runs.
     if not done or any(name in running for name in stage.after):
@@ -320,7 +399,8 @@ def _plan_steps(stages: Sequence[Stage], config, workdir: str,
             f"needs it (written by stage '{producer}': add it to config.stages)")
       for name in stage.verifies:
         if name not in running:
-          workdir_inputs.verify_outputs(workdir, name)
+          workdir_inputs.verify_outputs(workdir, name,
+                                        BY_NAME[name].outputs(config))
       running.add(stage.name)
       remade.update(stage.outputs(config))
     will_exist.update(stage.outputs(config))
@@ -349,6 +429,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str,
   multi-host run, where process 0 may already hold it).
   """
   wd.check_usable(workdir)
+  wd.check_no_symlinks(workdir)
   if check_lock and os.path.isdir(workdir):
     lock.check_free(workdir)
   stages = selected(config)
@@ -363,20 +444,40 @@ def execute(plan_: Plan) -> None:
 
   Under the lock it first removes the temporaries a killed run left
   (fileio.remove_temporaries). A single-process run plans again under the
-  lock (another run may have finished stages since). config.json is put back as it was when bad input
-  (a UserError) stops the run before any stage finished.
+  lock (another run may have finished stages since). config.json is put
+  back as it was when the run fails (bad input, a full disk) before any
+  stage finished; the lock file and empty folders it made go too, so a
+  refused run leaves a fresh workdir as it was.
   """
   if jax.process_index() != 0:
     _run_steps(plan_, is_writer=False)
     return
+  folders = _folders(plan_.workdir)
   os.makedirs(plan_.workdir, exist_ok=True)
-  with lock.WorkdirLock(plan_.workdir):
-    # Under the lock no other run writes here: what a killed one left goes.
-    for path in fileio.remove_temporaries(plan_.workdir):
-      logging.info("removed %s (left by a killed run)", path)
-    if jax.process_count() == 1:
-      plan_ = plan(plan_.config, plan_.workdir, check_lock=False)
-    _run_steps(plan_, is_writer=True)
+  try:
+    with lock.WorkdirLock(plan_.workdir):
+      # Under the lock no other run writes here: what a killed one left goes.
+      for path in fileio.remove_temporaries(plan_.workdir):
+        logging.info("removed %s (left by a killed run)", path)
+      if jax.process_count() == 1:
+        plan_ = plan(plan_.config, plan_.workdir, check_lock=False)
+      _run_steps(plan_, is_writer=True)
+  except Exception:
+    # Refused or failed: the empty folders it made go (the lock file too).
+    _remove_new_empty_folders(plan_.workdir, folders)
+    raise
+
+
+def _folders(workdir: str) -> set[str]:
+  """Every folder under `workdir` (itself included), or none if absent."""
+  return {parent for parent, _, _ in os.walk(workdir)}
+
+
+def _remove_new_empty_folders(workdir: str, before: set[str]) -> None:
+  """Removes the empty folders under `workdir` not in `before`, deepest first."""
+  for folder in sorted(_folders(workdir) - before, key=len, reverse=True):
+    if not os.listdir(folder):
+      os.rmdir(folder)
 
 
 def _run_steps(plan_: Plan, is_writer: bool) -> None:
@@ -394,8 +495,11 @@ def _run_steps(plan_: Plan, is_writer: bool) -> None:
         continue
       _run_stage(stage, plan_, is_writer)
       ran.add(stage.name)
-  except errors.UserError:
-    if is_writer and not ran:
+  except Exception as e:
+    # Bad input or a full disk: config.json as it was (not a crash: it says
+    # what ran).
+    if (is_writer and not ran and (isinstance(e, (errors.UserError, OSError))
+                                   or errors.is_full_disk(e))):
       wd.restore(saved_config)
     raise
 
@@ -473,7 +577,8 @@ def _run_stage(stage: Stage, plan_: Plan, is_writer: bool) -> None:
   if is_writer:
     outputs = stage.outputs(config)
     wd.write_marker(workdir, stage.name, config_hash, values, seconds,
-                    outputs, fingerprints.record(workdir, outputs))
+                    outputs, fingerprints.record(workdir, outputs),
+                    stage.watches(config))
     wd.remove_file(records[1])
     _remove_replaced(stage, config, workdir)
     _drop_invalidated(stage, config_dict, workdir)

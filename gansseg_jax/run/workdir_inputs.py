@@ -14,14 +14,13 @@ the fingerprints its stage recorded in its done-marker (sizes, SHA-256;
 gansseg_jax/infra/fingerprints.py): a changed, truncated, missing or added
 file, or one from another run, is an error naming the file, the stage that
 wrote it and the command that remakes it. A marker made before fingerprints
-were recorded has none: its files pass unverified, with one warning line
-(re-running that stage with --config.force=True records them). A file no
-stage's marker claims (put there by hand) is not verified.
+were recorded, or a missing marker whose stage's outputs are there, is an
+error too: those files cannot be verified (re-running that stage with
+--config.force=True records them).
 """
 import os
 from typing import Sequence
 
-from absl import logging
 import ml_collections
 
 from gansseg_jax.infra import errors
@@ -30,9 +29,6 @@ from gansseg_jax.convert import load as convert_load
 from gansseg_jax.infra import fingerprints
 from gansseg_jax.synth import inputs as synth_inputs
 from gansseg_jax.synth import latents
-
-_warned: set[str] = set()  # Markers without fingerprints already named.
-
 
 def _generator(config, path: str) -> None:
   convert_load.build_network(config, convert_load.read_description(path),
@@ -75,19 +71,25 @@ def _command(stage: str) -> str:
 def verify(workdir: str, paths: Sequence[str], stage: str) -> None:
   """UserError naming the first file under `paths` not as `stage` wrote it.
 
-  `stage` is the stage whose outputs hold `paths`; see the module docstring.
+  `stage` is the stage whose outputs hold `paths`. A path that is there
+  while `stage`'s marker is missing, or a marker without fingerprints, is
+  unverifiable: an error too, naming the command that remakes it.
   """
   marker = wd.read_marker(workdir, stage)
+  present = [p for p in paths if os.path.lexists(os.path.join(workdir, p))]
   if marker is None:
+    if present:
+      raise errors.UserError(
+          f"{os.path.join(workdir, present[0])}: cannot be verified: "
+          f"{wd.marker_path(workdir, stage)}, the record of stage '{stage}' "
+          f"that writes it, is missing; remake it with {_command(stage)}")
     return
   if "files" not in marker:
-    path = wd.marker_path(workdir, stage)
-    if path not in _warned:
-      _warned.add(path)
-      logging.warning("%s: made before files were fingerprinted; its outputs "
-                      "are read unverified (re-run it with %s to record "
-                      "them)", path, _command(stage))
-    return
+    raise errors.UserError(
+        f"{wd.marker_path(workdir, stage)}: records no fingerprints of the "
+        f"files stage '{stage}' wrote (made before they were recorded, or "
+        f"edited), so its outputs cannot be verified; remake them with "
+        f"{_command(stage)}")
   problem = fingerprints.first_problem(workdir, paths, marker["files"])
   if problem:
     name, what = problem
@@ -96,8 +98,8 @@ def verify(workdir: str, paths: Sequence[str], stage: str) -> None:
         f"'{stage}'); remake it with {_command(stage)}")
 
 
-def verify_outputs(workdir: str, stage: str) -> None:
-  """`verify` of every output a finished `stage` recorded (none: nothing)."""
+def verify_outputs(workdir: str, stage: str, outputs: Sequence[str]) -> None:
+  """`verify` of every output `stage` recorded, or else of its `outputs`."""
   marker = wd.read_marker(workdir, stage)
-  if marker is not None:
-    verify(workdir, marker.get("outputs", ()), stage)
+  verify(workdir, marker.get("outputs", outputs) if marker else outputs,
+         stage)

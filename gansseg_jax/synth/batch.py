@@ -3,8 +3,10 @@
 `synthesize` (docs/method.md §4-6, docs/architecture.md "fused training step"):
 
   1. n = ceil(batch_size * oversample) latents z from `sample_latents`;
-  2. G(z) and G(z + h), h = shift_radius * direction / ||direction||, in one
-     generator call on the 2n stacked latents;
+  2. G(z) and G(z + h), h = r * direction / ||direction||, in one
+     generator call on the 2n stacked latents; r = shift_radius times the
+     spread of the generator's latent prior (shift_units 'spread', the
+     default: 1 for N(0, I)) or shift_radius itself ('absolute');
   3. masks by `spec.mask_rule`;
   4. filters in the authors' order: connected components (edits the mask),
      then the size and histogram filters (reject samples); an empty mask
@@ -74,9 +76,11 @@ class SynthSpec:
   connectivity: int
   min_component_ratio: float
   strict_ratio: bool
+  fill_holes: bool
   starved_fraction: float
   max_starved_batches: int
   max_rounds: int
+  shift_units: str = "spread"  # shift_radius in prior spreads, or 'absolute'.
 
   @classmethod
   def from_config(cls, synth_config: ml_collections.ConfigDict) -> "SynthSpec":
@@ -88,6 +92,9 @@ class SynthSpec:
 
   def check(self) -> None:
     masks_lib.check_mask_rule(self.mask_rule)
+    if self.shift_units not in generator_api.SHIFT_UNITS:
+      raise UserError(f"config.synth.shift_units: {self.shift_units!r} is not "
+                      f"one of {', '.join(generator_api.SHIFT_UNITS)}")
     filters.check_histogram(self.histogram_rule, self.histogram_bins,
                             self.histogram_window)
     filters.check_connectivity(self.connectivity)
@@ -117,7 +124,7 @@ class SynthSpec:
 class Candidates(NamedTuple):
   """Every generated sample with its filter outcomes (before compaction)."""
   images: jax.Array  # [n, H, W, 3] G(z) in [-1, 1].
-  masks: jax.Array  # [n, H, W] bool, after the components filter.
+  masks: jax.Array  # [n, H, W] bool, after the components filter (and fill_holes).
   size_ok: jax.Array  # [n] bool; True when the size filter is off.
   histogram_ok: jax.Array  # [n] bool; True when the histogram filter is off.
   pruned_pixels: jax.Array  # [n] int32 removed by the components filter.
@@ -142,7 +149,9 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
                     affine_maps: Optional[jax.Array] = None) -> Candidates:
   """G(z), G(z + h), masks and filter outcomes for latents z [n, z_dim]."""
   n = z.shape[0]
-  h = shift_vector(direction, spec.shift_radius)
+  h = shift_vector(direction, generator_api.shift_length(
+      spec.shift_radius, spec.shift_units, generate,
+      "config.synth.shift_units"))
   both = generate(gen_params, jnp.concatenate(
       [z, generator_api.shift(z, h[None])], axis=0))
   images, shifted = both[:n], both[n:]
@@ -154,6 +163,8 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
         min_ratio=spec.min_component_ratio, strict=spec.strict_ratio)
     pruned_pixels = jnp.sum(masks & ~filtered, axis=(1, 2), dtype=jnp.int32)
     masks = filtered
+  if spec.fill_holes:
+    masks = filters.fill_holes(masks)
   size_ok = jnp.ones((n,), bool)
   if spec.size_filter:
     size_ok = filters.size_filter(masks, max_foreground=spec.max_foreground,

@@ -13,6 +13,8 @@ works). Settings are keyword-only static arguments; pass them from
   ('authors') on the histogram of G(z + h).
 - `connected_components_filter`: remove components smaller than
   ratio x the largest; `label_components` is the exact labelling under it.
+- `fill_holes` (not in the paper; `config.synth.fill_holes`): solid object
+  masks, every background region the mask encloses made foreground.
 
 Threshold ratios (max_foreground, min_component_ratio) are read as the
 nearest fraction num/den with den <= 1000 and compared in integers, so
@@ -461,3 +463,43 @@ def connected_components_filter(
   threshold = (largest * num)[:, None, None]
   big_enough = scaled_size > threshold if strict else scaled_size >= threshold
   return (foreground & big_enough).reshape(mask.shape)
+
+
+@functools.partial(jax.jit, static_argnames=("connectivity", "method"))
+def fill_holes(mask: jax.Array, *, connectivity: int = 4,
+               method: str = "auto") -> jax.Array:
+  """The mask with its holes filled, as scipy.ndimage.binary_fill_holes.
+
+  A hole is a connected region of background (`connectivity` 4, scipy's
+  default structure, or 8) that touches no image border: filled = NOT the
+  background reachable from the border. The background is labelled exactly
+  (`label_components`); a component is "outside" when one of its pixels
+  lies on the border. Not in the paper: the lighting rule leaves the parts
+  of an object that do not brighten (eyes, mouth, shadows) out of its mask.
+
+  Args:
+    mask: [..., H, W] bool or {0, 1}.
+    connectivity: 4 or 8, of the background.
+    method: the labelling's ('auto', 'sweep', 'hook'; _root_labels).
+
+  Returns:
+    bool [..., H, W].
+  """
+  check_connectivity(connectivity)
+  height, width = mask.shape[-2:]
+  background = (mask == 0).reshape((-1, height, width))
+  labels, _ = label_components(background, connectivity=connectivity,
+                               method=method)
+  count, pixels = background.shape[0], height * width
+  rows, cols = jnp.arange(height)[:, None], jnp.arange(width)[None, :]
+  on_border = ((rows == 0) | (rows == height - 1) | (cols == 0)
+               | (cols == width - 1))
+  # Slot `pixels` of each image's table is a sink for pixels that are not
+  # background on the border.
+  seeds = jnp.where(on_border & (labels >= 0), labels, pixels)
+  table = jnp.zeros((count, pixels + 1), bool).at[
+      jnp.arange(count)[:, None], seeds.reshape(count, -1)].set(True)
+  outside = jnp.take_along_axis(
+      table, jnp.where(labels >= 0, labels, pixels).reshape(count, -1),
+      axis=1).reshape(background.shape) & (labels >= 0)
+  return (~outside).reshape(mask.shape)

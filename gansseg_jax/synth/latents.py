@@ -3,10 +3,13 @@
 `make_sampler(config.synth, z_dim, embeddings)` returns `sample(key, n)`,
 which draws z [n, z_dim] float32:
 
-- 'prior' (the "BigBiGAN" rows of the paper): z ~ N(0, I). With
+- 'prior' (the "BigBiGAN" rows of the paper): z from the generator's latent
+  prior (generator_api.OwnPrior: N(0, I) unless the kind or
+  config.generator.latent_prior says otherwise). With
   `config.synth.truncation = t > 0` every coordinate with |z_i| > t is
   resampled, i.e. z_i follows N(0, 1) truncated to [-t, t]; this is drawn
-  directly by inverse-CDF sampling, without a retry loop.
+  directly by inverse-CDF sampling, without a retry loop (it assumes the
+  N(0, I) prior; for others set config.generator.latent_prior).
 - 'embeddings' (E-BigBiGAN): z = E(I_i) + alpha * xi with i ~ U{1..N} over
   the stored encoder embeddings and xi ~ N(0, I); alpha =
   `config.synth.embedding_noise` (0 for ImageNet embeddings, 0.2 otherwise).
@@ -20,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax.infra.errors import UserError
+from gansseg_jax.models import generator_api
 
 LATENT_SOURCES = ("prior", "embeddings")
 
@@ -60,13 +64,14 @@ def load_embeddings(path: str, z_dim: int) -> np.ndarray:
 
 
 def prior_sampler(z_dim: int, truncation: float) -> Sampler:
-  """z ~ N(0, I), or N(0, 1) truncated to [-t, t] per coordinate when t > 0."""
+  """The generator's own prior (N(0, I) when called directly), or N(0, 1)
+  truncated to [-t, t] per coordinate when t > 0."""
+  if not truncation > 0:
+    return generator_api.OwnPrior(z_dim)
 
   def sample(key: jax.Array, n: int) -> jax.Array:
-    if truncation > 0:
-      return jax.random.truncated_normal(key, -truncation, truncation,
-                                         (n, z_dim), jnp.float32)
-    return jax.random.normal(key, (n, z_dim), jnp.float32)
+    return jax.random.truncated_normal(key, -truncation, truncation,
+                                       (n, z_dim), jnp.float32)
 
   return sample
 

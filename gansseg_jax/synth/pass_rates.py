@@ -10,7 +10,10 @@ p) rounds on average). A filter that is off keeps everything.
 
 `check_keep_rate` turns a keep rate below `config.train.min_kept_fraction`
 into one error line naming the filter that rejects the most samples and the
-settings that would change it.
+settings that would change it; `check_border` refuses masks that cover more
+than `config.train.max_border` of the image border on average (the
+boundary prior: such masks are background or lighting, not objects;
+docs/method.md section 3, "Objectness").
 """
 import dataclasses
 import functools
@@ -38,7 +41,7 @@ RELIEF = {
 
 # config.synth fields that decide what the filters keep.
 SETTINGS = ("mask_rule", "shift_radius", "components_filter", "connectivity",
-            "min_component_ratio", "size_filter", "max_foreground",
+            "min_component_ratio", "fill_holes", "size_filter", "max_foreground",
             "histogram_filter", "histogram_rule", "latents")
 
 
@@ -159,3 +162,16 @@ def check_keep_rate(rates: PassRates, minimum: float) -> None:
       f"{rates.kept:.1%}, below config.train.min_kept_fraction = "
       f"{minimum:g}); set {RELIEF[worst]}, or "
       f"config.train.min_kept_fraction=0 to train anyway")
+
+
+def check_border(rates: PassRates, maximum: float) -> None:
+  """UserError when the kept masks cover more than `maximum` of the border."""
+  if rates.kept == 0 or rates.border <= maximum:
+    return
+  raise errors.UserError(
+      f"config.train.max_border: the kept masks of this direction cover "
+      f"{rates.border:.1%} of the image border on average (above "
+      f"{maximum:g}; central quarter {rates.centre:.1%}): they look like "
+      "background or lighting, not objects; pick another direction with "
+      "config.score.index (ranking.md lists each one's object_like), or set "
+      "config.train.max_border=1 to train anyway")

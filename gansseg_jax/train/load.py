@@ -77,6 +77,13 @@ def load_predictor(config: ml_collections.ConfigDict,
   """predict(images [B, H, W, 3] in [-1, 1]) -> probs [B, H, W] from W/unet/."""
   mesh = sharding.data_mesh()
   graphdef, tree = restore_unet(config, workdir, mesh)
+  return tree_predictor(graphdef, tree, mesh)
+
+
+def tree_predictor(graphdef: nnx.GraphDef, tree, mesh
+                   ) -> Callable[[np.ndarray], jax.Array]:
+  """predict(images [B, H, W, 3] in [-1, 1]) -> probs [B, H, W] of the U-Net
+  {'params', 'batch_stats'} `tree` (replicated on `mesh`)."""
   batch_sh = sharding.batch_sharded(mesh)
   forward = jitted_forward(graphdef, mesh)
 

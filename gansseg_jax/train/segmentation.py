@@ -67,6 +67,7 @@ from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.train import augment
 from gansseg_jax.train import holdout
+from gansseg_jax.train import summaries
 
 STAGE = "train"
 HOLDOUT = "train/holdout"
@@ -168,6 +169,9 @@ class FusedTraining(NamedTuple):
   zero_sums:   (frozen) -> the metric
                sums of zero steps (replicated zeros shaped like `step`'s).
   eval_sums:   (state, HoldoutBatch) -> weighted metric sums (eval mode).
+  preview:     (state, images, masks, weights) -> the first
+               summaries.PREVIEW_SAMPLES of each and the U-Net's P(fg) on
+               them (eval mode), replicated (TensorBoard images).
   zeros_like:  (sums) -> zeros of the same shapes (resets the sums).
   first_slots: (weights, count) -> weights of slots >= count zeroed.
   abstract_state: ShapeDtypeStructs of the state, replicated (restores).
@@ -180,6 +184,7 @@ class FusedTraining(NamedTuple):
   run_steps: Callable
   zero_sums: Callable
   eval_sums: Callable
+  preview: Callable
   zeros_like: Callable
   first_slots: Callable
   abstract_state: Any
@@ -350,6 +355,13 @@ def build(config: ml_collections.ConfigDict, mesh,
     model.eval()
     return holdout.metric_sums(model(batch.images), batch.masks, batch.weights)
 
+  def preview(state, images, masks, weights):
+    model = nnx.merge(graphdef, state["params"], state["batch_stats"])
+    model.eval()
+    first = slice(0, summaries.PREVIEW_SAMPLES)
+    return (images[first], masks[first], weights[first],
+            unet_lib.foreground_probability(model(images[first])))
+
   def first_slots(weights, count):
     return jnp.where(jnp.arange(weights.shape[0]) < count, weights, 0.0)
 
@@ -389,6 +401,7 @@ def build(config: ml_collections.ConfigDict, mesh,
       run_steps=run_steps,
       zero_sums=zero_sums,
       eval_sums=jax.jit(eval_sums, out_shardings=rep),
+      preview=jax.jit(preview, out_shardings=rep),
       zeros_like=jax.jit(lambda t: jax.tree.map(jnp.zeros_like, t),
                          out_shardings=rep),
       first_slots=jax.jit(first_slots, static_argnums=1,
@@ -551,6 +564,20 @@ def train(config: ml_collections.ConfigDict, workdir: str, generate: Callable,
     writer.close()
 
 
+def _pictures(fused: FusedTraining, state: TrainState, step: int,
+              frozen: Frozen, mesh, holdout_batch: holdout.HoldoutBatch
+              ) -> dict[str, np.ndarray]:
+  """The TensorBoard images of `step` (gansseg_jax/train/summaries.py)."""
+  images, masks, weights, _ = fused.synthesize(
+      "train", sharding.replicate(np.int32(step), mesh), frozen)
+  train = sharding.fetch(fused.preview(state, images, masks, weights))
+  held = sharding.fetch(fused.preview(state, *holdout_batch))
+  pictures = {"synth/kept_pairs": summaries.rows_picture(*train[:3]),
+              "train/predictions": summaries.rows_picture(*train),
+              "holdout/predictions": summaries.rows_picture(*held)}
+  return {name: p for name, p in pictures.items() if p is not None}
+
+
 def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
                 checkpoints: checkpointing.StepCheckpoints,
                 writer: monitoring.MetricsWriter,
@@ -568,6 +595,9 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
                                lambda b: fused.eval_sums(state, b))
     writer.write_scalars(step, {f"holdout/{k}": v
                                 for k, v in scalars.items()})
+    if writer.writes_images:
+      writer.write_images(step, _pictures(fused, state, step, frozen, mesh,
+                                          holdout_batches[0]))
 
   if step == 0:
     evaluate()

@@ -10,7 +10,9 @@ run(config, workdir):
   Before training, the filters' pass rates for the direction are measured
   on config.synth.pass_rate_samples pairs (gansseg_jax.synth.pass_rates);
   below config.train.min_kept_fraction kept by every filter, the stage
-  stops with an error naming the filter and the setting to change.
+  stops with an error naming the filter and the setting to change; when the
+  kept masks cover more than config.train.max_border of the image border
+  (not objects), it stops with an error naming that field.
   OUTPUTS: W/filter_rates.json (those rates and the filter settings), W/unet/ (orbax: {'params', 'batch_stats'} of the final U-Net, read
            by gansseg_jax.train.load.load_predictor),
            W/checkpoints/train/<step>/ (the last config.train.keep_checkpoints
@@ -104,6 +106,7 @@ def _check_filters(config: ml_collections.ConfigDict, workdir: str, generate,
   logging.info("train: %s of %d pairs.", pass_rates.describe(rates),
                rates.samples)
   pass_rates.check_keep_rate(rates, config.train.min_kept_fraction)
+  pass_rates.check_border(rates, config.train.max_border)
   if jax.process_index() == 0:
     fileio.write_json(os.path.join(workdir, pass_rates.RATES_FILE), {
         "rates": rates.as_dict(),

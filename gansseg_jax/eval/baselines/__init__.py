@@ -19,7 +19,9 @@ from gansseg_jax.eval.baselines import wctr
 # The model trained by this project: read from W/unet, not a baseline.
 UNET = "unet"
 NAMES = ("centre_prior", "wctr")
-PREDICTORS = (UNET,) + NAMES
+# U-Nets trained on real photos at eval time (gansseg_jax/train/real.py).
+REAL_TRAINED = ("selftrain", "supervised")
+PREDICTORS = (UNET,) + NAMES + REAL_TRAINED
 
 
 class Baseline(Protocol):
@@ -40,13 +42,14 @@ def make(name: str, eval_config: ml_collections.ConfigDict) -> Baseline:
 
 
 def parse_list(text: str) -> list[str]:
-  """config.eval.baselines: comma-separated names, validated ('' = none)."""
+  """config.eval.baselines: comma-separated predictor names, validated
+  ('' = none): baselines, and the U-Nets beside another main predictor."""
   names = [n.strip() for n in str(text).split(",") if n.strip()]
   for name in names:
-    if name not in NAMES:
+    if name not in PREDICTORS:
       raise errors.UserError(
-          f"config.eval.baselines: unknown baseline {name!r}; choose from "
-          f"{', '.join(NAMES)} (or leave it empty)")
+          f"config.eval.baselines: unknown predictor {name!r}; choose from "
+          f"{', '.join(PREDICTORS)} (or leave it empty)")
   if len(set(names)) != len(names):
     raise errors.UserError(f"config.eval.baselines: {text!r} names one "
                            "twice")

@@ -1,0 +1,62 @@
+r"""Real portraits: a CelebA DCGAN, scored on CelebAMask-HQ photos it never saw.
+
+  make weights      # weights/generateme-0.1.2-py3-none-any.whl (sha256-checked)
+  python -m gansseg_jax.main --config=configs/celeba.py --workdir=runs/celeba
+
+The generator is the one inside the wheel of the PyPI package generateme
+0.1.2: PyTorch's DCGAN tutorial generator trained on CelebA (nz 100, ngf 64,
+64 px, tanh), read from the wheel with numpy by the 'dcgan' kind. As in
+configs/faces.py, SeFa proposes 32 candidate directions and appendix-B
+scoring picks one (no index or sign chosen by hand); the U-Net trains on the
+(G(z), G(z + h)) pairs, with the holes of each synthetic mask filled
+(config.synth.fill_holes, not in the paper), then self-trains on the
+unlabelled photos of the first half of the CelebAMask-HQ mini set
+(predictor 'selftrain'; benchmarks/ablation_celeba.py measured both). All
+of it is evaluated on the second half (sorted by name) of that set, in
+datasets/celebamask-hq-mini/ of the checkout (images/NAME.jpg, labels/NAME.png
+class-id maps), for three targets (face, head, person), beside the U-Net
+before self-training, the centre prior, wCtr* and a supervised ceiling (the
+same U-Net trained on the first half's real masks). Nothing trains on the
+second half: config.eval.real.dataset (the first half) is checked disjoint
+from config.eval.datasets.
+"""
+import os
+
+from configs import default  # pylint: disable=unused-import  (tests find pipeline configs by it)
+from configs import faces
+
+WHEEL = "weights/generateme-0.1.2-py3-none-any.whl"
+# <checkout>/datasets/celebamask-hq-mini/{images,labels} (not shipped).
+CELEBAMASK = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "datasets", "celebamask-hq-mini")
+TARGETS = ("face", "head", "person")
+# The training photos: the first half, no target (self-training reads no
+# mask; the supervised ceiling takes the target of the dataset it is scored on).
+TRAIN_HALF = f"folder:{CELEBAMASK}/images:{CELEBAMASK}/labels:part=1/2"
+
+
+def portraits(target: str, part: str) -> str:
+  """The dataset entry of one target on one half of the mini set."""
+  return (f"folder:{CELEBAMASK}/images:{CELEBAMASK}/labels:classes={target}"
+          f":part={part}")
+
+
+def get_config():
+  c = faces.get_config()  # The same DCGAN kind, sizes and schedule.
+  c.generator.checkpoint = WHEEL
+  # ~90% of this GAN's pairs pass the filters (faces.py: ~20%), so one round
+  # of 2 x the batch fills it.
+  c.synth.oversample = 2.0
+  c.synth.fill_holes = True  # Solid faces: eyes, nostrils, mouth kept in.
+  c.eval.datasets = ",".join(portraits(t, "2/2") for t in TARGETS)
+  c.eval.optional_datasets = ""
+  c.eval.predictor = "selftrain"
+  c.eval.baselines = "unet,centre_prior,wctr,supervised"
+  c.eval.real.dataset = TRAIN_HALF
+  c.eval.real.steps = 300
+  # wCtr* on photos: the authors' variant, at 128 px with 150 px per
+  # superpixel (docs/baselines.md: scores like full size at ~1/4 the time).
+  c.eval.wctr.variant = "authors"
+  c.eval.wctr.short_side = 128
+  c.eval.wctr.pixels_per_superpixel = 150.0
+  return c
