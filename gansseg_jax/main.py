@@ -10,7 +10,6 @@ lock and write config.json (docs/reliability.md).
 """
 import difflib
 import errno
-import importlib.util
 import logging as logging_lib
 import os
 import re
