@@ -75,6 +75,7 @@ from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import config_files
+from gansseg_jax.infra import keys
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import encoder
 from gansseg_jax.synth import batch as synth_batch
@@ -189,7 +190,7 @@ def synth_export(config, tpu):
   one_chip = SingleDeviceSharding(tpu.mesh.devices.flat[0])
   generate, params = aot_compile.generator_parts(config, tpu.mesh)
   params = checkpointing.abstract_like(params, one_chip)
-  key = jax.eval_shape(lambda: export.stage_key(config.seed))
+  key = jax.eval_shape(lambda: keys.stage_key(config.seed, export.STAGE))
   n = config.export.batch_size
   args = (aot_compile.abstract(key.shape, key.dtype, one_chip),
           aot_compile.abstract((n,), np.uint32, one_chip), generate, params,

@@ -14,6 +14,7 @@ import pytest
 
 from gansseg_jax.infra.errors import UserError
 from gansseg_jax.infra import config_files
+from gansseg_jax.infra import keys
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import export
 from gansseg_jax.synth import inputs
@@ -88,7 +89,7 @@ def test_export_writes_reproducible_pairs(workdir):
   # Every row is reproduced from its key index alone.
   sample = latents.make_sampler(config.synth, Z_DIM)
   spec = batch_lib.SynthSpec.from_config(config.synth)
-  key = export.stage_key(config.seed)
+  key = keys.stage_key(config.seed, export.STAGE)
   direction = np.load(os.path.join(workdir, "bg_direction.npy"))
   z = np.concatenate([
       sample(jax.random.fold_in(key, int(r["key_index"])), 1) for r in rows])

@@ -29,7 +29,6 @@ score(config, workdir) — docs/method.md section 3 (paper appendix B).
            (synth.affine layout; A_1 = index 0 brightens more).
 """
 import os
-import zlib
 
 from absl import logging
 import jax
@@ -46,6 +45,7 @@ from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import sefa
 from gansseg_jax.directions import strips
+from gansseg_jax.infra import keys
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as synth_batch
@@ -64,12 +64,6 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str):
   """
   from gansseg_jax.convert import load  # pylint: disable=g-import-not-at-top
   return load.load_generator(config, workdir)
-
-
-def _stage_key(seed: int, name: str) -> jax.Array:
-  """key(seed) with the stage's name folded in (CRC-32 of the name)."""
-  return jax.random.fold_in(jax.random.key(seed),
-                            zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
 
 def discover(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -95,7 +89,7 @@ def discover(config: ml_collections.ConfigDict, workdir: str) -> None:
                    np.array2string(eigenvalues, precision=4))
     else:
       directions = discover_lib.train(config, workdir, generate, gen_params,
-                                      z_dim, _stage_key(config.seed,
+                                      z_dim, keys.stage_key(config.seed,
                                                         "discover"))
   if sharding.is_primary():
     fileio.write_npy(os.path.join(workdir, "directions.npy"), directions)
@@ -164,7 +158,7 @@ def _placement(config: ml_collections.ConfigDict, generate, gen_params,
                "candidates (%d pairs each).", len(shortlist),
                cfg.objectness_samples)
   return objectness.measure(
-      _stage_key(config.seed, "score_objectness"), generate, gen_params,
+      keys.stage_key(config.seed, "score_objectness"), generate, gen_params,
       units, scores.maps, shortlist, sampler,
       synth_batch.SynthSpec.from_config(synth), cfg.objectness_samples,
       synth.mask_rule == "affine")
@@ -216,7 +210,7 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
   directions = _load_candidates(workdir, config.generator.z_dim)
   _check_index(config, len(directions))
   generate, gen_params = load_generator(config, workdir)
-  score_key, strip_key = jax.random.split(_stage_key(config.seed, "score"))
+  score_key, strip_key = jax.random.split(keys.stage_key(config.seed, "score"))
 
   logging.info("score: fitting affine maps for %d candidates (%d steps).",
                len(directions), spec.steps)
@@ -286,7 +280,7 @@ def _pass_rates_note(config: ml_collections.ConfigDict, generate, gen_params,
   synth, sampler = _synth_sampler(config)
   affine_maps = maps if synth.mask_rule == "affine" else None
   rates = pass_rates.measure(
-      _stage_key(config.seed, "score_pass_rates"), generate, gen_params, unit,
+      keys.stage_key(config.seed, "score_pass_rates"), generate, gen_params, unit,
       sampler, synth_batch.SynthSpec.from_config(synth),
       synth.pass_rate_samples, affine_maps)
   line = pass_rates.describe(rates)

@@ -40,7 +40,6 @@ import io
 import json
 import math
 import os
-import zlib
 
 from absl import logging
 import jax
@@ -50,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 from gansseg_jax.infra import fileio
+from gansseg_jax.infra import keys
 from gansseg_jax.infra import monitoring
 from gansseg_jax.infra.errors import UserError
 from gansseg_jax.models import generator_api
@@ -59,12 +59,6 @@ from gansseg_jax.synth import inputs as inputs_lib
 STAGE = "synth"
 INDEX_COLUMNS = ("file", "key_index", "kept", "size_filter",
                  "histogram_filter", "pruned_pixels", "foreground_fraction")
-
-
-def stage_key(seed: int) -> jax.Array:
-  """key(seed) with the stage name folded in (CRC-32 of 'synth')."""
-  return jax.random.fold_in(jax.random.key(seed),
-                            zlib.crc32(STAGE.encode()) & 0x7FFFFFFF)
 
 
 def _check_export_config(export: ml_collections.ConfigDict) -> None:
@@ -193,7 +187,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   from gansseg_jax.convert import load  # pylint: disable=g-import-not-at-top
   generate, gen_params = load.load_generator(config, workdir)
 
-  key = stage_key(config.seed)
+  key = keys.stage_key(config.seed, STAGE)
   chunk = export.batch_size
   max_candidates = int(math.ceil(export.num_pairs
                                  * export.max_candidates_factor))

@@ -38,6 +38,7 @@ from gansseg_jax.data import folder
 from gansseg_jax.data import images as images_lib
 from gansseg_jax.data import preprocess
 from gansseg_jax.data import sources
+from gansseg_jax.infra import keys
 from gansseg_jax.infra import sharding
 from gansseg_jax.synth import filters
 from gansseg_jax.train import augment
@@ -174,7 +175,7 @@ def train_unet(config: ml_collections.ConfigDict, tree, photos: np.ndarray,
   """The U-Net {'params', 'batch_stats'} after config.eval.real.steps Adam
   steps on (photos, masks) from `tree` (None: a fresh U-Net)."""
   r = config.eval.real
-  key = segmentation.stage_key(config.seed, f"eval/{name}")
+  key = keys.stage_key(config.seed, f"eval/{name}")
   abstract = nnx.eval_shape(
       lambda: segmentation.new_unet(config.unet, nnx.Rngs(0)))
   graphdef, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)

@@ -58,6 +58,7 @@ import numpy as np
 import optax
 
 from gansseg_jax.infra import errors
+from gansseg_jax.infra import keys
 from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import finite as finite_lib
@@ -110,12 +111,6 @@ def learning_rate_schedule(config_train: ml_collections.ConfigDict):
   return optax.piecewise_constant_schedule(
       config_train.learning_rate,
       {int(s): config_train.decay_factor for s in config_train.decay_steps})
-
-
-def stage_key(seed: int, name: str, impl: str = "threefry2x32") -> jax.Array:
-  """PRNG key of one stage: the root seed with the stage's name folded in."""
-  return jax.random.fold_in(jax.random.key(seed, impl=impl),
-                            zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
 
 def weighted_pixel_cross_entropy(logits: jax.Array, masks: jax.Array,
@@ -250,12 +245,12 @@ def build(config: ml_collections.ConfigDict, mesh,
   rep, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
 
   stream_keys = {
-      "train": lambda: stage_key(config.seed, STAGE),
-      "holdout": lambda: stage_key(config.train.holdout_seed, HOLDOUT),
+      "train": lambda: keys.stage_key(config.seed, STAGE),
+      "holdout": lambda: keys.stage_key(config.train.holdout_seed, HOLDOUT),
   }
 
   def init_state() -> TrainState:
-    init_key = stage_key(config.seed, INIT, impl="rbg")
+    init_key = keys.stage_key(config.seed, INIT, impl="rbg")
     model = new_unet(config.unet, nnx.Rngs(init_key))
     _, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
     params = nnx.to_pure_dict(params)

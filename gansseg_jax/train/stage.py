@@ -23,7 +23,6 @@ run(config, workdir):
            holdout/{loss,iou,accuracy,samples}).
 """
 import os
-import zlib
 
 from absl import logging
 import jax
@@ -32,6 +31,7 @@ import numpy as np
 
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
+from gansseg_jax.infra import keys
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
@@ -96,8 +96,7 @@ def _check_filters(config: ml_collections.ConfigDict, workdir: str, generate,
   num_samples = config.synth.pass_rate_samples
   if not num_samples:
     return
-  key = jax.random.fold_in(jax.random.key(config.seed),
-                           zlib.crc32(b"filter_rates") & 0x7FFFFFFF)
+  key = keys.stage_key(config.seed, "filter_rates")
   sampler = synth_latents.make_sampler(config.synth, config.generator.z_dim,
                                        embeddings)
   spec = synth_batch.SynthSpec.from_config(config.synth)
