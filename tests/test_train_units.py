@@ -127,7 +127,7 @@ def test_stage_names_a_missing_or_wrong_direction_file(tmp_path):
   with pytest.raises(errors.UserError, match=rf"^{path}: no such file"):
     stage.run(c, str(tmp_path))
   np.save(path, np.ones(f.Z_DIM + 1, np.float32))
-  with pytest.raises(errors.UserError, match=r"shape \[9\], expected \[8\]"):
+  with pytest.raises(errors.UserError, match=r"expected shape \[8\], got \[9\]"):
     stage.run(c, str(tmp_path))
   np.save(path, np.zeros(f.Z_DIM, np.float32))
   with pytest.raises(errors.UserError, match="all zeros"):

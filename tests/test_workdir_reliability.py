@@ -116,7 +116,7 @@ def probe_lock(config, workdir):
   del config
   PROBES.append(subprocess.run(
       [sys.executable, "-c",
-       "import sys; from gansseg_jax import lock; lock.check_free(sys.argv[1])",
+       "import sys; from gansseg_jax.run import lock; lock.check_free(sys.argv[1])",
        workdir], capture_output=True, text=True, cwd=ROOT))
   open(os.path.join(workdir, "out.txt"), "w").close()
 

@@ -30,6 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.infra import monitoring
@@ -41,8 +42,8 @@ from gansseg_jax.data import folder as folder_lib
 from gansseg_jax.data import images as images_lib
 from gansseg_jax.data import preprocess as preprocess_lib
 
-OUTPUT_FILE = "embeddings.npy"
-PARTIAL_DIR = "embeddings.partial"
+OUTPUT_FILE = artifacts.EMBEDDINGS
+PARTIAL_DIR = artifacts.EMBEDDINGS_PARTIAL
 SOURCES = ("auto", "flax", "tfhub", "file")
 OUTPUTS = ("z_sample", "z_mean")
 

@@ -24,13 +24,14 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.models import encoder
 from gansseg_jax.models import generator_api
 
-GENERATOR_DIR = "generator"
-ENCODER_DIR = "encoder"
+GENERATOR_DIR = artifacts.GENERATOR
+ENCODER_DIR = artifacts.ENCODER
 SPEC_FILE = "spec.json"
 PARAMS_DIR = "params"
 MODULE_ROOT = "module_root"

@@ -188,7 +188,7 @@ def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
       "shares of their masks (shortlist only).",
       "",
       (f"Chosen: {chosen_description(scores, ranks, chosen, how)}; "
-       "written to bg_direction.npy." if chosen >= 0
+       "written to the workdir (the background direction)." if chosen >= 0
        else "Chosen: none — every candidate was dropped; set "
        "config.score.index."),
       "",

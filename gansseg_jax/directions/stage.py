@@ -23,9 +23,9 @@ score(config, workdir) — docs/method.md section 3 (paper appendix B).
            t = -strip_steps..strip_steps, then the lighting mask and the
            affine mask of (G(z), G(z + h)); tiles enlarged to at least
            strips.READABLE_TILE px),
-           W/bg_direction.npy, float32 [z_dim]: the chosen candidate, unit
+           W/<artifacts.BG_DIRECTION>, float32 [z_dim]: the chosen candidate, unit
            norm, oriented so that the foreground brightens,
-           W/bg_affine.npy, float32 [2, 3, 4]: its two fitted affine maps
+           W/<artifacts.BG_AFFINE>, float32 [2, 3, 4]: its two fitted affine maps
            (synth.affine layout; A_1 = index 0 brightens more).
 """
 import os
@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.directions import direction_file
@@ -92,11 +93,11 @@ def discover(config: ml_collections.ConfigDict, workdir: str) -> None:
                                       z_dim, keys.stage_key(config.seed,
                                                         "discover"))
   if sharding.is_primary():
-    fileio.write_npy(os.path.join(workdir, "directions.npy"), directions)
+    fileio.write_npy(os.path.join(workdir, artifacts.DIRECTIONS), directions)
 
 
 def _load_candidates(workdir: str, z_dim: int) -> np.ndarray:
-  path = os.path.join(workdir, "directions.npy")
+  path = os.path.join(workdir, artifacts.DIRECTIONS)
   try:
     directions = np.load(path, allow_pickle=False)
   except (ValueError, OSError) as e:
@@ -237,9 +238,9 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
       logging.warning("score: %s.", warning)
     notes = (_pass_rates_note(config, generate, gen_params, units[chosen],
                               scores.maps[chosen]),)
-  fileio.write_text(os.path.join(workdir, "ranking.csv"), ranking.ranking_csv(
+  fileio.write_text(os.path.join(workdir, artifacts.RANKING_CSV), ranking.ranking_csv(
       scores, ranks, cfg.max_one_class, cfg.top_fraction, placement, likes))
-  fileio.write_text(os.path.join(workdir, "ranking.md"),
+  fileio.write_text(os.path.join(workdir, artifacts.RANKING_MD),
                     ranking.ranking_markdown(scores, ranks, cfg, chosen, how,
                                              placement, likes, warning or "",
                                              notes))
@@ -257,9 +258,9 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
     _write_strips(folder, config, generate, gen_params, units, scores, ranks,
                   shortlist, strip_key)
 
-  fileio.write_npy(os.path.join(workdir, "bg_affine.npy"),
+  fileio.write_npy(os.path.join(workdir, artifacts.BG_AFFINE),
                    scores.maps[chosen].astype(np.float32))
-  fileio.write_npy(os.path.join(workdir, "bg_direction.npy"),
+  fileio.write_npy(os.path.join(workdir, artifacts.BG_DIRECTION),
                    units[chosen].astype(np.float32))
 
 

@@ -15,6 +15,9 @@ Modules:
   machine        the one-line machine description of logs and benchmarks.
   config_files   config files from any cwd (the CLI, benchmarks, tests).
   fingerprints   sizes and SHA-256 of a stage's files.
+  artifacts      every file and folder a stage writes in the workdir, named
+                 once.
+  keys           a stage's PRNG key: the seed with its name folded in.
   sharding       the 'data' device mesh, global-batch checks, multi-host help.
   checkpointing  orbax CheckpointManager wrapper: async, keep N, SIGTERM;
                  single-tree save / restore (final params).

@@ -37,6 +37,7 @@ from absl import logging
 import jax
 import ml_collections
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.run import lock
@@ -48,7 +49,6 @@ from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints
 from gansseg_jax.infra import sharding
 from gansseg_jax.synth import inputs as synth_inputs
-from gansseg_jax.synth import pass_rates
 
 Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
 REPLACED = ".replaced"  # Suffix of a forced stage's old state until it finishes.
@@ -60,20 +60,21 @@ def _fixed(*paths: str) -> Paths:
 
 def _synth_inputs(config):
   """The generator and what mask synthesis reads (direction, embeddings, maps)."""
-  return ("generator",) + synth_inputs.input_paths(config)
+  return (artifacts.GENERATOR,) + synth_inputs.input_paths(config)
 
 
 def _unet_inputs(config):
   """W/unet when eval/segment run the U-Net (or self-train from it);
   nothing for a baseline."""
-  return ("unet",) if config.eval.predictor in ("unet", "selftrain") else ()
+  return ((artifacts.UNET,) if config.eval.predictor in ("unet", "selftrain")
+          else ())
 
 
 def _segment_inputs(config):
   """The U-Net segment runs: W/unet, or W/export for the 'onnx' backend."""
   if config.eval.predictor != "unet":
     return ()
-  return ("export",) if config.segment.backend == "onnx" else ("unet",)
+  return ("export",) if config.segment.backend == "onnx" else (artifacts.UNET,)
 
 
 # Fields that choose what eval evaluates (each dataset and predictor has its
@@ -107,13 +108,13 @@ _ADDED_WITH_DEFAULTS = {
 
 def _train_outputs(config):
   """W/unet, and the filters' pass rates when they are measured."""
-  return ("unet",) + ((pass_rates.RATES_FILE,)
+  return (artifacts.UNET,) + ((artifacts.FILTER_RATES,)
                       if config.synth.pass_rate_samples else ())
 
 
 def _discover_inputs(config):
   """The generator, unless the candidates come from a file."""
-  return () if config.directions.source == "file" else ("generator",)
+  return () if config.directions.source == "file" else (artifacts.GENERATOR,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,17 +142,18 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("convert", "gansseg_jax.convert.stage:run", 4, ("generator", "convert"), (),
-          _fixed(), _fixed("generator")),
+          _fixed(), _fixed(artifacts.GENERATOR)),
     Stage("embed", "gansseg_jax.convert.embed:run", 4, ("embed",), ("convert",),
-          _fixed(), _fixed("embeddings.npy"),
-          scratch=_fixed("embeddings.partial")),
+          _fixed(), _fixed(artifacts.EMBEDDINGS),
+          scratch=_fixed(artifacts.EMBEDDINGS_PARTIAL)),
     Stage("discover", "gansseg_jax.directions.stage:discover", 5,
           ("directions",), ("convert",), _discover_inputs,
-          _fixed("directions.npy"), scratch=_fixed("checkpoints/discover")),
+          _fixed(artifacts.DIRECTIONS),
+          scratch=_fixed(artifacts.DISCOVER_CHECKPOINTS)),
     Stage("score", "gansseg_jax.directions.stage:score", 5, ("score",),
-          ("discover",), _fixed("generator", "directions.npy"),
-          _fixed("ranking.csv", "ranking.md", "strips", "bg_direction.npy",
-                 "bg_affine.npy")),
+          ("discover",), _fixed(artifacts.GENERATOR, artifacts.DIRECTIONS),
+          _fixed(artifacts.RANKING_CSV, artifacts.RANKING_MD, artifacts.STRIPS,
+                 artifacts.BG_DIRECTION, artifacts.BG_AFFINE)),
     Stage("synth", "gansseg_jax.synth.export:run", 3, ("synth", "export"), ("score", "embed"),
           _synth_inputs, lambda config: (config.export.output_dir,),
           ("synth.pass_rate_samples",)),
@@ -159,11 +161,11 @@ STAGES: tuple[Stage, ...] = (
           _synth_inputs, _train_outputs,
           ("train.steps_per_call", "synth.pass_rate_samples",
            "train.min_kept_fraction", "train.max_border"),
-          scratch=_fixed("checkpoints/train")),
+          scratch=_fixed(artifacts.TRAIN_CHECKPOINTS)),
     Stage("export", "gansseg_jax.export.stage:run", 39,
           ("model_export", "eval.image_size", "eval.max_long_side",
            "eval.pad_multiple", "segment.threshold"), ("train",),
-          _fixed("unet"), _fixed("export")),
+          _fixed(artifacts.UNET), _fixed("export")),
     Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
           _unet_inputs, lambda config: eval_layout.output_paths(config.eval),
           _EVAL_SELECTIONS,
@@ -172,7 +174,7 @@ STAGES: tuple[Stage, ...] = (
           _segment_inputs, lambda config: (config.segment.output_dir,),
           tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
     Stage("report", "gansseg_jax.report.stage:run", 8, ("report",), ("score", "train", "eval"),
-          _fixed(), _fixed("report.html", "report.md"),
+          _fixed(), _fixed(artifacts.REPORT_HTML, artifacts.REPORT_MD),
           verifies=("score", "synth", "train", "eval")),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}

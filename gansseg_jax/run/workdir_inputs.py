@@ -23,6 +23,7 @@ from typing import Sequence
 
 import ml_collections
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import workdir as wd
 from gansseg_jax.convert import load as convert_load
@@ -50,9 +51,9 @@ def _embeddings(config, path: str) -> None:
 
 CHECKS = {
     convert_load.GENERATOR_DIR: _generator,
-    synth_inputs.DIRECTION_FILE: _direction,
-    synth_inputs.AFFINE_FILE: _affine,
-    synth_inputs.EMBEDDINGS_FILE: _embeddings,
+    artifacts.BG_DIRECTION: _direction,
+    artifacts.BG_AFFINE: _affine,
+    artifacts.EMBEDDINGS: _embeddings,
 }
 
 

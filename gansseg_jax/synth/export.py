@@ -8,10 +8,9 @@ components, size and histogram filters); the filter-passing ones are written
 
 INPUTS (W = workdir):
   W/generator/          via gansseg_jax.convert.load.load_generator.
-  W/bg_direction.npy    float32 [z_dim], the background direction.
-  W/embeddings.npy      [N, z_dim], only when config.synth.latents='embeddings'.
-  W/bg_affine.npy       [2, 3, 4], only when config.synth.mask_rule='affine'.
-  (read and checked by synth.inputs.load)
+  the background direction, the embeddings (config.synth.latents=
+  'embeddings') and the affine maps (config.synth.mask_rule='affine'), read
+  and checked by synth.inputs.load.
 OUTPUTS:
   W/<config.export.output_dir>/, written atomically (temp folder, rename):
     images/<row>.png    G(z), RGB, (x + 1) * 127.5 rounded.

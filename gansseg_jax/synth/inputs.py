@@ -3,11 +3,11 @@
 Used by the `synth` stage (export.py) and by training, so both build their
 batches from the same direction, latents and affine maps:
 
-  W/bg_direction.npy   float32 [z_dim], finite, non-zero (stage `score`).
-  W/embeddings.npy     [N, z_dim] when config.synth.latents='embeddings'
-                       (stage `embed`).
-  W/bg_affine.npy      float32 [2, 3, 4] when config.synth.mask_rule='affine'
-                       (stage `score`; layout of synth.affine).
+  artifacts.BG_DIRECTION  float32 [z_dim], finite, non-zero (stage `score`).
+  artifacts.EMBEDDINGS    [N, z_dim] when config.synth.latents='embeddings'
+                          (stage `embed`).
+  artifacts.BG_AFFINE     float32 [2, 3, 4] when config.synth.mask_rule='affine'
+                          (stage `score`; layout of synth.affine).
 """
 import os
 from typing import NamedTuple, Optional
@@ -17,13 +17,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra.errors import UserError
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import latents as latents_lib
 
-DIRECTION_FILE = "bg_direction.npy"
-EMBEDDINGS_FILE = "embeddings.npy"
-AFFINE_FILE = "bg_affine.npy"
 
 
 class SynthInputs(NamedTuple):
@@ -35,11 +33,11 @@ class SynthInputs(NamedTuple):
 
 def input_paths(config: ml_collections.ConfigDict) -> tuple:
   """Workdir-relative files that `load` reads under this config."""
-  paths = (DIRECTION_FILE,)
+  paths = (artifacts.BG_DIRECTION,)
   if config.synth.latents == "embeddings":
-    paths += (EMBEDDINGS_FILE,)
+    paths += (artifacts.EMBEDDINGS,)
   if config.synth.mask_rule == "affine":
-    paths += (AFFINE_FILE,)
+    paths += (artifacts.BG_AFFINE,)
   return paths
 
 
@@ -63,8 +61,8 @@ def _load_array(path: str, shape: tuple, hint: str) -> np.ndarray:
 
 
 def load_direction(workdir: str, z_dim: int) -> np.ndarray:
-  """W/bg_direction.npy as float32 [z_dim], finite and non-zero."""
-  path = os.path.join(workdir, DIRECTION_FILE)
+  """The background direction as float32 [z_dim], finite and non-zero."""
+  path = os.path.join(workdir, artifacts.BG_DIRECTION)
   direction = _load_array(path, (z_dim,), "run the 'score' stage first")
   if not np.linalg.norm(direction) > 0:
     raise UserError(f"{path}: the direction is all zeros")
@@ -72,8 +70,8 @@ def load_direction(workdir: str, z_dim: int) -> np.ndarray:
 
 
 def load_affine_maps(workdir: str) -> np.ndarray:
-  """W/bg_affine.npy as float32 [2, 3, 4]."""
-  return _load_array(os.path.join(workdir, AFFINE_FILE), (2, 3, 4),
+  """The direction's two fitted affine maps as float32 [2, 3, 4]."""
+  return _load_array(os.path.join(workdir, artifacts.BG_AFFINE), (2, 3, 4),
                      "config.synth.mask_rule='affine' needs the 'score' "
                      "stage's fitted maps")
 
@@ -82,13 +80,26 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> SynthInputs:
   """Checks config.synth and reads every file it needs (module docstring)."""
   spec = batch_lib.SynthSpec.from_config(config.synth)
   z_dim = config.generator.z_dim
-  direction = jnp.asarray(load_direction(workdir, z_dim))
+  direction, embeddings, affine_maps = load_arrays(config, workdir)
+  sample_latents = latents_lib.make_sampler(config.synth, z_dim, embeddings)
+  if affine_maps is not None:
+    affine_maps = jnp.asarray(affine_maps)
+  return SynthInputs(spec, jnp.asarray(direction), sample_latents,
+                     affine_maps)
+
+
+def load_arrays(config: ml_collections.ConfigDict, workdir: str
+                ) -> tuple[np.ndarray, Optional[np.ndarray],
+                           Optional[np.ndarray]]:
+  """(direction, embeddings or None, affine maps or None): the arrays of
+  `input_paths`, each checked (module docstring)."""
+  z_dim = config.generator.z_dim
+  direction = load_direction(workdir, z_dim)
   embeddings = None
   if config.synth.latents == "embeddings":
     embeddings = latents_lib.load_embeddings(
-        os.path.join(workdir, EMBEDDINGS_FILE), z_dim)
-  sample_latents = latents_lib.make_sampler(config.synth, z_dim, embeddings)
+        os.path.join(workdir, artifacts.EMBEDDINGS), z_dim)
   affine_maps = None
-  if spec.mask_rule == "affine":
-    affine_maps = jnp.asarray(load_affine_maps(workdir))
-  return SynthInputs(spec, direction, sample_latents, affine_maps)
+  if config.synth.mask_rule == "affine":
+    affine_maps = load_affine_maps(workdir)
+  return direction, embeddings, affine_maps

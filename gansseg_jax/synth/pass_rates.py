@@ -23,12 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.models import generator_api
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import latents as latents_lib
 
-RATES_FILE = "filter_rates.json"  # W/<this>: the train stage's measurement.
+RATES_FILE = artifacts.FILTER_RATES  # The train stage's measurement.
 
 # Settings that change what each rejecting filter keeps, named in errors.
 RELIEF = {

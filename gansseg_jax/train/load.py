@@ -16,13 +16,14 @@ import jax
 import ml_collections
 import numpy as np
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import unet as unet_lib
 from gansseg_jax.train import segmentation
 
-UNET_DIR = "unet"
+UNET_DIR = artifacts.UNET
 
 
 def unet_dir(workdir: str) -> str:

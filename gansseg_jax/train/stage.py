@@ -1,12 +1,11 @@
 """The `train` stage: the U-Net on endless synthetic pairs (docs/method.md §7).
 
 run(config, workdir):
-  Inputs:  W/generator/ (through gansseg_jax.convert.load.load_generator),
-           W/bg_direction.npy [z_dim] (stage `score`),
-           W/embeddings.npy [N, z_dim] when config.synth.latents='embeddings'
-           (stage `embed`),
-           W/bg_affine.npy [2, 3, 4] when config.synth.mask_rule='affine'
-           (stage `score`).
+  Inputs:  W/generator/ (through gansseg_jax.convert.load.load_generator)
+           and what gansseg_jax.synth.inputs.load_arrays reads: the
+           background direction (stage `score`), the embeddings when
+           config.synth.latents='embeddings' (stage `embed`), the affine
+           maps when config.synth.mask_rule='affine' (stage `score`).
   Before training, the filters' pass rates for the direction are measured
   on config.synth.pass_rate_samples pairs (gansseg_jax.synth.pass_rates);
   below config.train.min_kept_fraction kept by every filter, the stage
@@ -29,58 +28,20 @@ import jax
 import ml_collections
 import numpy as np
 
-from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.infra import keys
 from gansseg_jax.convert import load as convert_load
 from gansseg_jax.synth import batch as synth_batch
+from gansseg_jax.synth import inputs as synth_inputs
 from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.synth import pass_rates
 from gansseg_jax.train import load
 from gansseg_jax.train import segmentation
 
-DIRECTION_FILE = "bg_direction.npy"
-EMBEDDINGS_FILE = "embeddings.npy"
-AFFINE_FILE = "bg_affine.npy"
-
-
-def _load_array(path: str, shape: tuple[int, ...], hint: str) -> np.ndarray:
-  """A finite float32 array of `shape` from a .npy file of stage `score`.
-
-  A missing file, another shape (`hint` says what sets it) or NaN/inf is a
-  UserError naming the file.
-  """
-  if not os.path.isfile(path):
-    raise errors.UserError(f"{path}: no such file; run the 'score' stage")
-  try:
-    array = np.load(path, allow_pickle=False)
-  except (ValueError, OSError) as e:
-    raise errors.UserError(f"{path}: not a readable .npy array ({e})") from e
-  if array.shape != shape:
-    raise errors.UserError(f"{path}: shape {list(array.shape)}, expected "
-                           f"{list(shape)} ({hint})")
-  array = array.astype(np.float32)
-  if not np.all(np.isfinite(array)):
-    raise errors.UserError(f"{path}: holds NaN or inf")
-  return array
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Trains the U-Net and writes W/unet/ (module docstring)."""
-  z_dim = config.generator.z_dim
-  direction = _load_array(os.path.join(workdir, DIRECTION_FILE), (z_dim,),
-                          "config.generator.z_dim")
-  if not np.any(direction):
-    raise errors.UserError(
-        f"{os.path.join(workdir, DIRECTION_FILE)}: the direction is all zeros")
-  embeddings = None
-  if config.synth.latents == "embeddings":
-    embeddings = synth_latents.load_embeddings(
-        os.path.join(workdir, EMBEDDINGS_FILE), z_dim)
-  affine_maps = None
-  if config.synth.mask_rule == "affine":
-    affine_maps = _load_array(os.path.join(workdir, AFFINE_FILE), (2, 3, 4),
-                              "two 3x4 affine maps")
+  direction, embeddings, affine_maps = synth_inputs.load_arrays(config,
+                                                                workdir)
   generate, gen_params = convert_load.load_generator(config, workdir)
   _check_filters(config, workdir, generate, gen_params, direction, embeddings,
                  affine_maps)
