@@ -39,10 +39,17 @@ def fixed(*paths):
 
 
 FAKE = (
-    stages.Stage("a", f"{__name__}:write_parts", 0, ("a",), (), fixed(),
-                 fixed("parts", "one.txt")),
-    stages.Stage("b", f"{__name__}:read_parts", 0, ("b",), ("a",),
-                 fixed("parts", "one.txt"), fixed("sum.txt")),
+    stages.Stage(name="a",
+                 run=f"{__name__}:write_parts",
+                 reads=("a",),
+                 inputs=fixed(),
+                 outputs=fixed("parts", "one.txt")),
+    stages.Stage(name="b",
+                 run=f"{__name__}:read_parts",
+                 reads=("b",),
+                 after=("a",),
+                 inputs=fixed("parts", "one.txt"),
+                 outputs=fixed("sum.txt")),
 )
 
 

@@ -57,10 +57,17 @@ def count_steps(config, workdir):
 
 
 FAKE = test_integrity_units.FAKE + (  # 'a' writes parts/, 'b' reads them.
-    stages.Stage("c", f"{__name__}:count_steps", 0, ("c",), (), fixed(),
-                 fixed("c.txt"), scratch=fixed("checkpoints/c")),
-    stages.Stage("x", f"{__name__}:refuse", 0, ("x",), (), fixed(),
-                 fixed("x.txt")),
+    stages.Stage(name="c",
+                 run=f"{__name__}:count_steps",
+                 reads=("c",),
+                 inputs=fixed(),
+                 outputs=fixed("c.txt"),
+                 scratch=fixed("checkpoints/c")),
+    stages.Stage(name="x",
+                 run=f"{__name__}:refuse",
+                 reads=("x",),
+                 inputs=fixed(),
+                 outputs=fixed("x.txt")),
 )
 
 

@@ -125,8 +125,11 @@ def test_a_running_stage_holds_the_lock_until_it_ends(tmp_path, monkeypatch):
   import ml_collections
   from gansseg_jax.run import lock
   from gansseg_jax.run import stages
-  fake = stages.Stage("probe", f"{__name__}:probe_lock", 0, (), (),
-                      lambda c: (), lambda c: ("out.txt",))
+  fake = stages.Stage(name="probe",
+                      run=f"{__name__}:probe_lock",
+                      reads=(),
+                      inputs=lambda c: (),
+                      outputs=lambda c: ("out.txt",))
   monkeypatch.setattr(stages, "STAGES", (fake,))
   monkeypatch.setattr(stages, "BY_NAME", {"probe": fake})
   PROBES.clear()
@@ -263,11 +266,18 @@ def downstream(config, workdir):
 def fake_stages(monkeypatch):
   from gansseg_jax.run import stages
   fake = (
-      stages.Stage("r", f"{__name__}:resumable", 0, ("r",), (), lambda c: (),
-                   lambda c: ("r.json",),
+      stages.Stage(name="r",
+                   run=f"{__name__}:resumable",
+                   reads=("r",),
+                   inputs=lambda c: (),
+                   outputs=lambda c: ("r.json",),
                    scratch=lambda c: ("checkpoints/r",)),
-      stages.Stage("d", f"{__name__}:downstream", 0, ("d",), ("r",),
-                   lambda c: ("r.json",), lambda c: ("d.json",)),
+      stages.Stage(name="d",
+                   run=f"{__name__}:downstream",
+                   reads=("d",),
+                   after=("r",),
+                   inputs=lambda c: ("r.json",),
+                   outputs=lambda c: ("d.json",)),
   )
   monkeypatch.setattr(stages, "STAGES", fake)
   monkeypatch.setattr(stages, "BY_NAME", {s.name: s for s in fake})

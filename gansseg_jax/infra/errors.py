@@ -15,10 +15,6 @@ class UserError(Exception):
   """
 
 
-class NotImplementedStageError(UserError):
-  """A stage that is registered but not built yet."""
-
-
 def exit_with_error(message: str) -> None:
   """Prints `error: <message>` on stderr and exits with USAGE_ERROR."""
   print(f"error: {message}", file=sys.stderr)

@@ -117,15 +117,15 @@ def _discover_inputs(config):
   return () if config.directions.source == "file" else (artifacts.GENERATOR,)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Stage:
+  """One stage of the pipeline, declared once: what it runs, reads, writes."""
   name: str
-  target: Optional[str]  # "module:function"; None while not built yet.
-  issue: int  # The issue that builds it (named in "not implemented" errors).
+  run: str  # "module:function", imported when the stage runs.
   reads: tuple[str, ...]  # Config sections (dotted) that shape its outputs.
-  after: tuple[str, ...]  # Stages whose outputs it reads.
-  inputs: Paths  # Workdir-relative paths it reads.
-  outputs: Paths  # Workdir-relative paths it writes.
+  after: tuple[str, ...] = ()  # Stages whose outputs it reads.
+  inputs: Paths = lambda config: ()  # Workdir-relative paths it reads.
+  outputs: Paths = lambda config: ()  # Workdir-relative paths it writes.
   ignores: tuple[str, ...] = ()  # Dotted fields inside `reads` left unhashed.
   scratch: Paths = lambda config: ()  # Resumable state (checkpoints) it keeps.
   # Finished stages whose recorded outputs it reads besides `inputs`
@@ -136,45 +136,79 @@ class Stage:
   watches: Callable[[ml_collections.ConfigDict], dict] = lambda config: {}
 
   def function(self) -> Callable[[ml_collections.ConfigDict, str], None]:
-    module, name = self.target.split(":")
+    module, name = self.run.split(":")
     return getattr(importlib.import_module(module), name)
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("convert", "gansseg_jax.convert.stage:run", 4, ("generator", "convert"), (),
-          _fixed(), _fixed(artifacts.GENERATOR)),
-    Stage("embed", "gansseg_jax.convert.embed:run", 4, ("embed",), ("convert",),
-          _fixed(), _fixed(artifacts.EMBEDDINGS),
+    Stage(name="convert",
+          run="gansseg_jax.convert.stage:run",
+          reads=("generator", "convert"),
+          outputs=_fixed(artifacts.GENERATOR)),
+    Stage(name="embed",
+          run="gansseg_jax.convert.embed:run",
+          reads=("embed",),
+          after=("convert",),
+          outputs=_fixed(artifacts.EMBEDDINGS),
           scratch=_fixed(artifacts.EMBEDDINGS_PARTIAL)),
-    Stage("discover", "gansseg_jax.directions.stage:discover", 5,
-          ("directions",), ("convert",), _discover_inputs,
-          _fixed(artifacts.DIRECTIONS),
+    Stage(name="discover",
+          run="gansseg_jax.directions.stage:discover",
+          reads=("directions",),
+          after=("convert",),
+          inputs=_discover_inputs,
+          outputs=_fixed(artifacts.DIRECTIONS),
           scratch=_fixed(artifacts.DISCOVER_CHECKPOINTS)),
-    Stage("score", "gansseg_jax.directions.stage:score", 5, ("score",),
-          ("discover",), _fixed(artifacts.GENERATOR, artifacts.DIRECTIONS),
-          _fixed(artifacts.RANKING_CSV, artifacts.RANKING_MD, artifacts.STRIPS,
-                 artifacts.BG_DIRECTION, artifacts.BG_AFFINE)),
-    Stage("synth", "gansseg_jax.synth.export:run", 3, ("synth", "export"), ("score", "embed"),
-          _synth_inputs, lambda config: (config.export.output_dir,),
-          ("synth.pass_rate_samples",)),
-    Stage("train", "gansseg_jax.train.stage:run", 6, ("synth", "unet", "train"), ("score", "embed"),
-          _synth_inputs, _train_outputs,
-          ("train.steps_per_call", "synth.pass_rate_samples",
-           "train.min_kept_fraction", "train.max_border"),
+    Stage(name="score",
+          run="gansseg_jax.directions.stage:score",
+          reads=("score",),
+          after=("discover",),
+          inputs=_fixed(artifacts.GENERATOR, artifacts.DIRECTIONS),
+          outputs=_fixed(artifacts.RANKING_CSV, artifacts.RANKING_MD,
+                         artifacts.STRIPS, artifacts.BG_DIRECTION,
+                         artifacts.BG_AFFINE)),
+    Stage(name="synth",
+          run="gansseg_jax.synth.export:run",
+          reads=("synth", "export"),
+          after=("score", "embed"),
+          inputs=_synth_inputs,
+          outputs=lambda config: (config.export.output_dir,),
+          ignores=("synth.pass_rate_samples",)),
+    Stage(name="train",
+          run="gansseg_jax.train.stage:run",
+          reads=("synth", "unet", "train"),
+          after=("score", "embed"),
+          inputs=_synth_inputs,
+          outputs=_train_outputs,
+          ignores=("train.steps_per_call", "synth.pass_rate_samples",
+                   "train.min_kept_fraction", "train.max_border"),
           scratch=_fixed(artifacts.TRAIN_CHECKPOINTS)),
-    Stage("export", "gansseg_jax.export.stage:run", 39,
-          ("model_export", "eval.image_size", "eval.max_long_side",
-           "eval.pad_multiple", "segment.threshold"), ("train",),
-          _fixed(artifacts.UNET), _fixed("export")),
-    Stage("eval", "gansseg_jax.eval.stage:evaluate", 7, ("eval", "synth.latents"), ("train",),
-          _unet_inputs, lambda config: eval_layout.output_paths(config.eval),
-          _EVAL_SELECTIONS,
+    Stage(name="export",
+          run="gansseg_jax.export.stage:run",
+          reads=("model_export", "eval.image_size", "eval.max_long_side",
+                 "eval.pad_multiple", "segment.threshold"),
+          after=("train",),
+          inputs=_fixed(artifacts.UNET),
+          outputs=_fixed("export")),
+    Stage(name="eval",
+          run="gansseg_jax.eval.stage:evaluate",
+          reads=("eval", "synth.latents"),
+          after=("train",),
+          inputs=_unet_inputs,
+          outputs=lambda config: eval_layout.output_paths(config.eval),
+          ignores=_EVAL_SELECTIONS,
           watches=lambda config: eval_layout.datasets_files(config.eval)),
-    Stage("segment", "gansseg_jax.eval.stage:segment", 7, ("segment", "eval"), ("train",),
-          _segment_inputs, lambda config: (config.segment.output_dir,),
-          tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
-    Stage("report", "gansseg_jax.report.stage:run", 8, ("report",), ("score", "train", "eval"),
-          _fixed(), _fixed(artifacts.REPORT_HTML, artifacts.REPORT_MD),
+    Stage(name="segment",
+          run="gansseg_jax.eval.stage:segment",
+          reads=("segment", "eval"),
+          after=("train",),
+          inputs=_segment_inputs,
+          outputs=lambda config: (config.segment.output_dir,),
+          ignores=tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
+    Stage(name="report",
+          run="gansseg_jax.report.stage:run",
+          reads=("report",),
+          after=("score", "train", "eval"),
+          outputs=_fixed(artifacts.REPORT_HTML, artifacts.REPORT_MD),
           verifies=("score", "synth", "train", "eval")),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
@@ -380,10 +414,6 @@ def _plan_steps(stages: Sequence[Stage], config, workdir: str,
             and _outputs_exist(stage, config, workdir))
     # As `_run_steps` does: a stage whose upstream runs re-runs.
     if not done or any(name in running for name in stage.after):
-      if stage.target is None:
-        raise errors.NotImplementedStageError(
-            f"config.stages: stage '{stage.name}' is not implemented yet "
-            f"(issue #{stage.issue}); remove it from config.stages")
       _check_resumable(stage, config, workdir, config_dict)
       for path in stage.inputs(config):
         if path in remade:
