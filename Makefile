@@ -2,6 +2,12 @@
 #   make demo   - built-in end-to-end run on CPU, prints where the report is
 #   make test   - the whole test suite (make test-fast: without the slow ones);
 #                 fetches the pinned gan-face-generate wheel into weights/ first
+#   make browser-check - the demo's report.html opened in headless Chromium
+#                 (tools/browser_check.py: every image decodes, no console
+#                 error, direction and metrics sections; page size; screenshot
+#                 to docs/images/report_screenshot.png). Installs Debian's
+#                 chromium (apt-get, as root) and the `browser` extra; runs
+#                 the demo first (its stages are skipped when WORKDIR has them)
 #   make install-check - every extras combination in throwaway venvs (slow;
 #                 before a release or a pin change, see docs/install.md)
 #   make tpu-check - every jitted program compiled for Cloud TPU slices on
@@ -41,7 +47,7 @@ FACES_WHEEL := weights/gan_face_generate-1.1.1-py3-none-any.whl
 FACES_SHA256 := 24102f4be41d164e44251168ede0458a45e498a888c81493e2aea48529640569
 
 .PHONY: demo test test-fast venv clean-venv install-check tpu-check \
-	gpu-check weights device-wheels device-check
+	gpu-check weights device-wheels device-check browser-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +73,20 @@ venv: $(VENV)/.installed-core
 demo: $(VENV)/.installed-export
 	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
 	@echo "Results: $(WORKDIR)/report.html (and report.md, eval.md, ranking.md) in $(WORKDIR)/"
+
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+$(VENV)/.installed-browser: $(PY) setup.py
+	$(PY) -m pip install --quiet -e ".[browser]"
+	touch $@
+
+browser-check: $(VENV)/.installed-export $(VENV)/.installed-browser $(CHROMIUM)
+	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
+	$(PY) tools/browser_check.py $(WORKDIR)/report.html \
+	  --chromium=$(CHROMIUM) --screenshot=docs/images/report_screenshot.png
 
 $(FACES_WHEEL): | $(PY)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \

@@ -66,6 +66,8 @@ EXTRAS = {
         "onnxruntime==1.31.1",
         "sympy==1.14.0",
     ],
+    # `make browser-check`: drives Debian's chromium (tools/browser_check.py).
+    "browser": ["playwright==1.65.2"],
     # The authors' PyTorch checkpoint (BigBiGAN_x1.pth, bg_direction.pth).
     "torch": ["torch==2.13.0"],
     "cuda": [f"jax[cuda12]=={JAX_VERSION}"],
