@@ -2,6 +2,12 @@
 #   make demo   - built-in end-to-end run on CPU, prints where the report is
 #   make test   - the whole test suite (make test-fast: without the slow ones);
 #                 fetches the pinned gan-face-generate wheel into weights/ first
+#   make browser-check - the demo's report.html opened in headless Chromium
+#                 (tools/browser_check.py: every image decodes, no console
+#                 error, direction and metrics sections; page size; screenshot
+#                 to docs/images/report_screenshot.png). Installs Debian's
+#                 chromium (apt-get, as root) and the `browser` extra; runs
+#                 the demo first (its stages are skipped when WORKDIR has them)
 #   make install-check - every extras combination in throwaway venvs (slow;
 #                 before a release or a pin change, see docs/install.md)
 #   make tpu-check - every jitted program compiled for Cloud TPU slices on
@@ -47,7 +53,7 @@ CELEBA_SHA256 := 3b8cdc677ebfd903905f2d806984b657fba368b429d3302fbb7810c8dfe4475
 CHECK_SHA256 = $(PY) -c "import hashlib, sys; digest = hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest(); sys.exit(0 if digest == sys.argv[2] else sys.argv[1] + ': sha256 ' + digest + ', expected ' + sys.argv[2])"
 
 .PHONY: demo test test-fast venv clean-venv install-check tpu-check \
-	gpu-check weights device-wheels device-check
+	gpu-check weights device-wheels device-check browser-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +79,20 @@ venv: $(VENV)/.installed-core
 demo: $(VENV)/.installed-export
 	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
 	@echo "Results: $(WORKDIR)/report.html (and report.md, eval.md, ranking.md) in $(WORKDIR)/"
+
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+$(VENV)/.installed-browser: $(PY) setup.py
+	$(PY) -m pip install --quiet -e ".[browser]"
+	touch $@
+
+browser-check: $(VENV)/.installed-export $(VENV)/.installed-browser $(CHROMIUM)
+	$(PY) -m gansseg_jax.main --config=configs/demo.py --workdir=$(WORKDIR) $(DEMO_ARGS)
+	$(PY) tools/browser_check.py $(WORKDIR)/report.html \
+	  --chromium=$(CHROMIUM) --screenshot=docs/images/report_screenshot.png
 
 $(FACES_WHEEL): | $(PY)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: \

@@ -66,6 +66,8 @@ EXTRAS = {
         "onnxruntime==1.31.1",
         "sympy==1.14.0",
     ],
+    # `make browser-check`: drives Debian's chromium (tools/browser_check.py).
+    "browser": ["playwright==1.65.2"],
     # The golden-output tools (tools/make_*_golden.py) and the tests that
     # write .pth files with torch; .pth files are read without it.
     "torch": ["torch==2.13.0"],

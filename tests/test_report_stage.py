@@ -23,9 +23,8 @@ def save_png(path, array):
   Image.fromarray(array).save(path)
 
 
-@pytest.fixture
-def workdir(tmp_path):
-  w = str(tmp_path)
+def make_workdir(w: str) -> str:
+  """A hand-made workdir with every file the report reads."""
   rng = np.random.default_rng(0)
   wd.write_marker(w, "score", "h", {}, 12.0)
   wd.write_marker(w, "train", "h", {}, 3600.0)
@@ -64,6 +63,11 @@ def workdir(tmp_path):
       unet, paper=None, predictor="unet", samples=samples,
       rows={"unet": unet, "centre_prior": prior})}})
   return w
+
+
+@pytest.fixture
+def workdir(tmp_path):
+  return make_workdir(str(tmp_path))
 
 
 def test_report_has_every_section(workdir):

@@ -6,12 +6,10 @@ XlaCallModule op of a tf.function. The SavedModel's signature
 `serving_default` takes `images` and returns {'probabilities': ...}; the
 description (function.description) is in assets.extra/metadata.json.
 """
-import json
 import os
 import types
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from jax.experimental import jax2tf
 import numpy as np
 
 from gansseg_jax.infra import fileio
@@ -19,14 +17,33 @@ from gansseg_jax.export import function
 
 SIGNATURE = "serving_default"
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # What jax2tf can compile for.
 
 
-def write(probabilities: Callable, path: str, platforms: Sequence[str],
-          metadata: dict[str, Any], tf: types.ModuleType) -> None:
-  """Converts `probabilities` and saves it as the folder `path` (atomic)."""
+def platforms(text: str) -> list[str]:
+  """config.model_export.tf_platforms as a list ('cpu,cuda' -> both)."""
+  return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def platforms_problem(text: str) -> Optional[str]:
+  """Why `text` is not a list of PLATFORMS, or None."""
+  names = platforms(text)
+  if not names or any(p not in PLATFORMS for p in names):
+    return ("must list platforms among " + ", ".join(PLATFORMS)
+            + ", comma-separated")
+  return None
+
+
+def write(probabilities: Callable, path: str, compile_for: Sequence[str],
+          metadata: dict[str, Any], tf: types.ModuleType,
+          jax2tf: types.ModuleType) -> None:
+  """Converts `probabilities` and saves it as the folder `path` (atomic).
+
+  `jax2tf` is jax.experimental.jax2tf, passed in: importing it imports
+  TensorFlow (the stage checks TensorFlow is there first)."""
   converted = jax2tf.convert(
       probabilities, polymorphic_shapes=[function.POLYMORPHIC_SHAPE],
-      native_serialization_platforms=tuple(platforms), with_gradient=False)
+      native_serialization_platforms=tuple(compile_for), with_gradient=False)
 
   @tf.function(autograph=False, input_signature=[tf.TensorSpec(
       [None, None, None, 3], tf.float32, name=function.INPUT_NAME)])

@@ -60,18 +60,20 @@ def _modules() -> types.SimpleNamespace:
                                 optional.EXPORT_EXTRA))
   with runtime.native_stderr_quiet():  # TensorFlow's start-up notes.
     modules.tf = optional.load("tensorflow", needed_by, optional.TF_EXTRA)
+    modules.jax2tf = optional.load("jax.experimental.jax2tf", needed_by,
+                                   optional.TF_EXTRA)
   return modules
 
 
-def _platforms(config: ml_collections.ConfigDict) -> list[str]:
-  names = [p.strip() for p in str(config.model_export.tf_platforms).split(",")
-           if p.strip()]
-  unknown = [p for p in names if p not in ("cpu", "cuda", "rocm", "tpu")]
-  if not names or unknown:
-    raise errors.UserError(
-        f"config.model_export.tf_platforms: {config.model_export.tf_platforms!r}"
-        " must list platforms among cpu, cuda, rocm, tpu")
-  return names
+def _check_config(settings: ml_collections.ConfigDict) -> None:
+  """The fields config_checks also checks (a stage may be called alone)."""
+  problem = saved_model.platforms_problem(settings.tf_platforms)
+  if problem:
+    raise errors.UserError(f"config.model_export.tf_platforms: {problem}, "
+                           f"got {settings.tf_platforms!r}")
+  if int(settings.check_images) < 1:
+    raise errors.UserError("config.model_export.check_images: must be an "
+                           f"integer >= 1, got {settings.check_images!r}")
 
 
 def check_images(config: ml_collections.ConfigDict) -> np.ndarray:
@@ -100,10 +102,8 @@ def _largest_differences(folder: str, images: np.ndarray, expected: np.ndarray,
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes W/export/ (see the module docstring)."""
   settings = config.model_export
-  platforms = _platforms(config)
-  if int(settings.check_images) < 1:
-    raise errors.UserError("config.model_export.check_images: must be >= 1, "
-                           f"not {settings.check_images}")
+  _check_config(settings)
+  platforms = saved_model.platforms(settings.tf_platforms)
   modules = _modules()
   probabilities = function.probability_function(config, workdir)
   if jax.process_index() != 0:
@@ -119,7 +119,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
                     modules.onnx)
     with runtime.native_stderr_quiet():  # XLA's notes as jax2tf lowers.
       saved_model.write(probabilities, os.path.join(tmp, SAVED_MODEL_DIR),
-                        platforms, description, modules.tf)
+                        platforms, description, modules.tf, modules.jax2tf)
     differences = _largest_differences(tmp, images, expected, modules)
     for name, difference in differences.items():
       if not difference <= float(settings.tolerance):

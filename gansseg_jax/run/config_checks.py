@@ -30,7 +30,9 @@ from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage as directions_lib
 from gansseg_jax.eval import baselines
 from gansseg_jax.eval import evaluate
+from gansseg_jax.eval import stage as eval_stage
 from gansseg_jax.eval import wsol
+from gansseg_jax.export import saved_model
 from gansseg_jax.infra import sharding
 from gansseg_jax.models import dcgan
 from gansseg_jax.models import generator_api
@@ -338,8 +340,18 @@ def _check_segment(s) -> None:
       "threshold": within(0, 1, open_high=True),
       "connectivity": one_of(4, 8),
       "min_side": integer_at_least(1),
+      "backend": one_of(*eval_stage.SEGMENT_BACKENDS),
   })
   _inside_workdir("segment.output_dir", s.output_dir)
+
+
+def _check_model_export(m) -> None:
+  _apply("model_export", m, {
+      "onnx_opset": integer_at_least(1),
+      "tf_platforms": saved_model.platforms_problem,
+      "check_images": integer_at_least(1),
+      "tolerance": positive,
+  })
 
 
 def _check_report(r) -> None:
@@ -360,7 +372,8 @@ SECTIONS = (
     ("embed", _check_embed), ("directions", _check_directions),
     ("score", _check_score), ("synth", _check_synth),
     ("export", _check_export), ("unet", _check_unet), ("train", _check_train),
-    ("eval", _check_eval), ("segment", _check_segment),
+    ("model_export", _check_model_export), ("eval", _check_eval),
+    ("segment", _check_segment),
     ("report", _check_report),
 )
 
