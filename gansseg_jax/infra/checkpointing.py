@@ -98,9 +98,9 @@ def record_fingerprints(directory: str, step: int) -> None:
   """Writes `<step>.files.json`: the fingerprints of checkpoint `step` and
   the run that saved it (`_run_of`)."""
   wd.write_sealed(fingerprints_path(directory, step),
-                 {"algorithm": fingerprints.ALGORITHM,
-                  "files": fingerprints.record(directory, [str(step)]),
-                  "run": _run_of(directory)})
+                  {"algorithm": fingerprints.ALGORITHM,
+                   "files": fingerprints.record(directory, [str(step)]),
+                   "run": _run_of(directory)})
 
 
 def _manifest(directory: str, step: int) -> Optional[dict]:

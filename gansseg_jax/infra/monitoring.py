@@ -1,11 +1,14 @@
 """Metrics and progress: `metrics.jsonl` + TensorBoard events, and ETA lines.
 
 `MetricsWriter` appends one JSON object per call to `workdir/metrics.jsonl`
-(always; each row sealed with the SHA-256 of its content and stamped with
-its stage's config hash; a resumed stage's first row replaces that stage's
-rows from there on, written before it was stopped) and writes TensorBoard events through clu's metric writers when the
+(always) and writes TensorBoard events through clu's metric writers when the
 `tf` extra is installed (clu's summary writer imports tensorflow and
-tensorboard). Only process 0 writes; other processes only log.
+tensorboard). Only process 0 writes; other processes only log. Each row is
+sealed (the SHA-256 of its content) and stamped with its stage's config
+hash (`run`); a stage's first row replaces that stage's rows of its step and
+later (a resumed run's, written before it was stopped, or a forced run's
+older ones). `read_metrics` skips a torn last line and refuses an edited
+row.
 
 `Progress` logs `desc: done/total (pct) rate/s, ETA h:mm:ss` at most every
 `every_s` seconds, for every loop that runs longer than a few seconds; the

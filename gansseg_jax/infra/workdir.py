@@ -14,6 +14,10 @@ Layout (W = --workdir):
                           finishes: the hash its resumable state (checkpoints)
                           was made with, so only the same config resumes it.
   W/.lock                 the run's lock (gansseg_jax/run/lock.py).
+Each record is sealed: its field `sha256` is the SHA-256 of the rest of its
+JSON (`seal_of`), so an edited record is found, not trusted; a record of
+another shape is one error line. Nothing in W may be a symbolic link
+(`check_no_symlinks`).
 """
 import hashlib
 import json
@@ -234,7 +238,7 @@ def write_marker(workdir: str, stage: str, config_hash: str,
 def write_started(workdir: str, stage: str, config_hash: str,
                   config_values: dict[str, Any]) -> None:
   write_sealed(started_path(workdir, stage),
-                {"config_hash": config_hash, "config": config_values})
+               {"config_hash": config_hash, "config": config_values})
 
 
 def remove_file(path: str) -> None:

@@ -31,6 +31,7 @@ from gansseg_jax.infra import fingerprints
 from gansseg_jax.synth import inputs as synth_inputs
 from gansseg_jax.synth import latents
 
+
 def _generator(config, path: str) -> None:
   convert_load.build_network(config, convert_load.read_description(path),
                              path)
