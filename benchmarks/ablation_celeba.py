@@ -15,9 +15,19 @@ datasets/celebamask-hq-mini (the photos no variant trains on):
               fill's workdir
 Every row holds each seed's maxF / IoU / acc and their mean and spread
 (population std); the centre prior, wCtr* and the supervised ceiling are
-scored on the same photos once (seed 0). Writes
-benchmarks/results/celeba_ablation.json with the machine and the load
-average before and after, and prints the markdown rows.
+scored on the same photos once (seed 0). `targets` then holds every
+predictor's face / head / person numbers of the full configs/celeba.py run
+in fill_s0 (the README's table), and, with --faces_workdir, those of a
+configs/faces.py run (the DigiFace DCGAN) scored on the same photos:
+
+  python -m gansseg_jax.main --config=configs/faces.py \
+    --workdir=runs/faces_portraits \
+    --config.generator.checkpoint=weights/gan_face_generate-1.1.1-py3-none-any.whl \
+    --config.eval.datasets=<the three entries of configs/celeba.py> \
+    --config.eval.optional_datasets= --config.eval.baselines=
+
+Writes benchmarks/results/celeba_ablation.json with the machine and the
+load average before and after, and prints the markdown rows.
 """
 import argparse
 import json
@@ -46,11 +56,12 @@ REFERENCES = ["centre_prior", "wctr", "supervised"]
 METRICS = ("maxF", "IoU", "acc")
 
 
-def _run(workdir: str, overrides: list[str]) -> float:
+def _run(workdir: str, overrides: list[str], common=tuple(COMMON)) -> float:
+  """Seconds of one configs/celeba.py run (`common`: the face target only)."""
   start = time.time()
   subprocess.run([sys.executable, "-m", "gansseg_jax.main",
                   f"--config={REPO}/configs/celeba.py",
-                  f"--workdir={workdir}", *COMMON, *overrides],
+                  f"--workdir={workdir}", *common, *overrides],
                  check=True, cwd=REPO)
   return time.time() - start
 
@@ -59,6 +70,17 @@ def _face_rows(workdir: str) -> dict:
   with open(os.path.join(workdir, "eval.json")) as f:
     document = json.load(f)
   return document["datasets"][FACE]["rows"]
+
+
+def _target_rows(workdir: str, prefix: str) -> dict:
+  """{prefix + predictor: {target: {maxF, IoU, acc}}} of a workdir's eval."""
+  with open(os.path.join(workdir, "eval.json")) as f:
+    datasets = json.load(f)["datasets"]
+  rows = {}
+  for target in celeba.TARGETS:
+    for name, row in datasets[celeba.portraits(target, "2/2")]["rows"].items():
+      rows.setdefault(prefix + name, {})[target] = {m: row[m] for m in METRICS}
+  return rows
 
 
 def _summary(values: list[float]) -> dict:
@@ -73,6 +95,7 @@ def main() -> None:
   parser.add_argument("--workroot", default=os.path.join(REPO, "runs",
                                                          "ablation"))
   parser.add_argument("--variants", default=",".join(VARIANTS))
+  parser.add_argument("--faces_workdir", default="")
   parser.add_argument("--output", default=os.path.join(
       REPO, "benchmarks", "results", "celeba_ablation.json"))
   args = parser.parse_args()
@@ -100,6 +123,11 @@ def main() -> None:
   found = _face_rows(reference_dir)
   references = {name: {m: found[name][m] for m in METRICS}
                 for name in REFERENCES}
+  seconds["celeba"] = _run(reference_dir, [f"--config.seed={seeds[0]}"],
+                           common=())  # The config as shipped.
+  targets = _target_rows(reference_dir, "")
+  if args.faces_workdir:
+    targets.update(_target_rows(args.faces_workdir, "digiface_"))
   document = {
       "what": "configs/celeba.py ablation, face target of the second half "
               "of the CelebAMask-HQ mini set (253 photos), eval.image_size "
@@ -109,6 +137,7 @@ def main() -> None:
       "load_average_before": load_before,
       "load_average_after": os.getloadavg(),
       "seeds": seeds, "rows": rows, "references": references,
+      "targets": targets,
       "seconds": seconds, "date": time.strftime("%Y-%m-%d")}
   os.makedirs(os.path.dirname(args.output), exist_ok=True)
   with open(args.output, "w") as f:
@@ -120,6 +149,10 @@ def main() -> None:
   for name, row in references.items():
     print(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS)
           + " |")
+  for name, by_target in targets.items():
+    print(f"| {name} | " + " | ".join(
+        " / ".join(f"{by_target[t][m]:.3f}" for m in METRICS)
+        for t in celeba.TARGETS if t in by_target) + " |")
 
 
 if __name__ == "__main__":
