@@ -1,6 +1,5 @@
 """Batch assembly: masks, filters and compaction vs numpy/scipy references."""
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
