@@ -13,12 +13,12 @@ real run builds (a 1-D 'data' mesh over the slice's chips):
   train_step     segmentation.build(...).step: synthesis + U-Net + Adam
                  (global batch --batch, default 96)
   holdout_eval   segmentation.build(...).eval_sums on one hold-out batch
-  synth_export   synth.export._candidates: one call of config.export.batch_size
+  synth_export   synth.export.candidates_for_keys: one call of config.export.batch_size
                  candidates (the stage runs on one chip of process 0)
   encoder        convert.embed.jitted_latents of the BigBiGAN ResNet-50
                  encoder (ENCODER_SPECS) on config.embed.batch_size images
   discover_step  directions.discover.make_train_step (ResNet-18, 128 px)
-  score          directions.score._scorer on one call's candidates (120
+  score          directions.score.scorer on one call's candidates (120
                  candidates in config.log.score_chunks calls)
   predict_HxW    train.load.jitted_forward at a padded eval shape
   train_loop     segmentation.steps_program: the steps of one call
@@ -198,8 +198,7 @@ def synth_export(config, tpu):
                                one_chip),
           synth_latents.make_sampler(config.synth, config.generator.z_dim),
           synth_batch.SynthSpec.from_config(config.synth), None)
-  candidates = export._candidates  # pylint: disable=protected-access
-  return lambda: candidates.lower(*args)
+  return lambda: export.candidates_for_keys.lower(*args)
 
 
 def encoder_forward(config, tpu):
@@ -243,7 +242,7 @@ def candidates_per_call(config, num_devices: int) -> int:
 def score_call(config, tpu):
   mesh = tpu.mesh
   generate, gen_params = aot_compile.generator_parts(config, mesh)
-  scorer = score._scorer(  # pylint: disable=protected-access
+  scorer = score.scorer(
       generate, score.ScoreSpec.from_config(config.score), mesh)
   rows = candidates_per_call(config, mesh.size)
   directions = aot_compile.abstract((rows, config.generator.z_dim), np.float32,

@@ -128,7 +128,7 @@ def test_score_in_chunks_logs_progress_and_keeps_row_order(monkeypatch):
           len(score_lib.CandidateScores._fields))))
     return score
 
-  monkeypatch.setattr(score_lib, "_scorer", fake_scorer)
+  monkeypatch.setattr(score_lib, "scorer", fake_scorer)
   rows = np.arange(7, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)
   scores = score_lib.score_candidates(None, {}, rows, jax.random.key(0),
                                       spec=None, chunks=3, progress_every_s=0)

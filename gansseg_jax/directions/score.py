@@ -259,7 +259,7 @@ def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
 
 
 @functools.lru_cache(maxsize=4)
-def _scorer(generate: Generate, spec: ScoreSpec, mesh: jax.sharding.Mesh):
+def scorer(generate: Generate, spec: ScoreSpec, mesh: jax.sharding.Mesh):
   """The jitted scoring of all candidates (cached: compiled once per shape).
 
   (gen_params, directions [N, d], key_data) -> CandidateScores; the shared
@@ -313,7 +313,7 @@ def score_candidates(generate: Generate, gen_params: Any,
         [directions, np.repeat(directions[:1], padded, axis=0)])
   gen_params, key_data = sharding.replicate(
       (gen_params, jax.random.key_data(key)), mesh)
-  scorer = _scorer(generate, spec, mesh)
+  score_call = scorer(generate, spec, mesh)
   progress = monitoring.Progress(num_candidates, "score: candidates",
                                  every_s=progress_every_s)
   parts = []
@@ -321,7 +321,7 @@ def score_candidates(generate: Generate, gen_params: Any,
     rows = directions[i * per_chunk:(i + 1) * per_chunk]
     chunk = jax.make_array_from_callback(
         rows.shape, sharding.batch_sharded(mesh), lambda index: rows[index])
-    parts.append(sharding.fetch(tuple(scorer(gen_params, chunk, key_data))))
+    parts.append(sharding.fetch(tuple(score_call(gen_params, chunk, key_data))))
     progress.update(min((i + 1) * per_chunk, num_candidates))
   progress.close()
   return CandidateScores(*(np.concatenate(x)[:num_candidates]

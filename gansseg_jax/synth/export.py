@@ -77,7 +77,7 @@ def _check_export_config(export: ml_collections.ConfigDict) -> None:
 
 @functools.partial(jax.jit,
                    static_argnames=("generate", "sample_latents", "spec"))
-def _candidates(key, key_indices, generate, gen_params, direction,
+def candidates_for_keys(key, key_indices, generate, gen_params, direction,
                 sample_latents, spec, affine_maps):
   """Candidates for latents z_i = sample(fold_in(key, i), 1)[0]."""
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(key_indices)
@@ -198,7 +198,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
     while not pairs.done and pairs.generated < max_candidates:
       start = pairs.generated
       indices = jnp.arange(start, start + chunk, dtype=jnp.uint32)
-      cand = jax.device_get(_candidates(
+      cand = jax.device_get(candidates_for_keys(
           key, indices, generate, gen_params, direction, sample_latents, spec,
           affine_maps))
       pairs.add(cand, min(chunk, max_candidates - start))
