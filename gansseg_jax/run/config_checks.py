@@ -1,15 +1,15 @@
 """Every config field checked up front, before anything is written.
 
-Each stage package checks its own config sections (`<package>/config_checks.py`,
+Each stage package checks its own config sections (its config_checks.py,
 with the rules of infra/config_rules.py); here they run together with the
-top-level fields. The locked config already checks types; here are ranges, finiteness (a NaN
-passes every `<` test, so each rule says "finite"), enum values, the files
-the config names, and the batch sizes that must split over the devices.
-`check_values` runs before the workdir is read, `check_files` while planning
-(only for the stages that will run), `check_devices` once JAX knows the
-devices, and all of them before anything is written. Each failure is one
-line naming the field: `config.train.learning_rate: must be finite and > 0,
-got nan`. The stages keep their own checks (they are also called alone).
+top-level fields. The locked config already checks types; these are ranges,
+finiteness (a NaN passes every `<` test, so each rule says "finite"), enum
+values, the files the config names, and the batch sizes that must split
+over the devices. `check_values` runs before the workdir is read,
+`check_files` while planning (only for the stages that will run),
+`check_devices` once JAX knows the devices. Each failure is one line naming
+the field: `config.train.learning_rate: must be finite and > 0, got nan`.
+The stages keep their own checks (they are also called alone).
 """
 import os
 from typing import Iterable
