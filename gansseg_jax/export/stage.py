@@ -31,6 +31,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.infra import optional
@@ -39,7 +40,7 @@ from gansseg_jax.export import function
 from gansseg_jax.export import onnx_file
 from gansseg_jax.export import saved_model
 
-EXPORT_DIR = "export"
+EXPORT_DIR = artifacts.EXPORT
 ONNX_FILE = "unet.onnx"
 SAVED_MODEL_DIR = "saved_model"
 METADATA_FILE = "metadata.json"

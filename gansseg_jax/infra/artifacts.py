@@ -18,5 +18,6 @@ BG_AFFINE = "bg_affine.npy"  # score: [2, 3, 4] its two fitted affine maps.
 UNET = "unet"  # train: the trained U-Net (orbax) + spec.json.
 TRAIN_CHECKPOINTS = "checkpoints/train"
 FILTER_RATES = "filter_rates.json"  # train: each filter's measured pass rate.
+EXPORT = "export"  # export: the U-Net as ONNX and a TF SavedModel.
 REPORT_HTML = "report.html"  # report
 REPORT_MD = "report.md"  # report

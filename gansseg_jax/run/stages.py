@@ -27,69 +27,35 @@ remakes is compared with them, as is the checkpoint a resumed stage will
 restore (docs/reliability.md, "Files are read only as they were written").
 """
 import dataclasses
-import importlib
 import os
 import shutil
 import time
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 from absl import logging
 import jax
 import ml_collections
 
-from gansseg_jax.infra import artifacts
+from gansseg_jax.convert import spec as convert_spec
+from gansseg_jax.directions import spec as directions_spec
+from gansseg_jax.eval import spec as eval_spec
+from gansseg_jax.export import spec as export_spec
+from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
-from gansseg_jax.run import lock
-from gansseg_jax.infra import monitoring
-from gansseg_jax.infra import workdir as wd
-from gansseg_jax.run import workdir_inputs
-from gansseg_jax.eval import layout as eval_layout
-from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import fingerprints
+from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import sharding
-from gansseg_jax.synth import inputs as synth_inputs
+from gansseg_jax.infra import stage_spec
+from gansseg_jax.infra import workdir as wd
+from gansseg_jax.report import spec as report_spec
+from gansseg_jax.run import lock
+from gansseg_jax.run import workdir_inputs
+from gansseg_jax.synth import spec as synth_spec
+from gansseg_jax.train import spec as train_spec
 
-Paths = Callable[[ml_collections.ConfigDict], Sequence[str]]
 REPLACED = ".replaced"  # Suffix of a forced stage's old state until it finishes.
-
-
-def _fixed(*paths: str) -> Paths:
-  return lambda config: paths
-
-
-def _synth_inputs(config):
-  """The generator and what mask synthesis reads (direction, embeddings, maps)."""
-  return (artifacts.GENERATOR,) + synth_inputs.input_paths(config)
-
-
-def _unet_inputs(config):
-  """W/unet when eval/segment run the U-Net (or self-train from it);
-  nothing for a baseline."""
-  return ((artifacts.UNET,) if config.eval.predictor in ("unet", "selftrain")
-          else ())
-
-
-def _segment_inputs(config):
-  """The U-Net segment runs: W/unet, or W/export for the 'onnx' backend."""
-  if config.eval.predictor != "unet":
-    return ()
-  return ("export",) if config.segment.backend == "onnx" else (artifacts.UNET,)
-
-
-# Fields that choose what eval evaluates (each dataset and predictor has its
-# own output file, gansseg_jax.eval.layout) or where data lives: changing
-# them adds results instead of invalidating the stage.
-_EVAL_SELECTIONS = ("eval.datasets", "eval.predictor", "eval.baselines",
-                    "eval.data_dir", "eval.manual_dir", "eval.allow_download",
-                    "eval.baseline_workers", "eval.real")
-
-
-# Fields that choose what `segment` reads and where it writes: changing them
-# re-runs it on the new inputs instead of being refused.
-_SEGMENT_SELECTIONS = ("segment.input_dir", "segment.recursive",
-                       "segment.output_dir")
-
+Stage = stage_spec.Stage
 
 # Fields added after workdirs existed, with the value that behaves as before:
 # left out of the hashes while they keep it, so older workdirs stay valid.
@@ -106,111 +72,11 @@ _ADDED_WITH_DEFAULTS = {
 }
 
 
-def _train_outputs(config):
-  """W/unet, and the filters' pass rates when they are measured."""
-  return (artifacts.UNET,) + ((artifacts.FILTER_RATES,)
-                      if config.synth.pass_rate_samples else ())
-
-
-def _discover_inputs(config):
-  """The generator, unless the candidates come from a file."""
-  return () if config.directions.source == "file" else (artifacts.GENERATOR,)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Stage:
-  """One stage of the pipeline, declared once: what it runs, reads, writes."""
-  name: str
-  run: str  # "module:function", imported when the stage runs.
-  reads: tuple[str, ...]  # Config sections (dotted) that shape its outputs.
-  after: tuple[str, ...] = ()  # Stages whose outputs it reads.
-  inputs: Paths = lambda config: ()  # Workdir-relative paths it reads.
-  outputs: Paths = lambda config: ()  # Workdir-relative paths it writes.
-  ignores: tuple[str, ...] = ()  # Dotted fields inside `reads` left unhashed.
-  scratch: Paths = lambda config: ()  # Resumable state (checkpoints) it keeps.
-  # Finished stages whose recorded outputs it reads besides `inputs`
-  # (verified when present, not required).
-  verifies: tuple[str, ...] = ()
-  # Fingerprints of files outside the workdir it reads (a dataset folder),
-  # recorded in its marker: when they change, the stage runs again.
-  watches: Callable[[ml_collections.ConfigDict], dict] = lambda config: {}
-
-  def function(self) -> Callable[[ml_collections.ConfigDict, str], None]:
-    module, name = self.run.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
+# Every stage, declared by its own package, in canonical order.
 STAGES: tuple[Stage, ...] = (
-    Stage(name="convert",
-          run="gansseg_jax.convert.stage:run",
-          reads=("generator", "convert"),
-          outputs=_fixed(artifacts.GENERATOR)),
-    Stage(name="embed",
-          run="gansseg_jax.convert.embed:run",
-          reads=("embed",),
-          after=("convert",),
-          outputs=_fixed(artifacts.EMBEDDINGS),
-          scratch=_fixed(artifacts.EMBEDDINGS_PARTIAL)),
-    Stage(name="discover",
-          run="gansseg_jax.directions.stage:discover",
-          reads=("directions",),
-          after=("convert",),
-          inputs=_discover_inputs,
-          outputs=_fixed(artifacts.DIRECTIONS),
-          scratch=_fixed(artifacts.DISCOVER_CHECKPOINTS)),
-    Stage(name="score",
-          run="gansseg_jax.directions.stage:score",
-          reads=("score",),
-          after=("discover",),
-          inputs=_fixed(artifacts.GENERATOR, artifacts.DIRECTIONS),
-          outputs=_fixed(artifacts.RANKING_CSV, artifacts.RANKING_MD,
-                         artifacts.STRIPS, artifacts.BG_DIRECTION,
-                         artifacts.BG_AFFINE)),
-    Stage(name="synth",
-          run="gansseg_jax.synth.export:run",
-          reads=("synth", "export"),
-          after=("score", "embed"),
-          inputs=_synth_inputs,
-          outputs=lambda config: (config.export.output_dir,),
-          ignores=("synth.pass_rate_samples",)),
-    Stage(name="train",
-          run="gansseg_jax.train.stage:run",
-          reads=("synth", "unet", "train"),
-          after=("score", "embed"),
-          inputs=_synth_inputs,
-          outputs=_train_outputs,
-          ignores=("train.steps_per_call", "synth.pass_rate_samples",
-                   "train.min_kept_fraction", "train.max_border"),
-          scratch=_fixed(artifacts.TRAIN_CHECKPOINTS)),
-    Stage(name="export",
-          run="gansseg_jax.export.stage:run",
-          reads=("model_export", "eval.image_size", "eval.max_long_side",
-                 "eval.pad_multiple", "segment.threshold"),
-          after=("train",),
-          inputs=_fixed(artifacts.UNET),
-          outputs=_fixed("export")),
-    Stage(name="eval",
-          run="gansseg_jax.eval.stage:evaluate",
-          reads=("eval", "synth.latents"),
-          after=("train",),
-          inputs=_unet_inputs,
-          outputs=lambda config: eval_layout.output_paths(config.eval),
-          ignores=_EVAL_SELECTIONS,
-          watches=lambda config: eval_layout.datasets_files(config.eval)),
-    Stage(name="segment",
-          run="gansseg_jax.eval.stage:segment",
-          reads=("segment", "eval"),
-          after=("train",),
-          inputs=_segment_inputs,
-          outputs=lambda config: (config.segment.output_dir,),
-          ignores=tuple(f for f in _EVAL_SELECTIONS if f != "eval.predictor")),
-    Stage(name="report",
-          run="gansseg_jax.report.stage:run",
-          reads=("report",),
-          after=("score", "train", "eval"),
-          outputs=_fixed(artifacts.REPORT_HTML, artifacts.REPORT_MD),
-          verifies=("score", "synth", "train", "eval")),
-)
+    convert_spec.STAGES + directions_spec.STAGES
+    + (synth_spec.STAGE, train_spec.STAGE, export_spec.STAGE)
+    + eval_spec.STAGES + (report_spec.STAGE,))
 BY_NAME = {stage.name: stage for stage in STAGES}
 
 
@@ -289,12 +155,12 @@ def _different_config_error(
 def _reselected(stage: Stage, record: dict, workdir: str,
                 config_dict: dict) -> bool:
   """True when a finished `segment` differs from this config only in the
-  files it segments (_SEGMENT_SELECTIONS): it runs again, not refused."""
+  files it segments (eval_spec.SEGMENT_SELECTIONS): it runs again, not refused."""
   if stage.name != "segment":
     return False
   old, new = _recorded_values(record, workdir, stage), _relevant(stage,
                                                                   config_dict)
-  for dotted in _SEGMENT_SELECTIONS:
+  for dotted in eval_spec.SEGMENT_SELECTIONS:
     old = _without_default(old, dotted.split("."), wd.lookup(old, dotted))
     new = _without_default(new, dotted.split("."), wd.lookup(new, dotted))
   return old == new
