@@ -1,5 +1,5 @@
 """The train stage's TensorBoard images, read back with TensorBoard's own
-event reader: kept synthetic pairs and predictions at each hold-out
+event reader: kept synthetic pairs and hold-out predictions at each hold-out
 evaluation, beside the scalars, grouped train/, holdout/, synth/."""
 import io
 import os
@@ -21,7 +21,7 @@ from gansseg_jax.models import unet as unet_lib  # pylint: disable=g-import-not-
 from gansseg_jax.train import segmentation  # pylint: disable=g-import-not-at-top
 from gansseg_jax.train import summaries  # pylint: disable=g-import-not-at-top
 
-PICTURES = ("synth/kept_pairs", "train/predictions", "holdout/predictions")
+PICTURES = ("synth/kept_pairs", "holdout/predictions")
 CELL = f.RESOLUTION + 2  # A cell and the gap after it.
 
 
@@ -67,11 +67,13 @@ def test_pictures_and_scalars_at_every_evaluation_grouped_by_stream(run):
   for tag in PICTURES:
     assert [e.step for e in events.Tensors(tag)] == [0, 3, 6]
   assert [e.step for e in events.Tensors("holdout/iou")] == [0, 3, 6]
+  kept, predicted = (picture(events, tag, 3) for tag in PICTURES)
+  assert np.array_equal(kept, predicted[:, :kept.shape[1]])  # The same pairs.
 
 
 def test_each_row_is_an_image_with_its_mask_and_prediction(run):
   events, _ = run
-  for tag, columns in zip(PICTURES, (2, 3, 3)):
+  for tag, columns in zip(PICTURES, (2, 3)):
     rows = cells(picture(events, tag, 6))
     assert 1 <= len(rows) <= summaries.PREVIEW_SAMPLES
     discs = 0

@@ -559,17 +559,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, generate: Callable,
     writer.close()
 
 
-def _pictures(fused: FusedTraining, state: TrainState, step: int,
-              frozen: Frozen, mesh, holdout_batch: holdout.HoldoutBatch
-              ) -> dict[str, np.ndarray]:
-  """The TensorBoard images of `step` (gansseg_jax/train/summaries.py)."""
-  images, masks, weights, _ = fused.synthesize(
-      "train", sharding.replicate(np.int32(step), mesh), frozen)
-  train = sharding.fetch(fused.preview(state, images, masks, weights))
-  held = sharding.fetch(fused.preview(state, *holdout_batch))
-  pictures = {"synth/kept_pairs": summaries.rows_picture(*train[:3]),
-              "train/predictions": summaries.rows_picture(*train),
-              "holdout/predictions": summaries.rows_picture(*held)}
+def _pictures(fused: FusedTraining, state: TrainState,
+              holdout_batch: holdout.HoldoutBatch) -> dict[str, np.ndarray]:
+  """The TensorBoard images of the current state (train/summaries.py)."""
+  images, masks, weights, probs = sharding.fetch(
+      fused.preview(state, *holdout_batch))
+  pictures = {
+      "synth/kept_pairs": summaries.rows_picture(images, masks, weights),
+      "holdout/predictions": summaries.rows_picture(images, masks, weights,
+                                                    probs)}
   return {name: p for name, p in pictures.items() if p is not None}
 
 
@@ -591,8 +589,7 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
     writer.write_scalars(step, {f"holdout/{k}": v
                                 for k, v in scalars.items()})
     if writer.writes_images:
-      writer.write_images(step, _pictures(fused, state, step, frozen, mesh,
-                                          holdout_batches[0]))
+      writer.write_images(step, _pictures(fused, state, holdout_batches[0]))
 
   if step == 0:
     evaluate()

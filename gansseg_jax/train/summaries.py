@@ -1,15 +1,17 @@
 """TensorBoard images of training: kept synthetic pairs and predictions.
 
 At step 0, each hold-out evaluation (config.train.eval_every) and the end,
-the train stage writes three images beside its scalars
-(W/tensorboard/train/, with the `tf` extra):
-  synth/kept_pairs     the first kept pairs of the training stream's batch
-                       at that step: image | mask
-  train/predictions    the U-Net (eval mode) on those pairs:
+the train stage writes two images beside its scalars (train/loss, ...,
+synth/..., holdout/...; W/tensorboard/train/, with the `tf` extra):
+  synth/kept_pairs     kept synthetic pairs (the first hold-out batch, made
+                       by the training synthesis on the hold-out seed):
+                       image | mask
+  holdout/predictions  the U-Net (eval mode) on them:
                        image | mask | P(foreground)
-  holdout/predictions  the same for the first kept hold-out samples
 Each is one uint8 RGB picture, a row per sample (at most PREVIEW_SAMPLES),
-columns separated by a gap; a batch with no kept sample writes nothing.
+columns separated by a gap; a batch with no kept sample writes nothing. The
+pairs are the hold-out set's, already on the devices: a batch of the
+training stream would cost one more synthesis program to compile per run.
 """
 from typing import Optional
 
