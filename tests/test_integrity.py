@@ -264,7 +264,7 @@ def warnings_seen():
 
 def test_marker_without_fingerprints_is_refused(copies):
   """Made before fingerprints (or edited): nothing to check the files
-  against, so they are not read (issue 38: a warning, then read)."""
+  against, so they are not read (they once were, after a warning)."""
   workdir, _ = copies
   path = workdir / "stages" / "train.json"
   marker = json.loads(path.read_text())
@@ -350,7 +350,7 @@ def test_command_line_flipped_checkpoint_exits_2(copies):
   assert listing(workdir) == before
 
 
-# --- The damage matrix (issue 38): every kind of damage to every kind of
+# --- The damage matrix: every kind of damage to every kind of
 # file a finished run leaves, read by the stage that reads it. The outcome is
 # exit 2 with one line and nothing changed, or the same numbers as the
 # undamaged run; never other numbers with exit 0. docs/reliability.md's table

@@ -2,7 +2,7 @@
 
 In seconds, on fake stages (the runner, markers, locks, checkpoints of a
 small tree) and the eval stage with a stand-in predictor: every case here is
-one the attack/unlucky-user probes of issue 38 broke (a symlinked lock, a
+one that attack and unlucky-user probes once broke (a symlinked lock, a
 deleted marker, a checkpoint of another run or config, an edited result, a
 changed dataset, a torn metrics line, a full disk, malformed records).
 """
