@@ -146,6 +146,7 @@ import jax
 convert_load.load_generator = lambda config, workdir: (slow_generate, params)
 from gansseg_jax.run import workdir_inputs
 workdir_inputs.CHECKS.pop("generator")  # W/generator/ is a stand-in.
+workdir_inputs.verify = lambda *args: None  # Stand-ins have no markers.
 from gansseg_jax import main as main_lib
 from absl import app
 original_update = monitoring.Progress.update
@@ -319,6 +320,7 @@ params = t.planted_params(np.eye(t.Z_DIM))
 stage.load_generator = lambda config, workdir: (t.generate, params)
 from gansseg_jax.run import workdir_inputs
 workdir_inputs.CHECKS.pop("generator")  # W/generator/ is a stand-in.
+workdir_inputs.verify = lambda *args: None  # Stand-ins have no markers.
 config = t.make_config(source="discover", steps=12, checkpoint_every=4,
                        log_every=4, strip_every=4)
 config.stages = "discover,score"
