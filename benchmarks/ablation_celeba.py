@@ -98,7 +98,17 @@ def main() -> None:
   parser.add_argument("--faces_workdir", default="")
   parser.add_argument("--output", default=os.path.join(
       REPO, "benchmarks", "results", "celeba_ablation.json"))
+  parser.add_argument("--faces_only", action="store_true",
+                      help="add --faces_workdir's rows to --output as it is")
   args = parser.parse_args()
+  if args.faces_only:
+    with open(args.output) as f:
+      document = json.load(f)
+    document["targets"].update(_target_rows(args.faces_workdir, "digiface_"))
+    document["load_average_faces"] = os.getloadavg()
+    with open(args.output, "w") as f:
+      json.dump(document, f, indent=1)
+    return
   seeds = [int(s) for s in args.seeds.split(",")]
   load_before = os.getloadavg()
   rows, seconds = {}, {}
