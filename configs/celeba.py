@@ -11,7 +11,7 @@ scoring picks one (no index or sign chosen by hand); the U-Net trains on the
 (G(z), G(z + h)) pairs, with the holes of each synthetic mask filled
 (config.synth.fill_holes, not in the paper), then self-trains on the
 unlabelled photos of the first half of the CelebAMask-HQ mini set
-(predictor 'selftrain'; benchmarks/ablation_celeba.py measured both). All
+(predictor 'selftrain'; experiments/ablation_celeba.py measured both). All
 of it is evaluated on the second half (sorted by name) of that set, in
 datasets/celebamask-hq-mini/ of the checkout (images/NAME.jpg, labels/NAME.png
 class-id maps), for three targets (face, head, person), beside the U-Net

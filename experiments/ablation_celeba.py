@@ -1,6 +1,6 @@
 r"""What closes the gap on real portraits: configs/celeba.py's ablation.
 
-  python benchmarks/ablation_celeba.py --seeds=0,1 --workroot=runs/ablation
+  python experiments/ablation_celeba.py --seeds=0,1 --workroot=runs/ablation
 
 Each variant runs the whole pipeline of configs/celeba.py (generateme CelebA
 DCGAN, SeFa + appendix-B scoring, U-Net) once per seed, in
@@ -26,7 +26,7 @@ configs/faces.py run (the DigiFace DCGAN) scored on the same photos:
     --config.eval.datasets=<the three entries of configs/celeba.py> \
     --config.eval.optional_datasets= --config.eval.baselines=
 
-Writes benchmarks/results/celeba_ablation.json with the machine and the
+Writes experiments/results/celeba_ablation.json with the machine and the
 load average before and after, and prints the markdown rows.
 """
 import argparse
@@ -97,7 +97,7 @@ def main() -> None:
   parser.add_argument("--variants", default=",".join(VARIANTS))
   parser.add_argument("--faces_workdir", default="")
   parser.add_argument("--output", default=os.path.join(
-      REPO, "benchmarks", "results", "celeba_ablation.json"))
+      REPO, "experiments", "results", "celeba_ablation.json"))
   parser.add_argument("--faces_only", action="store_true",
                       help="add --faces_workdir's rows to --output as it is")
   args = parser.parse_args()
