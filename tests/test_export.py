@@ -6,6 +6,7 @@ and the one-line error when the extra is missing."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,15 +14,16 @@ import numpy as np
 from PIL import Image
 import pytest
 
+import file_listing
 import photos
 import skips  # pylint: disable=g-bad-import-order
+import stage_markers
 
 onnxruntime = skips.import_unless_absent("onnxruntime")
 skips.import_unless_absent("jax2onnx")
 tf = skips.import_unless_absent("tensorflow")
 
 from configs import test as test_config  # pylint: disable=g-import-not-at-top,g-bad-import-order
-from gansseg_jax.run import lock  # pylint: disable=g-import-not-at-top
 from gansseg_jax.eval import segment as segment_lib  # pylint: disable=g-import-not-at-top
 from gansseg_jax.eval import stage as eval_stage  # pylint: disable=g-import-not-at-top
 from gansseg_jax.export import stage as export_stage  # pylint: disable=g-import-not-at-top
@@ -160,8 +162,9 @@ def test_without_the_converter_the_stage_is_one_error_line(exported, tmp_path):
       "raise ModuleNotFoundError(\"No module named 'jax2onnx'\", "
       "name='jax2onnx')\n")
   fresh = tmp_path / "w"
-  fresh.mkdir()
-  os.symlink(os.path.join(workdir, "unet"), fresh / "unet")
+  shutil.copytree(os.path.join(workdir, "unet"), fresh / "unet")
+  stage_markers.mark_done(fresh, "train", test_config.get_config())
+  before = file_listing.listing(fresh)
   env = dict(os.environ,
              PYTHONPATH=os.pathsep.join([str(tmp_path / "shadow"), ROOT]))
   proc = subprocess.run(
@@ -173,8 +176,7 @@ def test_without_the_converter_the_stage_is_one_error_line(exported, tmp_path):
   assert errors == [
       "error: stage 'export' needs jax2onnx, which is not installed (pip "
       "install -e '.[export]' && pip install --no-deps jax2onnx==0.17.1)"]
-  # Nothing written but the run's lock file.
-  assert sorted(os.listdir(fresh)) == [lock.LOCK_FILE, "unet"]
+  assert file_listing.listing(fresh) == before  # Nothing written.
 
 
 def test_the_error_names_setup_pys_pin():
