@@ -41,12 +41,14 @@ def get_config():
   c.export.num_pairs = 64
   c.export.include_rejected = True  # The report shows rejected samples too.
   c.unet.width = 16
-  c.train.steps = 1500
+  # 1200 steps keep the whole demo within 6 minutes on 2 CPU cores
+  # (1500 with decay at 1000 scored 0.911 held-out IoU, at up to 6.4 min).
+  c.train.steps = 1200
   c.train.batch_size = 32
-  c.train.decay_steps = (1000,)
+  c.train.decay_steps = (800,)
   c.train.log_every = 100
-  c.train.eval_every = 500
-  c.train.checkpoint_every = 500
+  c.train.eval_every = 400
+  c.train.checkpoint_every = 400
   c.train.holdout_size = 256
   c.eval.datasets = HELDOUT_SCENES
   c.eval.optional_datasets = f"folder:{PASCAL_S}"

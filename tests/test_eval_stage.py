@@ -270,6 +270,30 @@ def test_evaluating_datasets_one_after_another_keeps_every_result(
   assert only["maxF"] == pytest.approx(reference["maxF"], abs=1e-9)
 
 
+def test_optional_dataset_put_in_place_later_is_evaluated(
+    tmp_path, saliency_folder, predictor):
+  """The absent-dataset warning says to run eval again once it is there:
+  the same config then scores it (and only it), and a third run is a skip."""
+  workdir = str(tmp_path / "w")
+  stand_in_unet(workdir, _config())
+  later = str(tmp_path / "later")
+  key, later_key = f"folder:{saliency_folder}", f"folder:{later}"
+  config = lambda: _config(eval__datasets=key,
+                           eval__optional_datasets=later_key)
+  _run_eval(config(), workdir)
+  calls = len(predictor)
+  shutil.copytree(saliency_folder, later)
+  _run_eval(config(), workdir)
+  assert len(predictor) == calls + 1
+  with open(os.path.join(workdir, "eval.json")) as f:
+    datasets = json.load(f)["datasets"]
+  assert list(datasets) == [key, later_key]
+  assert datasets[later_key]["maxF"] == pytest.approx(
+      _reference_metrics(saliency_folder)["maxF"], abs=1e-9)
+  _run_eval(config(), workdir)
+  assert len(predictor) == calls + 1
+
+
 def test_changed_eval_settings_hide_older_results(tmp_path, saliency_folder,
                                                   predictor):
   workdir = str(tmp_path / "w")

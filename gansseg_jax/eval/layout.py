@@ -87,8 +87,21 @@ def _names(text: str) -> list[str]:
 
 
 def dataset_keys(eval_config) -> list[str]:
-  """The entries of config.eval.datasets (unvalidated)."""
-  return sources.split_entries(eval_config.datasets)
+  """The entries of config.eval.datasets, then those of
+  config.eval.optional_datasets whose files are there now (unvalidated: an
+  entry that does not parse counts as absent), so that a dataset put in
+  place after a run is scored by the next one."""
+  required = sources.split_entries(eval_config.datasets)
+  return required + [
+      entry for entry in sources.split_entries(eval_config.optional_datasets)
+      if entry not in required and _present(entry, eval_config)]
+
+
+def _present(entry: str, eval_config) -> bool:
+  try:
+    return sources.find_absent(entry, eval_config) is None
+  except (errors.UserError, KeyError):
+    return False
 
 
 def predictors(eval_config) -> list[str]:
