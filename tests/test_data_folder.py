@@ -86,7 +86,7 @@ def test_unreadable_small_and_resized_are_logged(tmp_path):
 
 @pytest.mark.parametrize("mask_shape", [(30, 20), (20, 20)])
 def test_mask_of_another_aspect_ratio_is_refused(tmp_path, mask_shape):
-  """Issue 38: a transposed mask was stretched onto its image."""
+  """A transposed mask is refused, not stretched onto its image."""
   _write(f"{tmp_path}/im/a.png", np.zeros((20, 30, 3), np.uint8))
   _write(f"{tmp_path}/ma/a.png", np.zeros(mask_shape, np.uint8))
   pairs = folder.match_folders(f"{tmp_path}/im", f"{tmp_path}/ma", "f")

@@ -540,7 +540,7 @@ def evaluated(tmp_path, folder):
 
 def test_edited_result_is_refused_not_published(tmp_path, saliency_folder,
                                                 predictor):
-  """Issue 38: an edited maxF was kept and shown in eval.md and the report."""
+  """An edited result (maxF) is refused, not shown in eval.md or the report."""
   workdir, key = evaluated(tmp_path, saliency_folder)
   path = os.path.join(workdir, layout.result_path(key, "unet"))
   with open(path) as f:
@@ -560,7 +560,7 @@ def test_edited_result_is_refused_not_published(tmp_path, saliency_folder,
 
 def test_changed_dataset_folder_is_evaluated_again(tmp_path, saliency_folder,
                                                    predictor):
-  """Issue 38: 3 -> more images and inverted masks gave the old numbers."""
+  """A dataset folder that changed (inverted masks) is evaluated again."""
   workdir, key = evaluated(tmp_path, saliency_folder)
   calls = len(predictor)
   for i in range(5):

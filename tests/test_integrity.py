@@ -328,7 +328,7 @@ def one_error_line(proc):
 
 
 def test_command_line_truncated_unet_exits_2(copies):
-  """Issue 32's probe: a truncated U-Net file was a TensorStore traceback."""
+  """A truncated U-Net file is one line naming it, not a TensorStore traceback."""
   workdir, _ = copies
   name = damage("truncate", workdir, None, "unet")
   before = listing(workdir)

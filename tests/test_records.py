@@ -1,4 +1,4 @@
-"""Issue 38: the workdir's records carry provenance, and nothing escapes W.
+"""The workdir's records carry provenance, and nothing escapes W.
 
 In seconds, on fake stages (the runner, markers, locks, checkpoints of a
 small tree) and the eval stage with a stand-in predictor: every case here is

@@ -205,7 +205,7 @@ def _small_tmpfs_works():
 @pytest.mark.skipif(not _small_tmpfs_works(),
                     reason="needs `unshare -rm` and tmpfs to fill a disk")
 def test_full_disk_is_one_line_and_the_next_run_resumes(tmp_path):
-  """Issue 38: orbax/TensorStore's RESOURCE_EXHAUSTED was a traceback. A
+  """A full disk (orbax/TensorStore's RESOURCE_EXHAUSTED) is one line. A
   64 KiB tmpfs holds config.json but not the generator (188 KiB)."""
   workdir = tmp_path / "w"
   workdir.mkdir()
