@@ -207,3 +207,18 @@ def test_report_warns_at_the_top_when_the_masks_are_not_objects(workdir):
   page = open(os.path.join(workdir, "report.md")).read()
   assert "Warning" not in page
   assert "| index (row of directions.npy) | 5 |" in page
+
+
+def test_stage_times_are_listed_in_the_order_the_stages_finished(tmp_path):
+  """Markers' modification times order the rows (a later eval comes last);
+  started records and other files are not stages."""
+  w = str(tmp_path)
+  for i, (name, seconds) in enumerate([("train", 30.0), ("convert", 1.0),
+                                       ("eval", 4.0)]):
+    wd.write_marker(w, name, "h", {}, seconds)
+    os.utime(wd.marker_path(w, name), ns=(10**9 * (i + 1),) * 2)
+  with open(wd.started_path(w, "report"), "w") as f:
+    f.write("{}")
+  assert wd.stage_seconds(w) == {"train": 30.0, "convert": 1.0, "eval": 4.0}
+  assert list(wd.stage_seconds(w)) == ["train", "convert", "eval"]
+  assert wd.stage_seconds(str(tmp_path / "fresh")) == {}

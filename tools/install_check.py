@@ -3,7 +3,7 @@
 `make install-check` (or `python tools/install_check.py`) makes a throwaway
 venv under /tmp for each (Python, extras) pair, installs the repository into
 it the README's way (`pip install -e ".[extras]"`, pip's own cache, the pins
-of setup.py), runs tools/install_smoke.py in it (outside the repository, with
+of setup.py; with `export`, then jax2onnx with --no-deps), runs tools/install_smoke.py in it (outside the repository, with
 no PYTHONPATH) and deletes it. It prints one row per pair and a markdown table
 (also written to --table), and exits 1 when any pair failed. Standard library
 only: any python3 runs it. Slow: about 2 hours for the 12 pairs on a loaded
@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,13 @@ SMOKE = os.path.join(REPO, "tools", "install_smoke.py")
 PYTHONS = ("python3.11", "python3.12")
 # '+' installs one after the other: 'tf,test+torch' is `make test`, then
 # `pip install -e ".[torch]"` into the same venv.
-COMBOS = ("", "tf", "tf,torch", "tf,test", "tf,test,torch", "tf,test+torch")
+COMBOS = ("", "tf", "tf,torch", "tf,test", "tf,test,torch", "tf,test+torch",
+          "tf,export")
+# An install with the `export` extra then takes setup.py's JAX2ONNX pin with
+# --no-deps, as the Makefile does (its metadata asks for an older orbax).
+JAX2ONNX = re.search(r'^JAX2ONNX = "(.*)"$',
+                     open(os.path.join(REPO, "setup.py")).read(),
+                     re.M).group(1)
 # Versions worth a column: the ones whose mix broke `import tensorflow_hub`.
 SHOWN = ("setuptools", "tensorflow-hub", "tensorflow-cpu", "torch")
 
@@ -67,7 +74,10 @@ def check_one(python, extras, root, keep):
                 "pip"], log, env=env)
       and all(_run([venv_python, "-m", "pip", "install", "--quiet", "-e",
                     f"{REPO}[{step}]" if step else REPO], log, env=env)
-              for step in extras.split("+")))
+              for step in extras.split("+"))
+      and ("export" not in extras
+           or _run([venv_python, "-m", "pip", "install", "--quiet",
+                    "--no-deps", JAX2ONNX], log, env=env)))
   row["install_s"] = round(time.time() - start)
   row["smoke_s"], row["checks"] = 0, []
   if installed:

@@ -11,6 +11,9 @@ promises for those extras, through gansseg_jax's own entry points:
   metrics fall back to metrics.jsonl;
 - torch: `torch_checkpoint.read_state_dict` and `direction_file` read a .pth
   torch wrote;
+- export (with its jax2onnx step): a small U-Net through the export stage's
+  ONNX writer (jax2onnx), run by onnxruntime at another size than traced,
+  matches JAX to 1e-4;
 - test: the test extra's modules import.
 Prints one JSON line per check and exits 1 when any failed.
 """
@@ -140,6 +143,31 @@ def check_test_extra(tmp):
   return f"pytest {pytest.__version__}, xdist, hypothesis, pysodmetrics, skimage"
 
 
+def check_export(tmp):
+  # pylint: disable=g-import-not-at-top
+  from flax import nnx
+  import jax.numpy as jnp
+  import jax2onnx
+  import onnx
+  import onnxruntime
+  from gansseg_jax.export import function
+  from gansseg_jax.export import onnx_file
+  from gansseg_jax.models import unet
+  probabilities = function.model_probabilities(
+      unet.UNet(4, bn_momentum=0.9, bn_eps=1e-5, rngs=nnx.Rngs(0)))
+  path = os.path.join(tmp, "unet.onnx")
+  onnx_file.write(probabilities, path, 23, {"output": {"meaning": "smoke"}},
+                  jax2onnx, onnx)
+  images = np.random.default_rng(0).uniform(-1, 1, (2, 48, 32, 3)).astype(
+      np.float32)
+  got = onnx_file.run(onnx_file.session(path, onnxruntime), images)
+  difference = float(np.abs(got - np.asarray(probabilities(
+      jnp.asarray(images)))).max())
+  assert difference <= 1e-4, difference
+  return (f"onnxruntime {onnxruntime.__version__} ran jax2onnx's file: "
+          f"|ONNX - JAX| {difference:.1e}")
+
+
 def checks_for(extras):
   checks = [check_package]
   if "tf" in extras:
@@ -148,6 +176,8 @@ def checks_for(extras):
     checks.append(check_without_tf)
   if "torch" in extras:
     checks.append(check_torch)
+  if "export" in extras:
+    checks.append(check_export)
   if "test" in extras:
     checks.append(check_test_extra)
   return checks

@@ -41,6 +41,13 @@ def probability_function(config: ml_collections.ConfigDict,
                                      sharding.data_mesh())
   host = jax.tree.map(np.asarray, tree)
   model = nnx.merge(graphdef, host["params"], host["batch_stats"])
+  return model_probabilities(model)
+
+
+def model_probabilities(model: unet_lib.UNet
+                        ) -> Callable[[jax.Array], jax.Array]:
+  """probabilities(images) of `model` in eval mode (running averages), the
+  images cropped to multiples of SIDE_MULTIPLE as the exports state."""
   model.eval()
 
   def probabilities(images: jax.Array) -> jax.Array:

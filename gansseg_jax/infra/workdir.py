@@ -267,10 +267,16 @@ def restore(saved: dict[str, Optional[bytes]]) -> None:
       fileio.write_bytes(path, data)
 
 
-def stage_seconds(workdir: str, stages: Iterable[str]) -> dict[str, float]:
-  """Wall time of every finished stage, for the report."""
+def stage_seconds(workdir: str) -> dict[str, float]:
+  """Wall time of every finished stage, in the order they finished (their
+  markers' modification times), for the report."""
+  folder = os.path.join(workdir, MARKER_DIR)
+  names = [n[:-len(".json")] for n in (
+      os.listdir(folder) if os.path.isdir(folder) else ())
+           if n.endswith(".json") and not n.endswith(".started.json")]
   out = {}
-  for stage in stages:
+  for stage in sorted(names, key=lambda n: os.stat(
+      marker_path(workdir, n)).st_mtime_ns):
     marker = read_marker(workdir, stage)
     if marker is not None:
       out[stage] = float(marker["seconds"])

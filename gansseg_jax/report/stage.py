@@ -27,7 +27,6 @@ import numpy as np
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.infra import monitoring
-from gansseg_jax.run import stages
 from gansseg_jax.infra import workdir as wd
 from gansseg_jax.data import sources
 from gansseg_jax.directions import objectness
@@ -77,7 +76,7 @@ def _summary(config: ml_collections.ConfigDict, workdir: str) -> list:
           ("filters", ", ".join(filters) or "none"),
           ("U-Net", f"width {config.unet.width}, {config.train.steps} steps, "
                     f"batch {config.train.batch_size}")]
-  seconds = wd.stage_seconds(workdir, [st.name for st in stages.STAGES])
+  seconds = wd.stage_seconds(workdir)
   blocks = [doc.Heading("Run"), doc.Table(("setting", "value"), rows)]
   if seconds:
     blocks += [doc.Heading("Time per stage", 3),
