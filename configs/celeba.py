@@ -54,9 +54,4 @@ def get_config():
   c.eval.baselines = "unet,centre_prior,wctr,supervised"
   c.eval.real.dataset = TRAIN_HALF
   c.eval.real.steps = 300
-  # wCtr* on photos: the authors' variant, at 128 px with 150 px per
-  # superpixel (docs/baselines.md: scores like full size at ~1/4 the time).
-  c.eval.wctr.variant = "authors"
-  c.eval.wctr.short_side = 128
-  c.eval.wctr.pixels_per_superpixel = 150.0
   return c

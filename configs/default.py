@@ -232,12 +232,13 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.eval.baseline_workers = 0  # Processes running a baseline over images; 0 = all CPU cores, 1 = in-process.
   c.eval.centre_prior_sigma = 0.25  # Centre prior: Gaussian sigma as a fraction of each side.
   c.eval.wctr = ml_collections.ConfigDict()  # Zhu et al. CVPR 2014 (wCtr*, a.k.a. RBD).
-  c.eval.wctr.variant = "paper"  # 'paper' (the paper's formulas) or 'authors' (their MATLAB code's extra steps).
+  c.eval.wctr.variant = "authors"  # 'authors' (their MATLAB code's extra steps: the published rows, docs/baselines.md) or 'paper' (the paper's formulas alone).
   c.eval.wctr.pixels_per_superpixel = 600.0  # SLIC segments = H*W / this (authors' demo: 600).
   c.eval.wctr.compactness = 20.0  # SLIC compactness (authors' SLIC_Split: 20).
   c.eval.wctr.boundary_width = 8  # Boundary superpixels touch this band of pixels (authors' GetBndPatchIds: 8).
   c.eval.wctr.max_long_side = 640  # Larger images are downscaled to this for wCtr (0 = never).
   c.eval.wctr.short_side = 0  # Resize to this shorter side before wCtr (0 = own size; 128 with pixels_per_superpixel 150 scores alike, ~4x faster: docs/baselines.md).
+  c.eval.wctr.min_short_side = 256  # With short_side 0: smaller images are enlarged to this shorter side first (ours: the pixel sizes above are for photos; 0 = never).
   c.eval.wctr.sigma_clr = 10.0  # Paper: sigma of geodesic weights and of the smoothness term.
   c.eval.wctr.sigma_bndcon = 1.0  # Paper (and code): BndCon -> background probability.
   c.eval.wctr.sigma_spa = 0.25  # Paper: spatial weight of the contrast (code: authors_sigma_spa).

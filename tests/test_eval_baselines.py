@@ -184,8 +184,11 @@ def test_wctr_downscales_large_images_and_returns_their_size():
   assert 0.0 <= out.min() and out.max() <= 1.0
 
 
-def test_uniform_image_gives_a_finite_map():
-  out = baselines.make("wctr", default.get_config().eval).saliency(
+@pytest.mark.parametrize("variant", ["paper", "authors"])
+def test_uniform_image_gives_a_finite_map(variant):
+  config = default.get_config().eval
+  config.wctr.variant = variant
+  out = baselines.make("wctr", config).saliency(
       np.full((40, 50, 3), 128, np.uint8))
   assert np.isfinite(out).all()
 
@@ -221,17 +224,55 @@ def test_worker_processes_give_the_in_process_maps():
     np.testing.assert_array_equal(probs, baseline.saliency(images[tag]))
 
 
-@pytest.mark.parametrize("size, short, cap, expected", [
-    ((375, 500), 128, 640, (128, 171)),  # A PASCAL-S photo at the U-Net's 128.
-    ((100, 1000), 128, 640, (64, 640)),  # The cap wins.
-    ((480, 640), 0, 640, (480, 640)),  # Own size (the default).
-    ((700, 900), 0, 640, (498, 640)),  # Only the cap.
-    ((60, 80), 128, 0, (128, 171)),  # Small images are enlarged.
+@pytest.mark.parametrize("size, short, minimum, cap, expected", [
+    ((375, 500), 128, 256, 640, (128, 171)),  # A PASCAL-S photo at 128.
+    ((100, 1000), 128, 256, 640, (64, 640)),  # The cap wins.
+    ((480, 640), 0, 256, 640, (480, 640)),  # Own size (the default).
+    ((700, 900), 0, 256, 640, (498, 640)),  # Only the cap.
+    ((60, 80), 128, 256, 0, (128, 171)),  # short_side wins over the minimum.
+    ((64, 64), 0, 256, 640, (256, 256)),  # A 64 px crop, enlarged.
+    ((64, 96), 0, 256, 300, (200, 300)),  # Enlarged, then capped.
+    ((64, 64), 0, 0, 640, (64, 64)),  # min_short_side 0: never enlarged.
 ])
-def test_work_size(size, short, cap, expected):
+def test_work_size(size, short, minimum, cap, expected):
   config = default.get_config().eval.wctr
-  config.short_side, config.max_long_side = short, cap
+  config.short_side, config.min_short_side = short, minimum
+  config.max_long_side = cap
   assert wctr.work_size(*size, wctr.Params.from_config(config)) == expected
+
+
+def _iou(saliency, truth):
+  predicted = saliency > 0.5
+  return (predicted & truth).sum() / (predicted | truth).sum()
+
+
+def _small_photo(seed, side=64, diameter=14):
+  """A photo-like scene: three noisy colour bands (sky, wall, floor) and a
+  disc of another colour near the centre; (image, disc mask)."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:side, 0:side]
+  colours = rng.integers(40, 200, (3, 3))
+  image = colours[np.minimum(3 * yy // side, 2)] + rng.normal(
+      0, 8, (side, side, 3))
+  cy, cx = side // 2 + rng.integers(-6, 7, 2)
+  disc = (yy - cy) ** 2 + (xx - cx) ** 2 < (diameter / 2) ** 2
+  image[disc] = rng.integers(0, 255, 3)
+  return np.clip(image, 0, 255).astype(np.uint8), disc
+
+
+def test_defaults_find_a_small_object_in_a_small_image():
+  """At 64 px the authors' 600 px per superpixel makes superpixels larger
+  than a 14 px object, which then vanishes; the default min_short_side runs
+  wCtr on the image enlarged to 256 px, where it is found."""
+  config = default.get_config().eval
+  scenes = [_small_photo(seed) for seed in range(3)]
+  found = [_iou(baselines.make("wctr", config).saliency(image), disc)
+           for image, disc in scenes]
+  config.wctr.min_short_side = 0
+  own_size = [_iou(baselines.make("wctr", config).saliency(image), disc)
+              for image, disc in scenes]
+  assert min(found) > 0.9, found
+  assert max(own_size) < 0.2, own_size
 
 
 def test_short_side_runs_at_that_size_and_returns_the_images():
@@ -239,6 +280,7 @@ def test_short_side_runs_at_that_size_and_returns_the_images():
   from gansseg_jax.data import preprocess  # pylint: disable=g-import-not-at-top
   config = default.get_config().eval
   config.wctr.pixels_per_superpixel = 50.0
+  config.wctr.min_short_side = 0
   image, blob = _scene(5, 120, 200)
   own_size = baselines.make("wctr", config)
   config.wctr.short_side = 60
@@ -252,19 +294,22 @@ def test_short_side_runs_at_that_size_and_returns_the_images():
   assert (predicted & blob).sum() / (predicted | blob).sum() > 0.8
 
 
-def test_short_side_keeps_older_workdirs_valid():
-  """Added with default 0: eval's hash without the field (older workdirs)
-  is the hash with it at 0; another value changes it."""
+@pytest.mark.parametrize("field, value", [("short_side", 128),
+                                          ("min_short_side", 256)])
+def test_added_wctr_sizes_keep_older_workdirs_valid(field, value):
+  """Added with 0 as their behaviour before: eval's hash without the fields
+  (older workdirs) is the hash with them at 0; another value changes it."""
   from gansseg_jax.run import stages  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.eval.datasets = "ecssd"
-  with_field = config.to_dict()
+  config.eval.wctr.short_side = config.eval.wctr.min_short_side = 0
+  with_fields = config.to_dict()
   older = config.to_dict()
-  del older["eval"]["wctr"]["short_side"]
+  del older["eval"]["wctr"]["short_side"], older["eval"]["wctr"]["min_short_side"]
   for name in ("eval", "segment", "report"):
     stage = stages.BY_NAME[name]
     assert stages.stage_hash(stage, older) == stages.stage_hash(stage,
-                                                                with_field)
-  config.eval.wctr.short_side = 128
+                                                                with_fields)
+  config.eval.wctr[field] = value
   assert stages.stage_hash(stages.BY_NAME["eval"], config.to_dict()) != (
-      stages.stage_hash(stages.BY_NAME["eval"], with_field))
+      stages.stage_hash(stages.BY_NAME["eval"], with_fields))

@@ -37,6 +37,7 @@ def check_eval(e) -> None:
       "boundary_width": rules.integer_at_least(1),
       "max_long_side": rules.integer_at_least(0),
       "short_side": rules.integer_at_least(0),
+      "min_short_side": rules.integer_at_least(0),
       "sigma_clr": rules.positive,
       "sigma_bndcon": rules.positive,
       "sigma_spa": rules.positive,

@@ -64,6 +64,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.num_classes": 1000, "generator.classes": "",
     "generator.truncation": 1.0, "generator.noise_mode": "const",
     "generator.matmul_precision": "highest", "eval.wctr.short_side": 0,
+    "eval.wctr.min_short_side": 0,
     "generator.output_activation": "tanh",
     "score.orient_rule": "minority", "segment.backend": "jax",
     "synth.fill_holes": False,

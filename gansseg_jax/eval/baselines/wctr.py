@@ -45,6 +45,7 @@ class Params:
   boundary_width: int
   max_long_side: int
   short_side: int
+  min_short_side: int
   sigma_clr: float
   sigma_bndcon: float
   sigma_spa: float
@@ -134,8 +135,14 @@ def two_ring(adjacency: np.ndarray) -> np.ndarray:
   return ((a @ a) > 0) | adjacency
 
 
+# Ours: the smallest smoothness sigma. A uniform image has every neighbour
+# distance 0, so EstimateDynamicParas' sigma is 0 and its weights 0 / 0.
+MIN_SMOOTH_SIGMA = 1e-6
+
+
 def dynamic_sigmas(adjacency: np.ndarray, colour: np.ndarray) -> Sigmas:
-  """The authors' EstimateDynamicParas: statistics of neighbour distances."""
+  """The authors' EstimateDynamicParas: statistics of neighbour distances
+  (the smoothness sigma at least MIN_SMOOTH_SIGMA)."""
   far = np.where(adjacency, colour, np.inf)
   mean_min1 = far.min(axis=1).mean()
   ring2 = two_ring(adjacency)
@@ -144,7 +151,7 @@ def dynamic_sigmas(adjacency: np.ndarray, colour: np.ndarray) -> Sigmas:
   pairs = np.sort(colour[np.tril(adjacency, -1)])[::-1]
   mean_top = pairs[:max(1, round(0.01 * len(pairs)))].mean()
   geodesic = max(min(10.0, 3.0 * mean_min1, mean_top / 10.0), 5.0)
-  smooth = min(3.0 * mean_min1, 0.2 * mean_top, 20.0)
+  smooth = max(min(3.0 * mean_min1, 0.2 * mean_top, 20.0), MIN_SMOOTH_SIGMA)
   return Sigmas(clip=float(mean_min2), geodesic=float(geodesic),
                 smooth=float(smooth))
 
@@ -249,10 +256,17 @@ def superpixel_saliency(sp: Superpixels, params: Params) -> np.ndarray:
 
 
 def work_size(height: int, width: int, params: Params) -> tuple[int, int]:
-  """(h, w) wCtr runs at: the shorter side scaled to `short_side` (0: kept),
-  then the longer side capped at `max_long_side` (0: no cap)."""
-  scale = (params.short_side / min(height, width) if params.short_side > 0
-           else 1.0)
+  """(h, w) wCtr runs at: the shorter side scaled to `short_side`, or, when
+  that is 0, raised to `min_short_side` if below it (0: kept); then the
+  longer side capped at `max_long_side` (0: no cap). The superpixel size and
+  the border band are in pixels, made for photos a few hundred pixels
+  across: at 64 px the authors' 600 px per superpixel leaves ~7 superpixels
+  and the 8 px band covers 44% of the image (docs/baselines.md)."""
+  short = min(height, width)
+  if params.short_side > 0:
+    scale = params.short_side / short
+  else:
+    scale = max(1.0, params.min_short_side / short)
   if params.max_long_side > 0:
     scale = min(scale, params.max_long_side / max(height, width))
   return max(1, round(height * scale)), max(1, round(width * scale))
