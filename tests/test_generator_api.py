@@ -179,6 +179,30 @@ def test_plug_in_converts_from_npz_and_reloads(tmp_path):
   assert not os.path.exists(tmp_path / "x" / "generator")
 
 
+def test_a_source_checks_the_field_it_names_before_reading(tmp_path):
+  """Source.check walks what the table declares: a file, a file or folder,
+  an optional module (its install command in the line); a TF-Hub handle and
+  a source that names no field are left to the runner and the reader."""
+  def read(config, workdir):
+    raise AssertionError("not reached")
+  g = default.get_config().generator
+  g.checkpoint = str(tmp_path)  # A folder.
+  with pytest.raises(errors.UserError, match=(
+      r"^config\.generator\.checkpoint: must be an existing file \(an npz\), "
+      "got ")):
+    kinds.Source(read, "checkpoint", "an npz").check(g)
+  kinds.Source(read, "checkpoint", "a folder", kinds.FILE_OR_FOLDER).check(g)
+  with pytest.raises(errors.UserError, match=(
+      rf"^config\.generator\.checkpoint: reading {tmp_path} needs "
+      r"no_such_reader_module, which is not installed \(pip install it\)$")):
+    kinds.Source(read, "checkpoint", "a folder", kinds.FILE_OR_FOLDER,
+                 module="no_such_reader_module",
+                 install="pip install it").check(g)
+  g.handle = ""
+  kinds.Source(read, "handle", "a module", kinds.TFHUB_MODULE).check(g)
+  kinds.Source(read).check(g)
+
+
 def test_a_demo_workdir_from_before_the_interface_still_loads(tmp_path):
   _, params, info = demo_gan.load_builtin()
   load.save(str(tmp_path / "generator"),
