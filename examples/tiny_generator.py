@@ -14,14 +14,13 @@ checkpoint: an .npz of ARRAYS and "resolution", the widths read from their
 shapes). Latent spaces: 'z' (directions move z) and 'w' (directions move w;
 latents are sampled as w = mapping(z)).
 """
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gansseg_jax.infra import errors
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 
 NUM_CLASSES = 4  # Of the 'random' source.
 ARRAYS = ("map_kernel", "map_bias", "in_kernel", "in_bias", "class_embedding",
@@ -52,7 +51,7 @@ def make_generate(spec: dict, latent_space: str):
   side, width = spec["resolution"], spec["channels"]
 
   def generate(params, latents):
-    codes, labels = api.split_latents(latents, spec["z_dim"])
+    codes, labels = latent.split_latents(latents, spec["z_dim"])
     w = mapping(params, codes) if latent_space == "z" else codes
     x = (w @ params["in_kernel"] + params["in_bias"]
          + params["class_embedding"][labels])
@@ -62,11 +61,11 @@ def make_generate(spec: dict, latent_space: str):
   return generate
 
 
-def _read_npz(path: str) -> tuple[dict, dict]:
-  """(spec, params) of an .npz checkpoint; UserError names what is wrong."""
-  if not os.path.isfile(path):
-    raise errors.UserError(f"config.generator.checkpoint: {path!r} is not a "
-                           "file (an .npz of the tiny generator's weights)")
+def read_npz(config, workdir: str) -> kinds.Converted:
+  """Source 'npz': config.generator.checkpoint (the stage has checked that
+  the file exists); UserError names what is wrong with it."""
+  del workdir  # Writes nothing besides W/generator (the stage does that).
+  path = config.generator.checkpoint
   try:
     with np.load(path, allow_pickle=False) as f:
       params = {name: np.asarray(f[name], np.float32) for name in ARRAYS}
@@ -77,28 +76,26 @@ def _read_npz(path: str) -> tuple[dict, dict]:
   z_dim, in_width = params["in_kernel"].shape
   spec = {"z_dim": z_dim, "channels": in_width // 16, "resolution": side,
           "num_classes": params["class_embedding"].shape[0]}
-  return spec, params
+  return kinds.Converted(spec, params, {"checkpoint": path})
 
 
-def convert(config, workdir: str) -> api.Converted:
-  del workdir  # Writes nothing besides W/generator (the stage does that).
+def random_weights(config, workdir: str) -> kinds.Converted:
+  """Source 'random': the architecture from config.generator."""
+  del workdir
   g = config.generator
-  if g.source == "npz":
-    spec, params = _read_npz(g.checkpoint)
-    return api.Converted(spec, params, {"checkpoint": g.checkpoint})
   spec = {"z_dim": g.z_dim, "channels": g.ch, "resolution": g.resolution,
           "num_classes": NUM_CLASSES}
-  return api.Converted(spec, init_params(spec, config.seed),
-                       {"seed": config.seed})
+  return kinds.Converted(spec, init_params(spec, config.seed),
+                         {"seed": config.seed})
 
 
-def build(spec: dict, options: api.BuildOptions) -> api.Network:
+def build(spec: dict, options: kinds.BuildOptions) -> latent.Network:
   if options.dtype != "float32":
     raise ValueError(f"dtype: {options.dtype!r}; this generator has float32 "
                      "only")
   like = jax.eval_shape(lambda: init_params(spec, 0))
   in_space = options.latent_space == "w"
-  return api.Network(
+  return latent.Network(
       generate=make_generate(spec, options.latent_space),
       abstract_params=like, resolution=spec["resolution"],
       direction_dim=spec["z_dim"], num_classes=spec["num_classes"],
@@ -109,6 +106,9 @@ def build(spec: dict, options: api.BuildOptions) -> api.Network:
           params["in_kernel" if in_space else "map_kernel"]).T)
 
 
-KIND = api.GeneratorKind(name="tiny_generator", sources=("random", "npz"),
-                         convert=convert, build=build,
-                         latent_spaces=("z", "w"), conditional=True)
+KIND = kinds.GeneratorKind(
+    name="tiny_generator", build=build, latent_spaces=("z", "w"),
+    conditional=True,
+    sources={"random": kinds.Source(random_weights),
+             "npz": kinds.Source(read_npz, "checkpoint",
+                                 "an .npz of the tiny generator's weights")})

@@ -31,7 +31,7 @@ from gansseg_jax.run import stages
 from gansseg_jax.convert import load
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import config_files
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import kinds
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path of a config file in configs/.", lock_config=True)
@@ -171,8 +171,8 @@ def main(argv: list[str]) -> None:
       logging.info("config: %s, as an earlier run in this workdir set it "
                    "(%s)", line, recorded_config.SOURCE_FILE)
     # A plug-in kind imports from where it did at convert, whatever the cwd.
-    generator_api.add_module_root(load.recorded_module_root(
-        workdir, generator_api.kind_name(config.generator)))
+    kinds.add_module_root(load.recorded_module_root(
+        workdir, kinds.kind_name(config.generator)))
     config_checks.check_values(config)
     multi_host = runtime.distributed_wanted(config)
     # Absolute: orbax and multi-host runs need it, and logs name real paths.

@@ -18,6 +18,7 @@ import skips  # pylint: disable=g-bad-import-order
 from configs import biggan_deep as biggan_deep_config
 from gansseg_jax.infra import errors
 from gansseg_jax.run import stages
+from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import biggan_deep_tfhub
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import load
@@ -32,7 +33,7 @@ import tf_biggan_ops  # pylint: disable=g-import-not-at-top,g-bad-import-order
 # side is read from its kernels.
 TINY = biggan_deep.BigGANDeepSpec(resolution=64, z_dim=8, ch=4,
                                   n_classes=1000, attention_resolution=16)
-EMA = biggan_deep_tfhub.EMA_SUFFIX
+EMA = bigbigan_names.EMA_SUFFIX
 # The graph tensors pytorch-pretrained-biggan's extract_batch_norm_stats
 # fetches, in order: sum(((i*10 + 1, i*10 + 3, i*10 + 6, i*10 + 8) ...), ()).
 REFERENCE_STACKS = [f"stack_{n}:0" for i in range(50)
@@ -105,7 +106,7 @@ def tf_generate(z, y, truncation, var, stats):
 
   def normalized(x, pair):
     mean, variance = (at_truncation(s) for s in pair)
-    return (x - mean) * tf.math.rsqrt(variance + biggan_deep_tfhub.TFHUB_EPS)
+    return (x - mean) * tf.math.rsqrt(variance + biggan_tfhub.TFHUB_EPS)
 
   def cond_bn(x, cond, scope, pair):
     gain = 1.0 + tf.matmul(cond, sn(f"{scope}/scale"))
@@ -172,7 +173,7 @@ def test_module_converted_verified_and_read(module_dir, converted):
   spec, params, record = converted
   assert spec == TINY
   assert record["sn_normalize"] == "add"
-  assert record["max_abs_diff"] <= biggan_deep_tfhub.VERIFY_TOLERANCE
+  assert record["max_abs_diff"] <= biggan_tfhub.VERIFY_TOLERANCE
   assert record["unused"]["Generator/conv_to_rgb/u1"].startswith("second")
   assert "raw weight" in record["unused"]["linear/w"]
   np.testing.assert_array_equal(params["embedding"], values[f"linear/w/{EMA}"])

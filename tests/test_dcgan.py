@@ -18,7 +18,7 @@ from gansseg_jax.convert import read_torch_state_dict
 from gansseg_jax.convert import stage
 from gansseg_jax.generators import dcgan as dcgan_kind
 from gansseg_jax.models import dcgan
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "dcgan")
@@ -37,7 +37,7 @@ def fixture(name):
 
 
 def _images(spec, params, z):
-  network = dcgan_kind.build(spec.to_dict(), api.BuildOptions())
+  network = dcgan_kind.build(spec.to_dict(), kinds.BuildOptions())
   return np.asarray(network(params, z))
 
 
@@ -63,7 +63,7 @@ def test_images_match_torch(golden, name, file, output, where):
 def test_bfloat16_activations_stay_close(golden):
   spec, params, _ = dcgan_torch.read_dcgan(fixture("named64.tar"))
   network = dcgan_kind.build(spec.to_dict(),
-                             api.BuildOptions(dtype="bfloat16"))
+                             kinds.BuildOptions(dtype="bfloat16"))
   images = np.asarray(network(params, golden["named64_z"]))
   assert images.dtype == np.float32
   error = np.abs(images - golden["named64_tanh"])

@@ -26,7 +26,7 @@ from configs import default
 from gansseg_jax.infra import errors
 from gansseg_jax.directions import objectness
 from gansseg_jax.directions import stage
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import pass_rates
 
 SIZE = 32
@@ -57,7 +57,7 @@ def generate(params, z):
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
   """A workdir whose candidates are the 4 coordinates, and the generator."""
-  network = generator_api.Network(
+  network = latent.Network(
       generate=generate, abstract_params={}, resolution=SIZE,
       direction_dim=Z_DIM)
   monkeypatch.setattr(stage, "load_generator", lambda config, workdir: (

@@ -29,7 +29,7 @@ from gansseg_jax.infra import monitoring
 from gansseg_jax.directions import discover as discover_lib
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 
 SIZE = 16
 Z_DIM = 8
@@ -96,7 +96,7 @@ def planted(monkeypatch):
   """Makes the planted generator (with `rotation`) the workdir's generator."""
   def install(rotation):
     params = planted_params(rotation)
-    network = generator_api.Network(
+    network = latent.Network(
         generate=generate, abstract_params=jax.eval_shape(lambda p: p, params),
         resolution=SIZE, direction_dim=Z_DIM,
         latent_projection=lambda p: p["projection"])

@@ -25,7 +25,8 @@ from gansseg_jax.directions import stage
 from gansseg_jax.directions import strips
 from gansseg_jax.generators import bigbigan
 from gansseg_jax.models import biggan
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.models import reconstructor as reconstructor_lib
 
 
@@ -227,7 +228,7 @@ def test_biggan_hierarchical_projection_gives_per_chunk_directions():
   """biggan.latent_projection: SeFa's W^T W is block-diagonal by chunk."""
   spec = biggan.BigGANSpec(resolution=32, z_dim=8, ch=4, shared_dim=8,
                            attention_resolution=0, bn_eps=1e-4)
-  network = bigbigan.build(spec.to_dict(), generator_api.BuildOptions())
+  network = bigbigan.build(spec.to_dict(), kinds.BuildOptions())
   w = sefa.latent_projection(network, biggan.init_params(spec, seed=0), 8)
   vectors, _ = sefa.sefa_directions(w, 8, normalize_rows=True)
   chunks = np.abs(vectors).reshape(8, 4, 2).max(axis=2)  # [vector, chunk]
@@ -238,8 +239,8 @@ def test_biggan_hierarchical_projection_gives_per_chunk_directions():
 def test_projection_pads_and_names_the_field():
   def generate(params, z):
     return jnp.zeros((z.shape[0], 4, 4, 3))
-  network = generator_api.Network(generate=generate, abstract_params={},
-                                  resolution=4, direction_dim=5)
+  network = latent.Network(generate=generate, abstract_params={},
+                           resolution=4, direction_dim=5)
   with pytest.raises(errors.UserError, match="latent_projection"):
     sefa.latent_projection(network, {}, 5)
   network = dataclasses.replace(network,

@@ -1,4 +1,4 @@
-"""The generator plug-in interface (models/generator_api.py): resolving
+"""The generator plug-in interface (generator_interface/): resolving
 config.generator.arch, classes and latent spaces, and the latent helpers that
 every stage uses (`draw`, `shift`)."""
 import os
@@ -16,7 +16,8 @@ from gansseg_jax.convert import load
 from gansseg_jax.convert import stage
 from gansseg_jax.directions import strips
 from gansseg_jax.models import demo_gan
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import batch
 from gansseg_jax.synth import latents as latents_lib
 
@@ -29,9 +30,9 @@ def tiny_spec(num_classes=4):
 
 
 def test_short_names_and_module_paths_resolve():
-  assert api.resolve("biggan").sources == ("tfhub", "torch", "random")
-  assert api.resolve("builtin") is api.resolve("demo")
-  assert api.resolve(TINY) is tiny_generator.KIND
+  assert tuple(kinds.resolve("biggan").sources) == ("tfhub", "torch", "random")
+  assert kinds.resolve("builtin") is kinds.resolve("demo")
+  assert kinds.resolve(TINY) is tiny_generator.KIND
 
 
 @pytest.mark.parametrize("arch, message", [
@@ -42,7 +43,7 @@ def test_short_names_and_module_paths_resolve():
 ])
 def test_a_bad_arch_is_one_line_naming_the_field(arch, message):
   with pytest.raises(errors.UserError, match=message) as raised:
-    api.resolve(arch)
+    kinds.resolve(arch)
   assert str(raised.value).startswith("config.generator.arch: ")
   assert "\n" not in str(raised.value)
 
@@ -50,9 +51,9 @@ def test_a_bad_arch_is_one_line_naming_the_field(arch, message):
 def test_the_old_demo_spelling_still_means_the_demo():
   config = default.get_config().generator
   config.source = "builtin"  # arch keeps its default 'biggan'.
-  assert api.kind_name(config) == "builtin"
+  assert kinds.kind_name(config) == "builtin"
   config.source = "random"
-  assert api.kind_name(config) == "biggan"
+  assert kinds.kind_name(config) == "biggan"
 
 
 @pytest.mark.parametrize("value, ids", [
@@ -60,57 +61,57 @@ def test_the_old_demo_spelling_still_means_the_demo():
     (3, (3,)), ((2, 4), (2, 4)),
 ])
 def test_classes_parse(value, ids):
-  assert api.parse_classes(value) == ids
+  assert kinds.parse_classes(value) == ids
 
 
 @pytest.mark.parametrize("value", ["x", "-1", "1.5", "2,b"])
 def test_bad_classes_name_the_field(value):
   with pytest.raises(errors.UserError, match="config.generator.classes"):
-    api.parse_classes(value)
+    kinds.parse_classes(value)
 
 
 def test_options_are_validated_per_kind():
   config = default.get_config().generator
   config.latent_space = "w"
   with pytest.raises(errors.UserError, match="config.generator.latent_space"):
-    api.check_options(api.resolve("biggan"), api.build_options(config))
+    kinds.check_options(kinds.resolve("biggan"), kinds.build_options(config))
   config.latent_space = "q"
   with pytest.raises(errors.UserError, match="config.generator.latent_space"):
-    api.build_options(config)
+    kinds.build_options(config)
   config.latent_space, config.classes = "z", "3"
   with pytest.raises(errors.UserError, match="not class-conditional"):
-    api.check_options(api.resolve("biggan"), api.build_options(config))
+    kinds.check_options(kinds.resolve("biggan"), kinds.build_options(config))
   with pytest.raises(errors.UserError, match="config.generator.classes: 9"):
-    api.build(tiny_generator.KIND, tiny_spec(),
-              api.BuildOptions(classes=(1, 9)))
+    kinds.build(tiny_generator.KIND, tiny_spec(),
+                kinds.BuildOptions(classes=(1, 9)))
 
 
 def test_shift_moves_the_directions_and_leaves_the_class():
   latents = jnp.asarray([[1.0, 2.0, 3.0], [4.0, 5.0, 0.0]])  # d = 2, class.
-  moved = api.shift(latents, jnp.asarray([10.0, 20.0]))
+  moved = latent.shift(latents, jnp.asarray([10.0, 20.0]))
   np.testing.assert_array_equal(moved, [[11, 22, 3], [14, 25, 0]])
-  per_row = api.shift(latents, jnp.asarray([[1.0, 1.0], [2.0, 2.0]]))
+  per_row = latent.shift(latents, jnp.asarray([[1.0, 1.0], [2.0, 2.0]]))
   np.testing.assert_array_equal(per_row, [[2, 3, 3], [6, 7, 0]])
-  np.testing.assert_array_equal(api.shift(latents, jnp.ones(3)), latents + 1)
+  np.testing.assert_array_equal(latent.shift(latents, jnp.ones(3)), latents + 1)
 
 
 def test_draw_of_a_plain_function_is_the_old_normal_draw():
   key = jax.random.key(4)
-  got = api.draw(lambda p, z: z, None, key, (3, 5), 7)
+  got = latent.draw(lambda p, z: z, None, key, (3, 5), 7)
   np.testing.assert_array_equal(got, jax.random.normal(key, (3, 5, 7)))
   sampler = latents_lib.make_sampler(default.get_config().synth, 7)
   np.testing.assert_array_equal(
-      api.draw(lambda p, z: z, None, key, (5,), 7, base=sampler),
+      latent.draw(lambda p, z: z, None, key, (5,), 7, base=sampler),
       sampler(key, 5))
 
 
 def test_draw_maps_by_the_prior_and_draws_only_the_chosen_classes():
   spec = tiny_spec()
-  network = api.build(tiny_generator.KIND, spec,
-                      api.BuildOptions(latent_space="w", classes=(1, 3)))
+  network = kinds.build(tiny_generator.KIND, spec,
+                        kinds.BuildOptions(latent_space="w", classes=(1, 3)))
   params = tiny_generator.init_params(spec, 0)
   key = jax.random.key(0)
-  drawn = np.asarray(api.draw(network, params, key, (400,), 0))
+  drawn = np.asarray(latent.draw(network, params, key, (400,), 0))
   assert drawn.shape == (400, 7)
   noise_key, _ = jax.random.split(key)
   np.testing.assert_allclose(
@@ -119,8 +120,8 @@ def test_draw_maps_by_the_prior_and_draws_only_the_chosen_classes():
       rtol=1e-6)
   counts = {c: int(np.sum(drawn[:, 6] == c)) for c in (0, 1, 2, 3)}
   assert counts[0] == counts[2] == 0 and min(counts[1], counts[3]) > 150
-  every = api.build(tiny_generator.KIND, spec, api.BuildOptions())
-  assert set(np.asarray(api.draw(every, params, key, (400,), 0))[:, 6]) == {
+  every = kinds.build(tiny_generator.KIND, spec, kinds.BuildOptions())
+  assert set(np.asarray(latent.draw(every, params, key, (400,), 0))[:, 6]) == {
       0.0, 1.0, 2.0, 3.0}
 
 
@@ -128,18 +129,18 @@ def class_painter():
   """A conditional network whose image is gray = class / 10, whatever z."""
   def generate(params, latents):
     del params
-    _, labels = api.split_latents(latents, 4)
+    _, labels = latent.split_latents(latents, 4)
     gray = labels.astype(jnp.float32)[:, None, None, None] / 10
     return jnp.broadcast_to(gray, (latents.shape[0], 8, 8, 3))
-  return api.Network(generate=generate, abstract_params={}, resolution=8,
-                     direction_dim=4, num_classes=5)
+  return latent.Network(generate=generate, abstract_params={}, resolution=8,
+                        direction_dim=4, num_classes=5)
 
 
 def test_synthesis_pairs_share_their_class():
   """G(z) and G(z + h) of one latent have one class: nothing lightens."""
   network = class_painter()
   spec = batch.SynthSpec.from_config(default.get_config().synth)
-  z = api.draw(network, {}, jax.random.key(0), (16,), 0)
+  z = latent.draw(network, {}, jax.random.key(0), (16,), 0)
   assert len(set(np.asarray(z[:, 4]))) > 1
   cand = batch.make_candidates(z, network, {}, jnp.ones(4) * 9.0, spec)
   assert not np.asarray(cand.masks).any()
@@ -163,7 +164,7 @@ def test_plug_in_converts_from_npz_and_reloads(tmp_path):
   network, loaded = load.load_generator(config, str(tmp_path / "w"))
   for name in tiny_generator.ARRAYS:
     np.testing.assert_array_equal(np.asarray(loaded[name]), params[name])
-  latents = api.draw(network, loaded, jax.random.key(1), (2,), 0)
+  latents = latent.draw(network, loaded, jax.random.key(1), (2,), 0)
   np.testing.assert_allclose(
       np.asarray(network(loaded, latents)),
       np.asarray(tiny_generator.make_generate(spec, "z")(params, latents)),
@@ -176,6 +177,30 @@ def test_plug_in_converts_from_npz_and_reloads(tmp_path):
   with pytest.raises(errors.UserError, match="config.generator.checkpoint"):
     stage.run(config, str(tmp_path / "x"))
   assert not os.path.exists(tmp_path / "x" / "generator")
+
+
+def test_a_source_checks_the_field_it_names_before_reading(tmp_path):
+  """Source.check walks what the table declares: a file, a file or folder,
+  an optional module (its install command in the line); a TF-Hub handle and
+  a source that names no field are left to the runner and the reader."""
+  def read(config, workdir):
+    raise AssertionError("not reached")
+  g = default.get_config().generator
+  g.checkpoint = str(tmp_path)  # A folder.
+  with pytest.raises(errors.UserError, match=(
+      r"^config\.generator\.checkpoint: must be an existing file \(an npz\), "
+      "got ")):
+    kinds.Source(read, "checkpoint", "an npz").check(g)
+  kinds.Source(read, "checkpoint", "a folder", kinds.FILE_OR_FOLDER).check(g)
+  with pytest.raises(errors.UserError, match=(
+      rf"^config\.generator\.checkpoint: reading {tmp_path} needs "
+      r"no_such_reader_module, which is not installed \(pip install it\)$")):
+    kinds.Source(read, "checkpoint", "a folder", kinds.FILE_OR_FOLDER,
+                 module="no_such_reader_module",
+                 install="pip install it").check(g)
+  g.handle = ""
+  kinds.Source(read, "handle", "a module", kinds.TFHUB_MODULE).check(g)
+  kinds.Source(read).check(g)
 
 
 def test_a_demo_workdir_from_before_the_interface_still_loads(tmp_path):
@@ -220,10 +245,10 @@ def test_conditional_biggans_read_the_class_coordinate():
   from gansseg_jax.models import biggan_deep  # pylint: disable=g-import-not-at-top
   spec = biggan_deep.BigGANDeepSpec(resolution=32, z_dim=8, ch=4,
                                     n_classes=5, attention_resolution=0)
-  network = api.build(api.resolve("biggan_deep"), spec.to_dict(),
-                      api.BuildOptions(classes=(2, 4), truncation=0.4))
+  network = kinds.build(kinds.resolve("biggan_deep"), spec.to_dict(),
+                        kinds.BuildOptions(classes=(2, 4), truncation=0.4))
   params = biggan_deep.init_params(spec, 0)
-  latents = api.draw(network, params, jax.random.key(3), (3,), 0)
+  latents = latent.draw(network, params, jax.random.key(3), (3,), 0)
   assert set(np.asarray(latents[:, 8])) <= {2.0, 4.0}
   direct = biggan_deep.make_generate(spec, truncation=0.4)(
       params, latents[:, :8], jax.nn.one_hot(latents[:, 8].astype(int), 5))
@@ -253,12 +278,12 @@ def test_stylegan2_w_plus_repeats_w_and_splits_sefa_by_layer():
                                  mapping_layers=2, channel_base=64,
                                  channel_max=16)
   params = stylegan2.init_params(spec, jax.random.key(0))
-  kind = api.resolve("stylegan2")
+  kind = kinds.resolve("stylegan2")
   w_net, plus_net = (
-      api.build(kind, spec.to_dict(), api.BuildOptions(latent_space=space,
-                                                       truncation=0.5))
+      kinds.build(kind, spec.to_dict(), kinds.BuildOptions(latent_space=space,
+                                                           truncation=0.5))
       for space in ("w", "w+"))
-  plus = np.asarray(api.draw(plus_net, params, jax.random.key(2), (2,), 0))
+  plus = np.asarray(latent.draw(plus_net, params, jax.random.key(2), (2,), 0))
   assert plus.shape == (2, spec.num_ws * 8)
   ws = plus.reshape(2, spec.num_ws, 8)
   np.testing.assert_array_equal(ws, np.repeat(ws[:, :1], spec.num_ws, axis=1))
@@ -298,8 +323,9 @@ def noisy_stylegan2():
 
 
 def stylegan2_network(spec, noise_mode):
-  return api.build(api.resolve("stylegan2"), spec.to_dict(),
-                   api.BuildOptions(latent_space="w", noise_mode=noise_mode))
+  return kinds.build(
+      kinds.resolve("stylegan2"), spec.to_dict(),
+      kinds.BuildOptions(latent_space="w", noise_mode=noise_mode))
 
 
 def test_random_noise_rows_follow_their_seed():
@@ -309,14 +335,14 @@ def test_random_noise_rows_follow_their_seed():
   spec, params = noisy_stylegan2()
   network = stylegan2_network(spec, "random")
   assert network.conditions == ("noise_seed",) and network.latent_dim == 9
-  latents = api.draw(network, params, jax.random.key(1), (3,), 0)
+  latents = latent.draw(network, params, jax.random.key(1), (3,), 0)
   seeds = np.asarray(latents[:, -1])
   assert (seeds == np.round(seeds)).all() and (seeds < 2**24).all()
   assert len(set(seeds)) == 3
   np.testing.assert_array_equal(
-      latents[:, :8], api.draw(stylegan2_network(spec, "const"), params,
-                               jax.random.split(jax.random.key(1))[0], (3,),
-                               0))
+      latents[:, :8], latent.draw(stylegan2_network(spec, "const"), params,
+                                  jax.random.split(jax.random.key(1))[0], (3,),
+                                  0))
   images = np.asarray(jax.jit(network)(params, latents))
   model = jax.jit(stylegan2.make_generate(spec, latent_space="w",
                                           noise_mode="random"))
@@ -332,13 +358,13 @@ def test_random_noise_is_shared_by_a_pair_and_not_across_seeds():
   from gansseg_jax.models import stylegan2  # pylint: disable=g-import-not-at-top
   spec, params = noisy_stylegan2()
   network = jax.jit(stylegan2_network(spec, "random"))
-  latents = api.draw(stylegan2_network(spec, "random"), params,
-                     jax.random.key(3), (2,), 0)
+  latents = latent.draw(stylegan2_network(spec, "random"), params,
+                        jax.random.key(3), (2,), 0)
   images = np.asarray(network(params, latents))
   np.testing.assert_array_equal(
-      np.asarray(network(params, api.shift(latents, jnp.zeros(8)))), images)
+      np.asarray(network(params, latent.shift(latents, jnp.zeros(8)))), images)
   h = jnp.linspace(-1.0, 1.0, 8)
-  shifted = api.shift(latents, h)
+  shifted = latent.shift(latents, h)
   np.testing.assert_array_equal(shifted[:, -1], latents[:, -1])
   model = jax.jit(stylegan2.make_generate(spec, latent_space="w",
                                           noise_mode="random"))
@@ -355,7 +381,7 @@ def test_synthesis_pairs_of_random_noise_differ_by_the_shift_only():
   spec, params = noisy_stylegan2()
   network = stylegan2_network(spec, "random")
   synth_spec = batch.SynthSpec.from_config(default.get_config().synth)
-  z = api.draw(network, params, jax.random.key(0), (4,), 0)
+  z = latent.draw(network, params, jax.random.key(0), (4,), 0)
   cand = batch.make_candidates(z, network, params, jnp.zeros(8), synth_spec)
   np.testing.assert_allclose(np.asarray(cand.images),
                              np.asarray(network(params, z)), atol=1e-5)
@@ -367,7 +393,7 @@ def test_no_noise_is_the_models_none():
   spec, params = noisy_stylegan2()
   network = stylegan2_network(spec, "none")
   assert network.condition_dim == 0
-  w = api.draw(network, params, jax.random.key(5), (2,), 0)
+  w = latent.draw(network, params, jax.random.key(5), (2,), 0)
   np.testing.assert_array_equal(
       np.asarray(network(params, w)),
       np.asarray(stylegan2.make_generate(spec, latent_space="w",

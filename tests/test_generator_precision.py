@@ -17,7 +17,8 @@ from gansseg_jax.run import stages
 from gansseg_jax.infra import workdir
 from gansseg_jax.models import biggan
 from gansseg_jax.models import biggan_deep
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.models import imagenet_biggan
 from gansseg_jax.models import stylegan2
 
@@ -53,14 +54,14 @@ PRECISION = re.compile(r"operand_precision=\{(\w+),(\w+)\}")
 
 def network(arch, **options):
   spec, extra, _ = KINDS[arch]
-  return api.build(api.resolve(arch), spec,
-                   api.BuildOptions(**extra, **options))
+  return kinds.build(kinds.resolve(arch), spec,
+                     kinds.BuildOptions(**extra, **options))
 
 
 def lowered_hlo(net) -> str:
   """HLO of latents drawn (the kind's prior included) then generated."""
   def sample_and_generate(params, key):
-    return net(params, api.draw(net, params, key, (BATCH,), 0))
+    return net(params, latent.draw(net, params, key, (BATCH,), 0))
   return jax.jit(sample_and_generate).lower(
       net.abstract_params, jax.random.key(0)).as_text(dialect="hlo")
 
@@ -99,10 +100,10 @@ def test_bfloat16_generators_are_the_same_program_for_every_value(arch):
 
 
 def test_demo_generator_has_no_explicit_precision_and_ignores_the_value():
-  kind = api.resolve("builtin")
-  spec = kind.convert(default.get_config(), "").spec
-  texts = [lowered_hlo(api.build(kind, spec,
-                                 api.BuildOptions(matmul_precision=v)))
+  kind = kinds.resolve("builtin")
+  spec = kind.source("builtin").read(default.get_config(), "").spec
+  texts = [lowered_hlo(kinds.build(kind, spec,
+                                   kinds.BuildOptions(matmul_precision=v)))
            for v in VALUES]
   assert texts[1] == texts[0] and texts[2] == texts[0]
   found = precisions(texts[0])
@@ -113,13 +114,13 @@ def test_highest_is_what_a_config_without_the_field_builds_bit_for_bit():
   config = default.get_config()
   assert config.generator.matmul_precision == "highest"
   del config.generator["matmul_precision"]
-  options = api.build_options(config.generator)
+  options = kinds.build_options(config.generator)
   assert options.matmul_precision == "highest"
   params = biggan.init_params(BIGGAN, 0)
   z = np.random.default_rng(1).normal(size=(BATCH, BIGGAN.z_dim)).astype(
       np.float32)
   before = jax.jit(biggan.make_generate(BIGGAN))  # The call from before.
-  built = api.build(api.resolve("biggan"), BIGGAN.to_dict(), options)
+  built = kinds.build(kinds.resolve("biggan"), BIGGAN.to_dict(), options)
   assert jax.jit(built.generate).lower(params, z).as_text() == (
       before.lower(params, z).as_text())
   np.testing.assert_array_equal(np.asarray(jax.jit(built.generate)(params, z)),

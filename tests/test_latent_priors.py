@@ -1,5 +1,5 @@
 """Latent priors: declared by a kind or chosen in the config, drawn by every
-stage, and the unit of shift lengths (generator_api.LatentPrior)."""
+stage, and the unit of shift lengths (generator_interface/latent.py)."""
 import math
 
 import jax
@@ -10,7 +10,8 @@ from scipy import stats
 
 from configs import default
 from gansseg_jax.infra import errors
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import latents as latents_lib
 
@@ -25,8 +26,8 @@ def plugin_network(**options):
   config.generator.ch = 2
   config.generator.update(options)
   converted = uniform_dcgan_kind.convert(config, "")
-  network = api.build(api.resolve(config.generator.arch), converted.spec,
-                      api.build_options(config.generator))
+  network = kinds.build(kinds.resolve(config.generator.arch), converted.spec,
+                        kinds.build_options(config.generator))
   return network, converted.params
 
 
@@ -35,21 +36,22 @@ def test_a_plugin_declares_its_prior_and_every_draw_uses_it():
   assert network.latent_prior.name == "uniform(-1, 1)"
   assert network.latent_prior.spread == pytest.approx(1 / math.sqrt(3))
   key = jax.random.key(3)
-  z = np.asarray(api.draw(network, params, key, (4096,), 6))
+  z = np.asarray(latent.draw(network, params, key, (4096,), 6))
   assert np.abs(z).max() <= 1.0
   # Kolmogorov-Smirnov against U(-1, 1): a normal would fail it at once.
   assert stats.kstest(z.ravel(), "uniform", args=(-1, 2)).pvalue > 1e-3
   # The synth stages' 'prior' sampler stands for the same prior.
   sampler = latents_lib.make_sampler(default.get_config().synth, 6)
   np.testing.assert_array_equal(
-      np.asarray(api.draw(network, params, key, (4096,), 6, base=sampler)), z)
+      np.asarray(latent.draw(network, params, key, (4096,), 6,
+                             base=sampler)), z)
 
 
 def test_the_config_overrides_the_kind_and_normal_is_bit_identical():
   key = jax.random.key(0)
   network, params = plugin_network(latent_prior="truncated_normal",
                                    latent_bound=2.0)
-  z = np.asarray(api.draw(network, params, key, (20000,), 6))
+  z = np.asarray(latent.draw(network, params, key, (20000,), 6))
   assert np.abs(z).max() <= 2.0
   assert network.latent_prior.spread == pytest.approx(
       stats.truncnorm(-2, 2).std())
@@ -57,7 +59,7 @@ def test_the_config_overrides_the_kind_and_normal_is_bit_identical():
   # 'normal' draws exactly what the stages drew before priors existed.
   network, params = plugin_network(latent_prior="normal")
   np.testing.assert_array_equal(
-      np.asarray(api.draw(network, params, key, (8,), 6)),
+      np.asarray(latent.draw(network, params, key, (8,), 6)),
       np.asarray(jax.random.normal(key, (8, 6), jnp.float32)))
 
 
@@ -78,9 +80,9 @@ def test_shift_radius_is_in_prior_spreads():
   weights = rng.standard_normal((4, 8 * 8)).astype(np.float32)
   generate = lambda params, z: jnp.repeat(
       jnp.sin(z @ params).reshape(-1, 8, 8, 1), 3, axis=-1)
-  network = api.Network(generate=generate, abstract_params=None,
-                        resolution=8, direction_dim=4,
-                        latent_prior=api.uniform_prior(2.0))
+  network = latent.Network(generate=generate, abstract_params=None,
+                           resolution=8, direction_dim=4,
+                           latent_prior=latent.uniform_prior(2.0))
   synth = default.get_config().synth
   synth.update(components_filter=False, size_filter=False,
                histogram_filter=False)

@@ -7,7 +7,7 @@ random weights: kernels N(0, 1 / C_in) (about unit-variance activations
 through batch norms with running mean 0 and variance 1; the tutorial's
 0.02 would make flat images), batch norms with scale 1 and offset 0. The kind declares its own latent prior,
 U(-1, 1) per coordinate, so every stage draws z from it and measures shift
-lengths in its spread 1 / sqrt(3) (generator_api.LatentPrior).
+lengths in its spread 1 / sqrt(3) (generator_interface/latent.py).
 """
 import dataclasses
 
@@ -15,9 +15,10 @@ import numpy as np
 
 from gansseg_jax.generators import dcgan as dcgan_kind
 from gansseg_jax.models import dcgan
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 
-PRIOR = api.uniform_prior(1.0)
+PRIOR = latent.uniform_prior(1.0)
 
 
 def random_params(spec: dcgan.DCGANSpec, seed: int) -> dict:
@@ -39,22 +40,22 @@ def random_params(spec: dcgan.DCGANSpec, seed: int) -> dict:
               for i, layer in v.items()} for k, v in params.items()}
 
 
-def convert(config, workdir: str) -> api.Converted:
+def convert(config, workdir: str) -> kinds.Converted:
   del workdir
   g = config.generator
   layers = int(np.log2(g.resolution // dcgan.BOTTOM))
   spec = dcgan.DCGANSpec(z_dim=g.z_dim,
                          widths=tuple(g.ch * 2 ** i
                                       for i in reversed(range(layers))))
-  return api.Converted(spec.to_dict(), random_params(spec, config.seed),
-                       {"source": "random", "seed": config.seed})
+  return kinds.Converted(spec.to_dict(), random_params(spec, config.seed),
+                         {"source": "random", "seed": config.seed})
 
 
-def build(spec: dict, options: api.BuildOptions) -> api.Network:
+def build(spec: dict, options: kinds.BuildOptions) -> latent.Network:
   """The `dcgan` kind's network, declaring this kind's prior."""
   return dataclasses.replace(dcgan_kind.build(spec, options),
                              latent_prior=PRIOR)
 
 
-KIND = api.GeneratorKind(name="uniform_dcgan", sources=("random",),
-                         convert=convert, build=build)
+KIND = kinds.GeneratorKind(name="uniform_dcgan", build=build,
+                           sources={"random": kinds.Source(convert)})

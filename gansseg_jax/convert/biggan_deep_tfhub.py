@@ -43,11 +43,6 @@ from gansseg_jax.convert import tfhub
 from gansseg_jax.models import biggan
 from gansseg_jax.models import biggan_deep
 
-EMA_SUFFIX = "ema_0.9999"
-MODULE_PREFIX = biggan_tfhub.MODULE_PREFIX
-SIGNATURE = biggan_tfhub.SIGNATURE
-TFHUB_EPS = biggan_tfhub.TFHUB_EPS
-VERIFY_TOLERANCE = biggan_tfhub.VERIFY_TOLERANCE
 # Grid points (exact in the package's float64 arithmetic) at which the
 # conversion is checked against the module: two rows of every statistic.
 VERIFY_TRUNCATIONS = (0.5, 1.0)
@@ -127,7 +122,8 @@ def statistics_tensors(count: int) -> list[str]:
 def expected_variables(spec: biggan_deep.BigGANDeepSpec, use_ema: bool
                        ) -> tuple[dict[str, tuple], dict[str, str]]:
   """(required {name: shape}, {known alternative copy: why it is unused})."""
-  return bigbigan_names.variables_of(layout(spec), use_ema, EMA_SUFFIX)
+  return bigbigan_names.variables_of(layout(spec), use_ema,
+                                     bigbigan_names.EMA_SUFFIX)
 
 
 def check(spec: biggan_deep.BigGANDeepSpec, shapes: Mapping[str, tuple],
@@ -173,7 +169,7 @@ def spec_from_shapes(shapes: Mapping[str, tuple], where: str,
     try:
       return biggan_deep.BigGANDeepSpec(
           resolution=resolution, z_dim=z_dim, ch=ch, n_classes=n_classes,
-          attention_resolution=attention, eps=TFHUB_EPS)
+          attention_resolution=attention, eps=biggan_tfhub.TFHUB_EPS)
     except ValueError as e:
       raise errors.UserError(f"{where}: {e}") from e
 
@@ -228,14 +224,16 @@ def read_statistics(module: Any, spec: biggan_deep.BigGANDeepSpec,
 def assemble(spec: biggan_deep.BigGANDeepSpec,
              values: Mapping[str, np.ndarray],
              stats: Mapping[tuple[Any, ...], Mapping[str, np.ndarray]], *,
-             use_ema: bool, sn_mode: str, sn_eps: float = TFHUB_EPS
+             use_ema: bool, sn_mode: str,
+             sn_eps: float = biggan_tfhub.TFHUB_EPS
              ) -> dict[str, Any]:
   """Flax params: W / sigma of every SN weight, statistics as read; the
   output convolution cut to its first 3 outputs after normalisation."""
   params: dict[str, Any] = {}
   for entry in layout(spec):
     for path, leaf in bigbigan_names.weight_leaves(
-        entry, values, use_ema=use_ema, ema_suffix=EMA_SUFFIX, sn_eps=sn_eps,
+        entry, values, use_ema=use_ema,
+        ema_suffix=bigbigan_names.EMA_SUFFIX, sn_eps=sn_eps,
         sn_mode=sn_mode):
       bigbigan_names.put(params, path, leaf)
   for path, pair in stats.items():
@@ -254,24 +252,17 @@ def convert_module(handle: str, use_ema: bool = True, verify_batch: int = 2,
   `default` signature (module doc); record = the reading, its max |diff|
   and {unused variable: why}."""
   with tfhub.opened(handle) as module:
-    values = {name.removeprefix(MODULE_PREFIX): value
-              for name, value in tfhub.read_variables(module).items()}
+    values = tfhub.unprefixed_variables(module)
     shapes = {name: np.shape(value) for name, value in values.items()}
     spec = spec_from_shapes(shapes, handle, attention_resolution)
     unused = check(spec, shapes, use_ema, handle)
     stats = read_statistics(module, spec, handle)
     n_stats = next(iter(stats.values()))["mean"].shape[0]
     spec = dataclasses.replace(spec, n_stats=n_stats)
-    if not tfhub.has_signature(module, SIGNATURE):
-      raise errors.UserError(f"{handle}: the module has no '{SIGNATURE}' "
-                             "signature to verify the conversion against")
-    tf = optional.load("tensorflow", f"reading {handle}", optional.TF_EXTRA)
     cases = []
     for t in VERIFY_TRUNCATIONS:
       z, y = biggan_tfhub.verification_inputs(spec, verify_batch, t)
-      images = module.signatures[SIGNATURE](
-          z=tf.constant(z), y=tf.constant(y), truncation=tf.constant(t))
-      cases.append((t, z, y, np.asarray(images["default"])))
+      cases.append((t, z, y, tfhub.default_images(module, handle, z, y, t)))
   forward = jax.jit(biggan_deep.make_forward(spec))  # One compile, every t.
   tried = []
   for sn_mode in spectral_norm.NORMALIZE_MODES:
@@ -281,7 +272,7 @@ def convert_module(handle: str, use_ema: bool = True, verify_batch: int = 2,
                             - reference).max())
                for t, z, y, reference in cases)
     tried.append(f"sn_normalize={sn_mode}: {diff:.3g}")
-    if diff <= VERIFY_TOLERANCE:
+    if diff <= biggan_tfhub.VERIFY_TOLERANCE:
       return spec, params, {"sn_normalize": sn_mode, "max_abs_diff": diff,
                             "truncations": list(VERIFY_TRUNCATIONS),
                             "unused": unused}

@@ -30,7 +30,6 @@ import jax
 import numpy as np
 
 from gansseg_jax.infra import errors
-from gansseg_jax.infra import optional
 from gansseg_jax.convert import bigbigan_names
 from gansseg_jax.convert import spectral_norm
 from gansseg_jax.convert import tfhub
@@ -40,8 +39,6 @@ from gansseg_jax.models import imagenet_biggan
 EMA_SUFFIX = "ema_b999900"
 # Shared by the TF-Hub BigGAN modules (biggan-*/2) and BigGAN-deep modules
 # (biggan-deep-*/1, convert/biggan_deep_tfhub.py).
-MODULE_PREFIX = "module/"
-SIGNATURE = "default"
 TFHUB_EPS = 1e-4  # Batch-norm and spectral-norm epsilon of the modules.
 VERIFY_TOLERANCE = 1e-4  # Max abs image difference to accept a reading.
 UNUSED_VARIABLES = (
@@ -267,21 +264,12 @@ def convert_module(handle: str, use_ema: bool = True, verify_batch: int = 2,
   `default` signature (module doc); record = the reading, its max |diff|
   and {unused variable: why}."""
   with tfhub.opened(handle) as module:
-    values = {(name[len(MODULE_PREFIX):] if name.startswith(MODULE_PREFIX)
-               else name): value
-              for name, value in tfhub.read_variables(module).items()}
+    values = tfhub.unprefixed_variables(module)
     shapes = {name: np.shape(value) for name, value in values.items()}
     spec = spec_from_shapes(shapes, handle, attention_resolution)
     unused = check(spec, shapes, use_ema, handle)
-    if not tfhub.has_signature(module, SIGNATURE):
-      raise errors.UserError(f"{handle}: the module has no '{SIGNATURE}' "
-                             "signature to verify the conversion against")
     z, y = verification_inputs(spec, verify_batch)
-    function = module.signatures[SIGNATURE]
-    tf = optional.load("tensorflow", f"reading {handle}", optional.TF_EXTRA)
-    outputs = function(z=tf.constant(z), y=tf.constant(y),
-                       truncation=tf.constant(0.5))
-    reference = np.asarray(outputs["default"])
+    reference = tfhub.default_images(module, handle, z, y, 0.5)
   params, record = pick_reading(spec, values, reference, z, y, use_ema,
                                 handle)
   return spec, params, {**record, "unused": unused}

@@ -6,12 +6,12 @@ anything is written.
 from gansseg_jax.convert import embed as embed_lib
 from gansseg_jax.infra import config_rules as rules
 from gansseg_jax.models import dcgan
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import kinds
 
 
 def check_generator(g) -> None:
-  kind = generator_api.resolve(generator_api.kind_name(g))
-  generator_api.check_options(kind, generator_api.build_options(g))
+  kind = kinds.resolve(kinds.kind_name(g))
+  kinds.check_options(kind, kinds.build_options(g))
   rules.apply("generator", g, {
       "source": rules.one_of(*kind.sources),
       "truncation": rules.positive,

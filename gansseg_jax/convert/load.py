@@ -11,9 +11,9 @@
   W/encoder/params/       orbax checkpoint (only when the encoder verified)
 
 Every later stage calls `load_generator(config, workdir)`: the generator
-kind comes from spec.json's "arch" (models/generator_api.resolve), which
+kind comes from spec.json's "arch" (generator_interface/kinds.resolve), which
 rebuilds the Network from its "spec"; the activation dtype, latent space and
-classes come from config.generator (models/generator_api.build_options).
+classes come from config.generator (generator_interface/kinds.build_options).
 """
 import json
 import os
@@ -28,7 +28,8 @@ from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import fileio
 from gansseg_jax.models import encoder
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 
 GENERATOR_DIR = artifacts.GENERATOR
 ENCODER_DIR = artifacts.ENCODER
@@ -94,7 +95,7 @@ def restore(path: str, like: Any) -> Any:
   return jax.tree.map(jax.numpy.asarray, params)
 
 
-def check_matches_config(config, network: generator_api.Network,
+def check_matches_config(config, network: latent.Network,
                          path: str) -> None:
   """The converted generator must have the config's direction size and side."""
   for field, value in (("z_dim", network.direction_dim),
@@ -108,18 +109,18 @@ def check_matches_config(config, network: generator_api.Network,
 
 def build_network(config: ml_collections.ConfigDict,
                   description: dict[str, Any],
-                  path: str) -> generator_api.Network:
+                  path: str) -> latent.Network:
   """The Network that spec.json `description` (of W/generator) describes."""
   spec_path = os.path.join(path, SPEC_FILE)
-  kind = generator_api.resolve(description.get("arch"),
-                               f"{spec_path}: arch")
+  kind = kinds.resolve(description.get("arch"),
+                       f"{spec_path}: arch")
   # Older demo workdirs keep the spec (the demo's info.json) under "info".
   spec = description.get("spec", description.get("info"))
   if not isinstance(spec, dict):
     raise errors.UserError(f"{spec_path}: no \"spec\"; re-run 'convert'")
   try:
-    network = generator_api.build(
-        kind, spec, generator_api.build_options(config.generator))
+    network = kinds.build(
+        kind, spec, kinds.build_options(config.generator))
   except (KeyError, TypeError) as e:
     raise errors.UserError(
         f"{spec_path}: its spec does not describe a {kind.name} generator "
@@ -129,11 +130,11 @@ def build_network(config: ml_collections.ConfigDict,
 
 
 def load_generator(config: ml_collections.ConfigDict,
-                   workdir: str) -> tuple[generator_api.Network, Any]:
+                   workdir: str) -> tuple[latent.Network, Any]:
   """(network, params) of W/generator; network(params, latents) is jit-able.
 
   latents float32 [B, network.latent_dim] -> images float32 [B, H, W, 3] in
-  [-1, 1]; generator_api.draw samples latents, generator_api.shift moves them.
+  [-1, 1]; latent.draw samples latents, latent.shift moves them.
   """
   path = os.path.join(workdir, GENERATOR_DIR)
   network = build_network(config, read_description(path), path)

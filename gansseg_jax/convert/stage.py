@@ -5,7 +5,8 @@ OUTPUTS (W = workdir):
   W/encoder/     kind 'biggan' from TF-Hub only (gansseg_jax/generators/
                  bigbigan.py)
 INPUTS: none from the workdir. config.generator.arch names the generator kind
-  (models/generator_api.py: a built-in short name or 'package.module:name');
+  (generator_interface/kinds.py: a built-in short name or
+  'package.module:name');
   the kind reads config.generator.source (one of the kind's sources) and the
   checkpoint fields it needs (handle, torch_checkpoint, checkpoint, ...). The
   kind's converted params are checked against the network it builds from its
@@ -21,7 +22,7 @@ import numpy as np
 
 from gansseg_jax.infra import errors
 from gansseg_jax.convert import load
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import kinds
 
 
 def require_single_host(stage: str) -> None:
@@ -46,19 +47,16 @@ def _check_structure(params: Any, like: Any, what: str) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes W/generator (and W/encoder) with config.generator.arch's kind."""
   require_single_host("convert")
-  arch = generator_api.kind_name(config.generator)
-  kind = generator_api.resolve(arch)
-  options = generator_api.build_options(config.generator)
-  generator_api.check_options(kind, options)
-  source = config.generator.source
-  if source not in kind.sources:
-    raise errors.UserError(f"config.generator.source: {source!r} is not one "
-                           f"of the {kind.name} generator's {kind.sources}")
+  arch = kinds.kind_name(config.generator)
+  kind = kinds.resolve(arch)
+  options = kinds.build_options(config.generator)
+  kinds.check_options(kind, options)
   converted = kind.convert(config, workdir)
   path = os.path.join(workdir, load.GENERATOR_DIR)
-  description = {"arch": arch, "spec": converted.spec, "source": source,
+  description = {"arch": arch, "spec": converted.spec,
+                 "source": config.generator.source,
                  "conversion": converted.record}
-  root = generator_api.module_root(arch)
+  root = kinds.module_root(arch)
   if root is not None:
     description[load.MODULE_ROOT] = root
   network = load.build_network(config, description, path)

@@ -27,6 +27,11 @@ _DISCRIMINATOR_SCOPE = re.compile(r"^discriminator", re.IGNORECASE)
 # Bookkeeping variables some modules carry; never part of a network.
 _BOOKKEEPING = re.compile(r"(^|/)global_step$")
 _FILE_SCHEME = "file://"
+# Variable names of a module loaded by hub.Module start with this; hub.load
+# leaves it off (the ImageNet BigGAN and BigGAN-deep readers drop it).
+MODULE_PREFIX = "module/"
+# The signature the ImageNet BigGAN and BigGAN-deep modules generate with.
+DEFAULT_SIGNATURE = "default"
 
 
 def _import_hub():
@@ -84,6 +89,12 @@ def read_variables(module: Any) -> dict[str, np.ndarray]:
   return out
 
 
+def unprefixed_variables(module: Any) -> dict[str, np.ndarray]:
+  """read_variables with MODULE_PREFIX dropped from the names that have it."""
+  return {name.removeprefix(MODULE_PREFIX): value
+          for name, value in read_variables(module).items()}
+
+
 def split_scopes(names: Mapping[str, Any], where: str
                  ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
   """Sorts variable names into the generator, the encoder and the unused.
@@ -123,6 +134,21 @@ def split_scopes(names: Mapping[str, Any], where: str
 
 def has_signature(module: Any, signature: str) -> bool:
   return signature in getattr(module, "signatures", {})
+
+
+def default_images(module: Any, handle: str, z: np.ndarray, y: np.ndarray,
+                   truncation: float) -> np.ndarray:
+  """Images of the module's DEFAULT_SIGNATURE (inputs z, y, truncation), the
+  reference a conversion is verified against; UserError naming `handle`
+  when the module has no such signature."""
+  if not has_signature(module, DEFAULT_SIGNATURE):
+    raise errors.UserError(f"{handle}: the module has no "
+                           f"'{DEFAULT_SIGNATURE}' signature to verify the "
+                           "conversion against")
+  tf = optional.load("tensorflow", f"reading {handle}", optional.TF_EXTRA)
+  outputs = module.signatures[DEFAULT_SIGNATURE](
+      z=tf.constant(z), y=tf.constant(y), truncation=tf.constant(truncation))
+  return np.asarray(outputs["default"])
 
 
 def run_signature(module: Any, signature: str, value: np.ndarray

@@ -10,7 +10,7 @@ from gansseg_jax.directions import ranking
 from gansseg_jax.directions import score as score_lib
 from gansseg_jax.directions import stage as directions_lib
 from gansseg_jax.infra import config_rules as rules
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 
 
 def check_directions(d) -> None:
@@ -62,7 +62,7 @@ def check_score(s) -> None:
       "order_by": rules.one_of(*ranking.SHORTLIST_ORDERS),
       "index": rules.integer_at_least(-1),
       "orient_rule": rules.one_of(*score_lib.ORIENT_RULES),
-      "shift_units": rules.one_of(*generator_api.SHIFT_UNITS),
+      "shift_units": rules.one_of(*latent.SHIFT_UNITS),
       "choose": rules.one_of(*objectness.CHOICES),
       "max_border": rules.within(0, 1),
       "min_centre_ratio": rules.non_negative,

@@ -49,7 +49,7 @@ from gansseg_jax.directions import strips
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import finite as finite_lib
 from gansseg_jax.infra import sharding
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.models import reconstructor as reconstructor_lib
 
 Generate = Callable[..., jax.Array]
@@ -190,8 +190,8 @@ def make_train_step(graphdef: nnx.GraphDef, generate: Generate,
   def train_step(state, fixed, gen_params, key_data, step):
     step_key = jax.random.fold_in(jax.random.wrap_key_data(key_data), step)
     z_key, shift_key = jax.random.split(step_key)
-    z = generator_api.draw(generate, gen_params, z_key, (spec.batch_size,),
-                           spec.latent_dim)
+    z = latent.draw(generate, gen_params, z_key, (spec.batch_size,),
+                    spec.latent_dim)
     k, eps = sample_shifts(shift_key, spec)
     z, k, eps = (jax.lax.with_sharding_constraint(x, batch_sharded)
                  for x in (z, k, eps))
@@ -201,7 +201,7 @@ def make_train_step(graphdef: nnx.GraphDef, generate: Generate,
     def loss_fn(params):
       model = nnx.merge(graphdef, params, state["batch_stats"], fixed)
       coefficients = jax.nn.one_hot(k, spec.num_directions) * eps[:, None]
-      shifted = generate(gen_params, generator_api.shift(
+      shifted = generate(gen_params, latent.shift(
           z, model.deformator(coefficients)))
       logits, shift_prediction = model.reconstructor(
           jnp.concatenate([images, shifted], axis=-1))
@@ -316,8 +316,8 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   state, fixed, gen_params, key_data, strip_z, strip_shifts = (
       sharding.replicate(
           (state, fixed, gen_params, jax.random.key_data(train_key),
-           generator_api.draw(generate, gen_params, strip_key, (),
-                              latent_dim),
+           latent.draw(generate, gen_params, strip_key, (),
+                       latent_dim),
            np.linspace(-cfg.max_shift, cfg.max_shift, cfg.strip_shifts,
                        dtype=np.float32)), mesh))
   train_step = make_train_step(graphdef, generate, spec, cfg.learning_rate,

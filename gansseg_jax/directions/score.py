@@ -62,7 +62,7 @@ import optax
 from gansseg_jax.infra import errors
 from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import sharding
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import affine
 from gansseg_jax.synth import masks
 
@@ -95,10 +95,10 @@ class ScoreSpec:
       raise errors.UserError(
           f"config.score.orient_rule: {score.orient_rule!r} is not one of "
           f"{', '.join(ORIENT_RULES)}")
-    if score.shift_units not in generator_api.SHIFT_UNITS:
+    if score.shift_units not in latent.SHIFT_UNITS:
       raise errors.UserError(
           f"config.score.shift_units: {score.shift_units!r} is not one of "
-          f"{', '.join(generator_api.SHIFT_UNITS)}")
+          f"{', '.join(latent.SHIFT_UNITS)}")
     if score.candidate_batch < 0:
       raise errors.UserError(
           f"config.score.candidate_batch: must be >= 0, got "
@@ -174,8 +174,8 @@ def map_separation(maps: jax.Array, image: jax.Array) -> jax.Array:
 def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
                heldout_z, init_maps, direction) -> CandidateScores:
   """The affine test of one candidate (the caller vmaps it)."""
-  scale = generator_api.shift_length(spec.shift_scale, spec.shift_units,
-                                     generate, "config.score.shift_units")
+  scale = latent.shift_length(spec.shift_scale, spec.shift_units,
+                              generate, "config.score.shift_units")
   shift = scale * direction / jnp.linalg.norm(direction)
 
   image_shape = jax.eval_shape(generate, gen_params, heldout_z[0]).shape
@@ -185,7 +185,7 @@ def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
     """Sums per_batch(G(z), G(z + shift)) over the held-out batches."""
     def batch_sums(z):
       return per_batch(generate(gen_params, z),
-                       generate(gen_params, generator_api.shift(z, shift)))
+                       generate(gen_params, latent.shift(z, shift)))
 
     def body(total, z):
       return jax.tree.map(jnp.add, total, batch_sums(z)), None
@@ -222,7 +222,7 @@ def _score_one(generate: Generate, spec: ScoreSpec, gen_params, fit_z,
   def fit_step(carry, z):
     maps, opt_state = carry
     image = generate(gen_params, z)
-    shifted = generate(gen_params, generator_api.shift(z, shift))
+    shifted = generate(gen_params, latent.shift(z, shift))
     loss, grads = jax.value_and_grad(restoration_loss)(maps, image, shifted)
     updates, opt_state = optimizer.update(grads, opt_state, maps)
     return (optax.apply_updates(maps, updates), opt_state), loss
@@ -269,9 +269,9 @@ def scorer(generate: Generate, spec: ScoreSpec, mesh: jax.sharding.Mesh):
     fit_key, heldout_key, init_key = jax.random.split(
         jax.random.wrap_key_data(key_data), 3)
     latent_dim = directions.shape[1]
-    fit_z = generator_api.draw(generate, gen_params, fit_key,
-                               (spec.steps, spec.batch_size), latent_dim)
-    heldout_z = generator_api.draw(
+    fit_z = latent.draw(generate, gen_params, fit_key,
+                        (spec.steps, spec.batch_size), latent_dim)
+    heldout_z = latent.draw(
         generate, gen_params, heldout_key,
         (spec.heldout_batches, spec.batch_size), latent_dim)
     one = functools.partial(_score_one, generate, spec, gen_params, fit_z,

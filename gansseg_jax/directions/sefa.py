@@ -6,7 +6,7 @@ W^T W (W [n_out, z_dim], rows = output units). As in SeFa's code, each row of
 W is first scaled to unit norm (`normalize_rows`, config.directions.
 sefa_normalize) so that no single unit dominates.
 
-Where W comes from. The generator kind's Network (models/generator_api.py)
+Where W comes from. The generator kind's Network (generator_interface/latent.py)
 has `latent_projection(params) -> [n_out, direction_dim]`: the maps that read
 the latent space the directions live in (for StyleGAN2 in W space, the style
 affine weights, as SeFa does for StyleGAN).

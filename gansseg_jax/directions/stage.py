@@ -48,7 +48,7 @@ from gansseg_jax.directions import sefa
 from gansseg_jax.directions import strips
 from gansseg_jax.infra import keys
 from gansseg_jax.infra import sharding
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
 from gansseg_jax.synth import masks
@@ -171,10 +171,10 @@ def _write_strips(folder: str, config: ml_collections.ConfigDict, generate,
   """One PNG per shortlisted candidate into `folder` (see module doc)."""
   cfg = config.score
   steps = np.arange(-cfg.strip_steps, cfg.strip_steps + 1, dtype=np.float32)
-  shifts = jnp.asarray(steps * generator_api.shift_length(
+  shifts = jnp.asarray(steps * latent.shift_length(
       cfg.shift_scale, cfg.shift_units, generate, "config.score.shift_units"))
-  z = generator_api.draw(generate, gen_params, key, (cfg.strip_samples,),
-                         units.shape[1])
+  z = latent.draw(generate, gen_params, key, (cfg.strip_samples,),
+                  units.shape[1])
   center = cfg.strip_steps
 
   @jax.jit

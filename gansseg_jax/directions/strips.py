@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from gansseg_jax.infra import fileio
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 
 Generate = Callable[..., jax.Array]
 # Gap between the tiles of a grid, in pixels, and its value in [-1, 1] (white).
@@ -32,7 +32,7 @@ def shift_images(generate: Generate, gen_params, z: jax.Array,
 
   z may be wider than h (trailing condition coordinates, left alone).
   """
-  latents = generator_api.shift(
+  latents = latent.shift(
       z[:, None, :], shifts[None, :, None] * direction[None, None, :])
   num_samples, num_shifts = latents.shape[:2]
   images = generate(gen_params, latents.reshape(num_samples * num_shifts, -1))

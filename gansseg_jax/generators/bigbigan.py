@@ -9,7 +9,7 @@ Sources (config.generator.source):
             ('auto'), or the configured one. Also writes W/encoder when
             config.convert.encoder and the encoder verifies against the
             module's `encode` (removed when a re-run cannot verify it).
-  'torch'   the authors' BigBiGAN_x1.pth (BigGAN-PyTorch keys); needs torch
+  'torch'   the authors' BigBiGAN_x1.pth (BigGAN-PyTorch keys), read with numpy
   'random'  fresh parameters from config.seed (tests, tiny configs)
 The architecture comes from config.generator (resolution, z_dim, ch, ...);
 the network is unconditional, in z space, with SeFa's projection
@@ -34,13 +34,15 @@ from gansseg_jax.convert import tfhub
 from gansseg_jax.convert import torch_checkpoint
 from gansseg_jax.models import biggan
 from gansseg_jax.models import encoder
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
+from gansseg_jax.generators import readers
 
 # Outputs of the module's `encode` compared with the converted encoder's.
 ENCODER_OUTPUTS = ("avepool_feat", "z_mean", "z_stdev")
-# Source 'torch': the authors' checkpoint, read with numpy (no torch needed).
-TORCH_FILE = api.SourceFile("torch_checkpoint", "the authors' BigBiGAN_x1.pth")
-TORCH_FIELD = f"config.generator.{TORCH_FILE.field}"
+# The config.generator field of source 'torch': the authors' checkpoint, read
+# with numpy (no torch needed).
+TORCH_FIELD = "torch_checkpoint"
 
 
 def generator_spec(config: ml_collections.ConfigDict) -> biggan.BigGANSpec:
@@ -182,7 +184,7 @@ def _encoder_from_tfhub(config, module, values: dict[str, np.ndarray],
                 f"`encode` ({'; '.join(notes)})")
 
 
-def _from_tfhub(config, workdir: str) -> api.Converted:
+def _from_tfhub(config, workdir: str) -> kinds.Converted:
   spec = generator_spec(config)
   handle = config.generator.handle
   where = f"config.generator.handle ({handle})"
@@ -220,43 +222,28 @@ def _from_tfhub(config, workdir: str) -> api.Converted:
                     encoder_path)
     shutil.rmtree(encoder_path)
   record.update({"handle": handle, "encoder": note, "unused": unused})
-  return api.Converted(spec.to_dict(), params, record)
+  return kinds.Converted(spec.to_dict(), params, record)
 
 
-def _from_torch(config) -> api.Converted:
+def _from_torch(config, workdir: str) -> kinds.Converted:
+  del workdir
   spec = generator_spec(config)
-  path = config.generator.torch_checkpoint
-  if not path or not os.path.isfile(path):
-    raise errors.UserError(f"{TORCH_FIELD}: {path!r} is not a file "
-                           f"({TORCH_FILE.what})")
-  where = f"{TORCH_FIELD} ({path})"
-  state = torch_checkpoint.read_state_dict(path, TORCH_FIELD)
+  path = config.generator[TORCH_FIELD]
+  field = f"config.generator.{TORCH_FIELD}"
+  where = f"{field} ({path})"
+  state = torch_checkpoint.read_state_dict(path, field)
   params, unused = torch_checkpoint.convert(spec, state,
                                             config.generator.sn_eps, where)
   logging.warning("Generator from %s: no reference forward pass to verify "
                   "against (config.convert.verify does not apply)", path)
-  return api.Converted(spec.to_dict(), params,
-                       {"checkpoint": path, "unused": unused,
-                        "verification": None})
+  return kinds.Converted(spec.to_dict(), params,
+                         {"checkpoint": path, "unused": unused,
+                          "verification": None})
 
 
-def _random(config) -> api.Converted:
-  spec = generator_spec(config)
-  return api.Converted(spec.to_dict(), biggan.init_params(spec, config.seed),
-                       {"seed": config.seed})
-
-
-def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
-  """The generator from config.generator.source (module docstring)."""
-  source = config.generator.source
-  if source == "tfhub":
-    return _from_tfhub(config, workdir)
-  return _from_torch(config) if source == "torch" else _random(config)
-
-
-def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
+def build(spec: dict[str, Any], options: kinds.BuildOptions) -> latent.Network:
   biggan_spec = biggan.BigGANSpec.from_dict(spec)
-  return api.Network(
+  return latent.Network(
       generate=biggan.make_generate(biggan_spec, options.dtype,
                                     options.matmul_precision),
       abstract_params=biggan.abstract_params(biggan_spec),
@@ -264,6 +251,11 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       latent_projection=biggan.latent_projection)
 
 
-KIND = api.GeneratorKind(name="biggan", sources=("tfhub", "torch", "random"),
-                         convert=convert, build=build,
-                         files={"torch": TORCH_FILE})
+KIND = kinds.GeneratorKind(
+    name="biggan", build=build,
+    sources={"tfhub": kinds.Source(_from_tfhub, "handle", "a BigBiGAN module",
+                                   kinds.TFHUB_MODULE),
+             "torch": kinds.Source(_from_torch, TORCH_FIELD,
+                                   "the authors' BigBiGAN_x1.pth"),
+             "random": kinds.Source(readers.random(generator_spec,
+                                                   biggan.init_params))})

@@ -25,10 +25,15 @@ from gansseg_jax.convert import biggan_deep_tfhub
 from gansseg_jax.convert import biggan_torch
 from gansseg_jax.generators import imagenet_biggan as imagenet_kind
 from gansseg_jax.models import biggan_deep
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
+from gansseg_jax.generators import readers
 
 
-def _random_spec(g: ml_collections.ConfigDict) -> biggan_deep.BigGANDeepSpec:
+def _random_spec(config: ml_collections.ConfigDict
+                 ) -> biggan_deep.BigGANDeepSpec:
+  """The architecture of source 'random', from config.generator."""
+  g = config.generator
   try:
     return biggan_deep.BigGANDeepSpec(
         resolution=g.resolution, z_dim=g.z_dim, ch=g.ch,
@@ -38,28 +43,10 @@ def _random_spec(g: ml_collections.ConfigDict) -> biggan_deep.BigGANDeepSpec:
     raise errors.UserError(f"config.generator.{e}") from e
 
 
-def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
-  del workdir
-  g = config.generator
-  if g.source == "tfhub":
-    spec, params, record = biggan_deep_tfhub.convert_module(
-        g.handle, config.convert.use_ema, config.convert.verify_batch)
-    return api.Converted(spec.to_dict(), params,
-                         {"handle": g.handle, **record})
-  if g.source == "torch":
-    spec, params = biggan_torch.read_pretrained_biggan(g.checkpoint)
-    return api.Converted(spec.to_dict(), params,
-                         {"checkpoint": g.checkpoint, "verification": None})
-  spec = _random_spec(g)
-  return api.Converted(spec.to_dict(),
-                       biggan_deep.init_params(spec, config.seed),
-                       {"seed": config.seed})
-
-
-def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
+def build(spec: dict[str, Any], options: kinds.BuildOptions) -> latent.Network:
   spec = biggan_deep.BigGANDeepSpec.from_dict(spec)
-  return api.Network(
-      generate=api.class_conditional(
+  return latent.Network(
+      generate=latent.class_conditional(
           biggan_deep.make_generate(spec, options.dtype, options.truncation,
                                     options.matmul_precision),
           spec.z_dim, spec.n_classes),
@@ -70,9 +57,17 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       latent_projection=biggan_deep.latent_projection)
 
 
-KIND = api.GeneratorKind(
-    name="biggan_deep", sources=("tfhub", "torch", "random"),
-    convert=convert, build=build, conditional=True,
-    files={"torch": api.SourceFile(
-        "checkpoint", "a pytorch-pretrained-biggan folder of pytorch_model.bin "
-        "+ config.json, or its .bin", folder=True)})
+KIND = kinds.GeneratorKind(
+    name="biggan_deep", build=build, conditional=True,
+    sources={
+        "tfhub": kinds.Source(readers.tfhub(biggan_deep_tfhub.convert_module),
+                              "handle", "a deepmind/biggan-deep-*/1 module",
+                              kinds.TFHUB_MODULE),
+        "torch": kinds.Source(
+            readers.checkpoint(lambda g: biggan_torch.read_pretrained_biggan(
+                g.checkpoint)),
+            "checkpoint", "a pytorch-pretrained-biggan folder of "
+            "pytorch_model.bin + config.json, or its .bin",
+            kinds.FILE_OR_FOLDER),
+        "random": kinds.Source(readers.random(_random_spec,
+                                              biggan_deep.init_params))})

@@ -32,7 +32,8 @@ import numpy as np
 from gansseg_jax.infra import errors
 from gansseg_jax.convert import dcgan_torch
 from gansseg_jax.models import dcgan
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 
 VERIFY_LATENTS = 64
 VERIFY_SEED = 0
@@ -53,7 +54,8 @@ def _statistics_gap(spec: dcgan.DCGANSpec, params: dict[str, Any],
   return gaps, bool(jnp.all(jnp.isfinite(out)))
 
 
-def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
+def convert(config: ml_collections.ConfigDict, workdir: str) -> kinds.Converted:
+  """Source 'torch': config.generator.checkpoint, verified (module doc)."""
   del workdir
   g = config.generator
   if not g.checkpoint:
@@ -75,25 +77,25 @@ def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
                "observed BN means (in running stds): %s", where, spec.z_dim,
                spec.widths, spec.resolution, spec.out_channels,
                ", ".join(f"{gap:.3f}" for gap in gaps))
-  return api.Converted(spec.to_dict(), params, {
+  return kinds.Converted(spec.to_dict(), params, {
       "checkpoint": g.checkpoint, "state_dict": where,
       "verification": {"latents": VERIFY_LATENTS, "finite": True,
                        "bn_mean_gap": gaps}})
 
 
-def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
+def build(spec: dict[str, Any], options: kinds.BuildOptions) -> latent.Network:
   spec = dcgan.DCGANSpec.from_dict(spec)
-  return api.Network(
+  return latent.Network(
       generate=dcgan.make_generate(spec, options.dtype,
                                    options.matmul_precision),
       abstract_params=dcgan.abstract_params(spec),
       resolution=spec.resolution, direction_dim=spec.z_dim,
       latent_projection=dcgan.latent_projection,
-      latent_prior=api.normal_prior())
+      latent_prior=latent.normal_prior())
 
 
-KIND = api.GeneratorKind(
-    name="dcgan", sources=("torch",), convert=convert, build=build,
-    files={"torch": api.SourceFile(
-        "checkpoint", "a torch DCGAN generator .pt/.pth/.tar, or a wheel "
-        "holding one")})
+KIND = kinds.GeneratorKind(
+    name="dcgan", build=build,
+    sources={"torch": kinds.Source(
+        convert, "checkpoint", "a torch DCGAN generator .pt/.pth/.tar, or a "
+        "wheel holding one")})

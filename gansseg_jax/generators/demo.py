@@ -14,7 +14,8 @@ import jax
 import ml_collections
 
 from gansseg_jax.infra import errors
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 
 MODULE = "gansseg_jax.models.demo_gan"
 
@@ -31,25 +32,26 @@ def import_demo_gan():
         f"({MODULE}), which this install does not have") from e
 
 
-def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
+def convert(config: ml_collections.ConfigDict, workdir: str) -> kinds.Converted:
+  """Source 'builtin': the shipped weights."""
   del config, workdir  # The shipped weights need nothing else.
   _, params, info = import_demo_gan().load_builtin()
   if not isinstance(info, dict):
     raise RuntimeError("demo_gan.load_builtin() must return an info dict")
-  return api.Converted(info, params, {})
+  return kinds.Converted(info, params, {})
 
 
-def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
+def build(spec: dict[str, Any], options: kinds.BuildOptions) -> latent.Network:
   del options  # float32 only, z only.
   demo_gan = import_demo_gan()
   model = spec["model"]
   graphdef, template = demo_gan.abstract_generator(model)
-  return api.Network(
+  return latent.Network(
       generate=demo_gan.make_generate(graphdef),
       abstract_params=jax.eval_shape(lambda tree: tree, template),
       resolution=model["resolution"], direction_dim=model["z_dim"],
       latent_projection=demo_gan.latent_projection)
 
 
-KIND = api.GeneratorKind(name="builtin", sources=("builtin",),
-                         convert=convert, build=build)
+KIND = kinds.GeneratorKind(name="builtin", build=build,
+                           sources={"builtin": kinds.Source(convert)})

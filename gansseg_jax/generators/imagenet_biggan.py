@@ -25,7 +25,9 @@ import ml_collections
 from gansseg_jax.infra import errors
 from gansseg_jax.convert import biggan_tfhub
 from gansseg_jax.convert import biggan_torch
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
+from gansseg_jax.generators import readers
 from gansseg_jax.models import imagenet_biggan
 
 
@@ -45,8 +47,10 @@ def truncated_prior(truncation: float) -> Callable:
   return prior
 
 
-def _random_spec(g: ml_collections.ConfigDict
+def _random_spec(config: ml_collections.ConfigDict
                  ) -> imagenet_biggan.ImageNetBigGANSpec:
+  """The architecture of source 'random', from config.generator."""
+  g = config.generator
   try:
     return imagenet_biggan.ImageNetBigGANSpec(
         resolution=g.resolution, z_dim=g.z_dim, ch=g.ch,
@@ -56,31 +60,12 @@ def _random_spec(g: ml_collections.ConfigDict
     raise errors.UserError(f"config.generator.{e}") from e
 
 
-def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
-  del workdir
-  g = config.generator
-  if g.source == "tfhub":
-    spec, params, record = biggan_tfhub.convert_module(
-        g.handle, config.convert.use_ema, config.convert.verify_batch)
-    return api.Converted(spec.to_dict(), params,
-                         {"handle": g.handle, **record})
-  if g.source == "torch":
-    spec, params = biggan_torch.read_biggan_pytorch(
-        g.checkpoint, bn_eps=g.bn_eps, sn_eps=g.sn_eps)
-    return api.Converted(spec.to_dict(), params,
-                         {"checkpoint": g.checkpoint, "verification": None})
-  spec = _random_spec(g)
-  return api.Converted(spec.to_dict(),
-                       imagenet_biggan.init_params(spec, config.seed),
-                       {"seed": config.seed})
-
-
-def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
+def build(spec: dict[str, Any], options: kinds.BuildOptions) -> latent.Network:
   spec = imagenet_biggan.ImageNetBigGANSpec.from_dict(spec)
   if not 0 < options.truncation <= 1:
     raise ValueError(f"truncation: {options.truncation} is not in (0, 1]")
-  return api.Network(
-      generate=api.class_conditional(
+  return latent.Network(
+      generate=latent.class_conditional(
           imagenet_biggan.make_generate(spec, options.dtype,
                                         options.matmul_precision),
           spec.z_dim, spec.n_classes),
@@ -91,8 +76,15 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
       latent_projection=imagenet_biggan.latent_projection)
 
 
-KIND = api.GeneratorKind(
-    name="biggan_imagenet", sources=("tfhub", "torch", "random"),
-    convert=convert, build=build, conditional=True,
-    files={"torch": api.SourceFile(
-        "checkpoint", "a BigGAN-PyTorch G_ema.pth / biggan-128.pth")})
+KIND = kinds.GeneratorKind(
+    name="biggan_imagenet", build=build, conditional=True,
+    sources={
+        "tfhub": kinds.Source(readers.tfhub(biggan_tfhub.convert_module),
+                              "handle", "a deepmind/biggan-*/2 module",
+                              kinds.TFHUB_MODULE),
+        "torch": kinds.Source(
+            readers.checkpoint(lambda g: biggan_torch.read_biggan_pytorch(
+                g.checkpoint, bn_eps=g.bn_eps, sn_eps=g.sn_eps)),
+            "checkpoint", "a BigGAN-PyTorch G_ema.pth / biggan-128.pth"),
+        "random": kinds.Source(readers.random(_random_spec,
+                                              imagenet_biggan.init_params))})

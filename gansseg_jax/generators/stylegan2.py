@@ -20,7 +20,7 @@ Latent spaces (config.generator.latent_space):
 Noise inputs (config.generator.noise_mode, NVlabs' noise_mode):
   'const'   the network's stored buffers (default), the same for every image;
   'random'  fresh N(0, 1) maps per image: the latent carries a trailing noise
-            seed s (generator_api.draw), row maps drawn from jax.random.key(s)
+            seed s (latent.draw), row maps drawn from jax.random.key(s)
             (models/stylegan2.make_generate with per-row keys); `shift` never
             moves s, so G(w) and G(w + h) share their noise;
   'none'    no noise.
@@ -40,15 +40,16 @@ import numpy as np
 from gansseg_jax.infra import errors
 from gansseg_jax.convert import stylegan2_pickle
 from gansseg_jax.convert import stylegan2_rosinality
-from gansseg_jax.models import generator_api as api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
+from gansseg_jax.generators import readers
 from gansseg_jax.models import stylegan2
 
 MAPPING_LAYERS = 8  # Config F; of the 'random' source.
-READERS = {"pkl": stylegan2_pickle.read_stylegan2_pickle,
-           "rosinality": stylegan2_rosinality.read_stylegan2_rosinality}
 
 
-def _random_spec(g: ml_collections.ConfigDict) -> stylegan2.StyleGAN2Spec:
+def _random_spec(config: ml_collections.ConfigDict) -> stylegan2.StyleGAN2Spec:
+  g = config.generator
   try:
     return stylegan2.StyleGAN2Spec(
         resolution=g.resolution, z_dim=g.z_dim, w_dim=g.z_dim,
@@ -56,19 +57,6 @@ def _random_spec(g: ml_collections.ConfigDict) -> stylegan2.StyleGAN2Spec:
         channel_max=4 * g.ch)
   except ValueError as e:
     raise errors.UserError(f"config.generator.{e}") from e
-
-
-def convert(config: ml_collections.ConfigDict, workdir: str) -> api.Converted:
-  del workdir
-  g = config.generator
-  if g.source in READERS:
-    spec, params = READERS[g.source](g.checkpoint)
-    return api.Converted(spec.to_dict(), params,
-                         {"checkpoint": g.checkpoint, "verification": None})
-  spec = _random_spec(g)
-  return api.Converted(
-      spec.to_dict(), stylegan2.init_params(spec, config.seed),
-      {"seed": config.seed})
 
 
 def w_prior(spec: stylegan2.StyleGAN2Spec, psi: float, latent_space: str,
@@ -110,7 +98,7 @@ def z_projection(params) -> np.ndarray:
   return np.asarray(params["mapping"]["layers"][0]["kernel"]).T
 
 
-def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
+def build(spec: dict[str, Any], options: kinds.BuildOptions) -> latent.Network:
   spec = stylegan2.StyleGAN2Spec.from_dict(spec)
   if spec.latent_dim(options.latent_space) < spec.z_dim:
     raise ValueError(f"latent_space: {options.latent_space!r} is narrower "
@@ -120,8 +108,8 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
                                      noise_mode=options.noise_mode,
                                      precision=options.matmul_precision)
   seeded = options.noise_mode == "random"
-  return api.Network(
-      generate=api.noise_seeded(generate) if seeded else generate,
+  return latent.Network(
+      generate=latent.noise_seeded(generate) if seeded else generate,
       abstract_params=stylegan2.abstract_params(spec),
       resolution=spec.resolution,
       direction_dim=spec.latent_dim(options.latent_space),
@@ -134,12 +122,18 @@ def build(spec: dict[str, Any], options: api.BuildOptions) -> api.Network:
                              options.latent_space])
 
 
-KIND = api.GeneratorKind(name="stylegan2",
-                         sources=("pkl", "rosinality", "random"),
-                         convert=convert, build=build,
-                         latent_spaces=("z", "w", "w+"),
-                         noise_modes=stylegan2.NOISE_MODES,
-                         files={"pkl": api.SourceFile(
-                                    "checkpoint", "an NVlabs network .pkl"),
-                                "rosinality": api.SourceFile(
-                                    "checkpoint", "a rosinality .pt")})
+KIND = kinds.GeneratorKind(
+    name="stylegan2", build=build, latent_spaces=("z", "w", "w+"),
+    noise_modes=stylegan2.NOISE_MODES,
+    sources={
+        "pkl": kinds.Source(
+            readers.checkpoint(lambda g: stylegan2_pickle.read_stylegan2_pickle(
+                g.checkpoint)),
+            "checkpoint", "an NVlabs network .pkl"),
+        "rosinality": kinds.Source(
+            readers.checkpoint(
+                lambda g: stylegan2_rosinality.read_stylegan2_rosinality(
+                    g.checkpoint)),
+            "checkpoint", "a rosinality .pt"),
+        "random": kinds.Source(readers.random(_random_spec,
+                                              stylegan2.init_params))})

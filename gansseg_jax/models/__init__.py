@@ -5,5 +5,4 @@ encoder.py      BigBiGAN encoder: ResNet-50 trunk + MLP head (s1, s5)
 demo_gan.py     the built-in demo generator
 unet.py         the paper's U-Net (s7)
 reconstructor.py  the direction-discovery reconstructors (s2)
-generator_api.py  the generator plug-in interface: kinds, Network, latents
 """

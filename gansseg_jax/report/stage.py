@@ -32,7 +32,8 @@ from gansseg_jax.data import sources
 from gansseg_jax.directions import objectness
 from gansseg_jax.directions import ranking
 from gansseg_jax.eval import tables as eval_tables
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import kinds
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.report import charts
 from gansseg_jax.report import document as doc
 from gansseg_jax.report import images as pics
@@ -65,9 +66,9 @@ def _summary(config: ml_collections.ConfigDict, workdir: str) -> list:
                                    ("histogram", s.histogram_filter),
                                    ("components", s.components_filter)) if on]
   g = config.generator
-  prior = (generator_api.named_prior(g.latent_prior, g.latent_bound).name
+  prior = (latent.named_prior(g.latent_prior, g.latent_bound).name
            if g.latent_prior else "the kind's own")
-  rows = [("generator", f"{generator_api.kind_name(g)} (source {g.source}, "
+  rows = [("generator", f"{kinds.kind_name(g)} (source {g.source}, "
                         f"{g.resolution} px, z_dim {g.z_dim}, latent prior "
                         f"{prior})"),
           ("direction candidates", config.directions.source),

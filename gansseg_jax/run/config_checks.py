@@ -26,9 +26,8 @@ from gansseg_jax.eval import config_checks as eval_checks
 from gansseg_jax.export import config_checks as export_checks
 from gansseg_jax.infra import config_rules as rules
 from gansseg_jax.infra import errors
-from gansseg_jax.infra import optional
 from gansseg_jax.infra import sharding
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import kinds
 from gansseg_jax.report import config_checks as report_checks
 from gansseg_jax.synth import config_checks as synth_checks
 from gansseg_jax.train import config_checks as train_checks
@@ -67,40 +66,20 @@ def _must_be_file(field: str, path: str, what: str) -> None:
     rules.fail(field, f"must be an existing file ({what})", path)
 
 
-def _check_generator_file(g: ml_collections.ConfigDict) -> None:
-  """The file (or folder) the kind's source reads exists, and its reader's
-  optional module imports: an error names the field the source reads."""
-  kind = generator_api.resolve(generator_api.kind_name(g))
-  needed = kind.files.get(g.source)
-  if needed is None:
-    return
-  field, path = f"generator.{needed.field}", g[needed.field]
-  if needed.folder:
-    if not path or not os.path.exists(path):
-      rules.fail(field, f"must be an existing file or folder ({needed.what})",
-                 path)
-  else:
-    _must_be_file(field, path, needed.what)
-  if needed.module:
-    optional.load(needed.module, f"config.{field}: reading {path}",
-                  needed.install)
-
-
-def _check_tfhub_handle(handle: str) -> None:
+def _check_tfhub_handle(field: str, handle: str) -> None:
   """A local module exists; a URL is in the TF-Hub cache or can be fetched."""
   if not handle:
-    rules.fail("generator.handle", "must not be empty", handle)
+    rules.fail(field, "must not be empty", handle)
   if "://" not in handle:
     if not os.path.exists(handle):
-      rules.fail("generator.handle", "must be a TF-Hub URL or an existing "
-                 "module folder or .tar.gz", handle)
+      rules.fail(field, "must be a TF-Hub URL or an existing module folder "
+                 "or .tar.gz", handle)
     return
   if urllib.parse.urlparse(handle).scheme not in ("http", "https"):
-    rules.fail("generator.handle", "must be an http(s) URL or a local path",
-               handle)
+    rules.fail(field, "must be an http(s) URL or a local path", handle)
   problem = tfhub_cache.unavailable(handle)
   if problem:
-    raise errors.UserError(f"config.generator.handle: {handle} is not in the "
+    raise errors.UserError(f"config.{field}: {handle} is not in the "
                            f"TF-Hub cache and cannot be downloaded ({problem});"
                            " download it where there is a network and set "
                            "TFHUB_CACHE_DIR, or give a local module folder")
@@ -111,12 +90,18 @@ def check_files(config: ml_collections.ConfigDict,
   """The files and folders the config names, for the stages that will run."""
   running = set(running)
   g = config.generator
-  uses_hub = ("convert" in running and g.source == "tfhub") or (
-      "embed" in running and config.embed.source == "tfhub")
-  if uses_hub:
-    _check_tfhub_handle(g.handle)
+  hub_fields = set()  # config.generator fields naming a TF-Hub module.
   if "convert" in running:
-    _check_generator_file(g)
+    # What the kind's source reads: a file or folder that exists (its
+    # reader's optional module importable), or a TF-Hub module.
+    source = kinds.resolve(kinds.kind_name(g)).source(g.source)
+    source.check(g)
+    if source.reads == kinds.TFHUB_MODULE:
+      hub_fields.add(source.field)
+  if "embed" in running and config.embed.source == "tfhub":
+    hub_fields.add("handle")
+  for field in sorted(hub_fields):
+    _check_tfhub_handle(f"generator.{field}", g[field])
   if "embed" in running and config.embed.source == "file":
     _must_be_file("embed.file", config.embed.file, "a .npy of latents")
   if "discover" in running and config.directions.source == "file":

@@ -40,7 +40,7 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax.infra.errors import UserError
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import filters
 from gansseg_jax.synth import latents as latents_lib
 from gansseg_jax.synth import masks as masks_lib
@@ -92,9 +92,9 @@ class SynthSpec:
 
   def check(self) -> None:
     masks_lib.check_mask_rule(self.mask_rule)
-    if self.shift_units not in generator_api.SHIFT_UNITS:
+    if self.shift_units not in latent.SHIFT_UNITS:
       raise UserError(f"config.synth.shift_units: {self.shift_units!r} is not "
-                      f"one of {', '.join(generator_api.SHIFT_UNITS)}")
+                      f"one of {', '.join(latent.SHIFT_UNITS)}")
     filters.check_histogram(self.histogram_rule, self.histogram_bins,
                             self.histogram_window)
     filters.check_connectivity(self.connectivity)
@@ -149,11 +149,11 @@ def make_candidates(z: jax.Array, generate: Generate, gen_params,
                     affine_maps: Optional[jax.Array] = None) -> Candidates:
   """G(z), G(z + h), masks and filter outcomes for latents z [n, z_dim]."""
   n = z.shape[0]
-  h = shift_vector(direction, generator_api.shift_length(
+  h = shift_vector(direction, latent.shift_length(
       spec.shift_radius, spec.shift_units, generate,
       "config.synth.shift_units"))
   both = generate(gen_params, jnp.concatenate(
-      [z, generator_api.shift(z, h[None])], axis=0))
+      [z, latent.shift(z, h[None])], axis=0))
   images, shifted = both[:n], both[n:]
   masks = masks_lib.make_mask(spec.mask_rule, images, shifted, affine_maps)
   pruned_pixels = jnp.zeros((n,), jnp.int32)
@@ -236,8 +236,8 @@ def synthesize(key: jax.Array, generate: Generate, gen_params,
   n = spec.num_candidates(batch_size)
 
   def candidates(round_key):
-    z = generator_api.draw(generate, gen_params, round_key, (n,),
-                           direction.shape[-1], base=sample_latents)
+    z = latent.draw(generate, gen_params, round_key, (n,),
+                    direction.shape[-1], base=sample_latents)
     return make_candidates(z, generate, gen_params, direction, spec,
                            affine_maps)
 

@@ -21,13 +21,13 @@ OUTPUTS:
                         foreground_fraction.
     summary.json        counts, rejection counts per filter, and the rules used.
 
-Reproducing a row: its latent is generator_api.draw(generate, params,
+Reproducing a row: its latent is latent.draw(generate, params,
 fold_in(stage_key, key_index), (), z_dim, base=sample), with stage_key =
 fold_in(key(config.seed), crc32('synth')) and `sample` from
 `latents.make_sampler(config.synth, ...)`: the noise, mapped by the
 generator's prior where it has one (StyleGAN2's w), then its trailing
 class id and noise seed where the generator takes them
-(models/generator_api.py).
+(generator_interface/latent.py).
 
 Only process 0 writes; the other processes of a multi-host run return at once
 (the stage has no collectives).
@@ -51,7 +51,7 @@ from gansseg_jax.infra import fileio
 from gansseg_jax.infra import keys
 from gansseg_jax.infra import monitoring
 from gansseg_jax.infra.errors import UserError
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import inputs as inputs_lib
 
@@ -81,7 +81,7 @@ def candidates_for_keys(key, key_indices, generate, gen_params, direction,
                 sample_latents, spec, affine_maps):
   """Candidates for latents z_i = sample(fold_in(key, i), 1)[0]."""
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(key_indices)
-  z = jax.vmap(lambda k: generator_api.draw(
+  z = jax.vmap(lambda k: latent.draw(
       generate, gen_params, k, (), direction.shape[-1], base=sample_latents))(
           keys)
   return batch_lib.make_candidates(z, generate, gen_params, direction, spec,

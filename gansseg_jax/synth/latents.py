@@ -4,7 +4,7 @@
 which draws z [n, z_dim] float32:
 
 - 'prior' (the "BigBiGAN" rows of the paper): z from the generator's latent
-  prior (generator_api.OwnPrior: N(0, I) unless the kind or
+  prior (latent.OwnPrior: N(0, I) unless the kind or
   config.generator.latent_prior says otherwise). With
   `config.synth.truncation = t > 0` every coordinate with |z_i| > t is
   resampled, i.e. z_i follows N(0, 1) truncated to [-t, t]; this is drawn
@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from gansseg_jax.infra.errors import UserError
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 
 LATENT_SOURCES = ("prior", "embeddings")
 
@@ -67,7 +67,7 @@ def prior_sampler(z_dim: int, truncation: float) -> Sampler:
   """The generator's own prior (N(0, I) when called directly), or N(0, 1)
   truncated to [-t, t] per coordinate when t > 0."""
   if not truncation > 0:
-    return generator_api.OwnPrior(z_dim)
+    return latent.OwnPrior(z_dim)
 
   def sample(key: jax.Array, n: int) -> jax.Array:
     return jax.random.truncated_normal(key, -truncation, truncation,

@@ -25,7 +25,7 @@ import numpy as np
 
 from gansseg_jax.infra import artifacts
 from gansseg_jax.infra import errors
-from gansseg_jax.models import generator_api
+from gansseg_jax.generator_interface import latent
 from gansseg_jax.synth import batch as batch_lib
 from gansseg_jax.synth import latents as latents_lib
 
@@ -91,8 +91,8 @@ def placement(masks: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _counts(key, generate, gen_params, direction, sample_latents, spec, num,
             affine_maps):
   """Sums over `num` candidates drawn from `key` (see `measure`)."""
-  z = generator_api.draw(generate, gen_params, key, (num,),
-                         direction.shape[-1], base=sample_latents)
+  z = latent.draw(generate, gen_params, key, (num,),
+                  direction.shape[-1], base=sample_latents)
   cand = batch_lib.make_candidates(z, generate, gen_params, direction, spec,
                                    affine_maps)
   area = jnp.mean(cand.masks, axis=(1, 2))

@@ -1,22 +1,7 @@
-"""The generator plug-in interface: `config.generator.arch = 'pkg.mod:name'`.
+"""A generator's latents: Network, latent priors and the arithmetic of
+latents every stage shares (shift, draw, classes, noise seeds).
 
-docs/generators.md ("Your own generator") walks through writing one. A
-generator *kind* is a `GeneratorKind` object that a module exposes under a
-name; `resolve(arch)` imports it. The kind says
-
-  convert(config, workdir) -> Converted(spec, params, record)
-      how stage `convert` reads its checkpoint(s) (config.generator.source,
-      .checkpoint, .handle, ...) into a JSON-able spec and a params tree;
-  build(spec, options) -> Network
-      how every later stage rebuilds the network from W/generator/spec.json.
-
-The built-in kinds go through the same interface; their short names stay
-valid: 'biggan' (BigBiGAN: TF-Hub, the authors' .pth, random),
-'builtin' / 'demo' (the demo DCGAN shipped in the package), 'biggan_imagenet'
-and 'biggan_deep' (class-conditional ImageNet BigGANs), 'stylegan2' and
-'dcgan' (PyTorch DCGAN-tutorial generators).
-
-Latents. A stage sees one latent vector per image, [latent_dim] =
+A stage sees one latent vector per image, [latent_dim] =
 [direction_dim + condition_dim]: the first direction_dim coordinates are the
 space directions live in (z, StyleGAN2's w, ...), then the trailing
 condition coordinates (`Network.conditions`), each an integer-valued
@@ -41,31 +26,14 @@ config.directions.max_shift) are multiples of it by default
 (`shift_units` = 'spread'), so N(0, I) (spread 1) keeps its numbers.
 """
 import dataclasses
-import importlib
 import math
-import os
-import sys
 from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gansseg_jax.infra import errors
 
-# Short names of the built-in kinds (older configs and workdirs use these).
-SHORT_NAMES = {
-    "biggan": "gansseg_jax.generators.bigbigan:KIND",
-    "builtin": "gansseg_jax.generators.demo:KIND",
-    "demo": "gansseg_jax.generators.demo:KIND",
-    "biggan_imagenet": "gansseg_jax.generators.imagenet_biggan:KIND",
-    "biggan_deep": "gansseg_jax.generators.biggan_deep:KIND",
-    "stylegan2": "gansseg_jax.generators.stylegan2:KIND",
-    "dcgan": "gansseg_jax.generators.dcgan:KIND",
-}
-LATENT_SPACES = ("z", "w", "w+")
-DTYPES = ("float32", "bfloat16")
-MATMUL_PRECISIONS = ("highest", "high", "default")  # jax.lax.Precision names.
 NOISE_SEEDS = 2**24  # Noise seeds are integers below this (exact in float32).
 
 Params = Any
@@ -160,27 +128,6 @@ def shift_length(length: float, units: str, generate: Callable,
   return length * latent_spread(generate) if units == "spread" else length
 
 
-@dataclasses.dataclass(frozen=True)
-class BuildOptions:
-  """What the config (not the checkpoint) chooses about the network."""
-  dtype: str = "float32"  # Activations: 'float32' or 'bfloat16'.
-  latent_space: str = "z"  # One of the kind's latent_spaces.
-  classes: tuple[int, ...] = ()  # Class ids sampled per latent; () = all.
-  truncation: float = 1.0  # The kind's own truncation (config.generator).
-  noise_mode: str = "const"  # One of the kind's noise_modes.
-  matmul_precision: str = "highest"  # Of float32 matmuls: MATMUL_PRECISIONS.
-  latent_prior: str = ""  # '' = the kind's own; else one of LATENT_PRIORS.
-  latent_bound: float = 1.0  # b of the 'uniform' and 'truncated_normal' priors.
-
-
-@dataclasses.dataclass(frozen=True)
-class Converted:
-  """What a kind's convert gives stage `convert` to write into W/generator."""
-  spec: dict[str, Any]  # JSON-able; build(spec, options) rebuilds the network.
-  params: Params  # Nested dict of float32 arrays.
-  record: dict[str, Any]  # JSON-able log of the conversion (source, checks).
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Network:
   """A generator as every stage after `convert` sees it.
@@ -225,193 +172,6 @@ class Network:
   @property
   def latent_dim(self) -> int:
     return self.direction_dim + self.condition_dim
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceFile:
-  """The checkpoint a source reads: checked before any stage writes a file.
-
-  `field` is the config.generator field holding its path; `folder` accepts
-  a folder as well as a file; `module` (with `install`, the command that
-  brings it) is an optional dependency the reader imports, e.g. torch.
-  """
-  field: str  # e.g. 'checkpoint': config.generator.checkpoint.
-  what: str  # Shown in errors: "a BigGAN-PyTorch G*.pth".
-  folder: bool = False
-  module: str = ""
-  install: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class GeneratorKind:
-  """One kind of generator: how to convert it and how to rebuild it."""
-  name: str  # Shown in messages.
-  sources: tuple[str, ...]  # Values of config.generator.source it accepts.
-  convert: Callable[[Any, str], Converted]  # (config, workdir) -> Converted.
-  build: Callable[[dict[str, Any], BuildOptions], Network]
-  latent_spaces: tuple[str, ...] = ("z",)
-  conditional: bool = False  # Takes config.generator.classes.
-  noise_modes: tuple[str, ...] = ("const",)  # config.generator.noise_mode.
-  # {source: SourceFile} of the sources that read a file or folder.
-  files: dict[str, SourceFile] = dataclasses.field(default_factory=dict,
-                                                   hash=False)
-
-
-def kind_name(generator_config) -> str:
-  """config.generator.arch, with the old spelling of the demo resolved.
-
-  Configs written before the plug-in interface chose the demo generator by
-  source='builtin' alone (arch kept its default 'biggan').
-  """
-  arch = str(generator_config.arch)
-  if arch == "biggan" and generator_config.source == "builtin":
-    return "builtin"
-  return arch
-
-
-def resolve(arch: str, field: str = "config.generator.arch") -> GeneratorKind:
-  """The GeneratorKind that `arch` names (a short name or 'pkg.mod:name').
-
-  Any failure is one UserError naming `field`; when the module itself is
-  not found, it says which folder to put on PYTHONPATH.
-  """
-  target = SHORT_NAMES.get(arch, arch)
-  module_name, sep, attribute = target.partition(":")
-  if not sep or not module_name or not attribute:
-    raise errors.UserError(
-        f"{field}: {arch!r} is neither a built-in kind "
-        f"({', '.join(SHORT_NAMES)}) nor 'package.module:name'")
-  try:
-    module = importlib.import_module(module_name)
-  except ImportError as e:
-    top = module_name.split(".")[0]
-    hint = ""
-    if isinstance(e, ModuleNotFoundError) and e.name == top:
-      hint = (f"; put the folder that holds {top}.py (or the package "
-              f"{top}/) on PYTHONPATH, or run from it")
-    raise errors.UserError(
-        f"{field}: {arch!r}: cannot import {module_name} ({e}){hint}") from e
-  kind = getattr(module, attribute, None)
-  if kind is None:
-    raise errors.UserError(
-        f"{field}: {arch!r}: {module_name} has no attribute {attribute!r}")
-  if not isinstance(kind, GeneratorKind):
-    raise errors.UserError(
-        f"{field}: {arch!r}: {module_name}.{attribute} is a "
-        f"{type(kind).__name__}, not a "
-        "gansseg_jax.models.generator_api.GeneratorKind")
-  return kind
-
-
-def module_root(arch: str) -> Optional[str]:
-  """The sys.path folder that a plug-in kind's module was imported from.
-
-  None for the built-in kinds. Stage `convert` records it in
-  W/generator/spec.json, so that later stages run from another cwd import
-  the same module (`add_module_root`). Call after `resolve(arch)`.
-  """
-  if arch in SHORT_NAMES:
-    return None
-  top = sys.modules.get(arch.partition(":")[0].split(".")[0])
-  if top is None or top.__name__ == __name__.split(".")[0]:
-    return None
-  paths = list(getattr(top, "__path__", None) or [])
-  where = paths[0] if paths else getattr(top, "__file__", None)
-  return os.path.dirname(os.path.abspath(where)) if where else None
-
-
-def add_module_root(root: Optional[str]) -> None:
-  """Appends a recorded `module_root` to sys.path (last: the cwd and
-  PYTHONPATH still come first) when it is a folder not there yet."""
-  if root and os.path.isdir(root) and root not in sys.path:
-    sys.path.append(root)
-
-
-def parse_classes(value, field: str = "config.generator.classes"
-                  ) -> tuple[int, ...]:
-  """config.generator.classes as ids: an int, a list, 'all' or '' = all (())."""
-  if value is None or (isinstance(value, str) and value.strip() in ("", "all")):
-    return ()
-  if isinstance(value, str):
-    parts = [p.strip() for p in value.split(",") if p.strip()]
-  elif isinstance(value, (int, np.integer)):
-    parts = [value]
-  else:
-    parts = list(value)
-  try:
-    ids = tuple(int(p) for p in parts)
-  except (TypeError, ValueError) as e:
-    raise errors.UserError(
-        f"{field}: {value!r} is not a class id, a list of ids, or 'all'") from e
-  if any(i < 0 for i in ids) or any(float(p) != int(p) for p in parts):
-    raise errors.UserError(f"{field}: {value!r}: class ids are integers >= 0")
-  return ids
-
-
-def build_options(generator_config) -> BuildOptions:
-  """BuildOptions from config.generator; UserError names a bad field."""
-  dtype = str(generator_config.dtype)
-  if dtype not in DTYPES:
-    raise errors.UserError(
-        f"config.generator.dtype: {dtype!r} is not one of {DTYPES}")
-  precision = str(generator_config.get("matmul_precision", "highest"))
-  if precision not in MATMUL_PRECISIONS:
-    raise errors.UserError(f"config.generator.matmul_precision: {precision!r} "
-                           f"is not one of {MATMUL_PRECISIONS}")
-  space = str(generator_config.get("latent_space", "z"))
-  if space not in LATENT_SPACES:
-    raise errors.UserError(f"config.generator.latent_space: {space!r} is "
-                           f"not one of {LATENT_SPACES}")
-  truncation = generator_config.get("truncation", 1.0)
-  if not (isinstance(truncation, (int, float)) and 0 < truncation < math.inf):
-    raise errors.UserError(f"config.generator.truncation: must be finite and "
-                           f"> 0, got {truncation!r}")
-  latent_prior = str(generator_config.get("latent_prior", ""))
-  latent_bound = generator_config.get("latent_bound", 1.0)
-  if latent_prior:
-    named_prior(latent_prior, latent_bound)  # Checks both fields.
-  return BuildOptions(
-      dtype=dtype, latent_space=space,
-      classes=parse_classes(generator_config.get("classes", "")),
-      truncation=float(truncation),
-      noise_mode=str(generator_config.get("noise_mode", "const")),
-      matmul_precision=precision, latent_prior=latent_prior,
-      latent_bound=float(latent_bound))
-
-
-def check_options(kind: GeneratorKind, options: BuildOptions) -> None:
-  """UserError when the kind does not take the latent space, noise mode or
-  classes."""
-  if options.latent_space not in kind.latent_spaces:
-    raise errors.UserError(
-        f"config.generator.latent_space: {options.latent_space!r}; the "
-        f"{kind.name} generator has {kind.latent_spaces}")
-  if options.noise_mode not in kind.noise_modes:
-    raise errors.UserError(
-        f"config.generator.noise_mode: {options.noise_mode!r}; the "
-        f"{kind.name} generator has {kind.noise_modes}")
-  if options.classes and not kind.conditional:
-    raise errors.UserError(
-        f"config.generator.classes: {list(options.classes)}; the {kind.name} "
-        "generator is not class-conditional (leave it empty)")
-
-
-def build(kind: GeneratorKind, spec: dict[str, Any],
-          options: BuildOptions) -> Network:
-  """kind.build(spec, options), its ValueError as a UserError."""
-  check_options(kind, options)
-  try:
-    network = kind.build(spec, options)
-  except ValueError as e:
-    raise errors.UserError(f"config.generator.{e}") from e
-  if not isinstance(network, Network):
-    raise errors.UserError(
-        f"config.generator.arch: the {kind.name} kind's build returned a "
-        f"{type(network).__name__}, not a Network")
-  if options.latent_prior:
-    network = dataclasses.replace(network, latent_prior=named_prior(
-        options.latent_prior, options.latent_bound))
-  return network
 
 
 def shift(latents: jax.Array, h: jax.Array) -> jax.Array:
