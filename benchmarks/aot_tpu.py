@@ -15,7 +15,7 @@ real run builds (a 1-D 'data' mesh over the slice's chips):
   holdout_eval   segmentation.build(...).eval_sums on one hold-out batch
   synth_export   synth.export.candidates_for_keys: one call of config.export.batch_size
                  candidates (the stage runs on one chip of process 0)
-  encoder        convert.embed.jitted_latents of the BigBiGAN ResNet-50
+  encoder        embed.stage.jitted_latents of the BigBiGAN ResNet-50
                  encoder (ENCODER_SPECS) on config.embed.batch_size images
   discover_step  directions.discover.make_train_step (ResNet-18, 128 px)
   score          directions.score.scorer on one call's candidates (120
@@ -70,7 +70,7 @@ from jax.sharding import SingleDeviceSharding
 import numpy as np
 
 from gansseg_jax.infra import fileio
-from gansseg_jax.convert import embed
+from gansseg_jax.embed import stage as embed
 from gansseg_jax.directions import discover
 from gansseg_jax.directions import score
 from gansseg_jax.infra import checkpointing

@@ -65,7 +65,7 @@ sys.modules["clu"] = None  # metrics.jsonl only: no tensorflow import.
 import numpy as np
 import fault_injection
 fault_injection.install()
-from gansseg_jax.convert import embed
+from gansseg_jax.embed import stage as embed
 
 @contextlib.contextmanager
 def planted_encoder(config, workdir, source):

@@ -8,7 +8,7 @@ import pytest
 
 from configs import default
 from gansseg_jax.infra import errors
-from gansseg_jax.convert import embed
+from gansseg_jax.embed import stage as embed
 from gansseg_jax.convert import load
 from gansseg_jax.convert import stage
 from gansseg_jax.generators import bigbigan

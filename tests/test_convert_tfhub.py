@@ -24,7 +24,7 @@ from PIL import Image
 from configs import default
 from gansseg_jax.infra import errors
 from gansseg_jax.convert import bigbigan_names
-from gansseg_jax.convert import embed
+from gansseg_jax.embed import stage as embed
 from gansseg_jax.convert import load
 from gansseg_jax.convert import spectral_norm
 from gansseg_jax.convert import stage

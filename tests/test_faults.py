@@ -224,7 +224,7 @@ sys.modules["clu"] = None
 import numpy as np
 from configs import test as test_config
 from gansseg_jax.run import stages
-from gansseg_jax.convert import embed
+from gansseg_jax.embed import stage as embed
 
 @contextlib.contextmanager
 def encoder(config, workdir, source):

@@ -1,9 +1,8 @@
-"""Range checks of config.generator, config.convert and config.embed.
+"""Range checks of config.generator and config.convert.
 
 run/config_checks.py runs them, with every other section's, before
 anything is written.
 """
-from gansseg_jax.convert import embed as embed_lib
 from gansseg_jax.infra import config_rules as rules
 from gansseg_jax.models import dcgan
 from gansseg_jax.generator_interface import kinds
@@ -39,15 +38,4 @@ def check_convert(v) -> None:
   })
 
 
-def check_embed(e) -> None:
-  rules.apply("embed", e, {
-      "source": rules.one_of(*embed_lib.SOURCES),
-      "output": rules.one_of(*embed_lib.OUTPUTS),
-      "batch_size": rules.integer_at_least(1),
-      "image_size": rules.integer_at_least(1),
-      "parts_every": rules.integer_at_least(1),
-  })
-
-
-SECTIONS = (("generator", check_generator), ("convert", check_convert),
-            ("embed", check_embed))
+SECTIONS = (("generator", check_generator), ("convert", check_convert))

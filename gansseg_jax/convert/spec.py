@@ -1,4 +1,4 @@
-"""Stages `convert` (checkpoint -> Flax generator) and `embed` (latents)."""
+"""Stage `convert` (checkpoint -> Flax generator)."""
 from gansseg_jax.infra import artifacts
 from gansseg_jax.infra.stage_spec import Stage, fixed
 
@@ -6,10 +6,4 @@ CONVERT = Stage(name="convert",
                 run="gansseg_jax.convert.stage:run",
                 reads=("generator", "convert"),
                 outputs=fixed(artifacts.GENERATOR))
-EMBED = Stage(name="embed",
-              run="gansseg_jax.convert.embed:run",
-              reads=("embed",),
-              after=("convert",),
-              outputs=fixed(artifacts.EMBEDDINGS),
-              scratch=fixed(artifacts.EMBEDDINGS_PARTIAL))
-STAGES = (CONVERT, EMBED)
+STAGES = (CONVERT,)

@@ -22,6 +22,7 @@ from gansseg_jax.convert import tfhub_cache
 from gansseg_jax.data import folder
 from gansseg_jax.data import sources
 from gansseg_jax.directions import config_checks as directions_checks
+from gansseg_jax.embed import config_checks as embed_checks
 from gansseg_jax.eval import config_checks as eval_checks
 from gansseg_jax.export import config_checks as export_checks
 from gansseg_jax.infra import config_rules as rules
@@ -34,7 +35,8 @@ from gansseg_jax.train import config_checks as train_checks
 from gansseg_jax.train import real
 
 # (config section, its check), each declared by the stage package it shapes.
-SECTIONS = (convert_checks.SECTIONS + directions_checks.SECTIONS
+SECTIONS = (convert_checks.SECTIONS + embed_checks.SECTIONS
+            + directions_checks.SECTIONS
             + synth_checks.SECTIONS + train_checks.SECTIONS
             + export_checks.SECTIONS + eval_checks.SECTIONS
             + report_checks.SECTIONS)

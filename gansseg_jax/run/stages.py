@@ -38,6 +38,7 @@ import ml_collections
 
 from gansseg_jax.convert import spec as convert_spec
 from gansseg_jax.directions import spec as directions_spec
+from gansseg_jax.embed import spec as embed_spec
 from gansseg_jax.eval import spec as eval_spec
 from gansseg_jax.export import spec as export_spec
 from gansseg_jax.infra import checkpointing
@@ -75,7 +76,7 @@ _ADDED_WITH_DEFAULTS = {
 
 # Every stage, declared by its own package, in canonical order.
 STAGES: tuple[Stage, ...] = (
-    convert_spec.STAGES + directions_spec.STAGES
+    convert_spec.STAGES + embed_spec.STAGES + directions_spec.STAGES
     + (synth_spec.STAGE, train_spec.STAGE, export_spec.STAGE)
     + eval_spec.STAGES + (report_spec.STAGE,))
 BY_NAME = {stage.name: stage for stage in STAGES}

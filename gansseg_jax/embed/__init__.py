@@ -1,0 +1,1 @@
+"""Stage `embed`: encoder latents of a dataset's images (docs/method.md section 5)."""
