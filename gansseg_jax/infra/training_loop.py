@@ -15,10 +15,10 @@ latest checkpoint to `total` (docs/architecture.md, "The training loop").
   it or s is the last step. An action `at_start` runs before the first call
   of a run that starts at step 0.
 - Finiteness. `check_finite(state, step, checkpoints)` runs after a call
-  with an action or a save due, before them, and before a preemption
-  save: the trainer's
-  guard (infra/finite.py keeps a bad update out of the state on device)
-  raises its error there, so no checkpoint follows a step it refuses.
+  with an action or a save due, before them, and before a preemption save:
+  the trainer's guard (infra/finite.py keeps a bad update out of the state
+  on device) raises its error there, so no checkpoint follows a step it
+  refuses.
 - Progress. `desc: done/total (pct) rate/s, ETA` lines (monitoring.Progress)
   after every call and a final one.
 - Resume. With a `checkpoint_dir` the latest complete checkpoint there is

@@ -258,13 +258,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> State:
                     machine_lib.describe() + "\n")
   writer = monitoring.MetricsWriter(workdir, STAGE)
   metrics = None  # Of the last step.
-  seconds_before, t0 = None, time.monotonic()
+  seconds_before, t0 = None, None  # Wall time before this run, its start.
 
   def advance(state, step, count):
     del step, count  # One step per call; the state holds its number.
-    nonlocal metrics, seconds_before
-    if seconds_before is None:  # The first step of this run.
-      seconds_before = float(state["train_seconds"])
+    nonlocal metrics, seconds_before, t0
+    if t0 is None:  # The first step of this run.
+      seconds_before, t0 = float(state["train_seconds"]), time.monotonic()
     state, metrics = train_step(state)
     return state
 
