@@ -16,8 +16,9 @@ learning rate). G is frozen: its params are an argument of the step under
 
 A step whose loss, gradients or new state hold a NaN or inf is not applied
 (the old state is kept, on device) and counts in the metric 'skipped'; the
-loop raises `NonFiniteStepError` at the next log or checkpoint point, before
-saving, so every checkpoint holds finite values.
+loop (infra/training_loop.py) raises `NonFiniteStepError` at the next log,
+strips or checkpoint point, before saving, so every checkpoint holds finite
+values.
 
 One jitted step samples z, k and eps on device from `fold_in(key, step)`, so
 a run resumed from a checkpoint of step s repeats exactly the steps an
