@@ -77,7 +77,8 @@ class Loop:
   actions: periodic actions (logs, evaluations, samples), run in order.
   steps_per_call: the most steps one `advance` call runs.
   checkpoint_dir: checkpoints and resume (None: neither, nor SIGTERM).
-  checkpoint_every: a checkpoint at every such step (and the last).
+  checkpoint_every: a checkpoint at every such step (0: none on the way)
+    and at the last.
   keep_checkpoints: how many checkpoints stay.
   fingerprints: record and check the checkpoints' fingerprints.
   abstract: the restore target (ShapeDtypeStructs or arrays of the state).
@@ -171,8 +172,8 @@ def _steps(loop: Loop, checkpoints) -> State:
     # a loop that queued calls ahead would see it only calls later.
     jax.block_until_ready(state)
     due = [every for every in loop.actions if every.due(step, last)]
-    save = checkpoints is not None and (
-        last or step % loop.checkpoint_every == 0)
+    save = checkpoints is not None and (last or bool(
+        loop.checkpoint_every and step % loop.checkpoint_every == 0))
     if due or save:
       loop.check_finite(state, step, checkpoints)
     for every in due:
