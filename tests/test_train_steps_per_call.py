@@ -19,10 +19,18 @@ import pytest
 from configs import default
 from gansseg_jax.run import stages
 from gansseg_jax.infra import workdir as wd
+from gansseg_jax.infra import training_loop
 from gansseg_jax.train import segmentation
 import test_train_fixtures as f
 
-call_size = segmentation._call_size  # pylint: disable=protected-access
+
+
+def call_size(step, c):
+  """The loop's call size under `c`'s (config.train's) schedule."""
+  return training_loop.call_size(
+      step, c.steps_per_call, c.steps,
+      [c.log_every, c.eval_every, c.checkpoint_every])
+
 
 # Boundaries at 4, 5, 6, 8 and 10 (log 4, hold-out 5, checkpoint 6, end 10).
 SCHEDULE = dict(steps=10, log_every=4, eval_every=5, checkpoint_every=6)

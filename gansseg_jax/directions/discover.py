@@ -16,8 +16,9 @@ learning rate). G is frozen: its params are an argument of the step under
 
 A step whose loss, gradients or new state hold a NaN or inf is not applied
 (the old state is kept, on device) and counts in the metric 'skipped'; the
-loop raises `NonFiniteStepError` at the next log or checkpoint point, before
-saving, so every checkpoint holds finite values.
+loop (infra/training_loop.py) raises `NonFiniteStepError` at the next log,
+strips or checkpoint point, before saving, so every checkpoint holds finite
+values.
 
 One jitted step samples z, k and eps on device from `fold_in(key, step)`, so
 a run resumed from a checkpoint of step s repeats exactly the steps an
@@ -34,7 +35,6 @@ import functools
 import os
 from typing import Any, Callable
 
-from absl import logging
 import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
@@ -49,6 +49,7 @@ from gansseg_jax.directions import strips
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import finite as finite_lib
 from gansseg_jax.infra import sharding
+from gansseg_jax.infra import training_loop
 from gansseg_jax.generator_interface import latent
 from gansseg_jax.models import reconstructor as reconstructor_lib
 
@@ -325,57 +326,53 @@ def train(config: ml_collections.ConfigDict, workdir: str,
   strip_fn = strips.jitted_direction_strips(generate)
   strip_folder = os.path.join(workdir, "discover_strips")
 
-  def write_strips(step, state):
+  def write_strips(state, step):
     directions = sharding.replicate(directions_of(graphdef, state, fixed),
                                     mesh)
     _write_strips(strip_folder, step, strip_fn, gen_params, strip_z,
                   directions, strip_shifts, cfg.strip_rows)
 
+  window, window_steps = None, 0  # The metrics summed since the last log.
+
+  def advance(state, step, count):
+    del count  # One step per call.
+    nonlocal window, window_steps
+    state, metrics = train_step(state, fixed, gen_params, key_data, step)
+    window = metrics if window is None else jax.tree.map(
+        jnp.add, window, metrics)
+    window_steps += 1
+    return state
+
+  def check_applied(state, done, checkpoints):
+    del state
+    if window is not None:
+      _check_applied(sharding.fetch(window["skipped"]), done, window_steps,
+                     checkpoints)
+
+  def log(state, done):
+    del state
+    nonlocal window, window_steps
+    means = {name: float(value) / window_steps
+             for name, value in sharding.fetch(window).items()}
+    writer.write_scalars(done, means)
+    window, window_steps = None, 0
+
   writer = monitoring.MetricsWriter(workdir, "discover")
   try:
-    with checkpointing.StepCheckpoints(
-        os.path.join(workdir, "checkpoints", "discover"),
-        cfg.keep_checkpoints) as checkpoints:
-      start = checkpoints.latest_step() or 0
-      if start:
-        state = checkpoints.restore(
-            start, checkpointing.abstract_like(state, replicated))
-        logging.info("discover: resumed from the checkpoint of step %d", start)
-      progress = monitoring.Progress(cfg.steps, "discover",
-                                     every_s=config.log.progress_every_s,
-                                     start=start)
-      window, window_steps = None, 0
-      for step in range(start, cfg.steps):
-        state, metrics = train_step(state, fixed, gen_params, key_data, step)
-        done = step + 1
-        window = metrics if window is None else jax.tree.map(
-            jnp.add, window, metrics)
-        window_steps += 1
-        jax.block_until_ready(metrics)  # SIGTERM stops after this step.
-        stop = done < cfg.steps and checkpoints.stop_requested(done)
-        log_now = done % cfg.log_every == 0 or done == cfg.steps
-        save_now = done % cfg.checkpoint_every == 0 or done == cfg.steps
-        if log_now or save_now or stop:
-          _check_applied(sharding.fetch(window["skipped"]), done,
-                         window_steps, checkpoints)
-        if log_now:
-          means = {name: float(value) / window_steps
-                   for name, value in sharding.fetch(window).items()}
-          writer.write_scalars(done, means)
-          window, window_steps = None, 0
-        if save_now:
-          checkpoints.save(done, state)
-        if cfg.strip_every and done % cfg.strip_every == 0 and done < cfg.steps:
-          write_strips(done, state)
-        progress.update(done)
-        if stop:
-          checkpoints.save(done, state, force=True)
-          checkpoints.wait()
-          raise checkpointing.Preempted(
-              f"discover: stopped by SIGTERM after step {done}; run again to "
-              "resume")
-      progress.close()
+    state = training_loop.run(training_loop.Loop(
+        stage="discover", total=cfg.steps, advance=advance,
+        initial=lambda: state,
+        actions=(training_loop.Every(cfg.log_every, log),
+                 training_loop.Every(cfg.strip_every, write_strips,
+                                     at_end=False)),
+        checkpoint_dir=os.path.join(workdir, "checkpoints", "discover"),
+        checkpoint_every=cfg.checkpoint_every,
+        keep_checkpoints=cfg.keep_checkpoints,
+        abstract=checkpointing.abstract_like(state, replicated),
+        fits="config.directions", steps_field="config.directions.steps",
+        check_finite=check_applied,
+        progress_every_s=config.log.progress_every_s))
   finally:
     writer.close()
-  write_strips(cfg.steps, state)
+  write_strips(state, cfg.steps)
   return directions_of(graphdef, state, fixed)

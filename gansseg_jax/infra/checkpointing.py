@@ -180,10 +180,13 @@ class StepCheckpoints:
 
   Use as a context manager: entering installs the SIGTERM handler (one
   process, main thread), leaving waits for pending saves and restores it.
+  `fingerprints=False` neither records nor checks `<step>.files.json` (the
+  demo GAN's W/checkpoints/ holds step folders only).
   """
 
-  def __init__(self, directory: str, keep: int):
+  def __init__(self, directory: str, keep: int, fingerprints: bool = True):
     self.directory = directory
+    self._fingerprints = fingerprints
     self._manager = ocp.CheckpointManager(
         directory,
         options=ocp.CheckpointManagerOptions(
@@ -223,7 +226,7 @@ class StepCheckpoints:
     Its fingerprints are checked first (`verify`); one without them that
     orbax cannot read is a UserError naming it.
     """
-    verified = verify(self.directory, step)
+    verified = not self._fingerprints or verify(self.directory, step)
     try:
       return self._manager.restore(
           step, args=ocp.args.StandardRestore(abstract_state))
@@ -253,7 +256,7 @@ class StepCheckpoints:
     """
     self._manager.wait_until_finished()
     steps, self._unrecorded = self._unrecorded, []
-    if jax.process_index() != 0:
+    if jax.process_index() != 0 or not self._fingerprints:
       return
     kept = saved_steps(self.directory)
     for step in steps:

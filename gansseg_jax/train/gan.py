@@ -31,9 +31,7 @@ the EMA weights over `config.train.standing_batches` batches.
 import io
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from typing import Any, Callable
 
@@ -47,7 +45,6 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from PIL import Image
 
 from gansseg_jax.infra import errors
@@ -57,6 +54,7 @@ from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import runtime
 from gansseg_jax.data import scenes
 from gansseg_jax.infra import checkpointing
+from gansseg_jax.infra import training_loop
 from gansseg_jax.models import demo_gan
 
 STAGE = "demo_gan"
@@ -228,21 +226,9 @@ def png_grid(images: np.ndarray, columns: int) -> bytes:
   return buffer.getvalue()
 
 
-def checkpoint_manager(config: ml_collections.ConfigDict,
-                       workdir: str) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, "checkpoints")),
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=config.train.keep_checkpoints, create=True))
-
-
-def restore_latest(manager: ocp.CheckpointManager, target: State) -> State:
-  """The latest checkpoint in the shape of `target`, or `target` if none."""
-  step = manager.latest_step()
-  if step is None:
-    return target
-  logging.info("%s: resuming from step %d", STAGE, step)
-  return manager.restore(step, args=ocp.args.StandardRestore(target))
+def checkpoint_dir(workdir: str) -> str:
+  """W/checkpoints: the step folders, without fingerprint records."""
+  return os.path.abspath(os.path.join(workdir, "checkpoints"))
 
 
 MACHINE_FILE = "machine.txt"  # In the workdir: what the last training run ran on.
@@ -260,9 +246,6 @@ def trained_on(workdir: str) -> str:
     return f.read().strip()
 
 
-_STOP = threading.Event()  # Set by SIGTERM: save a checkpoint, exit 143.
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> State:
   """Trains (or resumes) up to config.train.steps; returns the final state.
 
@@ -271,55 +254,55 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> State:
   """
   nets = Networks(config)
   train_step = make_train_step(config, nets)  # Checks the config first.
-  manager = checkpoint_manager(config, workdir)
-  state = restore_latest(manager, nets.initial_state)
-  start = int(state["step"])
-  total = config.train.steps
   fileio.write_text(os.path.join(workdir, MACHINE_FILE),
                     machine_lib.describe() + "\n")
   writer = monitoring.MetricsWriter(workdir, STAGE)
-  progress = monitoring.Progress(total, STAGE, config.log.progress_every_s,
-                                 start=start)
-  seconds_before = float(state["train_seconds"])
-  t0 = time.monotonic()
+  metrics = None  # Of the last step.
+  seconds_before, t0 = None, None  # Wall time before this run, its start.
 
-  def save(state: State) -> State:
-    state = {**state, "train_seconds": jnp.asarray(
-        seconds_before + time.monotonic() - t0, jnp.float32)}
-    manager.save(int(state["step"]), args=ocp.args.StandardSave(state))
+  def advance(state, step, count):
+    del step, count  # One step per call; the state holds its number.
+    nonlocal metrics, seconds_before, t0
+    if t0 is None:  # The first step of this run.
+      seconds_before, t0 = float(state["train_seconds"]), time.monotonic()
+    state, metrics = train_step(state)
     return state
 
-  step = start
-  while step < total and not _STOP.is_set():
-    state, metrics = train_step(state)
-    step += 1
-    # Wait for the step, so that progress, ETA and SIGTERM see finished work.
-    jax.block_until_ready(metrics)
-    progress.update(step)
-    if step % config.train.log_every == 0 or step == total:
-      values = jax.device_get(metrics)
-      if not all(np.isfinite(v) for v in values.values()):
-        raise FloatingPointError(f"{STAGE} step {step}: non-finite {values}")
-      elapsed = seconds_before + time.monotonic() - t0
-      writer.write_scalars(step, {**values, "train_seconds": elapsed})
-    if step % config.train.sample_every == 0 or step == total:
-      fileio.write_bytes(
-          os.path.join(workdir, "samples", f"step_{step:06d}.png"),
-          sample_grid(nets.generate, state["g_ema"], config))
-    if step % config.train.checkpoint_every == 0 or step == total:
-      state = save(state)
-  stopped = step < total
-  if step > start and step % config.train.checkpoint_every and stopped:
-    state = save(state)  # Stopped early (SIGTERM): keep what was done.
-  manager.wait_until_finished()
-  manager.close()
-  progress.close()
-  writer.close()
-  if stopped:
-    raise checkpointing.Preempted(
-        f"{STAGE}: stopped by SIGTERM after step {step}; checkpoint saved in "
-        f"{workdir}, run the same command again to resume")
-  return state
+  def check_finite(state, step, checkpoints):
+    del state, checkpoints
+    values = jax.device_get(metrics)
+    if not all(np.isfinite(v) for v in values.values()):
+      raise FloatingPointError(f"{STAGE} step {step}: non-finite {values}")
+
+  def log(state, step):
+    del state
+    elapsed = seconds_before + time.monotonic() - t0
+    writer.write_scalars(step, {**jax.device_get(metrics),
+                                "train_seconds": elapsed})
+
+  def sample(state, step):
+    fileio.write_bytes(
+        os.path.join(workdir, "samples", f"step_{step:06d}.png"),
+        sample_grid(nets.generate, state["g_ema"], config))
+
+  def with_wall_time(state):
+    return {**state, "train_seconds": jnp.asarray(
+        seconds_before + time.monotonic() - t0, jnp.float32)}
+
+  try:
+    return training_loop.run(training_loop.Loop(
+        stage=STAGE, total=config.train.steps, advance=advance,
+        initial=lambda: nets.initial_state,
+        actions=(training_loop.Every(config.train.log_every, log),
+                 training_loop.Every(config.train.sample_every, sample)),
+        checkpoint_dir=checkpoint_dir(workdir),
+        checkpoint_every=config.train.checkpoint_every,
+        keep_checkpoints=config.train.keep_checkpoints, fingerprints=False,
+        abstract=nets.initial_state, fits="config.model / config.train",
+        steps_field="config.train.steps", check_finite=check_finite,
+        to_save=with_wall_time, progress_every_s=config.log.progress_every_s))
+  finally:
+    writer.close()
 
 
 def export_generator(config: ml_collections.ConfigDict, workdir: str,
@@ -330,11 +313,13 @@ def export_generator(config: ml_collections.ConfigDict, workdir: str,
   config, seeds, steps, wall time, command), samples.png, README.md.
   """
   nets = Networks(config)
-  manager = checkpoint_manager(config, workdir)
-  if manager.latest_step() is None:
-    raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint to export")
-  state = restore_latest(manager, nets.initial_state)
-  manager.close()
+  with checkpointing.StepCheckpoints(checkpoint_dir(workdir),
+                                     config.train.keep_checkpoints,
+                                     fingerprints=False) as checkpoints:
+    step = checkpoints.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint to export")
+    state = checkpoints.restore(step, nets.initial_state)
   # The shipped parameters: EMA weights and their standing statistics.
   flat = {**demo_gan.flatten_params(state["g_ema"]),
           **demo_gan.flatten_params(
@@ -415,7 +400,6 @@ def main(argv: list[str], flag_values: dict) -> None:
   workdir = flag_values["workdir"].value
   export_dir = flag_values["export_dir"].value
   runtime.configure_logging(config)
-  signal.signal(signal.SIGTERM, lambda *_: _STOP.set())
   try:
     if not flag_values["export_only"].value:
       train(config, workdir)

@@ -40,6 +40,7 @@ from gansseg_jax.data import preprocess
 from gansseg_jax.data import sources
 from gansseg_jax.infra import keys
 from gansseg_jax.infra import sharding
+from gansseg_jax.infra import training_loop
 from gansseg_jax.synth import filters
 from gansseg_jax.train import augment
 from gansseg_jax.train import holdout
@@ -214,12 +215,20 @@ def train_unet(config: ml_collections.ConfigDict, tree, photos: np.ndarray,
     return ({"params": optax.apply_updates(tree["params"], updates),
              "batch_stats": stats}, opt_state, loss)
 
-  opt_state = tx.init(tree["params"])
-  for i in range(r.steps):
-    tree, opt_state, loss = step(tree, opt_state, jax.random.fold_in(key, i + 1))
-    if (i + 1) % max(r.steps // 4, 1) == 0:
-      logging.info("eval %s: training on %d real photos, step %d/%d, loss "
-                   "%.4f", name, photos.shape[0], i + 1, r.steps, float(loss))
+  def advance(state, i, count):
+    del count  # One step per call.
+    tree, opt_state, _ = state
+    return step(tree, opt_state, jax.random.fold_in(key, i + 1))
+
+  def log(state, done):
+    logging.info("eval %s: training on %d real photos, step %d/%d, loss "
+                 "%.4f", name, photos.shape[0], done, r.steps, float(state[2]))
+
+  tree, _, _ = training_loop.run(training_loop.Loop(
+      stage=f"eval {name}", total=r.steps, advance=advance,
+      initial=lambda: (tree, tx.init(tree["params"]), jnp.zeros(())),
+      actions=(training_loop.Every(max(r.steps // 4, 1), log, at_end=False),),
+      progress_every_s=config.log.progress_every_s))
   return graphdef, tree
 
 

@@ -63,6 +63,7 @@ from gansseg_jax.infra import monitoring
 from gansseg_jax.infra import checkpointing
 from gansseg_jax.infra import finite as finite_lib
 from gansseg_jax.infra import sharding
+from gansseg_jax.infra import training_loop
 from gansseg_jax.models import unet as unet_lib
 from gansseg_jax.synth import batch as synth_batch
 from gansseg_jax.synth import latents as synth_latents
@@ -433,18 +434,6 @@ def _check_periods(config_train: ml_collections.ConfigDict) -> None:
           f"config.train.{name}: must be a positive integer, got {value!r}")
 
 
-def _call_size(step: int, config_train: ml_collections.ConfigDict) -> int:
-  """Steps of the call that starts after `step`: steps_per_call, or fewer.
-
-  A call ends at the next log, hold-out, checkpoint or final step, so the
-  loop acts at the same steps for every steps_per_call.
-  """
-  boundary = min([config_train.steps] + [
-      (step // config_train[name] + 1) * config_train[name]
-      for name in ("log_every", "eval_every", "checkpoint_every")])
-  return min(config_train.steps_per_call, boundary - step)
-
-
 def checkpoint_dir(workdir: str) -> str:
   """W/checkpoints/train."""
   return os.path.join(workdir, "checkpoints", STAGE)
@@ -467,27 +456,6 @@ def _check_finite(state: TrainState, step: int, checkpoints) -> None:
       f"state (step {good}) is checkpoint {good} in "
       f"{checkpoints.directory} (lower config.train.learning_rate or use "
       f"config.unet.dtype='float32')")
-
-
-def _restore_or_init(fused: FusedTraining, checkpoints, steps: int):
-  """(state, step): the latest checkpoint, or a fresh state at step 0."""
-  start = checkpoints.latest_step()
-  if start is None:
-    return fused.init_state(), 0
-  if start > steps:
-    raise errors.UserError(
-        f"config.train.steps: {steps} is below the latest checkpoint "
-        f"({start}) in {checkpoints.directory}")
-  try:
-    state = checkpoints.restore(start, fused.abstract_state)
-  except (ValueError, KeyError, TypeError) as e:
-    raise errors.UserError(
-        f"{checkpoints.directory}: checkpoint {start} does not fit "
-        f"config.unet / config.train ({e}); remove it or use another "
-        f"workdir") from e
-  logging.info("%s: resuming from checkpoint %d in %s", STAGE, start,
-               checkpoints.directory)
-  return state, start
 
 
 def _interval_scalars(sums: dict[str, Any], step: int, interval_s: float,
@@ -551,10 +519,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, generate: Callable,
       synth_batch.SynthSpec.from_config(config.synth))
   writer = monitoring.MetricsWriter(workdir, STAGE)
   try:
-    with checkpointing.StepCheckpoints(checkpoint_dir(workdir),
-                                       cfg.keep_checkpoints) as checkpoints:
-      return _train_loop(config, fused, frozen, mesh, checkpoints, writer,
-                         guard)
+    return _train_loop(config, workdir, fused, frozen, mesh, writer, guard)
   finally:
     writer.close()
 
@@ -571,19 +536,41 @@ def _pictures(fused: FusedTraining, state: TrainState,
   return {name: p for name, p in pictures.items() if p is not None}
 
 
-def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
-                checkpoints: checkpointing.StepCheckpoints,
-                writer: monitoring.MetricsWriter,
+def _train_loop(config, workdir: str, fused: FusedTraining, frozen: Frozen,
+                mesh, writer: monitoring.MetricsWriter,
                 guard: synth_batch.StarvationGuard) -> TrainState:
   """Steps from the latest checkpoint to config.train.steps (see `train`)."""
   cfg = config.train
-  state, step = _restore_or_init(fused, checkpoints, cfg.steps)
   holdout_batches = holdout.build(
       lambda b: fused.synthesize(
           "holdout", sharding.replicate(np.int32(b), mesh), frozen),
       cfg.holdout_size, cfg.batch_size, fused.first_slots)
+  sums = None  # The metric sums since the last log.
+  log_time = None
+  unfilled = synth_batch.UnfilledWarning(
+      synth_batch.SynthSpec.from_config(config.synth))
 
-  def evaluate():
+  def advance(state, step, count):
+    nonlocal sums, log_time
+    if sums is None:
+      sums, log_time = fused.zero_sums(frozen), time.monotonic()
+    state, sums = fused.run_steps(state, sums, frozen, count)
+    return state
+
+  def log(state, step):
+    del state
+    nonlocal sums, log_time
+    now = time.monotonic()
+    interval = sharding.fetch(sums)
+    scalars, stats = _interval_scalars(interval, step, now - log_time, cfg)
+    sums, log_time = fused.zeros_like(sums), now
+    writer.write_scalars(step, scalars)
+    warning = unfilled.check(stats, batches=int(interval["steps"]))
+    if warning:
+      logging.warning("%s step %d: %s", STAGE, step, warning)
+    guard.check(stats, batches=int(interval["steps"]))
+
+  def evaluate(state, step):
     scalars = holdout.evaluate(holdout_batches,
                                lambda b: fused.eval_sums(state, b))
     writer.write_scalars(step, {f"holdout/{k}": v
@@ -591,52 +578,15 @@ def _train_loop(config, fused: FusedTraining, frozen: Frozen, mesh,
     if writer.writes_images:
       writer.write_images(step, _pictures(fused, state, holdout_batches[0]))
 
-  if step == 0:
-    evaluate()
-  sums = fused.zero_sums(frozen)
-  start = step
-  unfilled = synth_batch.UnfilledWarning(
-      synth_batch.SynthSpec.from_config(config.synth))
-  progress = monitoring.Progress(cfg.steps, STAGE,
-                                 every_s=config.log.progress_every_s,
-                                 start=step)
-  log_time = time.monotonic()
-  calls = 0
-  while step < cfg.steps:
-    count = _call_size(step, cfg)
-    state, sums = fused.run_steps(state, sums, frozen, count)
-    step += count
-    calls += 1
-    last = step == cfg.steps
-    if step % cfg.log_every == 0 or last:
-      _check_finite(state, step, checkpoints)
-      now = time.monotonic()
-      interval = sharding.fetch(sums)
-      scalars, stats = _interval_scalars(interval, step, now - log_time, cfg)
-      sums, log_time = fused.zeros_like(sums), now
-      writer.write_scalars(step, scalars)
-      warning = unfilled.check(stats, batches=int(interval["steps"]))
-      if warning:
-        logging.warning("%s step %d: %s", STAGE, step, warning)
-      guard.check(stats, batches=int(interval["steps"]))
-    if step % cfg.eval_every == 0 or last:
-      _check_finite(state, step, checkpoints)
-      evaluate()
-    if step % cfg.checkpoint_every == 0 or last:
-      _check_finite(state, step, checkpoints)
-      checkpoints.save(step, state)
-    # Wait for the call: SIGTERM's handler runs between Python bytecodes, so
-    # a loop that queued calls ahead would see it only calls later.
-    jax.block_until_ready(state["step"])
-    progress.update(step)
-    # The preemption service agrees on a sequence number that grows by one
-    # per call (the same on every host), not on a step.
-    if not last and checkpoints.stop_requested(start + calls):
-      _check_finite(state, step, checkpoints)
-      checkpoints.save(step, state, force=True)
-      checkpoints.wait()
-      raise checkpointing.Preempted(
-          f"{STAGE}: stopped by SIGTERM after step {step}; checkpoint "
-          f"saved in {checkpoints.directory}; run again to resume")
-  progress.close()
-  return state
+  return training_loop.run(training_loop.Loop(
+      stage=STAGE, total=cfg.steps, advance=advance,
+      initial=fused.init_state,
+      actions=(training_loop.Every(cfg.log_every, log),
+               training_loop.Every(cfg.eval_every, evaluate, at_start=True)),
+      steps_per_call=cfg.steps_per_call,
+      checkpoint_dir=checkpoint_dir(workdir),
+      checkpoint_every=cfg.checkpoint_every,
+      keep_checkpoints=cfg.keep_checkpoints, abstract=fused.abstract_state,
+      fits="config.unet / config.train", steps_field="config.train.steps",
+      check_finite=_check_finite,
+      progress_every_s=config.log.progress_every_s))
