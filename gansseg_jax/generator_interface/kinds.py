@@ -45,7 +45,6 @@ SHORT_NAMES = {
     "dcgan": "gansseg_jax.generators.dcgan:KIND",
 }
 LATENT_SPACES = ("z", "w", "w+")
-DTYPES = ("float32", "bfloat16")
 MATMUL_PRECISIONS = ("highest", "high", "default")  # jax.lax.Precision names.
 
 
@@ -237,9 +236,10 @@ def parse_classes(value, field: str = "config.generator.classes"
 def build_options(generator_config) -> BuildOptions:
   """BuildOptions from config.generator; UserError names a bad field."""
   dtype = str(generator_config.dtype)
-  if dtype not in DTYPES:
+  if dtype not in config_rules.DTYPES:
     raise errors.UserError(
-        f"config.generator.dtype: {dtype!r} is not one of {DTYPES}")
+        f"config.generator.dtype: {dtype!r} is not one of "
+        f"{config_rules.DTYPES}")
   precision = str(generator_config.get("matmul_precision", "highest"))
   if precision not in MATMUL_PRECISIONS:
     raise errors.UserError(f"config.generator.matmul_precision: {precision!r} "
