@@ -194,6 +194,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.train.holdout_size = 1000  # Synthetic hold-out samples.
   c.train.holdout_seed = 1  # Fixed seed of the hold-out set.
   c.train.shift_augment = 0.0  # Random shift of each pair by up to this fraction of the side (not in the paper); 0 = off.
+  c.train.photometric_augment = 0.0  # Random relighting and recolouring of each image, of this strength (train/augment.py; not in the paper); 0 = off.
   c.train.min_kept_fraction = 0.05  # Refuse to train when fewer pairs pass every filter (measured first, W/filter_rates.json); 0 = train anyway.
   c.train.max_border = 0.5  # Refuse to train when the kept masks cover more than this share of the image border (background or lighting, not objects; measured with the pass rates); 1 = train anyway.
   c.train.synth_chunks = 0  # Each step's batch = this many synthesize() calls on folded keys; 0 = one per device (a fixed value > 0 makes the data stream independent of the device count).
@@ -258,6 +259,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.eval.real.learning_rate = 1e-3  # Adam; x0.2 after two thirds of the steps.
   c.eval.real.flip = True  # Random horizontal flips.
   c.eval.real.shift_augment = 0.1  # Random shifts up to this fraction of the side (reflect padding).
+  c.eval.real.photometric_augment = 0.0  # Random relighting and recolouring of this strength (train/augment.py); 0 = off.
   c.eval.real.init = "unet"  # 'selftrain' starts from 'unet' (W/unet) or 'scratch'; 'supervised' always from scratch.
   c.eval.real.pseudo_threshold = 0.5  # 'selftrain': pseudo-mask = P > this, then the components filter and hole filling.
   c.eval.real.min_foreground = 0.05  # 'selftrain': photos whose pseudo-mask covers less than this of the frame are dropped ...

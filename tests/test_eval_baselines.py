@@ -313,3 +313,31 @@ def test_added_wctr_sizes_keep_older_workdirs_valid(field, value):
   config.eval.wctr[field] = value
   assert stages.stage_hash(stages.BY_NAME["eval"], config.to_dict()) != (
       stages.stage_hash(stages.BY_NAME["eval"], with_fields))
+
+
+def test_engines_sharing_a_memo_compute_each_image_once():
+  """A second engine on the same images (another order, one repeated) runs
+  the baseline on none of them, returns maps in its own queue order, and
+  equal to the baseline called directly; an engine without the memo runs
+  everything."""
+  from gansseg_jax.eval import inference  # pylint: disable=g-import-not-at-top
+  baseline = baselines.make("centre_prior", default.get_config().eval)
+  images = [_scene(seed, 30 + 4 * seed, 40)[0] for seed in range(4)]
+  memo = {}
+
+  def run(order, memo):
+    engine = inference.BaselineEngine(baseline, workers=1, chunk=3,
+                                      memo=memo)
+    results = []
+    for tag in order:
+      results += engine.submit(tag, images[tag])
+    return results + engine.flush(), engine.calls
+
+  first, calls = run([0, 1, 2, 3], memo)
+  assert calls == 2 and len(memo) == 4
+  second, calls = run([3, 1, 1, 0, 2], memo)
+  assert calls == 0 and [tag for tag, _ in second] == [3, 1, 1, 0, 2]
+  for tag, probs in first + second:
+    np.testing.assert_array_equal(probs, baseline.saliency(images[tag]))
+  _, calls = run([3, 1, 0, 2], None)
+  assert calls == 2

@@ -575,3 +575,38 @@ def test_changed_dataset_folder_is_evaluated_again(tmp_path, saliency_folder,
   assert result["maxF"] == pytest.approx(inverted["maxF"], abs=1e-9)
   _run_eval(_config(eval__datasets=key), workdir)  # Unchanged: kept.
   assert len(predictor) == calls + 1
+
+
+def test_targets_of_one_folder_run_a_baseline_once_per_image(tmp_path):
+  """Three class-id targets of one image folder: the baseline's maps are
+  computed for the first and reused by the others (no baseline call), with
+  the metrics each target gets when evaluated alone."""
+  root = str(tmp_path / "celeb")
+  rng = np.random.default_rng(3)
+  for i in range(5):
+    image, _ = _planted(40 + 4 * i, 48, (8, 10, 30, 40))
+    _write(f"{root}/images/{i}.png", image)
+    _write(f"{root}/labels/{i}.png",
+           rng.integers(0, 19, image.shape[:2]).astype(np.uint8))
+  entries = [f"folder:{root}/images:{root}/labels:classes={t}"
+             for t in ("face", "head", "person")]
+  workdir = str(tmp_path / "w")
+  os.makedirs(workdir)
+  stage.evaluate(_config(eval__datasets=",".join(entries),
+                         eval__predictor="centre_prior", eval__baselines=""),
+                 workdir)
+  results = [json.load(open(os.path.join(
+      workdir, layout.result_path(e, "centre_prior"))))["result"]
+             for e in entries]
+  assert [r["model_calls"] for r in results] == [1, 0, 0]  # One chunk.
+  for entry, together in zip(entries, results):
+    alone = str(tmp_path / f"alone_{entries.index(entry)}")
+    os.makedirs(alone)
+    stage.evaluate(_config(eval__datasets=entry,
+                           eval__predictor="centre_prior",
+                           eval__baselines=""), alone)
+    single = json.load(open(os.path.join(
+        alone, layout.result_path(entry, "centre_prior"))))["result"]
+    assert single["model_calls"] > 0
+    for metric in ("maxF", "IoU", "acc", "MAE"):
+      assert together[metric] == single[metric]

@@ -211,6 +211,15 @@ def folder_spec(entry: str, field: str) -> FolderSpec:
             else None))
 
 
+def images_entry(entry: str) -> str:
+  """What identifies an entry's images: a `folder:` entry without its
+  `classes=` option (targets of one folder read the same images); any other
+  entry as it is."""
+  if not entry.startswith(FOLDER_PREFIX):
+    return entry
+  return ":".join(p for p in entry.split(":") if not p.startswith("classes="))
+
+
 def split_entries(text: str) -> list[str]:
   """The entries of a comma-separated dataset list.
 

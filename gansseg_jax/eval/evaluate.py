@@ -82,11 +82,13 @@ def _score(results, saliency: metrics_lib.SaliencyMetrics,
 def evaluate_source(predict: inference.Predictor, source: sources.Source,
                     eval_config: ml_collections.ConfigDict,
                     progress_every_s: float,
-                    samples: Optional[Samples] = None) -> dict[str, Any]:
+                    samples: Optional[Samples] = None,
+                    memo: Optional[dict] = None) -> dict[str, Any]:
   """All metrics of `predict` (the U-Net's batch function or a baseline) on
   `source`; raises UserError if it is empty.
 
-  `samples`, when given, collects the first predictions at image size.
+  `samples`, when given, collects the first predictions at image size;
+  `memo`, a baseline's maps by image content (inference.BaselineEngine).
   """
   samples = samples or Samples(0)
   c = eval_config
@@ -95,7 +97,7 @@ def evaluate_source(predict: inference.Predictor, source: sources.Source,
                                          c.metrics_pixel_budget)
   boxes = (wsol.BoxAccuracy(c.box_thresholds, c.box_iou, c.box_connectivity)
            if source.has_boxes else None)
-  engine = inference.make_engine(predict, c)
+  engine = inference.make_engine(predict, c, memo)
   limit = c.max_images or source.size
   progress = monitoring.Progress(min(limit, source.size),
                                  f"eval {source.title}",

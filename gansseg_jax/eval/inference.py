@@ -14,12 +14,15 @@ each image's size.
 A baseline (gansseg_jax.eval.baselines: one uint8 image at its own size ->
 saliency) runs instead in `BaselineEngine`, unpadded and unresized (padding
 would move the image border and centre that baselines look at), over
-`workers` processes. `make_engine` gives either engine the same interface:
+`workers` processes; given a `memo` dict, it computes each distinct image
+(by content) once across the engines that share that dict (datasets that
+read one image folder with different targets). `make_engine` gives either engine the same interface:
 submit(tag, uint8 RGB image) and flush() return (tag, probabilities) pairs.
 """
+import hashlib
 import multiprocessing
 import os
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -92,6 +95,14 @@ class ModelInputEngine:
     return self._batches.flush()
 
 
+def _digest(image: np.ndarray) -> bytes:
+  """A key for an image's content and shape."""
+  h = hashlib.blake2b(digest_size=16)
+  h.update(np.asarray(image.shape, np.int64).tobytes())
+  h.update(image.tobytes())
+  return h.digest()
+
+
 class BaselineEngine:
   """A baseline over images at their own size, `workers` processes at once.
 
@@ -100,16 +111,20 @@ class BaselineEngine:
   worker runs everything in this process.
   """
 
-  def __init__(self, baseline: baselines.Baseline, workers: int, chunk: int):
+  def __init__(self, baseline: baselines.Baseline, workers: int, chunk: int,
+               memo: Optional[dict[bytes, np.ndarray]] = None):
     self._baseline = baseline
     self._workers = int(workers) or os.cpu_count() or 1
     self._chunk = max(int(chunk), self._workers)
-    self._queue: list[tuple[Any, np.ndarray]] = []
+    self._memo = memo
+    self._queue: list[tuple[Any, np.ndarray, bytes]] = []
     self._pool = None
     self.calls = 0
 
   def submit(self, tag: Any, image: np.ndarray) -> list[tuple[Any, np.ndarray]]:
-    self._queue.append((tag, np.asarray(image, np.uint8)))
+    image = np.asarray(image, np.uint8)
+    digest = _digest(image) if self._memo is not None else b""
+    self._queue.append((tag, image, digest))
     return self._run() if len(self._queue) >= self._chunk else []
 
   def flush(self) -> list[tuple[Any, np.ndarray]]:
@@ -121,24 +136,38 @@ class BaselineEngine:
     return results
 
   def _run(self) -> list[tuple[Any, np.ndarray]]:
-    tags, images = zip(*self._queue)
-    self._queue = []
-    self.calls += 1
-    if self._workers == 1:
-      maps = [self._baseline.saliency(image) for image in images]
-    else:
-      if self._pool is None:
-        self._pool = multiprocessing.get_context("spawn").Pool(self._workers)
-      maps = self._pool.map(self._baseline.saliency, images, chunksize=1)
-    return list(zip(tags, maps))
+    """The queue's maps, in queue order; only images not in the memo run."""
+    queue, self._queue = self._queue, []
+    known = self._memo if self._memo is not None else {}
+    todo = [image for _, image, digest in queue
+            if not (digest and digest in known)]
+    if todo:
+      self.calls += 1
+      if self._workers == 1:
+        maps = [self._baseline.saliency(image) for image in todo]
+      else:
+        if self._pool is None:
+          self._pool = multiprocessing.get_context("spawn").Pool(
+              self._workers)
+        maps = self._pool.map(self._baseline.saliency, todo, chunksize=1)
+    computed = iter(maps if todo else [])
+    results = []
+    for tag, _, digest in queue:
+      probs = known[digest] if digest and digest in known else next(computed)
+      if self._memo is not None:
+        self._memo[digest] = probs
+      results.append((tag, probs))
+    return results
 
 
-def make_engine(predictor: Predictor, eval_config):
-  """The engine for `predictor` with config.eval's batching settings."""
+def make_engine(predictor: Predictor, eval_config,
+                memo: Optional[dict[bytes, np.ndarray]] = None):
+  """The engine for `predictor` with config.eval's batching settings
+  (`memo`: a baseline's maps shared across engines; the U-Net ignores it)."""
   c = eval_config
   if hasattr(predictor, "saliency"):
     workers = (1 if getattr(predictor, "in_process", False)
                else c.baseline_workers)
-    return BaselineEngine(predictor, workers, 4 * c.batch_size)
+    return BaselineEngine(predictor, workers, 4 * c.batch_size, memo)
   return ModelInputEngine(predictor, c.image_size, c.max_long_side,
                           c.batch_size, c.pad_multiple)

@@ -26,6 +26,7 @@ segment (`segment`):
 Every output appears atomically; only process 0 writes, all processes
 compute (the predictor may be sharded over all of them).
 """
+import collections
 import functools
 import glob
 import json
@@ -166,6 +167,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
   for entry in opened:  # Every dataset checked before any long run.
     opened[entry] = sources.open_source(entry, config.eval)
   loaded = {}
+  # A baseline's maps, kept from one dataset to the next that reads the same
+  # images (targets of one folder), and dropped after the last of them.
+  memo_key = lambda entry, name: (name, sources.images_entry(entry))
+  memo_uses = collections.Counter(
+      memo_key(entry, name) for entry, name in jobs if name in baselines.NAMES)
+  memos = {key: {} for key, uses in memo_uses.items() if uses > 1}
   for entry, name in jobs:
     source = opened.pop(entry, None) or sources.open_source(entry,
                                                            config.eval)
@@ -173,9 +180,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
     if key not in loaded:
       loaded[key] = _predictor(config, workdir, name, entry)
     samples = evaluate_lib.Samples(config.report.num_predictions)
+    shared = memo_key(entry, name)
     result = evaluate_lib.evaluate_source(
         loaded[key], source, config.eval, config.log.progress_every_s,
-        samples)
+        samples, memos.get(shared))
+    memo_uses[shared] -= 1
+    if memo_uses[shared] == 0:
+      memos.pop(shared, None)
     logging.info("eval %s, %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
                  "%.1f images/s", source.title, tables.title(name),
                  result["images"], result["maxF"], result["IoU"],

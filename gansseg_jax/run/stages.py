@@ -71,6 +71,7 @@ _ADDED_WITH_DEFAULTS = {
     "synth.fill_holes": False,
     "generator.latent_prior": "", "generator.latent_bound": 1.0,
     "score.shift_units": "spread", "synth.shift_units": "spread",
+    "train.photometric_augment": 0.0, "eval.real.photometric_augment": 0.0,
 }
 
 

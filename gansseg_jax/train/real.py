@@ -193,7 +193,7 @@ def train_unet(config: ml_collections.ConfigDict, tree, photos: np.ndarray,
 
   @jax.jit
   def step(tree, opt_state, step_key):
-    pick, flip_key, shift_key = jax.random.split(step_key, 3)
+    pick, flip_key, shift_key, light_key = jax.random.split(step_key, 4)
     index = jax.random.randint(pick, (r.batch_size,), 0, photos.shape[0])
     x, m = photos[index], masks[index]
     if r.flip:
@@ -202,6 +202,7 @@ def train_unet(config: ml_collections.ConfigDict, tree, photos: np.ndarray,
       m = jnp.where(flip[:, None, None], m[:, :, ::-1], m)
     if shift > 0:
       x, m = augment.random_translate(shift_key, x, m, shift)
+    x = augment.photometric(light_key, x, r.photometric_augment)
 
     def loss_fn(params):
       model = nnx.merge(graphdef, params, tree["batch_stats"])

@@ -79,6 +79,7 @@ HOLDOUT = "train/holdout"
 INIT = "train/init"
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 AUGMENT_SALT = zlib.crc32(b"train/augment")  # Folded into the batch key.
+PHOTOMETRIC_SALT = zlib.crc32(b"train/photometric")  # Likewise.
 
 TrainState = dict[str, Any]  # params, batch_stats, opt_state (pytrees), step.
 
@@ -276,6 +277,10 @@ def build(config: ml_collections.ConfigDict, mesh,
       images, masks = augment.random_translate(
           jax.random.fold_in(keys[0], AUGMENT_SALT), images, masks,
           config.train.shift_augment)
+    if stream == "train" and config.train.photometric_augment > 0:
+      images = augment.photometric(
+          jax.random.fold_in(keys[0], PHOTOMETRIC_SALT), images,
+          config.train.photometric_augment)
     return (images, masks, flat(made.weights), stats)
 
   def synthesize(stream, index, frozen: Frozen):
