@@ -131,6 +131,7 @@ def get_config(size: str = "paper") -> ml_collections.ConfigDict:
   c.score.choose = "objectness"  # 'objectness' (ours): the best-ranked of the top_k whose kept masks are object-like (below), else rank 1; 'paper': rank 1.
   c.score.max_border = 0.3  # Object-like: kept masks cover at most this share of the border pixels ...
   c.score.min_centre_ratio = 1.5  # ... and their central-quarter share is at least this times their border share (docs/method.md section 3).
+  c.score.min_centre = 0.0  # ... and, when above 0, their central-quarter share is at least this (an object that fills the centre, as a portrait's face); 0 = off.
   c.score.objectness_samples = 128  # Synthetic pairs per shortlisted candidate for those shares (this config's synth settings).
   c.score.orient = True  # Choose the sign of h so that what brightens is the object (rule below).
   c.score.orient_rule = "border"  # 'border': flip h if what brightens covers more of the image border than of the inside; 'minority': flip if > half the pixels brighten.

@@ -139,10 +139,16 @@ def test_object_like_and_choose_by_hand():
       kept=np.array([0.3, 0.2, 0.0, 0.5, np.nan]),
       border=np.array([0.40, 0.10, 0.0, 0.25, np.nan]),
       centre=np.array([0.47, 0.80, 0.0, 0.30, np.nan]))
-  likes = objectness.object_like(placement, max_border=0.3,
-                                 min_centre_ratio=1.5)
+  likes = objectness.object_like(placement, objectness.Rule(
+      max_border=0.3, min_centre_ratio=1.5))
   # 0: too much border; 2: nothing kept; 3: centre < 1.5 x border; 4: unmeasured.
   np.testing.assert_array_equal(likes, [False, True, False, False, False])
+  # A floor on the centre share: 1 (c 0.80) passes at 0.8, not above it.
+  for floor, expected in ((0.8, True), (0.81, False)):
+    floored = objectness.object_like(placement, objectness.Rule(
+        max_border=0.3, min_centre_ratio=1.5, min_centre=floor))
+    np.testing.assert_array_equal(floored, [False, expected, False, False,
+                                            False])
   ranks = np.array([1, 3, 2, 4, 5])
   assert objectness.choose(ranks, likes, "objectness") == 1
   assert objectness.choose(ranks, likes, "paper") == 0

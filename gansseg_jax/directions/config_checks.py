@@ -66,6 +66,7 @@ def check_score(s) -> None:
       "choose": rules.one_of(*objectness.CHOICES),
       "max_border": rules.within(0, 1),
       "min_centre_ratio": rules.non_negative,
+      "min_centre": rules.within(0, 1),
       "objectness_samples": rules.integer_at_least(1),
       "orient_tolerance": rules.non_negative,
       "candidate_batch": rules.integer_at_least(0),

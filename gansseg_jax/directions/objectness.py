@@ -13,7 +13,8 @@ ECCV 2012; Zhu et al., CVPR 2014) and of the central quarter (c).
 
 A candidate is object-like when some pairs are kept, b <= max_border and
 c >= min_centre_ratio * b: its masks avoid the border and lie more inside
-than on it. `choose` with rule 'objectness' (the default) takes the
+than on it; and, when min_centre > 0 (off by default), c >= min_centre: its
+masks fill that share of the centre, as a portrait's face does. `choose` with rule 'objectness' (the default) takes the
 best-ranked object-like candidate, the paper's rank 1 when none is; 'paper'
 takes rank 1 whatever its masks.
 """
@@ -39,6 +40,9 @@ def check_config(score: ml_collections.ConfigDict) -> None:
   if not 0.0 <= score.max_border <= 1.0:
     raise errors.UserError(f"config.score.max_border: must be in [0, 1], got "
                            f"{score.max_border}")
+  if not 0.0 <= score.min_centre <= 1.0:
+    raise errors.UserError(f"config.score.min_centre: must be in [0, 1], got "
+                           f"{score.min_centre}")
   if not score.min_centre_ratio >= 0.0:
     raise errors.UserError(f"config.score.min_centre_ratio: must be >= 0, got "
                            f"{score.min_centre_ratio}")
@@ -56,12 +60,33 @@ class Placement:
   centre: np.ndarray  # Kept masks' mean share of the central quarter.
 
 
-def object_like(placement: Placement, max_border: float,
-                min_centre_ratio: float) -> np.ndarray:
-  """bool [N]: kept > 0, border <= max_border, centre >= ratio * border."""
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  """What makes a candidate's kept masks object-like (config.score)."""
+  max_border: float
+  min_centre_ratio: float
+  min_centre: float = 0.0
+
+  @classmethod
+  def from_config(cls, score: ml_collections.ConfigDict) -> "Rule":
+    return cls(float(score.max_border), float(score.min_centre_ratio),
+               float(score.min_centre))
+
+  def words(self) -> str:
+    """'border <= 30% and centre >= 1.5 x border' (and the floor, if set)."""
+    text = (f"border <= {self.max_border:.0%} and centre >= "
+            f"{self.min_centre_ratio:g} x border")
+    return text + (f" and >= {self.min_centre:.0%}" if self.min_centre else
+                   "")
+
+
+def object_like(placement: Placement, rule: Rule) -> np.ndarray:
+  """bool [N]: kept > 0, border <= max_border, centre >= ratio * border
+  and centre >= min_centre."""
   with np.errstate(invalid="ignore"):
-    return ((placement.kept > 0) & (placement.border <= max_border)
-            & (placement.centre >= min_centre_ratio * placement.border))
+    return ((placement.kept > 0) & (placement.border <= rule.max_border)
+            & (placement.centre >= rule.min_centre_ratio * placement.border)
+            & (placement.centre >= rule.min_centre))
 
 
 def measure(key: jax.Array, generate, gen_params, units: np.ndarray,
@@ -106,14 +131,13 @@ def describe(placement: Placement, index: int) -> str:
 
 
 def warning(placement: Placement, likes: np.ndarray, chosen: int,
-            max_border: float, min_centre_ratio: float) -> Optional[str]:
+            rule: Rule) -> Optional[str]:
   """The warning when the chosen candidate's masks are not object-like."""
   if chosen < 0 or likes[chosen]:
     return None
   others = int(np.sum(likes))
   return (f"the chosen direction (index {chosen}) may not segment objects: "
-          f"{describe(placement, chosen)} (object-like: border <= "
-          f"{max_border:.0%} and centre >= {min_centre_ratio:g} x border); "
+          f"{describe(placement, chosen)} (object-like: {rule.words()}); "
           + (f"{others} other shortlisted candidate(s) pass, see ranking.md"
              if others else "no shortlisted candidate passes")
           + "; inspect the strips and set config.score.index if needed")

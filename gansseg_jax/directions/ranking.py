@@ -137,15 +137,17 @@ def ranking_csv(scores: score_lib.CandidateScores, ranks: np.ndarray,
 
 def rule_description(max_one_class: float, top_fraction: float, top_k: int,
                      order_by: str, choose: str = "paper",
-                     max_border: float = 0.0,
-                     min_centre_ratio: float = 0.0) -> str:
+                     rule: objectness.Rule = objectness.Rule(0.0, 0.0)
+                     ) -> str:
   """The ranking and choice rules, in words (ranking.md, the report)."""
+  floor = (f" and they cover at least {rule.min_centre:.0%} of the central "
+           "quarter" if rule.min_centre else "")
   chosen = (
       f" The direction used is the best-ranked of the first {top_k} whose "
       "kept masks are object-like (config.score.choose=objectness, our "
-      f"addition: they cover at most {max_border:.0%} of the border and "
-      f"their central-quarter share is at least {min_centre_ratio:g} x their "
-      "border share), rank 1 when none is."
+      f"addition: they cover at most {rule.max_border:.0%} of the border and "
+      f"their central-quarter share is at least {rule.min_centre_ratio:g} x "
+      f"their border share{floor}), rank 1 when none is."
       if choose == "objectness" else
       " The direction used is rank 1 (config.score.choose=paper).")
   return (
@@ -180,7 +182,7 @@ def ranking_markdown(scores: score_lib.CandidateScores, ranks: np.ndarray,
       "",
       *((f"**Warning:** {warning}.", "") if warning else ()),
       rule_description(c.max_one_class, c.top_fraction, c.top_k, c.order_by,
-                       c.choose, c.max_border, c.min_centre_ratio)
+                       c.choose, objectness.Rule.from_config(c))
       + " `index` is the row of directions.npy; `sign` the orientation "
       "applied (foreground = what brightens); `area` the share of pixels in "
       "the larger class; `kept`, `kept_border`, `kept_centre`: the share of "

@@ -225,15 +225,14 @@ def score(config: ml_collections.ConfigDict, workdir: str) -> None:
   norms = np.linalg.norm(directions, axis=1, keepdims=True)
   units = directions / np.where(norms > 0, norms, 1.0) * scores.sign[:, None]
   placement = _placement(config, generate, gen_params, units, scores, ranks)
-  likes = objectness.object_like(placement, cfg.max_border,
-                                 cfg.min_centre_ratio)
+  rule = objectness.Rule.from_config(cfg)
+  likes = objectness.object_like(placement, rule)
   chosen, how = _choose(config, ranks, likes)
   notes, warning = (), None
   if chosen >= 0:
     logging.info("score: chose %s.", ranking.chosen_description(
         scores, ranks, chosen, how))
-    warning = objectness.warning(placement, likes, chosen, cfg.max_border,
-                                 cfg.min_centre_ratio)
+    warning = objectness.warning(placement, likes, chosen, rule)
     if warning:
       logging.warning("score: %s.", warning)
     notes = (_pass_rates_note(config, generate, gen_params, units[chosen],

@@ -54,7 +54,7 @@ def check_eval(e) -> None:
       "batch_size": rules.integer_at_least(1),
       "learning_rate": rules.positive,
       "shift_augment": rules.within(0, 0.5, open_high=True),
-      "photometric_augment": rules.within(0, 1),
+      "photometric_augment": rules.within(0, 2),
       "init": rules.one_of(*real.INITS),
       "pseudo_threshold": rules.within(0, 1, open_low=True, open_high=True),
       "min_foreground": rules.within(0, 1),

@@ -105,8 +105,8 @@ def _ranking(config: ml_collections.ConfigDict, workdir: str) -> list:
                 "Candidates scored by the two-affine-map fit of the paper's "
                 "appendix B. " + ranking.rule_description(
                     score.max_one_class, score.top_fraction, score.top_k,
-                    score.order_by, score.choose, score.max_border,
-                    score.min_centre_ratio)
+                    score.order_by, score.choose,
+                    objectness.Rule.from_config(score))
                 + " config.score.index picks another by hand."),
             doc.Table(columns, [[r.get(c, "") for c in columns]
                                 for r in ranked[:RANKING_ROWS]])]

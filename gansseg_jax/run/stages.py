@@ -72,6 +72,7 @@ _ADDED_WITH_DEFAULTS = {
     "generator.latent_prior": "", "generator.latent_bound": 1.0,
     "score.shift_units": "spread", "synth.shift_units": "spread",
     "train.photometric_augment": 0.0, "eval.real.photometric_augment": 0.0,
+    "score.min_centre": 0.0,
 }
 
 

@@ -29,7 +29,7 @@ def check_train(t) -> None:
       "holdout_size": rules.integer_at_least(1),
       "holdout_seed": rules.integer_at_least(0),
       "shift_augment": rules.within(0, 1, open_high=True),
-      "photometric_augment": rules.within(0, 1),
+      "photometric_augment": rules.within(0, 2),
       "synth_chunks": rules.integer_at_least(0),
       "min_kept_fraction": rules.within(0, 1),
       "max_border": rules.within(0, 1),
