@@ -13,12 +13,25 @@ datasets/celebamask-hq-mini (the photos no variant trains on):
   selftrain   fill's U-Net, then self-training on the unlabelled first half
               (predictor 'selftrain', gansseg_jax/train/real.py), scored in
               fill's workdir
+  relight     fill + photometric augmentation of the GAN pairs
+              (config.train.photometric_augment 1, train/augment.py)
+  shift       relight + random shifts of the GAN pairs
+              (config.train.shift_augment 0.35)
+  shift_only  fill + the shifts, without the photometric augmentation
+  shift_selftrain  shift's U-Net, then self-training with the same
+              augmentations (config.eval.real.photometric_augment 1,
+              shift_augment 0.35): configs/celeba.py as shipped
+All of them choose the direction with configs/celeba.py's
+config.score.min_centre.
 Every row holds each seed's maxF / IoU / acc and their mean and spread
-(population std); the centre prior, wCtr* and the supervised ceiling are
-scored on the same photos once (seed 0). `targets` then holds every
-predictor's face / head / person numbers of the full configs/celeba.py run
-in fill_s0 (the README's table), and, with --faces_workdir, those of a
-configs/faces.py run (the DigiFace DCGAN) scored on the same photos:
+(population std), with the date and load average of its runs; rows of
+variants not run this time are kept from --output. With --celeba_workdir
+(a run of configs/celeba.py as shipped, every target and baseline), the
+centre prior, wCtr* and the supervised ceiling on the face target
+(`references`) and every predictor's face / head / person numbers
+(`targets`, the README's table) are read from its eval.json; with
+--faces_workdir, those of a configs/faces.py run (the DigiFace DCGAN)
+scored on the same photos are added:
 
   python -m gansseg_jax.main --config=configs/faces.py \
     --workdir=runs/faces_portraits \
@@ -26,8 +39,8 @@ configs/faces.py run (the DigiFace DCGAN) scored on the same photos:
     --config.eval.datasets=<the three entries of configs/celeba.py> \
     --config.eval.optional_datasets= --config.eval.baselines=
 
-Writes experiments/results/celeba_ablation.json with the machine and the
-load average before and after, and prints the markdown rows.
+Writes experiments/results/celeba_ablation.json with the machine, and prints
+the markdown rows.
 """
 import argparse
 import json
@@ -41,27 +54,34 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from configs import celeba  # pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import default  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FACE = celeba.portraits("face", "2/2")
 TRAIN_HALF = f"folder:{celeba.CELEBAMASK}/images:{celeba.CELEBAMASK}/labels:part=1/2"
 COMMON = [f"--config.eval.datasets={FACE}",
           f"--config.eval.real.dataset={TRAIN_HALF}"]
-# variant: (workdir prefix, predictor scored, fill_holes)
+# variant: (workdir prefix, predictor scored, fill_holes, photometric
+# strength and shift of the GAN pairs; self-training's are the same, with
+# eval.real's default shift where the GAN pairs have none).
 VARIANTS = {
-    "base": ("base", "unet", False),
-    "fill": ("fill", "unet", True),
-    "selftrain": ("fill", "selftrain", True),
+    "base": ("base", "unet", False, 0.0, 0.0),
+    "fill": ("fill", "unet", True, 0.0, 0.0),
+    "selftrain": ("fill", "selftrain", True, 0.0, 0.0),
+    "relight": ("relight", "unet", True, 1.0, 0.0),
+    "shift": ("shift", "unet", True, 1.0, 0.35),
+    "shift_only": ("shift_only", "unet", True, 0.0, 0.35),
+    "shift_selftrain": ("shift", "selftrain", True, 1.0, 0.35),
 }
 REFERENCES = ["centre_prior", "wctr", "supervised"]
 METRICS = ("maxF", "IoU", "acc")
 
 
-def _run(workdir: str, overrides: list[str], common=tuple(COMMON)) -> float:
-  """Seconds of one configs/celeba.py run (`common`: the face target only)."""
+def _run(workdir: str, overrides: list[str]) -> float:
+  """Seconds of one configs/celeba.py run scored on the face target only."""
   start = time.time()
   subprocess.run([sys.executable, "-m", "gansseg_jax.main",
                   f"--config={REPO}/configs/celeba.py",
-                  f"--workdir={workdir}", *common, *overrides],
+                  f"--workdir={workdir}", *COMMON, *overrides],
                  check=True, cwd=REPO)
   return time.time() - start
 
@@ -95,71 +115,61 @@ def main() -> None:
   parser.add_argument("--workroot", default=os.path.join(REPO, "runs",
                                                          "ablation"))
   parser.add_argument("--variants", default=",".join(VARIANTS))
+  parser.add_argument("--celeba_workdir", default="")
   parser.add_argument("--faces_workdir", default="")
   parser.add_argument("--output", default=os.path.join(
       REPO, "experiments", "results", "celeba_ablation.json"))
-  parser.add_argument("--faces_only", action="store_true",
-                      help="add --faces_workdir's rows to --output as it is")
   args = parser.parse_args()
-  if args.faces_only:
+  document = {"rows": {}, "references": {}, "targets": {}}
+  if os.path.exists(args.output):
     with open(args.output) as f:
-      document = json.load(f)
-    document["targets"].update(_target_rows(args.faces_workdir, "digiface_"))
-    document["load_average_faces"] = os.getloadavg()
-    with open(args.output, "w") as f:
-      json.dump(document, f, indent=1)
-    return
+      document.update(json.load(f))
   seeds = [int(s) for s in args.seeds.split(",")]
-  load_before = os.getloadavg()
-  rows, seconds = {}, {}
-  for variant in args.variants.split(","):
-    folder, predictor, fill_holes = VARIANTS[variant]
+  for variant in filter(None, args.variants.split(",")):
+    folder, predictor, fill_holes, strength, shift = VARIANTS[variant]
+    real_shift = shift or default.get_config().eval.real.shift_augment
     per_seed = {m: [] for m in METRICS}
+    load_before, seconds = os.getloadavg(), {}
     for seed in seeds:
       workdir = os.path.join(args.workroot, f"{folder}_s{seed}")
-      seconds[f"{variant}_s{seed}"] = _run(workdir, [
+      seconds[f"s{seed}"] = _run(workdir, [
           f"--config.synth.fill_holes={fill_holes}",
+          f"--config.train.photometric_augment={strength}",
+          f"--config.eval.real.photometric_augment={strength}",
+          f"--config.train.shift_augment={shift}",
+          f"--config.eval.real.shift_augment={real_shift}",
           f"--config.eval.predictor={predictor}", "--config.eval.baselines=",
           f"--config.seed={seed}"])
       row = _face_rows(workdir)[predictor]
       for m in METRICS:
         per_seed[m].append(row[m])
-    rows[variant] = {m: _summary(v) for m, v in per_seed.items()}
-  reference_dir = os.path.join(args.workroot, f"fill_s{seeds[0]}")
-  seconds["references"] = _run(reference_dir, [
-      "--config.synth.fill_holes=True", "--config.eval.predictor=unet",
-      f"--config.eval.baselines={','.join(REFERENCES)}",
-      f"--config.seed={seeds[0]}"])
-  found = _face_rows(reference_dir)
-  references = {name: {m: found[name][m] for m in METRICS}
-                for name in REFERENCES}
-  seconds["celeba"] = _run(reference_dir, [f"--config.seed={seeds[0]}"],
-                           common=())  # The config as shipped.
-  targets = _target_rows(reference_dir, "")
+    document["rows"][variant] = {m: _summary(v) for m, v in per_seed.items()}
+    document["rows"][variant].update(
+        date=time.strftime("%Y-%m-%d"), seconds=seconds,
+        load_average_before=load_before, load_average_after=os.getloadavg())
+  if args.celeba_workdir:
+    document["targets"] = _target_rows(args.celeba_workdir, "")
+    document["references"] = {
+        name: document["targets"][name]["face"] for name in REFERENCES}
+    document["celeba_workdir_date"] = time.strftime("%Y-%m-%d")
   if args.faces_workdir:
-    targets.update(_target_rows(args.faces_workdir, "digiface_"))
-  document = {
-      "what": "configs/celeba.py ablation, face target of the second half "
-              "of the CelebAMask-HQ mini set (253 photos), eval.image_size "
-              "64",
-      "machine": f"{platform.processor() or platform.machine()}, "
-                 f"{os.cpu_count()} cores (shared)",
-      "load_average_before": load_before,
-      "load_average_after": os.getloadavg(),
-      "seeds": seeds, "rows": rows, "references": references,
-      "targets": targets,
-      "seconds": seconds, "date": time.strftime("%Y-%m-%d")}
+    document["targets"].update(_target_rows(args.faces_workdir, "digiface_"))
+  document.update(
+      what="configs/celeba.py ablation, face target of the second half of "
+           "the CelebAMask-HQ mini set (253 photos), eval.image_size 64",
+      machine=f"{platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores")
   os.makedirs(os.path.dirname(args.output), exist_ok=True)
   with open(args.output, "w") as f:
     json.dump(document, f, indent=1)
-  for variant, row in rows.items():
+  for variant, row in document["rows"].items():
     print(f"| {variant} | " + " | ".join(
         f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METRICS)
           + " |")
-  for name, row in references.items():
+  for name, row in document["references"].items():
     print(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS)
           + " |")
-  for name, by_target in targets.items():
+  for name, by_target in document["targets"].items():
     print(f"| {name} | " + " | ".join(
         " / ".join(f"{by_target[t][m]:.3f}" for m in METRICS)
         for t in celeba.TARGETS if t in by_target) + " |")

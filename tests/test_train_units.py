@@ -244,3 +244,34 @@ def test_embedding_latents_come_from_the_table_passed_to_the_step():
   for image in np.asarray(images):
     assert min(np.abs(image - choice).max() for choice in choices) < 1e-6
   assert np.asarray(weights).sum() == 8
+
+
+def test_photometric_augment_relights_train_images_only():
+  """config.train.photometric_augment changes the train stream's images
+  (the same scenes, relit), not its masks or weights; the hold-out stream
+  is never augmented."""
+  from gansseg_jax.train import augment  # pylint: disable=g-import-not-at-top
+  mesh = sharding.data_mesh()
+
+  def streams(strength):
+    c = f.tiny_config()
+    c.train.photometric_augment = strength
+    fused = segmentation.build(c, mesh, f.disc_generate)
+    synthesize = jax.jit(
+        fused.synthesize.__wrapped__, static_argnums=0,
+        compiler_options={"xla_backend_optimization_level": 0})
+    frozen = sharding.replicate(segmentation.Frozen(
+        f.DISC_PARAMS, f.background_direction(), None, None), mesh)
+    return [synthesize(s, np.int32(2), frozen) for s in ("train", "holdout")]
+
+  (plain, plain_held), (lit, lit_held) = streams(0.0), streams(0.8)
+  for a, b in zip(plain[1:3], lit[1:3]):  # Masks and weights.
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for a, b in zip(plain_held[:3], lit_held[:3]):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert not np.allclose(np.asarray(plain[0]), np.asarray(lit[0]))
+  images = np.asarray(lit[0])
+  assert images.min() >= -1 and images.max() <= 1
+  grey = lambda x: (x + 1) / 2 @ np.asarray(augment.LUMA)
+  assert np.corrcoef(grey(np.asarray(plain[0])).ravel(),
+                     grey(images).ravel())[0, 1] > 0.5  # Same scenes.
