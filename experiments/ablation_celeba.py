@@ -148,7 +148,7 @@ def main() -> None:
         date=time.strftime("%Y-%m-%d"), seconds=seconds,
         load_average_before=load_before, load_average_after=os.getloadavg())
   if args.celeba_workdir:
-    document["targets"] = _target_rows(args.celeba_workdir, "")
+    document["targets"].update(_target_rows(args.celeba_workdir, ""))
     document["references"] = {
         name: document["targets"][name]["face"] for name in REFERENCES}
     document["celeba_workdir_date"] = time.strftime("%Y-%m-%d")

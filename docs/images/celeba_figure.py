@@ -13,6 +13,11 @@ import sys
 import numpy as np
 from PIL import Image
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+sys.path.insert(0, REPO)  # Run as a script from anywhere.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import celeba
 from gansseg_jax.eval import layout
 from gansseg_jax.report import images as pics
