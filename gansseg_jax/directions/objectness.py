@@ -14,9 +14,10 @@ ECCV 2012; Zhu et al., CVPR 2014) and of the central quarter (c).
 A candidate is object-like when some pairs are kept, b <= max_border and
 c >= min_centre_ratio * b: its masks avoid the border and lie more inside
 than on it; and, when min_centre > 0 (off by default), c >= min_centre: its
-masks fill that share of the centre, as a portrait's face does. `choose` with rule 'objectness' (the default) takes the
-best-ranked object-like candidate, the paper's rank 1 when none is; 'paper'
-takes rank 1 whatever its masks.
+masks fill that share of the centre, as a portrait's face does. `choose`
+with rule 'objectness' (the default) takes the best-ranked object-like
+candidate, the paper's rank 1 when none is; 'paper' takes rank 1 whatever
+its masks.
 """
 import dataclasses
 from typing import Optional

@@ -16,8 +16,9 @@ saliency) runs instead in `BaselineEngine`, unpadded and unresized (padding
 would move the image border and centre that baselines look at), over
 `workers` processes; given a `memo` dict, it computes each distinct image
 (by content) once across the engines that share that dict (datasets that
-read one image folder with different targets). `make_engine` gives either engine the same interface:
-submit(tag, uint8 RGB image) and flush() return (tag, probabilities) pairs.
+read one image folder with different targets). `make_engine` gives either
+engine the same interface: submit(tag, uint8 RGB image) and flush() return
+(tag, probabilities) pairs.
 """
 import hashlib
 import multiprocessing
@@ -141,16 +142,7 @@ class BaselineEngine:
     known = self._memo if self._memo is not None else {}
     todo = [image for _, image, digest in queue
             if not (digest and digest in known)]
-    if todo:
-      self.calls += 1
-      if self._workers == 1:
-        maps = [self._baseline.saliency(image) for image in todo]
-      else:
-        if self._pool is None:
-          self._pool = multiprocessing.get_context("spawn").Pool(
-              self._workers)
-        maps = self._pool.map(self._baseline.saliency, todo, chunksize=1)
-    computed = iter(maps if todo else [])
+    computed = iter(self._saliency(todo) if todo else [])
     results = []
     for tag, _, digest in queue:
       probs = known[digest] if digest and digest in known else next(computed)
@@ -158,6 +150,16 @@ class BaselineEngine:
         self._memo[digest] = probs
       results.append((tag, probs))
     return results
+
+
+  def _saliency(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    """The baseline's maps of `images`: one call, over the workers."""
+    self.calls += 1
+    if self._workers == 1:
+      return [self._baseline.saliency(image) for image in images]
+    if self._pool is None:
+      self._pool = multiprocessing.get_context("spawn").Pool(self._workers)
+    return self._pool.map(self._baseline.saliency, images, chunksize=1)
 
 
 def make_engine(predictor: Predictor, eval_config,

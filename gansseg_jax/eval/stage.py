@@ -184,9 +184,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> None:
     result = evaluate_lib.evaluate_source(
         loaded[key], source, config.eval, config.log.progress_every_s,
         samples, memos.get(shared))
-    memo_uses[shared] -= 1
-    if memo_uses[shared] == 0:
-      memos.pop(shared, None)
+    if shared in memos:
+      memo_uses[shared] -= 1
+      if memo_uses[shared] == 0:
+        del memos[shared]
     logging.info("eval %s, %s: %d images, maxF %.4f, IoU %.4f, acc %.4f, "
                  "%.1f images/s", source.title, tables.title(name),
                  result["images"], result["maxF"], result["IoU"],

@@ -18,8 +18,9 @@ a folder with part=1/2) must share no image file with any eval dataset:
 resized to S x S (S = config.eval.image_size), in [-1, 1]. Training: Adam
 (learning_rate, x0.2 after 2/3 of the steps), the per-pixel cross-entropy of
 the synthetic training (train/holdout.py), `batch_size` photos per step drawn
-with replacement, each flipped left-right with probability 1/2 (`flip`) and
-shifted by up to shift_augment of the side (train/augment.py); BatchNorm in
+with replacement, each flipped left-right with probability 1/2 (`flip`),
+shifted by up to shift_augment of the side and relit and recoloured with
+strength photometric_augment (train/augment.py; both U-Nets); BatchNorm in
 training mode. Everything is seeded by config.seed.
 """
 import os
