@@ -17,7 +17,6 @@ datasets/celebamask-hq-mini (the photos no variant trains on):
               (config.train.photometric_augment 1, train/augment.py)
   shift       relight + random shifts of the GAN pairs
               (config.train.shift_augment 0.35)
-  shift_only  fill + the shifts, without the photometric augmentation
   shift_selftrain  shift's U-Net, then self-training with the same
               augmentations (config.eval.real.photometric_augment 1,
               shift_augment 0.35): configs/celeba.py as shipped
@@ -69,7 +68,6 @@ VARIANTS = {
     "selftrain": ("fill", "selftrain", True, 0.0, 0.0),
     "relight": ("relight", "unet", True, 1.0, 0.0),
     "shift": ("shift", "unet", True, 1.0, 0.35),
-    "shift_only": ("shift_only", "unet", True, 0.0, 0.35),
     "shift_selftrain": ("shift", "selftrain", True, 1.0, 0.35),
 }
 REFERENCES = ["centre_prior", "wctr", "supervised"]
