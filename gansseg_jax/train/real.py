@@ -126,9 +126,7 @@ def training_entry(real_dataset: str, eval_entry: Optional[str]) -> str:
   target = sources.folder_spec(eval_entry, "config.eval.datasets").target
   if not target:
     return real_dataset
-  parts = [p for p in real_dataset.split(":")
-           if not p.startswith("classes=")]
-  return ":".join(parts + [f"classes={target}"])
+  return f"{sources.images_entry(real_dataset)}:classes={target}"
 
 
 def _square(image: np.ndarray, side: int) -> np.ndarray:

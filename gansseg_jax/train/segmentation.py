@@ -277,7 +277,7 @@ def build(config: ml_collections.ConfigDict, mesh,
       images, masks = augment.random_translate(
           jax.random.fold_in(keys[0], AUGMENT_SALT), images, masks,
           config.train.shift_augment)
-    if stream == "train" and config.train.photometric_augment > 0:
+    if stream == "train":  # Strength 0 leaves the images as they are.
       images = augment.photometric(
           jax.random.fold_in(keys[0], PHOTOMETRIC_SALT), images,
           config.train.photometric_augment)
